@@ -1,0 +1,53 @@
+//! The error type of `finetune-core`: every message names what was wrong and where.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path}: not a valid safetensors file: {msg}")]
+    Safetensors { path: PathBuf, msg: String },
+
+    #[error("invalid name pattern `{pattern}`: {msg}")]
+    Pattern { pattern: String, msg: String },
+
+    #[error("unknown parameter `{0}`")]
+    UnknownParam(String),
+
+    #[error("parameter `{name}`: expected shape {expected:?}, got {got:?}")]
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
+
+    #[error("{0}")]
+    Config(String),
+
+    #[error("{path}: {msg}")]
+    Record { path: PathBuf, msg: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn config(msg: impl Into<String>) -> Self {
+        Error::Config(msg.into())
+    }
+}

@@ -1,0 +1,31 @@
+//! The `finetune` command line: parses flags and wires library calls together. No training
+//! logic lives here.
+
+use clap::{Parser, Subcommand};
+
+mod inspect;
+
+#[derive(Parser)]
+#[command(name = "finetune", version, about = "Fine-tune pretrained Hub models with candle")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List a checkpoint's tensors, and which train under freeze patterns.
+    Inspect(inspect::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(a) => inspect::run(a),
+    };
+    if let Err(e) = result {
+        // One clear line, never a panic message.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
