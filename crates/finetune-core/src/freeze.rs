@@ -41,12 +41,14 @@ impl FreezeSpec {
     }
 
     pub fn freeze(mut self, pattern: &str) -> Result<Self> {
-        self.rules.push(FreezeRule::Freeze(NamePattern::new(pattern)?));
+        self.rules
+            .push(FreezeRule::Freeze(NamePattern::new(pattern)?));
         Ok(self)
     }
 
     pub fn unfreeze(mut self, pattern: &str) -> Result<Self> {
-        self.rules.push(FreezeRule::Unfreeze(NamePattern::new(pattern)?));
+        self.rules
+            .push(FreezeRule::Unfreeze(NamePattern::new(pattern)?));
         Ok(self)
     }
 
@@ -65,7 +67,11 @@ impl FreezeSpec {
         if range.is_empty() {
             return Ok(self);
         }
-        self.freeze(&format!("{prefix}.{{{}..{}}}.*", range.start, range.end - 1))
+        self.freeze(&format!(
+            "{prefix}.{{{}..{}}}.*",
+            range.start,
+            range.end - 1
+        ))
     }
 
     /// Unfreezes layers `start..end` of a stack named `{prefix}.{i}.…`.
@@ -73,7 +79,11 @@ impl FreezeSpec {
         if range.is_empty() {
             return Ok(self);
         }
-        self.unfreeze(&format!("{prefix}.{{{}..{}}}.*", range.start, range.end - 1))
+        self.unfreeze(&format!(
+            "{prefix}.{{{}..{}}}.*",
+            range.start,
+            range.end - 1
+        ))
     }
 
     pub fn rules(&self) -> &[FreezeRule] {
@@ -156,14 +166,22 @@ mod tests {
             "classifier.weight",
             "classifier.bias",
         ] {
-            s.insert(name, &Tensor::zeros(2, DType::F32, &dev).unwrap(), TensorKind::Parameter)
-                .unwrap();
+            s.insert(
+                name,
+                &Tensor::zeros(2, DType::F32, &dev).unwrap(),
+                TensorKind::Parameter,
+            )
+            .unwrap();
         }
         s
     }
 
     fn trainable(s: &ParamStore) -> Vec<String> {
-        s.infos().into_iter().filter(|i| i.trainable).map(|i| i.name).collect()
+        s.infos()
+            .into_iter()
+            .filter(|i| i.trainable)
+            .map(|i| i.name)
+            .collect()
     }
 
     #[test]
@@ -183,12 +201,16 @@ mod tests {
     #[test]
     fn layer_ranges_and_bias_patterns() -> Result<()> {
         let s = store();
-        FreezeSpec::new().freeze_layers("bert.encoder.layer", 0..2)?.apply_fresh(&s)?;
+        FreezeSpec::new()
+            .freeze_layers("bert.encoder.layer", 0..2)?
+            .apply_fresh(&s)?;
         assert!(!s.is_trainable("bert.encoder.layer.0.output.dense.weight")?);
         assert!(!s.is_trainable("bert.encoder.layer.1.output.dense.weight")?);
         assert!(s.is_trainable("bert.encoder.layer.10.output.dense.weight")?);
         // Gradual unfreezing: re-apply on top of the current mask.
-        let changed = FreezeSpec::new().unfreeze_layers("bert.encoder.layer", 1..2)?.apply(&s)?;
+        let changed = FreezeSpec::new()
+            .unfreeze_layers("bert.encoder.layer", 1..2)?
+            .apply(&s)?;
         assert_eq!(changed, 1);
         assert!(s.is_trainable("bert.encoder.layer.1.output.dense.weight")?);
         assert!(!s.is_trainable("bert.encoder.layer.0.output.dense.weight")?);
@@ -201,8 +223,14 @@ mod tests {
     #[test]
     fn a_pattern_matching_nothing_is_an_error() {
         let s = store();
-        let e = FreezeSpec::new().freeze("bert.encoder.layers.*").unwrap().apply_fresh(&s);
+        let e = FreezeSpec::new()
+            .freeze("bert.encoder.layers.*")
+            .unwrap()
+            .apply_fresh(&s);
         let msg = e.unwrap_err().to_string();
-        assert!(msg.contains("bert.encoder.layers.*") && msg.contains("matches no parameter"), "{msg}");
+        assert!(
+            msg.contains("bert.encoder.layers.*") && msg.contains("matches no parameter"),
+            "{msg}"
+        );
     }
 }

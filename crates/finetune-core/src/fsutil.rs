@@ -16,10 +16,7 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
 
 /// Writes `path` through `write` (which receives the temporary path), then fsyncs and renames it
 /// into place. On error the temporary file is removed and `path` is untouched.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&Path) -> Result<()>,
-) -> Result<()> {
+pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = temp_sibling(path);
     let result = write(&tmp).and_then(|()| {
         let f = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;

@@ -205,7 +205,9 @@ impl ParamStore {
         let var = Var::from_tensor(&value.detach())?;
         let mut inner = self.write();
         if inner.index.contains_key(name) {
-            return Err(Error::config(format!("parameter `{name}` is defined twice")));
+            return Err(Error::config(format!(
+                "parameter `{name}` is defined twice"
+            )));
         }
         let idx = inner.entries.len();
         inner.entries.push(Entry {
@@ -293,7 +295,11 @@ impl ParamStore {
     pub fn update_mask(&self, mut f: impl FnMut(&str) -> Option<bool>) -> usize {
         let mut inner = self.write();
         let mut changed = 0;
-        for e in inner.entries.iter_mut().filter(|e| e.kind == TensorKind::Parameter) {
+        for e in inner
+            .entries
+            .iter_mut()
+            .filter(|e| e.kind == TensorKind::Parameter)
+        {
             if let Some(t) = f(&e.name) {
                 changed += usize::from(e.trainable != t);
                 e.trainable = t;
@@ -420,7 +426,11 @@ mod tests {
     fn frozen_params_get_no_gradient_and_unfreezing_takes_effect() -> Result<()> {
         let dev = Device::Cpu;
         let store = ParamStore::new();
-        let w = store.insert("w", &Tensor::new(&[1f32, 2.0], &dev)?, TensorKind::Parameter)?;
+        let w = store.insert(
+            "w",
+            &Tensor::new(&[1f32, 2.0], &dev)?,
+            TensorKind::Parameter,
+        )?;
         let b = store.insert("b", &Tensor::new(&[0.5f32], &dev)?, TensorKind::Parameter)?;
         store.set_trainable("w", false)?;
         let loss = (w.tensor().sum_all()? * 3.0)?.add(&b.tensor().sum_all()?)?;
@@ -431,7 +441,9 @@ mod tests {
         store.set_trainable("w", true)?;
         let loss = (w.tensor().sum_all()? * 3.0)?;
         let grads = loss.backward()?;
-        let g = grads.get(store.var("w")?.as_tensor()).expect("unfrozen w has a gradient");
+        let g = grads
+            .get(store.var("w")?.as_tensor())
+            .expect("unfrozen w has a gradient");
         assert_eq!(g.to_vec1::<f32>()?, vec![3.0, 3.0]);
         Ok(())
     }
@@ -440,16 +452,32 @@ mod tests {
     fn in_place_updates_are_seen_by_frozen_views_and_counts_exclude_buffers() -> Result<()> {
         let dev = Device::Cpu;
         let store = ParamStore::new();
-        store.insert("fc.weight", &Tensor::zeros((3, 4), DType::F32, &dev)?, TensorKind::Parameter)?;
-        store.insert("bn.running_mean", &Tensor::zeros(4, DType::F32, &dev)?, TensorKind::Buffer)?;
+        store.insert(
+            "fc.weight",
+            &Tensor::zeros((3, 4), DType::F32, &dev)?,
+            TensorKind::Parameter,
+        )?;
+        store.insert(
+            "bn.running_mean",
+            &Tensor::zeros(4, DType::F32, &dev)?,
+            TensorKind::Buffer,
+        )?;
         let p = store.param("fc.weight")?;
         store.set_trainable("fc.weight", false)?;
         let before = p.tensor();
         store.set("fc.weight", &Tensor::ones((3, 4), DType::F32, &dev)?)?;
         assert_eq!(before.sum_all()?.to_scalar::<f32>()?, 12.0);
-        assert!(store.set("fc.weight", &Tensor::ones(4, DType::F32, &dev)?).is_err());
+        assert!(store
+            .set("fc.weight", &Tensor::ones(4, DType::F32, &dev)?)
+            .is_err());
         assert!(store.set_trainable("bn.running_mean", true).is_err());
-        assert_eq!(store.counts(), ParamCounts { trainable: 0, total: 12 });
+        assert_eq!(
+            store.counts(),
+            ParamCounts {
+                trainable: 0,
+                total: 12
+            }
+        );
         store.set_trainable("fc.weight", true)?;
         assert_eq!(
             store.counts().to_string(),
@@ -467,7 +495,11 @@ mod tests {
         let store = ParamStore::new();
         let w = Tensor::arange(0f32, 6.0, &dev)?.reshape((2, 3))?;
         store.insert("a.weight", &w, TensorKind::Parameter)?;
-        store.insert("a.num_batches_tracked", &Tensor::new(7i64, &dev)?, TensorKind::Buffer)?;
+        store.insert(
+            "a.num_batches_tracked",
+            &Tensor::new(7i64, &dev)?,
+            TensorKind::Buffer,
+        )?;
         let path = dir.join("model.safetensors");
         store.save(&path, |n| Some(format!("m.{n}")))?;
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
@@ -479,7 +511,9 @@ mod tests {
         assert_eq!(back.kind("m.a.num_batches_tracked")?, TensorKind::Buffer);
         assert_eq!(back.get("m.a.weight")?.dtype(), DType::F64);
         assert_eq!(back.get("m.a.num_batches_tracked")?.dtype(), DType::I64);
-        let diff = (back.get("m.a.weight")?.to_dtype(DType::F32)? - &w)?.abs()?.sum_all()?;
+        let diff = (back.get("m.a.weight")?.to_dtype(DType::F32)? - &w)?
+            .abs()?
+            .sum_all()?;
         assert_eq!(diff.to_scalar::<f32>()?, 0.0);
         std::fs::remove_dir_all(&dir).ok();
         Ok(())

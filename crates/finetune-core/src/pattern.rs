@@ -19,8 +19,14 @@ enum Tok {
     Lit(char),
     One,
     Star,
-    Class { negated: bool, items: Vec<(char, char)> },
-    Int { lo: u64, hi: u64 },
+    Class {
+        negated: bool,
+        items: Vec<(char, char)>,
+    },
+    Int {
+        lo: u64,
+        hi: u64,
+    },
 }
 
 /// A compiled name pattern.
@@ -121,13 +127,17 @@ impl NamePattern {
                     } else {
                         let options: Vec<&str> = inner.split(',').collect();
                         if options.len() < 2 {
-                            return Err(err("`{...}` needs `a..b` or at least two `,`-separated alternatives"));
+                            return Err(err(
+                                "`{...}` needs `a..b` or at least two `,`-separated alternatives",
+                            ));
                         }
                         let mut next = Vec::new();
                         for alt in &alternatives {
                             for opt in &options {
                                 if opt.contains(['*', '?', '[', '{', '}', ']']) {
-                                    return Err(err("alternatives inside `{...}` must be plain text"));
+                                    return Err(err(
+                                        "alternatives inside `{...}` must be plain text",
+                                    ));
                                 }
                                 let mut a = alt.clone();
                                 a.extend(opt.chars().map(Tok::Lit));
@@ -161,12 +171,17 @@ impl NamePattern {
     pub fn is_exact(&self) -> bool {
         !self.negated
             && self.alternatives.len() == 1
-            && self.alternatives[0].iter().all(|t| matches!(t, Tok::Lit(_)))
+            && self.alternatives[0]
+                .iter()
+                .all(|t| matches!(t, Tok::Lit(_)))
     }
 
     pub fn matches(&self, name: &str) -> bool {
         let chars: Vec<char> = name.chars().collect();
-        let hit = self.alternatives.iter().any(|toks| match_toks(toks, &chars));
+        let hit = self
+            .alternatives
+            .iter()
+            .any(|toks| match_toks(toks, &chars));
         hit != self.negated
     }
 }
@@ -195,7 +210,11 @@ fn match_toks(toks: &[Tok], s: &[char]) -> bool {
         Tok::Int { lo, hi } => {
             let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
             (1..=digits.min(19)).any(|k| {
-                let v: u64 = s[..k].iter().collect::<String>().parse().unwrap_or(u64::MAX);
+                let v: u64 = s[..k]
+                    .iter()
+                    .collect::<String>()
+                    .parse()
+                    .unwrap_or(u64::MAX);
                 // No leading zeros ("07" is not 7), as layer indices are written.
                 let canonical = k == 1 || s[0] != '0';
                 canonical && *lo <= v && v <= *hi && match_toks(rest, &s[k..])
@@ -242,17 +261,29 @@ mod tests {
     fn globs_cross_dots() {
         assert!(m("*.bias", "bert.encoder.layer.3.output.dense.bias"));
         assert!(!m("*.bias", "bert.encoder.layer.3.output.dense.weight"));
-        assert!(m("bert.encoder.*", "bert.encoder.layer.0.attention.self.query.weight"));
+        assert!(m(
+            "bert.encoder.*",
+            "bert.encoder.layer.0.attention.self.query.weight"
+        ));
         assert!(m("*LayerNorm*", "bert.embeddings.LayerNorm.weight"));
         assert!(m("layer?.0.*", "layer4.0.conv1.weight"));
     }
 
     #[test]
     fn classes_ranges_and_alternatives() {
-        assert!(m("bert.encoder.layer.[0-7].*", "bert.encoder.layer.7.output.dense.bias"));
-        assert!(!m("bert.encoder.layer.[0-7].*", "bert.encoder.layer.8.output.dense.bias"));
+        assert!(m(
+            "bert.encoder.layer.[0-7].*",
+            "bert.encoder.layer.7.output.dense.bias"
+        ));
+        assert!(!m(
+            "bert.encoder.layer.[0-7].*",
+            "bert.encoder.layer.8.output.dense.bias"
+        ));
         // `[0-7]` is one character: layer 10 does not match.
-        assert!(!m("bert.encoder.layer.[0-7].*", "bert.encoder.layer.10.output.dense.bias"));
+        assert!(!m(
+            "bert.encoder.layer.[0-7].*",
+            "bert.encoder.layer.10.output.dense.bias"
+        ));
         assert!(m("layer[1-3].*", "layer2.1.bn2.running_var"));
         assert!(!m("layer[!1-3].*", "layer2.1.bn2.running_var"));
         assert!(m("layer[!1-3].*", "layer4.1.bn2.running_var"));
@@ -278,7 +309,16 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_errors_naming_the_pattern() {
-        for bad in ["", "layer[0-3", "x{1..}", "x{3..1}", "a]", "!", "x{a}", "[]"] {
+        for bad in [
+            "",
+            "layer[0-3",
+            "x{1..}",
+            "x{3..1}",
+            "a]",
+            "!",
+            "x{a}",
+            "[]",
+        ] {
             let e = NamePattern::new(bad).unwrap_err().to_string();
             assert!(e.contains(&format!("`{bad}`")), "{e}");
         }

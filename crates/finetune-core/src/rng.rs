@@ -118,7 +118,10 @@ mod tests {
         let saved = a.state();
         let x = a.next_u64();
         assert_eq!(Rng::from_state(saved).next_u64(), x);
-        assert_ne!(Rng::seed_from_u64(8).next_u64(), Rng::seed_from_u64(7).next_u64());
+        assert_ne!(
+            Rng::seed_from_u64(8).next_u64(),
+            Rng::seed_from_u64(7).next_u64()
+        );
     }
 
     #[test]
@@ -139,7 +142,10 @@ mod tests {
         for _ in 0..30_000 {
             counts[r.below(3) as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (9_000..11_000).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]

@@ -138,7 +138,8 @@ impl MappedFile {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: the mapping is read-only; the usual caveat of memory maps applies (a file
         // truncated by another process while mapped), as in every safetensors reader.
-        let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|e| Error::io(path, e))?;
+        let mmap =
+            unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|e| Error::io(path, e))?;
         let me = Self {
             path: path.to_path_buf(),
             mmap,
@@ -281,7 +282,14 @@ mod tests {
     fn relative_names() {
         assert!(validate_relative_name("model-00001-of-00002.safetensors").is_ok());
         assert!(validate_relative_name("sub/model.safetensors").is_ok());
-        for bad in ["../evil.safetensors", "/etc/passwd", "a/../../b", "", "C:\\x", "a\\..\\b"] {
+        for bad in [
+            "../evil.safetensors",
+            "/etc/passwd",
+            "a/../../b",
+            "",
+            "C:\\x",
+            "a\\..\\b",
+        ] {
             assert!(validate_relative_name(bad).is_err(), "{bad}");
         }
     }

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 mod inspect;
 
 #[derive(Parser)]
-#[command(name = "finetune", version, about = "Fine-tune pretrained Hub models with candle")]
+#[command(
+    name = "finetune",
+    version,
+    about = "Fine-tune pretrained Hub models with candle"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

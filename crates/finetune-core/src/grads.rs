@@ -1,0 +1,171 @@
+//! Gradients by parameter name: taken from a backward pass, clipped, accumulated over
+//! micro-batches, then handed to an optimizer.
+//!
+//! Clipping follows `torch.nn.utils.clip_grad_norm_` (returns the pre-clip total norm, scales
+//! every gradient by `min(1, max_norm / (total_norm + 1e-6))`) and `clip_grad_value_`.
+
+use crate::error::{Error, Result};
+use crate::params::ParamStore;
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor};
+use std::collections::BTreeMap;
+
+/// Gradients of trainable parameters, keyed by parameter name.
+#[derive(Debug, Clone, Default)]
+pub struct Grads {
+    map: BTreeMap<String, Tensor>,
+}
+
+impl Grads {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Picks the gradient of every trainable parameter of `store` out of a backward pass.
+    /// Trainable parameters that the loss did not reach simply have no entry.
+    pub fn from_backward(store: &ParamStore, grads: &GradStore) -> Self {
+        let map = store
+            .trainable_vars()
+            .into_iter()
+            .filter_map(|(name, var)| grads.get(var.as_tensor()).map(|g| (name, g.clone())))
+            .collect();
+        Self { map }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.map.get(name)
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, grad: Tensor) {
+        self.map.insert(name.into(), grad);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// `(name, gradient)` in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Tensor)> {
+        self.map.iter()
+    }
+
+    /// Multiplies every gradient by `factor`.
+    pub fn scale(&mut self, factor: f64) -> Result<()> {
+        for g in self.map.values_mut() {
+            *g = g.affine(factor, 0.0)?;
+        }
+        Ok(())
+    }
+
+    /// The total `norm_type`-norm of all gradients taken together (`f64::INFINITY` for the
+    /// max-norm), accumulated in f64 in name order so it is deterministic.
+    pub fn global_norm(&self, norm_type: f64) -> Result<f64> {
+        if !(norm_type > 0.0) {
+            return Err(Error::config(format!(
+                "norm type must be > 0, got {norm_type}"
+            )));
+        }
+        let mut acc = 0f64;
+        for g in self.map.values() {
+            let g = g.to_dtype(DType::F64)?;
+            if norm_type.is_infinite() {
+                acc = acc.max(g.abs()?.max_all()?.to_scalar::<f64>()?);
+            } else if norm_type == 2.0 {
+                acc += g.sqr()?.sum_all()?.to_scalar::<f64>()?;
+            } else {
+                acc += g.abs()?.powf(norm_type)?.sum_all()?.to_scalar::<f64>()?;
+            }
+        }
+        Ok(if norm_type.is_infinite() {
+            acc
+        } else {
+            acc.powf(1.0 / norm_type)
+        })
+    }
+
+    /// Scales gradients so their total norm is at most `max_norm`; returns the norm before
+    /// clipping, like `clip_grad_norm_`.
+    pub fn clip_norm(&mut self, max_norm: f64, norm_type: f64) -> Result<f64> {
+        if !(max_norm > 0.0) {
+            return Err(Error::config(format!(
+                "max grad norm must be > 0, got {max_norm}"
+            )));
+        }
+        let total = self.global_norm(norm_type)?;
+        let coef = max_norm / (total + 1e-6);
+        if coef < 1.0 {
+            self.scale(coef)?;
+        }
+        Ok(total)
+    }
+
+    /// Clamps every gradient element to `[-clip, clip]`, like `clip_grad_value_`.
+    pub fn clip_value(&mut self, clip: f64) -> Result<()> {
+        if !(clip > 0.0) {
+            return Err(Error::config(format!("clip value must be > 0, got {clip}")));
+        }
+        for g in self.map.values_mut() {
+            *g = g.clamp(-clip, clip)?;
+        }
+        Ok(())
+    }
+
+    /// Names of parameters whose gradient holds a NaN or an infinity.
+    pub fn non_finite(&self) -> Result<Vec<String>> {
+        let mut bad = Vec::new();
+        for (n, g) in &self.map {
+            let s = g
+                .to_dtype(DType::F64)?
+                .abs()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
+            if !s.is_finite() {
+                bad.push(n.clone());
+            }
+        }
+        Ok(bad)
+    }
+}
+
+/// Sums weighted gradients over micro-batches. For a mean loss over a batch split into
+/// micro-batches of sizes `b_i` (total `B`), accumulating each micro-batch's gradient with weight
+/// `b_i / B` gives exactly the full-batch gradient.
+#[derive(Debug, Default)]
+pub struct GradAccumulator {
+    sum: Grads,
+    micro_batches: usize,
+}
+
+impl GradAccumulator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, grads: &Grads, weight: f64) -> Result<()> {
+        for (name, g) in grads.iter() {
+            let g = g.affine(weight, 0.0)?;
+            let next = match self.sum.map.remove(name) {
+                Some(acc) => (acc + g)?,
+                None => g,
+            };
+            self.sum.map.insert(name.clone(), next);
+        }
+        self.micro_batches += 1;
+        Ok(())
+    }
+
+    /// How many micro-batches were added since the last `take`.
+    pub fn micro_batches(&self) -> usize {
+        self.micro_batches
+    }
+
+    /// The accumulated gradients; the accumulator starts over.
+    pub fn take(&mut self) -> Grads {
+        self.micro_batches = 0;
+        std::mem::take(&mut self.sum)
+    }
+}

@@ -1,0 +1,113 @@
+//! Adam with coupled (L2) weight decay and optional AMSGrad, as `torch.optim.Adam`:
+//! `g ← g + λθ`; `m ← m + (1−β₁)(g − m)`; `v ← β₂v + (1−β₂)g²`; with AMSGrad `v̂ ← max(v̂, v)`;
+//! `θ ← θ − (γ / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)` (eps outside the square root).
+
+use super::driver::{StepHyper, UpdateRule};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Adam {
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub amsgrad: bool,
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        Self {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            amsgrad: false,
+        }
+    }
+}
+
+impl Adam {
+    pub(super) fn check(&self, name: &str) -> Result<()> {
+        let (b1, b2) = self.betas;
+        if !(0.0..1.0).contains(&b1) || !(0.0..1.0).contains(&b2) {
+            return Err(Error::config(format!(
+                "{name}: betas must be in [0, 1), got ({b1}, {b2})"
+            )));
+        }
+        if !(self.eps >= 0.0) {
+            return Err(Error::config(format!(
+                "{name}: eps must be >= 0, got {}",
+                self.eps
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn slots(&self) -> Vec<&'static str> {
+        let mut s = vec!["exp_avg", "exp_avg_sq"];
+        if self.amsgrad {
+            s.push("max_exp_avg_sq");
+        }
+        s
+    }
+
+    /// The shared Adam/AdamW update; `decoupled` selects AdamW's decay.
+    pub(super) fn run(
+        &self,
+        decoupled: bool,
+        h: &StepHyper,
+        p: &mut [f32],
+        g: &[f32],
+        slots: &mut [&mut [f32]],
+    ) {
+        let (b1, b2) = self.betas;
+        let t = h.step as i32;
+        let bc1 = 1.0 - b1.powi(t);
+        let bc2_sqrt = (1.0 - b2.powi(t)).sqrt() as f32;
+        let step_size = (h.lr / bc1) as f32;
+        let wd = h.weight_decay as f32;
+        let decay = (1.0 - h.lr * h.weight_decay) as f32;
+        let (w1, b2f, w2, eps) = (
+            (1.0 - b1) as f32,
+            b2 as f32,
+            (1.0 - b2) as f32,
+            self.eps as f32,
+        );
+        let (m, rest) = slots.split_at_mut(1);
+        let (v, vmax) = rest.split_at_mut(1);
+        let (m, v) = (&mut *m[0], &mut *v[0]);
+        for i in 0..p.len() {
+            let mut d = g[i];
+            if decoupled {
+                p[i] *= decay;
+            } else if wd != 0.0 {
+                d += wd * p[i];
+            }
+            m[i] += w1 * (d - m[i]);
+            v[i] = b2f * v[i] + w2 * d * d;
+            let second = if self.amsgrad {
+                let vm = &mut vmax[0][i];
+                *vm = vm.max(v[i]);
+                *vm
+            } else {
+                v[i]
+            };
+            let denom = second.sqrt() / bc2_sqrt + eps;
+            p[i] += -step_size * (m[i] / denom);
+        }
+    }
+}
+
+impl UpdateRule for Adam {
+    const NAME: &'static str = "adam";
+
+    fn slot_names(&self) -> Vec<&'static str> {
+        self.slots()
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.check(Self::NAME)
+    }
+
+    fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
+        self.run(false, h, p, g, slots)
+    }
+}

@@ -1,0 +1,27 @@
+//! AdamW, as `torch.optim.AdamW`: decoupled weight decay `θ ← θ(1 − γλ)` before the Adam
+//! update, which then sees the raw gradient.
+
+use super::adam::Adam;
+use super::driver::{StepHyper, UpdateRule};
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AdamW(pub Adam);
+
+impl UpdateRule for AdamW {
+    const NAME: &'static str = "adamw";
+
+    fn slot_names(&self) -> Vec<&'static str> {
+        self.0.slots()
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.0.check(Self::NAME)
+    }
+
+    fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
+        self.0.run(true, h, p, g, slots)
+    }
+}

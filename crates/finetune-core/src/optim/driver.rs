@@ -1,0 +1,348 @@
+//! Runs an elementwise update rule over every parameter: in place on CPU f32 tensors (through
+//! candle's `InplaceOp2`), otherwise on a host copy written back with `Var::set`.
+
+use super::state::{OptimizerState, SlotState};
+use super::Optimizer;
+use crate::error::{Error, Result};
+use crate::grads::Grads;
+use crate::groups::ParamGroup;
+use crate::params::ParamStore;
+use candle_core::{CpuStorage, DType, Device, Layout, Tensor, Var};
+use rayon::prelude::*;
+use serde::{de::DeserializeOwned, Serialize};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+
+/// The scalars of one parameter's update.
+#[derive(Debug, Clone, Copy)]
+pub struct StepHyper {
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// This parameter's step count, 1 on its first update (PyTorch's per-parameter `step`).
+    pub step: u64,
+}
+
+/// An optimizer's per-element update.
+pub trait UpdateRule: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {
+    const NAME: &'static str;
+    /// Names of the per-parameter state buffers, each shaped like the parameter
+    /// (PyTorch's names: `exp_avg`, `exp_avg_sq`, `momentum_buffer`, …).
+    fn slot_names(&self) -> Vec<&'static str>;
+    /// Rejects invalid hyper-parameters as PyTorch's constructors do.
+    fn validate(&self) -> Result<()>;
+    /// Updates a chunk of parameter `p` given its gradient `g` and state `slots` (same length).
+    fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]);
+}
+
+struct ParamState {
+    step: u64,
+    shape: Vec<usize>,
+    slots: Vec<Vec<f32>>,
+}
+
+/// An [`Optimizer`] made of an [`UpdateRule`] and param groups.
+pub struct ElementwiseOptimizer<R: UpdateRule> {
+    rule: R,
+    groups: Vec<ParamGroup>,
+    grouped: HashSet<String>,
+    state: BTreeMap<String, ParamState>,
+}
+
+impl<R: UpdateRule> ElementwiseOptimizer<R> {
+    pub fn new(rule: R, groups: Vec<ParamGroup>) -> Result<Self> {
+        rule.validate()?;
+        let mut grouped = HashSet::new();
+        for g in &groups {
+            if !(g.lr >= 0.0) || !(g.weight_decay >= 0.0) {
+                return Err(Error::config(format!(
+                    "param group `{}`: lr and weight decay must be >= 0 (got {}, {})",
+                    g.name, g.lr, g.weight_decay
+                )));
+            }
+            for p in &g.params {
+                if !grouped.insert(p.clone()) {
+                    return Err(Error::config(format!(
+                        "parameter `{p}` is in two param groups"
+                    )));
+                }
+            }
+        }
+        Ok(Self {
+            rule,
+            groups,
+            grouped,
+            state: BTreeMap::new(),
+        })
+    }
+
+    pub fn rule(&self) -> &R {
+        &self.rule
+    }
+}
+
+const CHUNK: usize = 1 << 14;
+
+fn run_chunks<R: UpdateRule>(
+    rule: &R,
+    h: &StepHyper,
+    p: &mut [f32],
+    g: &[f32],
+    slots: &mut [Vec<f32>],
+) {
+    if p.len() <= CHUNK {
+        let mut s: Vec<&mut [f32]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
+        rule.update(h, p, g, &mut s);
+        return;
+    }
+    let mut slot_iters: Vec<_> = slots.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
+    let jobs: Vec<(&mut [f32], &[f32], Vec<&mut [f32]>)> = p
+        .chunks_mut(CHUNK)
+        .zip(g.chunks(CHUNK))
+        .map(|(pc, gc)| {
+            let sc = slot_iters
+                .iter_mut()
+                .map(|it| it.next().expect("state has the parameter's length"))
+                .collect();
+            (pc, gc, sc)
+        })
+        .collect();
+    jobs.into_par_iter()
+        .for_each(|(pc, gc, mut sc)| rule.update(h, pc, gc, &mut sc));
+}
+
+struct InPlaceStep<'a, R> {
+    rule: &'a R,
+    h: StepHyper,
+    slots: RefCell<&'a mut [Vec<f32>]>,
+}
+
+impl<R: UpdateRule> candle_core::InplaceOp2 for InPlaceStep<'_, R> {
+    fn name(&self) -> &'static str {
+        "optimizer-step"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let (CpuStorage::F32(p), CpuStorage::F32(g)) = (s1, s2) else {
+            candle_core::bail!("optimizer step: expected f32 parameter and gradient")
+        };
+        let (Some((p0, p1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("optimizer step: expected contiguous parameter and gradient")
+        };
+        let mut slots = self.slots.borrow_mut();
+        run_chunks(self.rule, &self.h, &mut p[p0..p1], &g[g0..g1], &mut slots);
+        Ok(())
+    }
+}
+
+fn apply<R: UpdateRule>(
+    rule: &R,
+    h: StepHyper,
+    var: &Var,
+    grad: &Tensor,
+    slots: &mut [Vec<f32>],
+) -> Result<()> {
+    let t = var.as_tensor();
+    if t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous() {
+        let g = grad.to_dtype(DType::F32)?.contiguous()?;
+        let op = InPlaceStep {
+            rule,
+            h,
+            slots: RefCell::new(slots),
+        };
+        t.inplace_op2(&g, &op)?;
+    } else {
+        let host = |x: &Tensor| -> Result<Vec<f32>> {
+            Ok(x.flatten_all()?
+                .to_dtype(DType::F32)?
+                .to_device(&Device::Cpu)?
+                .to_vec1::<f32>()?)
+        };
+        let mut p = host(t)?;
+        let g = host(grad)?;
+        run_chunks(rule, &h, &mut p, &g, slots);
+        let new = Tensor::from_vec(p, t.shape(), &Device::Cpu)?
+            .to_dtype(t.dtype())?
+            .to_device(t.device())?;
+        var.set(&new)?;
+    }
+    Ok(())
+}
+
+impl<R: UpdateRule> Optimizer for ElementwiseOptimizer<R> {
+    fn name(&self) -> &'static str {
+        R::NAME
+    }
+
+    fn groups(&self) -> &[ParamGroup] {
+        &self.groups
+    }
+
+    fn set_lr(&mut self, group: usize, lr: f64) {
+        self.groups[group].lr = lr;
+    }
+
+    fn step(&mut self, store: &ParamStore, grads: &Grads) -> Result<()> {
+        if let Some((name, _)) = grads.iter().find(|(n, _)| !self.grouped.contains(*n)) {
+            return Err(Error::config(format!(
+                "parameter `{name}` has a gradient but is in no param group of the optimizer"
+            )));
+        }
+        let n_slots = self.rule.slot_names().len();
+        for group in &self.groups {
+            for name in &group.params {
+                let Some(grad) = grads.get(name) else {
+                    continue;
+                };
+                if !store.is_trainable(name)? {
+                    continue;
+                }
+                let var = store.var(name)?;
+                if grad.dims() != var.dims() {
+                    return Err(Error::Shape {
+                        name: format!("gradient of {name}"),
+                        expected: var.dims().to_vec(),
+                        got: grad.dims().to_vec(),
+                    });
+                }
+                let numel = var.elem_count();
+                let st = self
+                    .state
+                    .entry(name.clone())
+                    .or_insert_with(|| ParamState {
+                        step: 0,
+                        shape: var.dims().to_vec(),
+                        slots: vec![vec![0f32; numel]; n_slots],
+                    });
+                if st.slots.iter().any(|s| s.len() != numel) {
+                    return Err(Error::Shape {
+                        name: format!("optimizer state of {name}"),
+                        expected: var.dims().to_vec(),
+                        got: st.shape.clone(),
+                    });
+                }
+                st.step += 1;
+                let h = StepHyper {
+                    lr: group.lr,
+                    weight_decay: group.weight_decay,
+                    step: st.step,
+                };
+                apply(&self.rule, h, &var, grad, &mut st.slots)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> OptimizerState {
+        let names = self.rule.slot_names();
+        OptimizerState {
+            optimizer: R::NAME.to_string(),
+            hyper: serde_json::to_value(&self.rule).unwrap_or(serde_json::Value::Null),
+            groups: self.groups.clone(),
+            steps: self
+                .state
+                .iter()
+                .map(|(n, s)| (n.clone(), s.step))
+                .collect(),
+            slots: self
+                .state
+                .iter()
+                .flat_map(|(n, s)| {
+                    names
+                        .iter()
+                        .zip(&s.slots)
+                        .map(move |(slot, data)| SlotState {
+                            param: n.clone(),
+                            slot: slot.to_string(),
+                            shape: s.shape.clone(),
+                            data: data.clone(),
+                        })
+                })
+                .collect(),
+        }
+    }
+
+    fn load_state(&mut self, st: OptimizerState) -> Result<()> {
+        if st.optimizer != R::NAME {
+            return Err(Error::config(format!(
+                "optimizer state is for `{}`, not `{}`",
+                st.optimizer,
+                R::NAME
+            )));
+        }
+        let rule: R = serde_json::from_value(st.hyper.clone())
+            .map_err(|e| Error::config(format!("optimizer state: bad hyper-parameters: {e}")))?;
+        rule.validate()?;
+        let names = rule.slot_names();
+        let mut state: BTreeMap<String, ParamState> = BTreeMap::new();
+        for (param, step) in &st.steps {
+            if !self.grouped.contains(param) {
+                return Err(Error::config(format!(
+                    "optimizer state names parameter `{param}`, which is in no param group"
+                )));
+            }
+            state.insert(
+                param.clone(),
+                ParamState {
+                    step: *step,
+                    shape: Vec::new(),
+                    slots: vec![Vec::new(); names.len()],
+                },
+            );
+        }
+        for s in st.slots {
+            let ps = state.get_mut(&s.param).ok_or_else(|| {
+                Error::config(format!(
+                    "optimizer state: slot for unknown parameter `{}`",
+                    s.param
+                ))
+            })?;
+            let k = names.iter().position(|n| *n == s.slot).ok_or_else(|| {
+                Error::config(format!(
+                    "optimizer state: unknown slot `{}` of `{}`",
+                    s.slot, s.param
+                ))
+            })?;
+            if s.data.len() != s.shape.iter().product::<usize>() {
+                return Err(Error::config(format!(
+                    "optimizer state: slot `{}` of `{}` has {} values for shape {:?}",
+                    s.slot,
+                    s.param,
+                    s.data.len(),
+                    s.shape
+                )));
+            }
+            ps.shape = s.shape;
+            ps.slots[k] = s.data;
+        }
+        for (param, ps) in &state {
+            let numel: usize = ps.shape.iter().product();
+            if ps.slots.iter().any(|s| s.len() != numel) {
+                return Err(Error::config(format!(
+                    "optimizer state: missing slots for `{param}`"
+                )));
+            }
+        }
+        if st.groups.len() != self.groups.len()
+            || st
+                .groups
+                .iter()
+                .zip(&self.groups)
+                .any(|(a, b)| a.params != b.params)
+        {
+            return Err(Error::config(
+                "optimizer state: its param groups differ from this run's (same freezing and group flags are needed to resume)",
+            ));
+        }
+        self.rule = rule;
+        self.groups = st.groups;
+        self.state = state;
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"):
+//! `θ ← θ(1 − γλ)`; `θ ← θ − γ·sign(β₁m + (1−β₁)g)`; `m ← β₂m + (1−β₂)g`.
+
+use super::driver::{StepHyper, UpdateRule};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Lion {
+    pub betas: (f64, f64),
+}
+
+impl Default for Lion {
+    fn default() -> Self {
+        Self { betas: (0.9, 0.99) }
+    }
+}
+
+fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+impl UpdateRule for Lion {
+    const NAME: &'static str = "lion";
+
+    fn slot_names(&self) -> Vec<&'static str> {
+        vec!["exp_avg"]
+    }
+
+    fn validate(&self) -> Result<()> {
+        let (b1, b2) = self.betas;
+        if !(0.0..1.0).contains(&b1) || !(0.0..1.0).contains(&b2) {
+            return Err(Error::config(format!(
+                "lion: betas must be in [0, 1), got ({b1}, {b2})"
+            )));
+        }
+        Ok(())
+    }
+
+    fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
+        let lr = h.lr as f32;
+        let decay = (1.0 - h.lr * h.weight_decay) as f32;
+        let (b1, b2) = (self.betas.0 as f32, self.betas.1 as f32);
+        let m = &mut *slots[0];
+        for i in 0..p.len() {
+            p[i] *= decay;
+            let c = b1 * m[i] + (1.0 - b1) * g[i];
+            p[i] += -lr * sign(c);
+            m[i] = b2 * m[i] + (1.0 - b2) * g[i];
+        }
+    }
+}

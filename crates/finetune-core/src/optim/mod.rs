@@ -1,0 +1,84 @@
+//! Optimizers with PyTorch semantics, per-group learning rate and weight decay, and a
+//! serialisable state for exact resume.
+//!
+//! Every optimizer here is an elementwise [`UpdateRule`] run by [`ElementwiseOptimizer`]: on a
+//! CPU f32 parameter the update happens in place, in one parallel pass over parameter,
+//! gradient and state (no tensor allocated per step); elsewhere the same rule runs on a host
+//! copy that is written back. Frozen parameters (and parameters without a gradient) are skipped
+//! and their state is not created, so a parameter unfrozen later starts at step 1 as in PyTorch.
+
+mod adam;
+mod adamw;
+mod driver;
+mod lion;
+mod rmsprop;
+mod sgd;
+mod state;
+
+pub use adam::Adam;
+pub use adamw::AdamW;
+pub use driver::{ElementwiseOptimizer, StepHyper, UpdateRule};
+pub use lion::Lion;
+pub use rmsprop::RmsProp;
+pub use sgd::Sgd;
+pub use state::{OptimizerState, SlotState};
+
+use crate::error::Result;
+use crate::grads::Grads;
+use crate::groups::ParamGroup;
+use crate::params::ParamStore;
+use serde::{Deserialize, Serialize};
+
+/// What the trainer needs of an optimizer.
+pub trait Optimizer: Send {
+    /// `sgd`, `adam`, `adamw`, `rmsprop` or `lion`.
+    fn name(&self) -> &'static str;
+    fn groups(&self) -> &[ParamGroup];
+    /// Sets the lr of group `group` for the next step (what a schedule does).
+    fn set_lr(&mut self, group: usize, lr: f64);
+    /// One update of every trainable parameter that has a gradient in `grads`.
+    fn step(&mut self, store: &ParamStore, grads: &Grads) -> Result<()>;
+    fn state(&self) -> OptimizerState;
+    fn load_state(&mut self, state: OptimizerState) -> Result<()>;
+}
+
+/// An optimizer by name with its hyper-parameters (lr and weight decay live in the groups).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum OptimizerConfig {
+    Sgd(Sgd),
+    Adam(Adam),
+    #[serde(rename = "adamw")]
+    AdamW(AdamW),
+    #[serde(rename = "rmsprop")]
+    RmsProp(RmsProp),
+    Lion(Lion),
+}
+
+impl OptimizerConfig {
+    /// The optimizer of that name with PyTorch's default hyper-parameters.
+    pub fn default_for(name: &str) -> Result<Self> {
+        Ok(match name {
+            "sgd" => Self::Sgd(Sgd::default()),
+            "adam" => Self::Adam(Adam::default()),
+            "adamw" => Self::AdamW(AdamW::default()),
+            "rmsprop" => Self::RmsProp(RmsProp::default()),
+            "lion" => Self::Lion(Lion::default()),
+            other => {
+                return Err(crate::Error::config(format!(
+                    "unknown optimizer `{other}`: expected sgd, adam, adamw, rmsprop or lion"
+                )))
+            }
+        })
+    }
+
+    pub fn build(&self, groups: Vec<ParamGroup>) -> Result<Box<dyn Optimizer>> {
+        Ok(match self.clone() {
+            Self::Sgd(r) => Box::new(ElementwiseOptimizer::new(r, groups)?),
+            Self::Adam(r) => Box::new(ElementwiseOptimizer::new(r, groups)?),
+            Self::AdamW(r) => Box::new(ElementwiseOptimizer::new(r, groups)?),
+            Self::RmsProp(r) => Box::new(ElementwiseOptimizer::new(r, groups)?),
+            Self::Lion(r) => Box::new(ElementwiseOptimizer::new(r, groups)?),
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! RMSprop, as `torch.optim.RMSprop`: `g ← g + λθ`; `v ← αv + (1−α)g²`; centered:
+//! `ḡ ← ḡ + (1−α)(g − ḡ)`, `a ← √(v − ḡ²) + ε`, else `a ← √v + ε`; with momentum
+//! `b ← μb + g/a`, `θ ← θ − γb`, else `θ ← θ − γg/a`.
+
+use super::driver::{StepHyper, UpdateRule};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RmsProp {
+    pub alpha: f64,
+    pub eps: f64,
+    pub momentum: f64,
+    pub centered: bool,
+}
+
+impl Default for RmsProp {
+    fn default() -> Self {
+        Self {
+            alpha: 0.99,
+            eps: 1e-8,
+            momentum: 0.0,
+            centered: false,
+        }
+    }
+}
+
+impl UpdateRule for RmsProp {
+    const NAME: &'static str = "rmsprop";
+
+    fn slot_names(&self) -> Vec<&'static str> {
+        let mut s = vec!["square_avg"];
+        if self.centered {
+            s.push("grad_avg");
+        }
+        if self.momentum > 0.0 {
+            s.push("momentum_buffer");
+        }
+        s
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(self.alpha >= 0.0) || !(self.eps >= 0.0) || !(self.momentum >= 0.0) {
+            return Err(Error::config(format!(
+                "rmsprop: alpha, eps and momentum must be >= 0 (got {}, {}, {})",
+                self.alpha, self.eps, self.momentum
+            )));
+        }
+        Ok(())
+    }
+
+    fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
+        let lr = h.lr as f32;
+        let wd = h.weight_decay as f32;
+        let alpha = self.alpha as f32;
+        let w = 1.0 - alpha;
+        let eps = self.eps as f32;
+        let mu = self.momentum as f32;
+        let (sq, rest) = slots.split_at_mut(1);
+        let sq = &mut *sq[0];
+        let (gavg, buf) = if self.centered {
+            let (a, b) = rest.split_at_mut(1);
+            (Some(&mut *a[0]), b)
+        } else {
+            (None, rest)
+        };
+        let mut gavg = gavg;
+        for i in 0..p.len() {
+            let mut d = g[i];
+            if wd != 0.0 {
+                d += wd * p[i];
+            }
+            sq[i] = alpha * sq[i] + w * d * d;
+            let avg = match gavg.as_deref_mut() {
+                Some(ga) => {
+                    ga[i] += w * (d - ga[i]);
+                    (sq[i] - ga[i] * ga[i]).sqrt() + eps
+                }
+                None => sq[i].sqrt() + eps,
+            };
+            if mu > 0.0 {
+                let b = &mut buf[0][i];
+                *b = mu * *b + d / avg;
+                p[i] += -lr * *b;
+            } else {
+                p[i] += -lr * (d / avg);
+            }
+        }
+    }
+}
