@@ -107,7 +107,7 @@ impl FreezeSpec {
     /// all is an error naming it (a typo would otherwise silently train everything).
     /// Returns how many parameters changed state.
     pub fn apply(&self, store: &ParamStore) -> Result<usize> {
-        self.check_patterns_match(store)?;
+        self.check_patterns_match(&store.names())?;
         let current: Vec<(String, bool)> = store
             .infos()
             .into_iter()
@@ -119,12 +119,12 @@ impl FreezeSpec {
 
     /// Applies the rules to an all-trainable starting state (what a fresh run does).
     pub fn apply_fresh(&self, store: &ParamStore) -> Result<usize> {
-        self.check_patterns_match(store)?;
+        self.check_patterns_match(&store.names())?;
         Ok(store.update_mask(|name| Some(self.trainable(name, true))))
     }
 
-    fn check_patterns_match(&self, store: &ParamStore) -> Result<()> {
-        let names = store.names();
+    /// Fails, naming the pattern, if a rule matches none of `names`.
+    pub fn check_patterns_match(&self, names: &[String]) -> Result<()> {
         for r in &self.rules {
             let p = match r {
                 FreezeRule::Freeze(p) | FreezeRule::Unfreeze(p) => p,

