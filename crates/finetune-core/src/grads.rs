@@ -64,7 +64,7 @@ impl Grads {
     /// The total `norm_type`-norm of all gradients taken together (`f64::INFINITY` for the
     /// max-norm), accumulated in f64 in name order so it is deterministic.
     pub fn global_norm(&self, norm_type: f64) -> Result<f64> {
-        if !(norm_type > 0.0) {
+        if !crate::error::positive(norm_type) {
             return Err(Error::config(format!(
                 "norm type must be > 0, got {norm_type}"
             )));
@@ -90,7 +90,7 @@ impl Grads {
     /// Scales gradients so their total norm is at most `max_norm`; returns the norm before
     /// clipping, like `clip_grad_norm_`.
     pub fn clip_norm(&mut self, max_norm: f64, norm_type: f64) -> Result<f64> {
-        if !(max_norm > 0.0) {
+        if !crate::error::positive(max_norm) {
             return Err(Error::config(format!(
                 "max grad norm must be > 0, got {max_norm}"
             )));
@@ -105,7 +105,7 @@ impl Grads {
 
     /// Clamps every gradient element to `[-clip, clip]`, like `clip_grad_value_`.
     pub fn clip_value(&mut self, clip: f64) -> Result<()> {
-        if !(clip > 0.0) {
+        if !crate::error::positive(clip) {
             return Err(Error::config(format!("clip value must be > 0, got {clip}")));
         }
         for g in self.map.values_mut() {

@@ -138,13 +138,13 @@ impl GroupBuilder {
     }
 
     pub fn build(&self, store: &ParamStore) -> Result<Vec<ParamGroup>> {
-        if !(self.base_lr >= 0.0) || !self.base_lr.is_finite() {
+        if !crate::error::non_negative(self.base_lr) || !self.base_lr.is_finite() {
             return Err(Error::config(format!(
                 "learning rate must be >= 0, got {}",
                 self.base_lr
             )));
         }
-        if !(self.weight_decay >= 0.0) {
+        if !crate::error::non_negative(self.weight_decay) {
             return Err(Error::config(format!(
                 "weight decay must be >= 0, got {}",
                 self.weight_decay
@@ -159,7 +159,7 @@ impl GroupBuilder {
         }
         for s in &self.specs {
             if let Some(LrSpec::Absolute(v) | LrSpec::Scale(v)) = s.lr {
-                if !(v >= 0.0) || !v.is_finite() {
+                if !crate::error::non_negative(v) || !v.is_finite() {
                     return Err(Error::config(format!(
                         "param group `{}`: lr must be >= 0",
                         s.name

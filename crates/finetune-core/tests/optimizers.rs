@@ -115,7 +115,7 @@ fn sgd_variants_match_torch_algorithm() -> Result<()> {
         })
         .build(one_group(lr, wd))?;
         let got = run(opt.as_mut(), &s, STEPS)?;
-        let mut b = vec![0.0; 5];
+        let mut b = [0.0; 5];
         let want = reference(STEPS, |t, p, g| {
             for i in 0..5 {
                 let mut gt = g[i] + wd * p[i];
@@ -249,7 +249,7 @@ fn lion_matches_paper_algorithm() -> Result<()> {
     let s = store();
     let mut opt = OptimizerConfig::Lion(Lion { betas: (b1, b2) }).build(one_group(lr, wd))?;
     let got = run(opt.as_mut(), &s, STEPS)?;
-    let mut m = vec![0.0; 5];
+    let mut m = [0.0; 5];
     let want = reference(STEPS, |_, p, g| {
         for i in 0..5 {
             let c = b1 * m[i] + (1.0 - b1) * g[i];

@@ -32,7 +32,7 @@ impl Adam {
                 "{name}: betas must be in [0, 1), got ({b1}, {b2})"
             )));
         }
-        if !(self.eps >= 0.0) {
+        if !crate::error::non_negative(self.eps) {
             return Err(Error::config(format!(
                 "{name}: eps must be >= 0, got {}",
                 self.eps

@@ -53,7 +53,7 @@ impl<R: UpdateRule> ElementwiseOptimizer<R> {
         rule.validate()?;
         let mut grouped = HashSet::new();
         for g in &groups {
-            if !(g.lr >= 0.0) || !(g.weight_decay >= 0.0) {
+            if !crate::error::non_negative(g.lr) || !crate::error::non_negative(g.weight_decay) {
                 return Err(Error::config(format!(
                     "param group `{}`: lr and weight decay must be >= 0 (got {}, {})",
                     g.name, g.lr, g.weight_decay
@@ -95,7 +95,8 @@ fn run_chunks<R: UpdateRule>(
         return;
     }
     let mut slot_iters: Vec<_> = slots.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
-    let jobs: Vec<(&mut [f32], &[f32], Vec<&mut [f32]>)> = p
+    type Job<'a> = (&'a mut [f32], &'a [f32], Vec<&'a mut [f32]>);
+    let jobs: Vec<Job> = p
         .chunks_mut(CHUNK)
         .zip(g.chunks(CHUNK))
         .map(|(pc, gc)| {

@@ -41,7 +41,10 @@ impl UpdateRule for RmsProp {
     }
 
     fn validate(&self) -> Result<()> {
-        if !(self.alpha >= 0.0) || !(self.eps >= 0.0) || !(self.momentum >= 0.0) {
+        if !crate::error::non_negative(self.alpha)
+            || !crate::error::non_negative(self.eps)
+            || !crate::error::non_negative(self.momentum)
+        {
             return Err(Error::config(format!(
                 "rmsprop: alpha, eps and momentum must be >= 0 (got {}, {}, {})",
                 self.alpha, self.eps, self.momentum

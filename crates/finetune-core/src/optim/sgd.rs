@@ -36,7 +36,7 @@ impl UpdateRule for Sgd {
     }
 
     fn validate(&self) -> Result<()> {
-        if !(self.momentum >= 0.0) {
+        if !crate::error::non_negative(self.momentum) {
             return Err(Error::config(format!(
                 "sgd: momentum must be >= 0, got {}",
                 self.momentum
