@@ -1,4 +1,5 @@
 //! `candle-finetune`: fine-tune pretrained Hub models with candle. This facade re-exports the
 //! workspace's crates and hosts the `finetune` binary, the examples and the end-to-end tests.
 
+pub use finetune_bert as bert;
 pub use finetune_core as core;

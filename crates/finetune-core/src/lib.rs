@@ -11,6 +11,8 @@ pub mod freeze;
 pub mod fsutil;
 pub mod grads;
 pub mod groups;
+pub mod nn;
+pub mod ops;
 pub mod optim;
 pub mod params;
 pub mod pattern;
