@@ -19,6 +19,7 @@ pub mod pattern;
 pub mod regularize;
 pub mod rng;
 pub mod safetensors_io;
+pub mod schedule;
 
 pub use device::{select_device, DeviceSpec};
 pub use error::{Error, Result};
@@ -29,3 +30,6 @@ pub use optim::{Optimizer, OptimizerConfig, OptimizerState};
 pub use params::{Param, ParamCounts, ParamInfo, ParamStore, TensorKind};
 pub use pattern::{NamePattern, PatternSet};
 pub use rng::Rng;
+pub use schedule::{
+    LrScheduler, PlateauConfig, ReduceLrOnPlateau, Schedule, ScheduleConfig, SchedulerState,
+};
