@@ -2,3 +2,4 @@
 //! workspace's crates and hosts the `finetune` binary, the examples and the end-to-end tests.
 
 pub use finetune_core as core;
+pub use finetune_hub as hub;
