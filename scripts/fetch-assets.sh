@@ -7,6 +7,9 @@
 #   ASSETS dir   : ${CANDLE_FINETUNE_ASSETS:-<repo>/assets}
 #   download cache: ${CANDLE_FINETUNE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/candle-finetune}
 #
+#   HF cache     : ${HF_HUB_CACHE:-${HF_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/huggingface}/hub}
+#                  (MiniLM is also placed there as sentence-transformers/all-MiniLM-L6-v2)
+#
 # Usage: scripts/fetch-assets.sh [minilm] [reviews] [fashion-mnist] [mnist5k]   (default: all)
 set -euo pipefail
 
@@ -58,6 +61,50 @@ fetch_minilm() {
     [ -f "$dir/$f" ] || { unzip -p "$whl" "$base/$f" > "$dir/$f.part" && mv "$dir/$f.part" "$dir/$f"; }
   done
   echo "fetch-assets: minilm ready in $dir"
+  place_minilm_in_hf_cache "$dir"
+}
+
+# The Hugging Face cache layout shared by `huggingface_hub` and `hf-hub`:
+#   models--{org}--{name}/{blobs/<etag>, refs/main, snapshots/<commit>/<file> -> ../../blobs/<etag>}
+# Blobs are named as the Hub names them: sha256 for LFS files (the safetensors), the git blob
+# sha1 for the small files. The commit is a fixed id of this offline copy (not a Hub commit: the
+# small files come from the wheel, only model.safetensors is known to be byte-identical to the
+# Hub's). An existing `refs/main` of another commit (a real download) is left alone.
+MINILM_HF_COMMIT=7ffb3fc0c757d8acdc13ddbc727546c343dd1895
+MINILM_SAFETENSORS_SHA=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+place_minilm_in_hf_cache() {
+  local src=$1 hub repo snap f etag main
+  hub=${HF_HUB_CACHE:-${HF_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/huggingface}/hub}
+  repo="$hub/models--sentence-transformers--all-MiniLM-L6-v2"
+  if [ -f "$repo/refs/main" ]; then
+    main=$(cat "$repo/refs/main")
+    if sha_ok "$repo/snapshots/$main/model.safetensors" "$MINILM_SAFETENSORS_SHA" &&
+      [ -f "$repo/snapshots/$main/config.json" ] && [ -f "$repo/snapshots/$main/tokenizer.json" ]; then
+      echo "fetch-assets: sentence-transformers/all-MiniLM-L6-v2 ready in the HF cache ($repo)"
+      return 0
+    fi
+    if [ "$main" != "$MINILM_HF_COMMIT" ]; then
+      echo "fetch-assets: note: $repo/refs/main points to another download ($main); left as it is" >&2
+      return 0
+    fi
+  fi
+  snap="$repo/snapshots/$MINILM_HF_COMMIT"
+  mkdir -p "$repo/blobs" "$repo/refs" "$snap"
+  for f in config.json model.safetensors tokenizer.json tokenizer_config.json vocab.txt special_tokens_map.json; do
+    if [ "$f" = model.safetensors ]; then
+      etag=$MINILM_SAFETENSORS_SHA
+    else
+      etag=$(git hash-object --no-filters "$src/$f" 2>/dev/null ||
+        python3 -c 'import hashlib,sys; d=open(sys.argv[1],"rb").read(); print(hashlib.sha1(b"blob %d\0" % len(d) + d).hexdigest())' "$src/$f")
+    fi
+    if [ ! -f "$repo/blobs/$etag" ]; then
+      cp "$src/$f" "$repo/blobs/$etag.part" && mv "$repo/blobs/$etag.part" "$repo/blobs/$etag"
+    fi
+    ln -sfn "../../blobs/$etag" "$snap/$f"
+  done
+  sha_ok "$snap/model.safetensors" "$MINILM_SAFETENSORS_SHA" || die "HF cache copy of model.safetensors: checksum mismatch"
+  printf %s "$MINILM_HF_COMMIT" > "$repo/refs/main.part" && mv "$repo/refs/main.part" "$repo/refs/main"
+  echo "fetch-assets: sentence-transformers/all-MiniLM-L6-v2 placed in the HF cache ($repo)"
 }
 
 fetch_reviews() {
@@ -70,7 +117,47 @@ fetch_reviews() {
     bunzip2 -c "$bz" > "$dir/rotten_tomatoes_corpus_full.csv.part"
     mv "$dir/rotten_tomatoes_corpus_full.csv.part" "$dir/rotten_tomatoes_corpus_full.csv"
   fi
+  split_reviews "$dir"
   echo "fetch-assets: review snippets ready in $dir"
+}
+
+# train/validation/test CSVs (text,label,movie_name) of the 12,808 fresh/rotten snippets (the
+# `plot` rows dropped), split by film so no film's snippets straddle two splits: a film goes to
+# test, validation or train when sha256(movie_name) mod 10 is 9, 8 or below. The output is
+# deterministic, so its checksums are checked too.
+declare -A REVIEW_SPLIT_SUMS=(
+  [train]=9834b09dd9aa41afc2338545237cf019a9f1d32073f4387d9090fe420373c030
+  [validation]=9a43752b4f8f002d05e131422b0097a74fedf247775d6142748e119d72c95dc6
+  [test]=30a17519ee9af53fa512f0aceeb4e8e9f01040a2c776df35f105acbe31591183
+)
+split_reviews() {
+  local dir=$1 s ok=1
+  for s in train validation test; do sha_ok "$dir/$s.csv" "${REVIEW_SPLIT_SUMS[$s]}" || ok=0; done
+  [ $ok = 1 ] && return 0
+  need python3
+  python3 - "$dir" <<'PY' || die "could not split the review snippets"
+import csv, hashlib, os, sys
+d = sys.argv[1]
+splits = {"train": [], "validation": [], "test": []}
+with open(os.path.join(d, "rotten_tomatoes_corpus_full.csv"), newline="", encoding="utf-8") as f:
+    for r in csv.DictReader(f):
+        if r["category"] not in ("fresh", "rotten"):
+            continue
+        h = int(hashlib.sha256(r["movie_name"].encode("utf-8")).hexdigest(), 16) % 10
+        s = "test" if h == 9 else "validation" if h == 8 else "train"
+        splits[s].append((r["text"], r["category"], r["movie_name"]))
+for s, rows in splits.items():
+    part = os.path.join(d, s + ".csv.part")
+    with open(part, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["text", "label", "movie_name"])
+        w.writerows(rows)
+PY
+  for s in train validation test; do
+    sha_ok "$dir/$s.csv.part" "${REVIEW_SPLIT_SUMS[$s]}" ||
+      { rm -f "$dir"/*.csv.part; die "$s.csv: checksum mismatch after splitting"; }
+  done
+  for s in train validation test; do mv "$dir/$s.csv.part" "$dir/$s.csv"; done
 }
 
 fetch_mnist5k() {
