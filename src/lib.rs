@@ -3,3 +3,4 @@
 
 pub use finetune_bert as bert;
 pub use finetune_core as core;
+pub use finetune_resnet as resnet;
