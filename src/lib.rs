@@ -7,3 +7,4 @@ pub use finetune_data as data;
 pub use finetune_hub as hub;
 pub use finetune_train as train;
 pub mod tasks;
+pub use finetune_resnet as resnet;
