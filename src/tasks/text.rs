@@ -66,27 +66,28 @@ impl TrainModel for TextClassifier {
 }
 
 impl TextClassifier {
-    /// Loads a BERT checkpoint (a folder or a Hub id) for `labels` (`None`: the checkpoint's).
-    pub fn load(
-        model: &str,
-        labels: Option<Vec<String>>,
-        max_length: usize,
-        device: &Device,
-        seed: u64,
-    ) -> Result<Self> {
-        let files = resolve_model(model, &HubConfig::from_env(), &ModelOptions::default())?;
-        let opts = LoadOptions {
-            labels,
+    /// Loads a BERT checkpoint (a folder or a Hub id) for classification.
+    pub fn load(model: &str, opts: &TextModelOptions, device: &Device) -> Result<Self> {
+        let files = resolve_model(
+            model,
+            &HubConfig::from_env(),
+            &ModelOptions {
+                allow_pickle: opts.allow_pickle,
+            },
+        )?;
+        let load = LoadOptions {
+            labels: opts.labels.clone(),
+            dropout: opts.dropout,
             device: device.clone(),
-            seed,
+            seed: opts.seed,
             ..LoadOptions::default()
         };
-        let (model, report) = BertForSequenceClassification::from_pretrained(&files.dir, &opts)?;
+        let (model, report) = BertForSequenceClassification::from_pretrained(&files.dir, &load)?;
         if !report.newly_initialized.is_empty() {
             eprintln!("{report}");
         }
         let max_pos = model.config().max_position_embeddings;
-        let tokenizer = BertTokenizer::from_dir(&files.dir, max_length, max_pos)?;
+        let tokenizer = BertTokenizer::from_dir(&files.dir, opts.max_length, max_pos)?;
         Ok(Self {
             model,
             tokenizer,
@@ -112,6 +113,49 @@ impl TextClassifier {
     fn device(&self) -> &Device {
         &self.device
     }
+}
+
+/// How [`TextClassifier::load`] sets the model up.
+#[derive(Debug, Clone, Serialize)]
+pub struct TextModelOptions {
+    /// Class names in id order; `None`: the checkpoint's.
+    pub labels: Option<Vec<String>>,
+    /// Tokens per input (longer inputs are truncated).
+    pub max_length: usize,
+    /// Overrides the checkpoint's dropout probabilities.
+    pub dropout: Option<f64>,
+    /// Seeds a new head's initialisation and the dropout stream.
+    pub seed: u64,
+    pub allow_pickle: bool,
+}
+
+impl Default for TextModelOptions {
+    fn default() -> Self {
+        Self {
+            labels: None,
+            max_length: 128,
+            dropout: None,
+            seed: 42,
+            allow_pickle: false,
+        }
+    }
+}
+
+/// The labels a checkpoint was fine-tuned for, when its config names them (not transformers'
+/// placeholder `LABEL_i`).
+pub fn checkpoint_labels(model: &str, allow_pickle: bool) -> Result<Option<Vec<String>>> {
+    let files = resolve_model(
+        model,
+        &HubConfig::from_env(),
+        &ModelOptions { allow_pickle },
+    )?;
+    let config = finetune_bert::BertConfig::from_file(&files.dir.join("config.json"))?;
+    let labels = config.labels();
+    let placeholder = labels
+        .iter()
+        .enumerate()
+        .all(|(i, l)| *l == format!("LABEL_{i}"));
+    Ok((!placeholder).then_some(labels))
 }
 
 /// One input's prediction (the `predict --json` schema).
@@ -206,16 +250,101 @@ pub struct TextJob {
     pub dataset: Option<String>,
     pub columns: TextColumns,
     pub max_length: usize,
-    /// Class names in id order; default: the sorted training labels.
+    /// Class names in id order; default: the checkpoint's named labels, else the sorted
+    /// training labels.
     pub labels: Option<Vec<String>>,
+    /// Classes `0..N` (integer labels in the data).
+    pub num_labels: Option<usize>,
+    pub dropout: Option<f64>,
+    pub allow_pickle: bool,
     /// Hold out this fraction of the training rows when there is no eval set.
     pub validation_split: Option<f64>,
     /// Train on at most this many rows (a seeded sample).
     pub max_train_samples: Option<usize>,
     pub skip_bad_samples: bool,
     pub device: String,
+    /// A checkpoint folder, or `latest` (the newest under `output`).
     pub resume: Option<String>,
     pub config: TrainConfig,
+}
+
+impl TextJob {
+    /// A job with the library defaults for `model` → `output`.
+    pub fn new(model: impl Into<String>, output: impl Into<PathBuf>) -> Self {
+        Self {
+            model: model.into(),
+            output: output.into(),
+            train: Vec::new(),
+            eval: Vec::new(),
+            test: Vec::new(),
+            dataset: None,
+            columns: TextColumns::default(),
+            max_length: 128,
+            labels: None,
+            num_labels: None,
+            dropout: None,
+            allow_pickle: false,
+            validation_split: None,
+            max_train_samples: None,
+            skip_bad_samples: false,
+            device: "auto".into(),
+            resume: None,
+            config: TrainConfig::default(),
+        }
+    }
+
+    /// The resolved job as JSON (saved as `run_config.json` in the output folder).
+    pub fn to_json(&self) -> serde_json::Value {
+        let c = &self.columns;
+        serde_json::json!({
+            "task": "text-classification",
+            "model": self.model,
+            "output": self.output,
+            "train": self.train,
+            "eval": self.eval,
+            "test": self.test,
+            "dataset": self.dataset,
+            "text_column": c.text,
+            "text_pair_column": c.pair,
+            "label_column": c.label,
+            "group_column": c.group,
+            "max_length": self.max_length,
+            "labels": self.labels,
+            "num_labels": self.num_labels,
+            "dropout": self.dropout,
+            "allow_pickle": self.allow_pickle,
+            "validation_split": self.validation_split,
+            "max_train_samples": self.max_train_samples,
+            "skip_bad_samples": self.skip_bad_samples,
+            "device": self.device,
+            "resume": self.resume,
+            "train_config": self.config,
+        })
+    }
+
+    /// The label map: `--labels`, else `--num-labels`, else the checkpoint's named labels,
+    /// else the training labels in sorted order.
+    fn label_map(&self, train: &RawTable) -> Result<LabelMap> {
+        if let Some(names) = &self.labels {
+            if self.num_labels.is_some_and(|n| n != names.len()) {
+                bail!(
+                    "--num-labels {} disagrees with the {} names of --labels",
+                    self.num_labels.unwrap_or_default(),
+                    names.len()
+                );
+            }
+            return Ok(LabelMap::from_names(names.clone())?);
+        }
+        if let Some(n) = self.num_labels {
+            return Ok(LabelMap::from_names(
+                (0..n).map(|i| i.to_string()).collect(),
+            )?);
+        }
+        if let Some(names) = checkpoint_labels(&self.model, self.allow_pickle)? {
+            return Ok(LabelMap::from_names(names)?);
+        }
+        Ok(train.fit_labels()?)
+    }
 }
 
 /// What a run produced.
@@ -227,6 +356,8 @@ pub struct TextRunReport {
     pub labels: Vec<String>,
     pub output: PathBuf,
     pub frozen: Vec<String>,
+    /// Bad rows skipped under `--skip-bad-samples`, over all splits.
+    pub skipped_samples: usize,
 }
 
 struct Splits {
@@ -308,11 +439,20 @@ fn read_splits(job: &TextJob) -> Result<Splits> {
 
 /// Fine-tunes, evaluates on the test split, exports into `job.output`.
 pub fn train_text(job: &TextJob) -> Result<TextRunReport> {
+    job.config.validate()?;
     let splits = read_splits(job)?;
-    let labels = match &job.labels {
-        Some(names) => LabelMap::from_names(names.clone())?,
-        None => splits.train.fit_labels()?,
-    };
+    let labels = job.label_map(&splits.train)?;
+    let skipped_samples = [
+        Some(&splits.train),
+        splits.eval.as_ref(),
+        splits.test.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    // Split tables share one log: count distinct messages (each names its file and row).
+    .flat_map(|t| t.skipped.messages())
+    .collect::<std::collections::BTreeSet<_>>()
+    .len();
     let encode = |t: &Option<RawTable>| -> Result<Option<Vec<TextRecord>>> {
         Ok(match t {
             Some(t) => Some(t.encode(&labels)?.records),
@@ -325,10 +465,21 @@ pub fn train_text(job: &TextJob) -> Result<TextRunReport> {
     let device = finetune_core::select_device(&job.device)?;
     let clf = TextClassifier::load(
         &job.model,
-        Some(labels.names().to_vec()),
-        job.max_length,
+        &TextModelOptions {
+            labels: Some(labels.names().to_vec()),
+            max_length: job.max_length,
+            dropout: job.dropout,
+            seed: job.config.seed,
+            allow_pickle: job.allow_pickle,
+        },
         &device,
-        job.config.seed,
+    )?;
+    std::fs::create_dir_all(&job.output)
+        .with_context(|| format!("creating {}", job.output.display()))?;
+    let run_config = serde_json::to_vec_pretty(&job.to_json())?;
+    finetune_core::fsutil::write_bytes_atomically(
+        &job.output.join("run_config.json"),
+        &run_config,
     )?;
 
     let source = |records| clf.batches(records);
@@ -367,6 +518,60 @@ pub fn train_text(job: &TextJob) -> Result<TextRunReport> {
         labels: labels.names().to_vec(),
         output: job.output.clone(),
         frozen,
+        skipped_samples,
     };
     Ok(report)
+}
+
+/// Evaluates a fine-tuned classifier (a folder or Hub id) on labelled files; the labels are
+/// the model's.
+pub fn evaluate_text(
+    model: &str,
+    files: &[PathBuf],
+    columns: &TextColumns,
+    opts: &TextModelOptions,
+    batch_size: usize,
+    device: &str,
+) -> Result<EvalMetrics> {
+    let device = finetune_core::select_device(device)?;
+    let clf = TextClassifier::load(model, opts, &device)?;
+    let labels = LabelMap::from_names(clf.model.config().labels())?;
+    let read = TextReadOptions {
+        columns: columns.clone(),
+        format: None,
+        on_bad: OnBadSample::Error,
+    };
+    let records = read_tables(files, &read)?.encode(&labels)?.records;
+    if records.is_empty() {
+        bail!("no rows to evaluate in {files:?}");
+    }
+    Ok(finetune_train::learner::evaluate(
+        &clf,
+        &clf.batches(&records),
+        batch_size,
+    )?)
+}
+
+/// Re-exports a model folder (a training output or one of its `checkpoint-STEP` folders) for
+/// transformers, converting floating-point tensors to `dtype`.
+pub fn export_text(model: &Path, output: &Path, dtype: Option<candle_core::DType>) -> Result<()> {
+    let clf = TextClassifier::load(
+        &model.display().to_string(),
+        &TextModelOptions::default(),
+        &Device::Cpu,
+    )?;
+    // Written beside the target, then renamed: a failed export leaves no half folder.
+    let tmp = finetune_core::fsutil::temp_sibling(output);
+    let _ = std::fs::remove_dir_all(&tmp);
+    let written = clf.model.export(&tmp, dtype, Some(&clf.tokenizer_dir));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e.into());
+    }
+    if output.exists() {
+        std::fs::remove_dir_all(output)
+            .with_context(|| format!("replacing {}", output.display()))?;
+    }
+    std::fs::rename(&tmp, output).with_context(|| format!("writing {}", output.display()))?;
+    Ok(())
 }

@@ -77,9 +77,13 @@ pub fn resolve(output: &Path, which: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
-/// Writes a checkpoint for `state.global_step`, atomically; returns its folder.
+/// Writes a checkpoint for `state.global_step`, atomically; returns its folder. `export`
+/// first writes the model in its ecosystem's format (so a checkpoint folder loads like any
+/// exported model); the store's tensors then (re)write `model.safetensors` under the store's
+/// names, so resuming never depends on the export format.
 pub fn save(
     output: &Path,
+    export: &dyn Fn(&Path) -> Result<()>,
     store: &ParamStore,
     optimizer: &OptimizerState,
     scheduler: &SchedulerState,
@@ -94,6 +98,7 @@ pub fn save(
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let written = (|| {
+        export(&tmp)?;
         store.save(&tmp.join(MODEL_FILE), |n| Some(n.to_string()))?;
         optimizer.save(&tmp)?;
         write_bytes_atomically(&tmp.join(SCHEDULER_FILE), scheduler.to_json()?.as_bytes())?;

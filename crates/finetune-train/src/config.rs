@@ -45,6 +45,9 @@ pub struct TrainConfig {
     pub unfreeze: Vec<String>,
     /// Gradual unfreezing: `"EPOCH:PATTERN,..."` (see [`crate::UnfreezeSchedule`]).
     pub unfreeze_schedule: Option<String>,
+    /// Gradual unfreezing one layer every N epochs, top layer first (see
+    /// [`crate::UnfreezeSchedule::by_layer`]).
+    pub unfreeze_every: Option<u64>,
     /// Keep batch norm in eval mode for frozen parameters.
     pub freeze_bn: bool,
     /// Layer-wise lr decay factor in (0, 1].
@@ -99,6 +102,7 @@ impl Default for TrainConfig {
             freeze: Vec::new(),
             unfreeze: Vec::new(),
             unfreeze_schedule: None,
+            unfreeze_every: None,
             freeze_bn: false,
             layer_lr_decay: None,
             head_lr: None,
@@ -169,6 +173,12 @@ impl TrainConfig {
             return bad("--save-total-limit must be at least 1".into());
         }
         crate::metrics::check_metric_name(&self.metric)?;
+        if self.unfreeze_schedule.is_some() && self.unfreeze_every.is_some() {
+            return bad("give --unfreeze-schedule or --unfreeze-every, not both".into());
+        }
+        if self.unfreeze_every == Some(0) {
+            return bad("--unfreeze-every must be at least 1".into());
+        }
         if let Some(s) = &self.unfreeze_schedule {
             crate::UnfreezeSchedule::parse(s)?;
         }

@@ -70,11 +70,11 @@ impl<'m, M: TrainModel> Learner<'m, M> {
         config.validate()?;
         let base_freeze = FreezeSpec::from_patterns(&config.freeze, &config.unfreeze)?;
         base_freeze.check_patterns_match(&model.store().names())?;
-        let unfreeze = config
-            .unfreeze_schedule
-            .as_deref()
-            .map(UnfreezeSchedule::parse)
-            .transpose()?;
+        let unfreeze = match (&config.unfreeze_schedule, config.unfreeze_every) {
+            (Some(s), _) => Some(UnfreezeSchedule::parse(s)?),
+            (None, Some(k)) => Some(UnfreezeSchedule::by_layer(k, &model.store().names())?),
+            (None, None) => None,
+        };
         std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
         Ok(Self {
             model,
@@ -381,7 +381,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                     "loss {step_loss:.4} lr {lr:.2e} {sps:.1} samples/s"
                 ));
                 let epoch_f = done as f64 / steps_per_epoch as f64;
-                if done % c.logging_steps.max(1) == 0 || done == total_steps {
+                if done.is_multiple_of(c.logging_steps.max(1)) || done == total_steps {
                     let rec = json!({
                         "step": done, "epoch": epoch_f,
                         "loss": log_loss / log_samples.max(1) as f64,
@@ -391,11 +391,12 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                     state.log_history.push(rec);
                     (log_loss, log_samples) = (0.0, 0);
                 }
-                let end_of_epoch = done % steps_per_epoch == 0;
+                let end_of_epoch = done.is_multiple_of(steps_per_epoch);
                 let last = done == total_steps;
-                let mut save = c.save_steps.is_some_and(|s| done % s == 0) || last;
+                let mut save = c.save_steps.is_some_and(|s| done.is_multiple_of(s)) || last;
                 if let Some(eval) = eval {
-                    if c.eval_steps.is_some_and(|s| done % s == 0) || end_of_epoch || last {
+                    if c.eval_steps.is_some_and(|s| done.is_multiple_of(s)) || end_of_epoch || last
+                    {
                         let m = evaluate(self.model, eval, c.eval_batch_size)?;
                         let mut rec = json!({"step": done, "epoch": epoch_f});
                         flatten_eval(&mut rec, &m);
@@ -435,6 +436,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                     state.model_rng = self.model.rng_state().map(|r| r.state());
                     let dir = checkpoint::save(
                         &self.output,
+                        &|d| self.model.export(d),
                         store,
                         &optimizer.state(),
                         &scheduler.state(),

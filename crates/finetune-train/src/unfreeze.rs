@@ -51,6 +51,28 @@ impl UnfreezeSchedule {
     }
 
     /// The freeze rules in force during `epoch` (0-based).
+    /// ULMFiT-style gradual unfreezing over `names`: every `every` epochs the next layer down
+    /// (by [`crate::learner::layer_depth`]: the top encoder layer / ResNet stage first, the
+    /// embeddings / stem last) is unfrozen. Names without a depth (the head) are left to the
+    /// freeze patterns.
+    pub fn by_layer(every: u64, names: &[String]) -> Result<Self> {
+        let depths: Vec<(usize, &String)> = names
+            .iter()
+            .filter_map(|n| crate::learner::layer_depth(n).map(|d| (d, n)))
+            .collect();
+        let top = depths.iter().map(|(d, _)| *d).max().ok_or_else(|| {
+            Error::config("--unfreeze-every: no parameter belongs to a numbered layer")
+        })?;
+        if every == 0 {
+            return Err(Error::config("--unfreeze-every must be at least 1"));
+        }
+        let steps = depths
+            .into_iter()
+            .map(|(d, n)| (every * (top - d + 1) as u64, n.clone()))
+            .collect();
+        Ok(Self { steps })
+    }
+
     pub fn spec_at(&self, base: &FreezeSpec, epoch: u64) -> Result<FreezeSpec> {
         let mut spec = base.clone();
         for (e, p) in &self.steps {

@@ -28,6 +28,10 @@ pub struct LoadOptions {
     /// re-initialised and reported).
     pub labels: Option<Vec<String>>,
     pub problem_type: Option<ProblemType>,
+    /// Replaces the checkpoint's `hidden_dropout_prob` and `attention_probs_dropout_prob`
+    /// (transformers' meaning of overriding "dropout"); the head keeps `classifier_dropout`
+    /// when the config sets it.
+    pub dropout: Option<f64>,
     pub dtype: DType,
     pub device: Device,
     /// Seeds the head initialisation and the dropout stream.
@@ -39,6 +43,7 @@ impl Default for LoadOptions {
         Self {
             labels: None,
             problem_type: None,
+            dropout: None,
             dtype: DType::F32,
             device: Device::Cpu,
             seed: 42,
@@ -84,6 +89,10 @@ impl BertForSequenceClassification {
         }
         if opts.problem_type.is_some() {
             config.problem_type = opts.problem_type;
+        }
+        if let Some(p) = opts.dropout {
+            config.hidden_dropout_prob = p;
+            config.attention_probs_dropout_prob = p;
         }
         config.validate()?;
         let ckpt = Checkpoint::open(dir)?;

@@ -4,8 +4,14 @@
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
+mod config_file;
+mod eval;
+mod export;
 mod inspect;
 mod lr_schedule;
+mod model_kind;
+mod predict;
+mod train;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +30,14 @@ enum Command {
     Inspect(inspect::Args),
     /// Print the learning rate a schedule gives at each step.
     LrSchedule(Box<lr_schedule::Args>),
+    /// Fine-tune a model: checkpoints, logs and the exported model go to --output.
+    Train(Box<train::Args>),
+    /// Metrics of a fine-tuned model on labelled data.
+    Eval(eval::Args),
+    /// Predictions of a fine-tuned model.
+    Predict(predict::Args),
+    /// Write a checkpoint as a transformers / timm model folder.
+    Export(export::Args),
 }
 
 fn main() {
@@ -45,6 +59,10 @@ fn main() {
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::LrSchedule(a) => lr_schedule::run(*a),
+        Command::Train(a) => train::run(*a),
+        Command::Eval(a) => eval::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Export(a) => export::run(a),
     };
     if let Err(e) = result {
         // One clear line, never a panic message.
