@@ -4,3 +4,7 @@
 pub use finetune_bert as bert;
 pub use finetune_core as core;
 pub use finetune_data as data;
+pub use finetune_hub as hub;
+pub use finetune_train as train;
+pub mod tasks;
+pub use finetune_resnet as resnet;
