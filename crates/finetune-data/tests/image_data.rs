@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{encoded, write, write_image_parquet};
+use common::{assert_mentions, encoded, write, write_image_parquet};
 use finetune_data::image::cifar::{self, CifarKind};
 use finetune_data::image::{open, ColorMode, ImageOpenOptions};
 use finetune_data::{LabelMap, OnBadSample};
@@ -71,7 +71,7 @@ fn image_folder_with_png_jpeg_webp_and_gray() {
         ..opts()
     };
     let err = open(r, &o).unwrap_err().to_string();
-    assert!(err.contains("`dog`"), "{err}");
+    assert_mentions(&err, &["`dog`"]);
 }
 
 #[test]
@@ -85,15 +85,9 @@ fn truncated_and_corrupt_images_are_errors_naming_the_file() {
     let ds = open(r, &opts()).unwrap();
     assert!(ds.load(0, ColorMode::Rgb).is_ok());
     let err = ds.load(1, ColorMode::Rgb).unwrap_err().to_string();
-    assert!(
-        err.contains("truncated.png") && err.contains("cannot decode"),
-        "{err}"
-    );
+    assert_mentions(&err, &["truncated.png", "cannot decode"]);
     let err = ds.load(2, ColorMode::Rgb).unwrap_err().to_string();
-    assert!(
-        err.contains("garbage.jpg") && err.contains("cannot decode"),
-        "{err}"
-    );
+    assert_mentions(&err, &["garbage.jpg", "cannot decode"]);
 }
 
 #[test]
@@ -107,10 +101,7 @@ fn path_list_csv_relative_paths_labels_and_bad_rows() {
         "path,label\nimg/x.png,zebra\nimg/y.png,ant\nimg/z.png,\n",
     );
     let err = open(&r.join("list.csv"), &opts()).unwrap_err().to_string();
-    assert!(
-        err.contains("list.csv") && err.contains("row 3") && err.contains("missing label"),
-        "{err}"
-    );
+    assert_mentions(&err, &["list.csv", "row 3", "missing label"]);
     let skipped = finetune_data::SkipLog::new();
     let o = ImageOpenOptions {
         on_bad: OnBadSample::Skip,
@@ -127,10 +118,7 @@ fn path_list_csv_relative_paths_labels_and_bad_rows() {
     write(&r.join("list2.csv"), "path,label\nimg/missing.png,ant\n");
     let ds = open(&r.join("list2.csv"), &opts()).unwrap();
     let err = ds.load(0, ColorMode::Rgb).unwrap_err().to_string();
-    assert!(
-        err.contains("missing.png") && err.contains("row 1 of") && err.contains("list2.csv"),
-        "{err}"
-    );
+    assert_mentions(&err, &["missing.png", "row 1 of", "list2.csv"]);
 }
 
 #[test]
@@ -180,19 +168,23 @@ fn idx_plain_and_gzipped_and_broken() {
         idx_labels(&[1, 2, 3]),
     );
     let err = open(bad.path(), &opts()).unwrap_err().to_string();
-    assert!(
-        err.contains("train-images-idx3-ubyte")
-            && err.contains("expected 3 images of 2x2 (12 bytes), found 11 bytes"),
-        "{err}"
+    assert_mentions(
+        &err,
+        &[
+            "train-images-idx3-ubyte",
+            "expected 3 images of 2x2 (12 bytes), found 11 bytes",
+        ],
     );
     let mut wrong = idx_images(3, 2, 2);
     wrong[3] = 1;
     write(&bad.path().join("train-images-idx3-ubyte"), &wrong);
     let err = open(bad.path(), &opts()).unwrap_err().to_string();
-    assert!(
-        err.contains("train-images-idx3-ubyte")
-            && err.contains("magic number 0x00000801, expected 0x00000803"),
-        "{err}"
+    assert_mentions(
+        &err,
+        &[
+            "train-images-idx3-ubyte",
+            "magic number 0x00000801, expected 0x00000803",
+        ],
     );
     let g = gz(&idx_images(3, 2, 2));
     write(
@@ -200,7 +192,7 @@ fn idx_plain_and_gzipped_and_broken() {
         &g[..g.len() - 10],
     );
     let err = open(bad.path(), &opts()).unwrap_err().to_string();
-    assert!(err.contains("gzip") && err.contains("truncated"), "{err}");
+    assert_mentions(&err, &["gzip", "truncated"]);
 }
 
 fn cifar_record(label: &[u8], base: u8) -> Vec<u8> {
@@ -284,7 +276,7 @@ fn cifar_10_and_100_binary_batches() {
     let err = cifar::open(&[trunc], CifarKind::Cifar10, None)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("cut.bin") && err.contains("record 2"), "{err}");
+    assert_mentions(&err, &["cut.bin", "record 2"]);
 }
 
 #[test]
@@ -301,10 +293,7 @@ fn pixel_csv_with_and_without_header() {
     let h = dir.path().join("kaggle.csv");
     write(&h, "label,p0,p1,p2,p3\n5,1,2,3,4\n6,1,2,300,4\n");
     let err = open(&h, &opts()).unwrap_err().to_string();
-    assert!(
-        err.contains("kaggle.csv") && err.contains("row 2 (line 3)") && err.contains("`300`"),
-        "{err}"
-    );
+    assert_mentions(&err, &["kaggle.csv", "row 2 (line 3)", "`300`"]);
     write(&h, "label,p0,p1,p2,p3\n5,1,2,3,4\n");
     let ds = open(&h, &opts()).unwrap();
     assert_eq!(
@@ -342,20 +331,14 @@ fn hub_style_parquet_images_with_a_corrupt_row() {
         &[49, 25, 36]
     );
     let err = tr.load(2, ColorMode::Rgb).unwrap_err().to_string();
-    assert!(
-        err.contains("train-00000-of-00001.parquet") && err.contains("row 3"),
-        "{err}"
-    );
+    assert_mentions(&err, &["train-00000-of-00001.parquet", "row 3"]);
     // A null image in the test split: error naming the row, or skipped and counted.
     let o = ImageOpenOptions {
         split: "test".into(),
         ..opts()
     };
     let err = open(dir.path(), &o).unwrap_err().to_string();
-    assert!(
-        err.contains("test-00000-of-00001.parquet") && err.contains("row 2"),
-        "{err}"
-    );
+    assert_mentions(&err, &["test-00000-of-00001.parquet", "row 2"]);
     let o = ImageOpenOptions {
         on_bad: OnBadSample::Skip,
         ..o
@@ -369,5 +352,5 @@ fn unknown_paths_are_clear_errors() {
     let err = open(Path::new("/nonexistent/data"), &opts())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("no such file or folder"), "{err}");
+    assert_mentions(&err, &["no such file or folder"]);
 }

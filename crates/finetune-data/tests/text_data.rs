@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{write, write_text_parquet, write_text_parquet_meta};
+use common::{assert_mentions, write, write_text_parquet, write_text_parquet_meta};
 use finetune_data::bucket::{padding_stats, plan_batches, token_lengths, BucketConfig};
 use finetune_data::snapshot::{files_of_split, split_files};
 use finetune_data::split::{grouped_split, random_split};
@@ -13,6 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 fn opts() -> TextReadOptions {
     TextReadOptions::default()
+}
+
+/// The error message of reading `path` with the default options.
+fn read_err(path: &std::path::Path) -> String {
+    read_table(path, &opts()).unwrap_err().to_string()
 }
 
 #[test]
@@ -68,12 +73,14 @@ fn a_csv_row_with_missing_fields_is_an_error_naming_file_and_row_or_is_skipped()
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.csv");
     write(&p, "text,label\nok,1\nno label here\n   ,0\nfine,0\n");
-    let err = read_table(&p, &opts()).unwrap_err().to_string();
-    assert!(
-        err.contains("bad.csv")
-            && err.contains("row 2 (line 3)")
-            && err.contains("has 1 fields, the header has 2"),
-        "{err}"
+    let err = read_err(&p);
+    assert_mentions(
+        &err,
+        &[
+            "bad.csv",
+            "row 2 (line 3)",
+            "has 1 fields, the header has 2",
+        ],
     );
 
     let skip = TextReadOptions {
@@ -87,10 +94,7 @@ fn a_csv_row_with_missing_fields_is_an_error_naming_file_and_row_or_is_skipped()
     );
     assert_eq!(t.skipped.count(), 2);
     let msgs = t.skipped.messages();
-    assert!(
-        msgs[1].contains("row 3 (line 4)") && msgs[1].contains("empty `text`"),
-        "{msgs:?}"
-    );
+    assert_mentions(&msgs[1], &["row 3 (line 4)", "empty `text`"]);
     assert!(t.skipped.summary().starts_with("skipped 2 bad samples"));
 }
 
@@ -99,11 +103,8 @@ fn a_missing_column_names_the_columns_the_file_has() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("x.csv");
     write(&p, "sentence,label\na,1\n");
-    let err = read_table(&p, &opts()).unwrap_err().to_string();
-    assert!(
-        err.contains("no column `text`") && err.contains("sentence, label"),
-        "{err}"
-    );
+    let err = read_err(&p);
+    assert_mentions(&err, &["x.csv", "no column `text`", "sentence, label"]);
 }
 
 #[test]
@@ -118,10 +119,7 @@ fn unseen_eval_label_is_an_error_naming_file_and_row() {
         .encode(&labels)
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("eval.csv") && err.contains("row 2") && err.contains("`neutral`"),
-        "{err}"
-    );
+    assert_mentions(&err, &["eval.csv", "row 2", "`neutral`"]);
 }
 
 #[test]
@@ -161,17 +159,11 @@ fn jsonl_with_numbers_booleans_blank_lines_and_a_broken_line() {
         &p,
         "{\"text\": \"x\", \"label\": true}\n{\"text\": \"y\", \"label\": \n",
     );
-    let err = read_table(&p, &opts()).unwrap_err().to_string();
-    assert!(
-        err.contains("d.jsonl") && err.contains("line 2") && err.contains("not valid JSON"),
-        "{err}"
-    );
+    let err = read_err(&p);
+    assert_mentions(&err, &["d.jsonl", "line 2", "not valid JSON"]);
     write(&p, "{\"text\": \"x\"}\n");
-    let err = read_table(&p, &opts()).unwrap_err().to_string();
-    assert!(
-        err.contains("row 1") && err.contains("missing label"),
-        "{err}"
-    );
+    let err = read_err(&p);
+    assert_mentions(&err, &["d.jsonl", "row 1", "missing label"]);
 }
 
 #[test]
@@ -185,11 +177,8 @@ fn parquet_text_with_integer_labels_and_nulls() {
             &[Some(1), Some(0), Some(1), None],
             zstd,
         );
-        let err = read_table(&p, &opts()).unwrap_err().to_string();
-        assert!(
-            err.contains(".parquet") && err.contains("row 3") && err.contains("empty `text`"),
-            "{err}"
-        );
+        let err = read_err(&p);
+        assert_mentions(&err, &[".parquet", "row 3", "empty `text`"]);
         let t = read_table(
             &p,
             &TextReadOptions {
@@ -241,10 +230,7 @@ fn snapshot_split_files_follow_hub_names() {
     let err = files_of_split(root, "parquet", "extra")
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("no split `extra`") && err.contains("unsupervised"),
-        "{err}"
-    );
+    assert_mentions(&err, &["no split `extra`", "unsupervised"]);
 
     // The parquet-export layout: config/split/NNNN.parquet.
     let d2 = tempfile::tempdir().unwrap();
@@ -261,10 +247,7 @@ fn snapshot_split_files_follow_hub_names() {
     // A file whose split cannot be told, beside ones that can, is an error.
     write(&d2.path().join("default/other.parquet"), b"");
     let err = split_files(d2.path(), "parquet").unwrap_err().to_string();
-    assert!(
-        err.contains("cannot tell the split") && err.contains("other.parquet"),
-        "{err}"
-    );
+    assert_mentions(&err, &["cannot tell the split", "other.parquet"]);
 }
 
 #[test]

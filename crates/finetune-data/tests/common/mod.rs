@@ -5,7 +5,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
 use parquet::schema::parser::parse_message_type;
 use std::path::Path;
 use std::sync::Arc;
@@ -44,6 +44,28 @@ fn byte_col(values: &[Option<Vec<u8>>], present_level: i16) -> (Vec<ByteArray>, 
     (vals, defs)
 }
 
+/// Writes a one-row-group Parquet file of the given schema; `column(i, writer)` fills the i-th
+/// leaf column.
+fn write_parquet(
+    path: &Path,
+    schema: &str,
+    props: Arc<WriterProperties>,
+    mut column: impl FnMut(usize, &mut SerializedColumnWriter<'_>),
+) {
+    let schema = Arc::new(parse_message_type(schema).unwrap());
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = SerializedFileWriter::new(file, schema, props).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut i = 0;
+    while let Some(mut col) = rg.next_column().unwrap() {
+        column(i, &mut col);
+        col.close().unwrap();
+        i += 1;
+    }
+    rg.close().unwrap();
+    w.close().unwrap();
+}
+
 /// A Parquet file with an optional UTF-8 `text` column and an optional int64 `label` column.
 pub fn write_text_parquet(path: &Path, texts: &[Option<&str>], labels: &[Option<i64>], zstd: bool) {
     write_text_parquet_meta(path, texts, labels, zstd, None)
@@ -57,15 +79,8 @@ pub fn write_text_parquet_meta(
     zstd: bool,
     meta: Option<String>,
 ) {
-    let schema = Arc::new(
-        parse_message_type("message schema { optional binary text (UTF8); optional int64 label; }")
-            .unwrap(),
-    );
-    let file = std::fs::File::create(path).unwrap();
-    let mut w = SerializedFileWriter::new(file, schema, props(zstd, meta)).unwrap();
-    let mut rg = w.next_row_group().unwrap();
-    let mut i = 0;
-    while let Some(mut col) = rg.next_column().unwrap() {
+    let schema = "message schema { optional binary text (UTF8); optional int64 label; }";
+    write_parquet(path, schema, props(zstd, meta), |i, col| {
         if i == 0 {
             let t: Vec<Option<Vec<u8>>> = texts
                 .iter()
@@ -82,52 +97,44 @@ pub fn write_text_parquet_meta(
                 .write_batch(&v, Some(&d), None)
                 .unwrap();
         }
-        col.close().unwrap();
-        i += 1;
-    }
-    rg.close().unwrap();
-    w.close().unwrap();
+    });
 }
 
 /// A Parquet file laid out like a Hub image dataset: `image: struct<bytes, path>` and an int64
 /// `label`.
 pub fn write_image_parquet(path: &Path, images: &[Option<Vec<u8>>], labels: &[i64]) {
-    let schema = Arc::new(
-        parse_message_type(
-            "message schema { optional group image { optional binary bytes; optional binary path (UTF8); } optional int64 label; }",
-        )
-        .unwrap(),
-    );
-    let file = std::fs::File::create(path).unwrap();
-    let mut w = SerializedFileWriter::new(file, schema, props(false, None)).unwrap();
-    let mut rg = w.next_row_group().unwrap();
-    let mut i = 0;
-    while let Some(mut col) = rg.next_column().unwrap() {
-        match i {
-            0 => {
-                let (v, d) = byte_col(images, 2);
-                col.typed::<ByteArrayType>()
-                    .write_batch(&v, Some(&d), None)
-                    .unwrap();
-            }
-            1 => {
-                let d = vec![1i16; images.len()]; // struct present, path null
-                col.typed::<ByteArrayType>()
-                    .write_batch(&[], Some(&d), None)
-                    .unwrap();
-            }
-            _ => {
-                let d = vec![1i16; labels.len()];
-                col.typed::<Int64Type>()
-                    .write_batch(labels, Some(&d), None)
-                    .unwrap();
-            }
+    let schema = "message schema { optional group image { optional binary bytes; optional binary path (UTF8); } optional int64 label; }";
+    write_parquet(path, schema, props(false, None), |i, col| match i {
+        0 => {
+            let (v, d) = byte_col(images, 2);
+            col.typed::<ByteArrayType>()
+                .write_batch(&v, Some(&d), None)
+                .unwrap();
         }
-        col.close().unwrap();
-        i += 1;
-    }
-    rg.close().unwrap();
-    w.close().unwrap();
+        1 => {
+            let d = vec![1i16; images.len()]; // struct present, path null
+            col.typed::<ByteArrayType>()
+                .write_batch(&[], Some(&d), None)
+                .unwrap();
+        }
+        _ => {
+            let d = vec![1i16; labels.len()];
+            col.typed::<Int64Type>()
+                .write_batch(labels, Some(&d), None)
+                .unwrap();
+        }
+    });
+}
+
+/// Asserts that an error message names every one of `parts` (the file, the row or line, what
+/// was expected), saying which are missing.
+#[track_caller]
+pub fn assert_mentions(err: &str, parts: &[&str]) {
+    let missing: Vec<&str> = parts.iter().copied().filter(|p| !err.contains(p)).collect();
+    assert!(
+        missing.is_empty(),
+        "the message does not mention {missing:?}: {err}"
+    );
 }
 
 /// An encoded image of the given format ("png", "jpg", "webp"): a w x h RGB gradient.
