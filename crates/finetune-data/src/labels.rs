@@ -63,6 +63,13 @@ impl LabelMap {
         Ok(Self::from_parts(names, false))
     }
 
+    /// The names of a `datasets` `ClassLabel` column (id order); raw integer labels are ids.
+    pub fn from_class_label(names: Vec<String>) -> Result<Self> {
+        let mut m = Self::from_names(names)?;
+        m.integer_ids = true;
+        Ok(m)
+    }
+
     /// The map of a model config's `label2id` (ids must be exactly `0..n`).
     pub fn from_label2id(label2id: &BTreeMap<String, usize>) -> Result<Self> {
         let n = label2id.len();

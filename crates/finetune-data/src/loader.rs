@@ -20,6 +20,9 @@ pub trait Dataset: Send + Sync + 'static {
     type Item: Send + 'static;
     fn len(&self) -> usize;
     fn get(&self, index: usize, rng: &mut Rng) -> Result<Self::Item>;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The batches (lists of dataset indices) of each epoch.

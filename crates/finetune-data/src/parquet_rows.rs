@@ -79,6 +79,36 @@ pub fn for_each_row(
     Ok(())
 }
 
+/// The class names of a `ClassLabel` column, from the `huggingface` metadata that the `datasets`
+/// library writes into its Parquet files (`info.features.<column>.names`), if present.
+pub fn class_label_names(path: &Path, column: &str) -> Result<Option<Vec<String>>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| perr(path, e))?;
+    let kv = reader.metadata().file_metadata().key_value_metadata();
+    let Some(meta) = kv.and_then(|kv| kv.iter().find(|k| k.key == "huggingface")) else {
+        return Ok(None);
+    };
+    let Some(json) = meta.value.as_deref() else {
+        return Ok(None);
+    };
+    let v: serde_json::Value = match serde_json::from_str(json) {
+        Ok(v) => v,
+        Err(_) => return Ok(None),
+    };
+    let features = v
+        .pointer("/info/features")
+        .unwrap_or(&serde_json::Value::Null);
+    let feature = &features[column];
+    if feature["_type"] != "ClassLabel" {
+        return Ok(None);
+    }
+    Ok(feature["names"].as_array().map(|a| {
+        a.iter()
+            .map(|n| n.as_str().map_or_else(|| n.to_string(), str::to_string))
+            .collect()
+    }))
+}
+
 /// A scalar field as the text a CSV would hold (`None` for null); groups and lists are errors.
 pub fn field_to_string(field: &Field) -> std::result::Result<Option<String>, String> {
     Ok(Some(match field {

@@ -5,7 +5,7 @@
 use super::{ImageDataset, Source};
 use crate::bad::{record_error, OnBadSample, SkipLog};
 use crate::labels::LabelMap;
-use crate::parquet_rows::{field_to_string, for_each_row};
+use crate::parquet_rows::{class_label_names, field_to_string, for_each_row};
 use finetune_core::{Error, Result};
 use parquet::record::Field;
 use std::path::{Path, PathBuf};
@@ -32,8 +32,9 @@ fn image_bytes(f: &Field) -> std::result::Result<Vec<u8>, String> {
     }
 }
 
-/// Opens one or more Parquet files (a split's shards). Label names: the given map, or
-/// [`LabelMap::fit`] on the raw labels (integers stay ids).
+/// Opens one or more Parquet files (a split's shards). Label names: the given map, else the
+/// `ClassLabel` names in the files' `huggingface` metadata, else [`LabelMap::fit`] on the raw
+/// labels (integers stay ids).
 pub fn open(
     files: &[PathBuf],
     image_column: &str,
@@ -87,9 +88,10 @@ pub fn open(
             files.first().map_or(Path::new("?"), |p| p).display()
         )));
     }
-    let map = match labels {
-        Some(m) => m.clone(),
-        None => LabelMap::fit(raw.iter().map(|r| r.0.as_str()))?,
+    let map = match (labels, class_label_names(&files[0], label_column)?) {
+        (Some(m), _) => m.clone(),
+        (None, Some(names)) => LabelMap::from_class_label(names)?,
+        (None, None) => LabelMap::fit(raw.iter().map(|r| r.0.as_str()))?,
     };
     let ids = raw
         .iter()

@@ -118,6 +118,8 @@ pub struct RawRow {
 pub struct RawTable {
     pub rows: Vec<RawRow>,
     pub skipped: SkipLog,
+    /// Class names a Parquet file's `ClassLabel` metadata gave for the label column.
+    pub class_names: Option<Vec<String>>,
 }
 
 /// What a format reader found in one row; `None` = the column is empty or null.
@@ -181,12 +183,17 @@ impl RawTable {
         RawTable {
             rows: indices.iter().map(|&i| self.rows[i].clone()).collect(),
             skipped: self.skipped.clone(),
+            class_names: self.class_names.clone(),
         }
     }
 
-    /// The label map fitted on these rows (see [`LabelMap::fit`]).
+    /// The label map of these rows: the `ClassLabel` names when the files carry them, else
+    /// [`LabelMap::fit`] on the raw labels.
     pub fn fit_labels(&self) -> Result<LabelMap> {
-        LabelMap::fit(self.rows.iter().map(|r| r.label.as_str()))
+        match &self.class_names {
+            Some(names) => LabelMap::from_class_label(names.clone()),
+            None => LabelMap::fit(self.rows.iter().map(|r| r.label.as_str())),
+        }
     }
 
     /// Maps every label through `labels`; a label it does not know is an error naming the file

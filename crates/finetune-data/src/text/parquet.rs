@@ -2,12 +2,15 @@
 //! integer `ClassLabel` columns arrive as integers.
 
 use super::{Fields, RawTable, RowLoc, TextReadOptions};
-use crate::parquet_rows::{field_to_string, for_each_row};
+use crate::parquet_rows::{class_label_names, field_to_string, for_each_row};
 use finetune_core::Result;
 use std::path::Path;
 
 pub(crate) fn read(path: &Path, opts: &TextReadOptions, table: &mut RawTable) -> Result<()> {
     let c = &opts.columns;
+    if let Some(names) = class_label_names(path, &c.label)? {
+        table.class_names = Some(names);
+    }
     let mut cols: Vec<(&str, bool)> = vec![(&c.text, true), (&c.label, true)];
     if let Some(p) = &c.pair {
         cols.push((p, true));

@@ -20,7 +20,7 @@ pub struct ColorJitter {
 }
 
 fn factor_range(name: &str, v: f64) -> Result<Option<(f64, f64)>> {
-    if !(v >= 0.0) {
+    if !finetune_core::error::non_negative(v) {
         return Err(Error::config(format!(
             "ColorJitter {name} must be >= 0, got {v}"
         )));

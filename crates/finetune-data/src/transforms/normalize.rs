@@ -18,7 +18,10 @@ impl Normalize {
                 std.len()
             )));
         }
-        if let Some(s) = std.iter().find(|s| !(**s > 0.0)) {
+        if let Some(s) = std
+            .iter()
+            .find(|s| !finetune_core::error::positive(**s as f64))
+        {
             return Err(Error::config(format!("Normalize std must be > 0, got {s}")));
         }
         Ok(Self { mean, std })
@@ -37,8 +40,10 @@ impl Transform for Normalize {
         }
         let plane = t.height * t.width;
         for (c, chunk) in t.data.chunks_exact_mut(plane).enumerate() {
-            let (m, inv) = (self.mean[c], 1.0 / self.std[c]);
-            chunk.iter_mut().for_each(|v| *v = (*v - m) * inv);
+            // torchvision's `sub_(mean).div_(std)`: a division, not a multiplication by 1/std,
+            // so the values agree bit for bit.
+            let (m, sd) = (self.mean[c], self.std[c]);
+            chunk.iter_mut().for_each(|v| *v = (*v - m) / sd);
         }
         Ok(Sample::Tensor(t))
     }

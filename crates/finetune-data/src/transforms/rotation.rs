@@ -21,7 +21,7 @@ pub struct RandomRotation {
 impl RandomRotation {
     /// Angles uniform in `(-degrees, degrees)`, nearest, black fill (torchvision's defaults).
     pub fn new(degrees: f64) -> Result<Self> {
-        if !(degrees >= 0.0) {
+        if !finetune_core::error::non_negative(degrees) {
             return Err(Error::config(format!(
                 "rotation degrees must be >= 0, got {degrees}"
             )));
