@@ -33,6 +33,13 @@ pub struct TrainerState {
     pub best: BestTracker,
     /// Every logged record so far (also in `metrics.jsonl`).
     pub log_history: Vec<serde_json::Value>,
+    /// The train loss summed over the samples of the steps since the last train record, and
+    /// their count: a resumed run's next record averages over the same steps as the
+    /// uninterrupted run's.
+    #[serde(default)]
+    pub pending_loss: f64,
+    #[serde(default)]
+    pub pending_samples: u64,
     pub config: TrainConfig,
 }
 
@@ -169,11 +176,14 @@ pub fn load(dir: &Path, store: &ParamStore) -> Result<Loaded> {
     })
 }
 
-/// Deletes the oldest checkpoints beyond `limit`, never the one at `keep` (the best).
+/// Deletes the oldest checkpoints beyond `limit`, never the newest (what a resume continues
+/// from) nor the one at `keep` (the best): with `limit` 1 and an older best, both stay, as in
+/// transformers.
 pub fn rotate(output: &Path, limit: Option<usize>, keep: Option<u64>) -> Result<()> {
     let Some(limit) = limit else { return Ok(()) };
-    let all = list(output);
+    let mut all = list(output);
     let mut excess = all.len().saturating_sub(limit);
+    all.pop();
     for (step, p) in all {
         if excess == 0 {
             break;

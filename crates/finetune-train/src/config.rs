@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    #[serde(alias = "num_train_epochs")]
+    /// A whole number; `3.0` (how `TrainingArguments` writes `num_train_epochs`) reads as 3.
+    #[serde(alias = "num_train_epochs", deserialize_with = "whole_number")]
     pub epochs: u64,
     /// Optimizer steps; overrides `epochs` when set.
     pub max_steps: Option<u64>,
@@ -142,6 +143,27 @@ impl TrainConfig {
         if !(finetune_core::error::positive(self.lr) && self.lr.is_finite()) {
             return bad(format!("--lr must be > 0, got {}", self.lr));
         }
+        if !finetune_core::error::non_negative(self.weight_decay) {
+            return bad(format!(
+                "--weight-decay must be >= 0, got {}",
+                self.weight_decay
+            ));
+        }
+        if let Some(h) = self.head_lr {
+            if !(finetune_core::error::positive(h) && h.is_finite()) {
+                return bad(format!("--head-lr must be > 0, got {h}"));
+            }
+        }
+        if let Some(d) = self.layer_lr_decay {
+            if !(d > 0.0 && d <= 1.0) {
+                return bad(format!("--layer-lr-decay must be in (0, 1], got {d}"));
+            }
+        }
+        if let Some(r) = self.warmup_ratio {
+            if !(0.0..=1.0).contains(&r) {
+                return bad(format!("--warmup-ratio must lie in [0, 1], got {r}"));
+            }
+        }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad(format!(
                 "--label-smoothing must be in [0, 1), got {}",
@@ -205,15 +227,36 @@ impl TrainConfig {
     }
 }
 
+/// A `u64` written as an integer or as a float with no fractional part.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Int(u64),
+        Float(f64),
+    }
+    match Number::deserialize(d) {
+        Ok(Number::Int(n)) => Ok(n),
+        Ok(Number::Float(x)) if x >= 0.0 && x.fract() == 0.0 && x < 2f64.powi(53) => Ok(x as u64),
+        Ok(Number::Float(x)) => Err(serde::de::Error::custom(format!(
+            "expected a whole number of epochs >= 0, got {x}"
+        ))),
+        Err(_) => Err(serde::de::Error::custom(
+            "expected a whole number of epochs >= 0",
+        )),
+    }
+}
+
 fn toml_like(path: &std::path::Path, text: &str) -> Result<TrainConfig> {
-    let value: toml::Value = text.parse().map_err(|e: toml::de::Error| Error::Record {
+    // A document (a table of keys), not a single TOML value.
+    text.parse::<toml::Table>()
+        .map_err(|e: toml::de::Error| Error::Record {
+            path: path.to_path_buf(),
+            msg: format!("not valid TOML: {e}"),
+        })?;
+    // Deserialised by toml itself, so an error points at the offending key and line.
+    toml::from_str(text).map_err(|e| Error::Record {
         path: path.to_path_buf(),
-        msg: format!("not valid TOML: {e}"),
-    })?;
-    // Through JSON, so serde's aliases and `deny_unknown_fields` apply as for any format.
-    let json = serde_json::to_value(value).map_err(|e| Error::config(e.to_string()))?;
-    serde_json::from_value(json).map_err(|e| Error::Record {
-        path: path.to_path_buf(),
-        msg: format!("{e}"),
+        msg: e.to_string(),
     })
 }

@@ -2,8 +2,9 @@
 //!
 //! Order and resume: everything a step needs — the epoch and batch indices ([`StepOrder`]), the
 //! trainable mask under gradual unfreezing — is a function of the global step, so
-//! a checkpoint only stores the step, the optimizer, the schedule, the model's dropout RNG and
-//! the weights, and a resumed run repeats the uninterrupted one exactly.
+//! a checkpoint only stores the step, the optimizer, the schedule, the model's dropout RNG, the
+//! weights and the log (with the train loss not yet logged), and a resumed run repeats the
+//! uninterrupted one exactly, `metrics.jsonl` included.
 //!
 //! Accumulation: each micro-batch's mean loss is weighted by its share of the step's samples, so
 //! the accumulated gradient is the gradient of the mean loss over the whole step.
@@ -68,13 +69,28 @@ impl<'m, M: TrainModel> Learner<'m, M> {
     /// A learner writing into `output` (created if needed). Applies nothing yet.
     pub fn new(model: &'m M, config: TrainConfig, output: &Path) -> Result<Self> {
         config.validate()?;
-        let base_freeze = FreezeSpec::from_patterns(&config.freeze, &config.unfreeze)?;
+        // `--unfreeze-every` starts ULMFiT-style: every numbered layer frozen, then the user's
+        // patterns.
+        let mut freeze: Vec<String> = match (&config.unfreeze_schedule, config.unfreeze_every) {
+            (None, Some(_)) => model
+                .store()
+                .names()
+                .into_iter()
+                .filter(|n| layer_depth(n).is_some())
+                .collect(),
+            _ => Vec::new(),
+        };
+        freeze.extend(config.freeze.iter().cloned());
+        let base_freeze = FreezeSpec::from_patterns(&freeze, &config.unfreeze)?;
         base_freeze.check_patterns_match(&model.store().names())?;
         let unfreeze = match (&config.unfreeze_schedule, config.unfreeze_every) {
             (Some(s), _) => Some(UnfreezeSchedule::parse(s)?),
             (None, Some(k)) => Some(UnfreezeSchedule::by_layer(k, &model.store().names())?),
             (None, None) => None,
         };
+        if let Some(u) = &unfreeze {
+            u.check_patterns_match(&model.store().names())?;
+        }
         std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
         Ok(Self {
             model,
@@ -213,6 +229,9 @@ impl<'m, M: TrainModel> Learner<'m, M> {
         let steps_per_epoch = order.steps_per_epoch();
         let total_steps = c.max_steps.unwrap_or(c.epochs * steps_per_epoch);
         let store = self.model.store();
+        if let Some(u) = &self.unfreeze {
+            u.check_patterns_match(&store.names())?;
+        }
         self.apply_mask(0)?;
         let mut optimizer = self.build_optimizer()?;
         let mut scheduler = LrScheduler::new(c.schedule_config(total_steps)?)?;
@@ -225,6 +244,8 @@ impl<'m, M: TrainModel> Learner<'m, M> {
             model_rng: None,
             best: BestTracker::new(c.greater_is_better()),
             log_history: Vec::new(),
+            pending_loss: 0.0,
+            pending_samples: 0,
             config: c.clone(),
         };
         if let Some(dir) = resume {
@@ -255,7 +276,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
             &self.output.join("train_config.json"),
             &config_json,
         )?;
-        let mut log = MetricsLog::open(&self.output)?;
+        let mut log = MetricsLog::start(&self.output, &state.log_history)?;
         let counts = store.counts();
         let l1 = PatternSet::new(&["*"])?;
 
@@ -277,7 +298,6 @@ impl<'m, M: TrainModel> Learner<'m, M> {
         let start_samples = state.samples_seen;
         let mut outcome = Outcome::Completed;
         let mut mask_epoch = None;
-        let (mut log_loss, mut log_samples) = (0.0f64, 0usize);
         let mut last_train_loss = None;
         let mut final_eval = None;
         let problem = self.model.problem();
@@ -328,15 +348,11 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                         .loss(&logits, &batch.targets, c.label_smoothing)?;
                     let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                     if !value.is_finite() {
-                        let last = checkpoint::list(&self.output).pop();
                         return Err(Error::config(format!(
-                            "the training loss became {value} at step {step} (epoch {epoch}); \
+                            "the training loss became {value} at step {} (epoch {epoch}); \
                              stopping. {}",
-                            match last {
-                                Some((_, p)) =>
-                                    format!("The last good checkpoint is {}", p.display()),
-                                None => "No checkpoint was saved yet".to_string(),
-                            }
+                            step + 1,
+                            last_good_checkpoint(&self.output)
                         )));
                     }
                     for (lambda, f) in [
@@ -361,8 +377,10 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                 let bad = grads.non_finite()?;
                 if !bad.is_empty() {
                     return Err(Error::config(format!(
-                        "non-finite gradient at step {step} in {}; stopping",
-                        bad.join(", ")
+                        "non-finite gradient at step {} in {}; stopping. {}",
+                        step + 1,
+                        bad.join(", "),
+                        last_good_checkpoint(&self.output)
                     )));
                 }
                 optimizer.step(store, &grads)?;
@@ -370,8 +388,8 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                 scheduler.step();
                 state.global_step += 1;
                 state.samples_seen += step_samples as u64;
-                log_loss += step_loss * step_samples as f64;
-                log_samples += step_samples;
+                state.pending_loss += step_loss * step_samples as f64;
+                state.pending_samples += step_samples as u64;
                 last_train_loss = Some(step_loss);
                 let done = state.global_step;
                 let elapsed = started.elapsed().as_secs_f64().max(1e-9);
@@ -384,12 +402,12 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                 if done.is_multiple_of(c.logging_steps.max(1)) || done == total_steps {
                     let rec = json!({
                         "step": done, "epoch": epoch_f,
-                        "loss": log_loss / log_samples.max(1) as f64,
+                        "loss": state.pending_loss / state.pending_samples.max(1) as f64,
                         "lr": lr, "samples_per_s": sps,
                     });
                     log.write(&rec)?;
                     state.log_history.push(rec);
-                    (log_loss, log_samples) = (0.0, 0);
+                    (state.pending_loss, state.pending_samples) = (0.0, 0);
                 }
                 let end_of_epoch = done.is_multiple_of(steps_per_epoch);
                 let last = done == total_steps;
@@ -433,6 +451,15 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                     save = true;
                 }
                 if save {
+                    let bad = non_finite_tensors(store)?;
+                    if !bad.is_empty() {
+                        return Err(Error::config(format!(
+                            "the weights became non-finite at step {done} ({}); stopping \
+                             without saving them. {}",
+                            bad.join(", "),
+                            last_good_checkpoint(&self.output)
+                        )));
+                    }
                     state.model_rng = self.model.rng_state().map(|r| r.state());
                     let dir = checkpoint::save(
                         &self.output,
@@ -528,6 +555,32 @@ impl<'m, M: TrainModel> Learner<'m, M> {
         )?;
         Ok(summary)
     }
+}
+
+/// The sentence of an error that names the checkpoint to resume from.
+fn last_good_checkpoint(output: &Path) -> String {
+    match checkpoint::list(output).pop() {
+        Some((_, p)) => format!("The last good checkpoint is {}", p.display()),
+        None => "No checkpoint was saved yet".to_string(),
+    }
+}
+
+/// Names of the store's floating-point tensors holding a NaN or an infinity.
+fn non_finite_tensors(store: &finetune_core::ParamStore) -> Result<Vec<String>> {
+    let mut bad = Vec::new();
+    for (name, t) in store.tensors() {
+        if t.dtype().is_float() {
+            let s = t
+                .to_dtype(DType::F64)?
+                .abs()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
+            if !s.is_finite() {
+                bad.push(name);
+            }
+        }
+    }
+    Ok(bad)
 }
 
 type PenaltyFn = fn(&finetune_core::ParamStore, &PatternSet, f64) -> Result<Option<Tensor>>;

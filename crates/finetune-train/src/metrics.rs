@@ -1,5 +1,6 @@
 //! Evaluation metrics: accuracy, macro precision/recall/F1, per-class F1 and the confusion
-//! matrix for classification (scikit-learn's definitions, zero where a ratio is 0/0); MSE and
+//! matrix for classification (scikit-learn's definitions, zero where a ratio is 0/0, macro
+//! averages over the classes that occur in the truth or the predictions); MSE and
 //! Pearson's r for regression.
 
 use finetune_core::{Error, Result};
@@ -50,7 +51,7 @@ impl ClassificationMetrics {
         let n = truth.len() as f64;
         let correct: u64 = (0..k).map(|i| confusion[i][i]).sum();
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-        let (mut ps, mut rs, mut fs) = (0.0, 0.0, 0.0);
+        let (mut ps, mut rs, mut fs, mut present) = (0.0, 0.0, 0.0, 0usize);
         let mut per_class_f1 = Vec::with_capacity(k);
         for (c, label) in labels.iter().enumerate() {
             let tp = confusion[c][c] as f64;
@@ -59,17 +60,22 @@ impl ClassificationMetrics {
             let p = ratio(tp, predicted_c as f64);
             let r = ratio(tp, actual_c as f64);
             let f = ratio(2.0 * p * r, p + r);
-            ps += p;
-            rs += r;
-            fs += f;
+            // Macro averages run over the classes present in the truth or the predictions,
+            // as scikit-learn's do by default (`labels=None`).
+            if predicted_c + actual_c > 0 {
+                ps += p;
+                rs += r;
+                fs += f;
+                present += 1;
+            }
             per_class_f1.push((label.clone(), f));
         }
-        let kf = k.max(1) as f64;
+        let kf = present as f64;
         Self {
             accuracy: ratio(correct as f64, n),
-            precision: ps / kf,
-            recall: rs / kf,
-            f1: fs / kf,
+            precision: ratio(ps, kf),
+            recall: ratio(rs, kf),
+            f1: ratio(fs, kf),
             per_class_f1,
             confusion,
         }

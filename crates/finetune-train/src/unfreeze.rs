@@ -83,6 +83,16 @@ impl UnfreezeSchedule {
         Ok(spec)
     }
 
+    /// Fails, naming the pattern, if one of the schedule's patterns matches none of `names`
+    /// (checked up front: otherwise a typo would surface only when its epoch comes).
+    pub fn check_patterns_match(&self, names: &[String]) -> Result<()> {
+        let mut spec = FreezeSpec::new();
+        for (_, p) in &self.steps {
+            spec = spec.unfreeze(p)?;
+        }
+        spec.check_patterns_match(names)
+    }
+
     /// Whether the mask changes at the start of `epoch`.
     pub fn changes_at(&self, epoch: u64) -> bool {
         self.steps.iter().any(|(e, _)| *e == epoch)
