@@ -28,7 +28,7 @@ struct Args {
     /// Train every parameter.
     #[arg(long)]
     no_freeze: bool,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     epochs: u64,
     #[arg(long, default_value_t = 5e-5)]
     lr: f64,
