@@ -11,6 +11,7 @@ pub mod freeze;
 pub mod fsutil;
 pub mod grads;
 pub mod groups;
+pub mod ops;
 pub mod optim;
 pub mod params;
 pub mod pattern;

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod inspect;
 
 #[derive(Parser)]
@@ -20,12 +21,18 @@ struct Cli {
 enum Command {
     /// List a checkpoint's tensors, and which train under freeze patterns.
     Inspect(inspect::Args),
+    /// Micro-benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
+        Command::Bench { command } => bench::run(command),
     };
     if let Err(e) = result {
         // One clear line, never a panic message.

@@ -1,0 +1,132 @@
+//! Training losses, all reduced by the mean like their PyTorch namesakes.
+//!
+//! - [`cross_entropy`]: `torch.nn.functional.cross_entropy(logits, targets,
+//!   ignore_index=..., label_smoothing=ε)` for `[N, C]` logits and `[N]` class indices:
+//!   per row `(1 - ε)·(-log p_t) + ε·mean_c(-log p_c)`, averaged over the rows whose target is
+//!   not `ignore_index` (ignored rows take no part, not even in the count; if every row is
+//!   ignored the result is NaN, as in PyTorch). Built on the fused [`log_softmax_last_dim`].
+//! - [`binary_cross_entropy_with_logits`]: the stable form
+//!   `max(x, 0) - x·t + ln(1 + exp(-|x|))`, mean over all elements.
+//! - [`mse`]: mean of `(pred - target)²`.
+//!
+//! All three are compositions of differentiable ops; half-precision inputs are computed in
+//! f32 and the loss returned in the input dtype.
+
+use candle_core::{DType, Tensor};
+
+use super::kernel;
+use super::softmax::log_softmax_last_dim;
+use crate::{Error, Result};
+
+/// Mean cross-entropy of `logits` `[N, C]` against class indices `targets` `[N]` (any integer
+/// dtype, e.g. u32 or i64), with label smoothing `label_smoothing` in `[0, 1]` and optional
+/// `ignore_index`. A non-ignored target outside `0..C` is an error.
+pub fn cross_entropy(
+    logits: &Tensor,
+    targets: &Tensor,
+    label_smoothing: f64,
+    ignore_index: Option<i64>,
+) -> Result<Tensor> {
+    let (n, c) = logits.dims2().map_err(|_| {
+        Error::config(format!(
+            "cross_entropy: logits must be [N, C], got {:?}",
+            logits.dims()
+        ))
+    })?;
+    if targets.dims() != [n] {
+        return Err(Error::config(format!(
+            "cross_entropy: targets must be [{n}] for logits {:?}, got {:?}",
+            logits.dims(),
+            targets.dims()
+        )));
+    }
+    if !targets.dtype().is_int() {
+        return Err(Error::config(format!(
+            "cross_entropy: targets must be class indices (an integer dtype), got {:?}",
+            targets.dtype()
+        )));
+    }
+    if !(0.0..=1.0).contains(&label_smoothing) {
+        return Err(Error::config(format!(
+            "cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}"
+        )));
+    }
+    let dtype = logits.dtype();
+    let logits = logits.to_dtype(kernel::compute_dtype(dtype, "cross_entropy")?)?;
+    let t: Vec<i64> = targets.to_dtype(DType::I64)?.to_vec1()?;
+    let (mut rows, mut classes) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for (i, &ti) in t.iter().enumerate() {
+        if Some(ti) == ignore_index {
+            continue;
+        }
+        if ti < 0 || ti >= c as i64 {
+            return Err(Error::config(format!(
+                "cross_entropy: target {ti} of row {i} is out of range for {c} classes"
+            )));
+        }
+        rows.push(i as u32);
+        classes.push(ti as u32);
+    }
+    let n_valid = rows.len();
+    if n_valid == 0 {
+        // PyTorch's mean over zero rows: NaN, and no gradient reaches the logits.
+        return Ok(logits.sum_all()?.affine(0.0, f64::NAN)?.to_dtype(dtype)?);
+    }
+    let device = logits.device().clone();
+    let logits = if n_valid == n {
+        logits
+    } else {
+        // candle's index_select needs a contiguous source.
+        logits
+            .contiguous()?
+            .index_select(&Tensor::new(rows.as_slice(), &device)?, 0)?
+    };
+    let log_p = log_softmax_last_dim(&logits)?;
+    let idx = Tensor::from_vec(classes, (n_valid, 1), &device)?;
+    let nv = n_valid as f64;
+    let eps = label_smoothing;
+    let nll = log_p
+        .gather(&idx, 1)?
+        .sum_all()?
+        .affine(-(1.0 - eps) / nv, 0.0)?;
+    let loss = if eps == 0.0 {
+        nll
+    } else {
+        let smooth = log_p.sum_all()?.affine(-eps / (c as f64 * nv), 0.0)?;
+        (nll + smooth)?
+    };
+    Ok(loss.to_dtype(dtype)?)
+}
+
+/// Mean binary cross-entropy of `logits` against `targets` (same shape, probabilities in
+/// `[0, 1]`, soft labels allowed), in the numerically stable form.
+pub fn binary_cross_entropy_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    same_shape("binary_cross_entropy_with_logits", logits, targets)?;
+    let dtype = logits.dtype();
+    let cdt = kernel::compute_dtype(dtype, "binary_cross_entropy_with_logits")?;
+    let x = logits.to_dtype(cdt)?;
+    let t = targets.to_dtype(cdt)?;
+    let softplus_neg_abs = (x.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    let loss = ((x.relu()? - x.mul(&t)?)? + softplus_neg_abs)?;
+    Ok(loss.mean_all()?.to_dtype(dtype)?)
+}
+
+/// Mean squared error between `pred` and `target` (same shape).
+pub fn mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+    same_shape("mse", pred, target)?;
+    let dtype = pred.dtype();
+    let cdt = kernel::compute_dtype(dtype, "mse")?;
+    let diff = (pred.to_dtype(cdt)? - target.to_dtype(cdt)?)?;
+    Ok(diff.sqr()?.mean_all()?.to_dtype(dtype)?)
+}
+
+fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.dims() != b.dims() {
+        return Err(Error::config(format!(
+            "{op}: shapes differ: {:?} vs {:?}",
+            a.dims(),
+            b.dims()
+        )));
+    }
+    Ok(())
+}

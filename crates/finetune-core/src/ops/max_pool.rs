@@ -1,0 +1,260 @@
+//! 2-D max pooling over NCHW with any kernel, stride and (implicit `-inf`) padding, fused
+//! forward and backward.
+//!
+//! candle's `max_pool2d_with_stride` has no padding and its backward fails whenever
+//! kernel != stride (the ResNet stem pools 3×3 with stride 2). Semantics here follow
+//! `torch.nn.functional.max_pool2d` (no dilation, floor mode): output size
+//! `(H + 2·pad - k) / stride + 1`; padding is never selected; within a window the FIRST
+//! maximum in row-major order wins, so on ties the whole gradient goes to it; a NaN in a
+//! window is selected (propagates), as in PyTorch. The backward recomputes each window's
+//! arg-max from the input instead of storing indices, then scatters `dy` to it.
+
+use candle_core::{Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::kernel::{self, Real};
+use crate::{Error, Result};
+
+const NAME: &str = "max_pool2d";
+
+/// Max pooling of an `[N, C, H, W]` tensor; `kernel`, `stride`, `padding` are `(h, w)` pairs.
+///
+/// Differentiable. Padding must be at most half the kernel (as PyTorch requires), so every
+/// window holds at least one real element. Fused on CPU, composed elsewhere.
+pub fn max_pool2d(
+    x: &Tensor,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+) -> Result<Tensor> {
+    let geom = Geometry::new(x, kernel, stride, padding)?;
+    if !kernel::fused_on(x) {
+        return max_pool2d_composed(x, kernel, stride, padding);
+    }
+    let dtype = x.dtype();
+    let xs = kernel::kernel_input(x, kernel::compute_dtype(dtype, NAME)?)?;
+    let y = xs.apply_op1(kernel::Fused(geom))?;
+    Ok(y.to_dtype(dtype)?)
+}
+
+/// [`max_pool2d`] as a composition of differentiable candle ops (any device): pads with
+/// `-inf`, gathers the `kh·kw` strided window candidates into a trailing axis, picks the
+/// first arg-max and `gather`s it (whose backward scatters to exactly that element).
+/// Memory-hungry (`kh·kw` copies of the output) but correct for any kernel/stride.
+/// Differs from the fused op only for NaN inputs and for windows whose real elements are all
+/// `-inf`.
+pub fn max_pool2d_composed(
+    x: &Tensor,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+) -> Result<Tensor> {
+    let g = Geometry::new(x, kernel, stride, padding)?;
+    let (n, c) = (g.n, g.c);
+    // Pad so that every strided candidate view `narrow(i, stride·out)` fits.
+    let hp = (g.h + 2 * g.ph).max(g.kh - 1 + g.sh * g.oh);
+    let wp = (g.w + 2 * g.pw).max(g.kw - 1 + g.sw * g.ow);
+    let xp = pad_neg_inf(x, 2, g.ph, hp - g.h - g.ph)?;
+    let xp = pad_neg_inf(&xp, 3, g.pw, wp - g.w - g.pw)?;
+    let mut candidates = Vec::with_capacity(g.kh * g.kw);
+    for i in 0..g.kh {
+        let rows = xp
+            .narrow(2, i, g.sh * g.oh)?
+            .reshape((n, c, g.oh, g.sh, wp))?
+            .narrow(3, 0, 1)?
+            .squeeze(3)?;
+        for j in 0..g.kw {
+            let cand = rows
+                .narrow(3, j, g.sw * g.ow)?
+                .reshape((n, c, g.oh, g.ow, g.sw))?
+                .narrow(4, 0, 1)?
+                .squeeze(4)?;
+            candidates.push(cand);
+        }
+    }
+    // `stack` of a single candidate (a 1×1 kernel) returns it as a strided view, and `gather`
+    // needs a contiguous source.
+    let stacked = Tensor::stack(&candidates, 4)?.contiguous()?;
+    // candle's argmax keeps the first maximum: row-major window order, like PyTorch.
+    let idx = stacked.argmax_keepdim(4)?;
+    Ok(stacked.gather(&idx, 4)?.squeeze(4)?)
+}
+
+fn pad_neg_inf(x: &Tensor, dim: usize, left: usize, right: usize) -> Result<Tensor> {
+    if left == 0 && right == 0 {
+        return Ok(x.clone());
+    }
+    let pad = |len: usize| -> Result<Tensor> {
+        let mut dims = x.dims().to_vec();
+        dims[dim] = len;
+        Ok(Tensor::zeros(dims, x.dtype(), x.device())?.affine(1.0, f64::NEG_INFINITY)?)
+    };
+    let mut parts = Vec::with_capacity(3);
+    if left > 0 {
+        parts.push(pad(left)?);
+    }
+    parts.push(x.clone());
+    if right > 0 {
+        parts.push(pad(right)?);
+    }
+    Ok(Tensor::cat(&parts, dim)?)
+}
+
+/// Shapes of one pooling: input `[n, c, h, w]`, output `[n, c, oh, ow]`.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geometry {
+    fn new(
+        x: &Tensor,
+        (kh, kw): (usize, usize),
+        (sh, sw): (usize, usize),
+        (ph, pw): (usize, usize),
+    ) -> Result<Self> {
+        let (n, c, h, w) = x.dims4().map_err(|_| {
+            Error::config(format!(
+                "{NAME}: expected an [N, C, H, W] input, got {:?}",
+                x.dims()
+            ))
+        })?;
+        if kh == 0 || kw == 0 || sh == 0 || sw == 0 {
+            return Err(Error::config(format!(
+                "{NAME}: kernel {:?} and stride {:?} must be positive",
+                (kh, kw),
+                (sh, sw)
+            )));
+        }
+        if h == 0 || w == 0 {
+            return Err(Error::config(format!(
+                "{NAME}: empty spatial input {:?}",
+                x.dims()
+            )));
+        }
+        if 2 * ph > kh || 2 * pw > kw {
+            return Err(Error::config(format!(
+                "{NAME}: padding {:?} must be at most half the kernel {:?}",
+                (ph, pw),
+                (kh, kw)
+            )));
+        }
+        if h + 2 * ph < kh || w + 2 * pw < kw {
+            return Err(Error::config(format!(
+                "{NAME}: kernel {:?} larger than the padded input {:?}",
+                (kh, kw),
+                (h + 2 * ph, w + 2 * pw)
+            )));
+        }
+        let oh = (h + 2 * ph - kh) / sh + 1;
+        let ow = (w + 2 * pw - kw) / sw + 1;
+        Ok(Self {
+            n,
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            oh,
+            ow,
+        })
+    }
+
+    /// Index within an `h·w` plane of the selected element of output window `(oy, ox)`.
+    #[inline]
+    fn argmax<T: Real>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
+        let y0 = (oy * self.sh) as isize - self.ph as isize;
+        let x0 = (ox * self.sw) as isize - self.pw as isize;
+        let (ys, ye) = (
+            y0.max(0) as usize,
+            ((y0 + self.kh as isize) as usize).min(self.h),
+        );
+        let (xs, xe) = (
+            x0.max(0) as usize,
+            ((x0 + self.kw as isize) as usize).min(self.w),
+        );
+        let mut best = ys * self.w + xs;
+        let mut best_v = plane[best];
+        for y in ys..ye {
+            let row = &plane[y * self.w..y * self.w + self.w];
+            for (x, &v) in row.iter().enumerate().take(xe).skip(xs) {
+                if v > best_v || v.is_nan() {
+                    best_v = v;
+                    best = y * self.w + x;
+                }
+            }
+        }
+        best
+    }
+
+    fn out_shape(&self) -> Shape {
+        Shape::from((self.n, self.c, self.oh, self.ow))
+    }
+}
+
+impl kernel::UnaryKernel for Geometry {
+    fn op_names(&self) -> (&'static str, &'static str) {
+        ("finetune-max-pool2d", "finetune-max-pool2d-bwd")
+    }
+
+    fn bwd_reads_input(&self) -> bool {
+        true
+    }
+
+    fn fwd<T: Real>(&self, x: &[T], _l: &Layout) -> candle_core::Result<(Vec<T>, Shape)> {
+        let g = *self;
+        let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+        let mut y = vec![T::ZERO; g.n * g.c * plane_out];
+        if plane_out > 0 {
+            y.par_chunks_mut(plane_out)
+                .zip(x.par_chunks(plane_in))
+                .with_min_len(kernel::min_rows_per_task(plane_in))
+                .for_each(|(yp, xp)| {
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            yp[oy * g.ow + ox] = xp[g.argmax(xp, oy, ox)];
+                        }
+                    }
+                });
+        }
+        Ok((y, g.out_shape()))
+    }
+
+    /// `dx`: each `dy` added at its window's arg-max in `x`.
+    fn bwd<T: Real>(&self, x: &[T], _l: &Layout, dy: &[T]) -> candle_core::Result<Vec<T>> {
+        let g = *self;
+        let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+        if dy.len() != g.n * g.c * plane_out {
+            candle_core::bail!("{NAME} backward: gradient size mismatch");
+        }
+        let mut dx = vec![T::ZERO; x.len()];
+        if plane_in > 0 && plane_out > 0 {
+            dx.par_chunks_mut(plane_in)
+                .zip(x.par_chunks(plane_in).zip(dy.par_chunks(plane_out)))
+                .with_min_len(kernel::min_rows_per_task(plane_in))
+                .for_each(|(dxp, (xp, dyp))| {
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            dxp[g.argmax(xp, oy, ox)] += dyp[oy * g.ow + ox];
+                        }
+                    }
+                });
+        }
+        Ok(dx)
+    }
+}
