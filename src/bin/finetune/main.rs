@@ -4,6 +4,7 @@
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod config_file;
 mod eval;
 mod export;
@@ -38,6 +39,11 @@ enum Command {
     Predict(predict::Args),
     /// Write a checkpoint as a transformers / timm model folder.
     Export(export::Args),
+    /// Micro-benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 fn main() {
@@ -63,6 +69,7 @@ fn main() {
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Export(a) => export::run(a),
+        Command::Bench { command } => bench::run(command),
     };
     if let Err(e) = result {
         // One clear line, never a panic message.

@@ -1,9 +1,11 @@
 //! Timing of the fused ops against candle's differentiable compositions, forward + backward,
 //! at BERT-base and ResNet-stem shapes (`finetune bench ops`).
 //!
-//! Each measurement is the median wall time of `runs` repetitions (after one warm-up) of
+//! Each measurement is the median wall time of `runs` repetitions (after [`WARMUP`] untimed
+//! ones, so that the allocator has reached the steady state of a training loop) of
 //! `op(inputs).backward()`, on CPU in f32, with all inputs as `Var`s; a non-scalar output is
-//! seeded with ones by candle's `backward`, the same way for both sides. Baselines:
+//! seeded with ones by candle's `backward`, the same way for both sides. Fused and composed
+//! calls alternate, so both see the same machine load. Baselines:
 //!
 //! | op | composed baseline |
 //! |---|---|
@@ -69,126 +71,116 @@ pub fn bench_ops(scale: BenchScale, runs: usize) -> Result<Vec<OpTiming>> {
     let x = random_var(&shape, &mut rng)?;
     let gamma = random_var(&[d], &mut rng)?;
     let beta = random_var(&[d], &mut rng)?;
-    out.push(OpTiming {
-        op: "layer_norm".into(),
-        fused_s: time(runs, || {
-            backward(layer_norm(
-                x.as_tensor(),
-                gamma.as_tensor(),
-                beta.as_tensor(),
-                LN_EPS,
-            )?)
-        })?,
-        composed_s: time(runs, || {
-            let y = candle_nn::ops::layer_norm_slow(
-                x.as_tensor(),
-                gamma.as_tensor(),
-                beta.as_tensor(),
-                LN_EPS as f32,
-            )?;
+    let (x, gamma, beta) = (x.as_tensor(), gamma.as_tensor(), beta.as_tensor());
+    out.push(measure(
+        ("layer_norm", &shape, "candle_nn::ops::layer_norm_slow"),
+        runs,
+        || backward(layer_norm(x, gamma, beta, LN_EPS)?),
+        || {
+            let y = candle_nn::ops::layer_norm_slow(x, gamma, beta, LN_EPS as f32)?;
             backward(y)
-        })?,
-        shape,
-        baseline: "candle_nn::ops::layer_norm_slow",
-    });
+        },
+    )?);
 
     // Softmax and log-softmax over attention scores.
     let shape = pick(&[16, 12, 128, 128], &[2, 2, 8, 8]);
     let x = random_var(&shape, &mut rng)?;
-    out.push(OpTiming {
-        op: "softmax_last_dim".into(),
-        fused_s: time(runs, || backward(softmax_last_dim(x.as_tensor())?))?,
-        composed_s: time(runs, || {
-            backward(candle_nn::ops::softmax(x.as_tensor(), D::Minus1)?)
-        })?,
-        shape: shape.clone(),
-        baseline: "candle_nn::ops::softmax",
-    });
-    out.push(OpTiming {
-        op: "log_softmax_last_dim".into(),
-        fused_s: time(runs, || backward(log_softmax_last_dim(x.as_tensor())?))?,
-        composed_s: time(runs, || {
-            backward(candle_nn::ops::log_softmax(x.as_tensor(), D::Minus1)?)
-        })?,
-        shape,
-        baseline: "candle_nn::ops::log_softmax",
-    });
-    drop(x);
+    let x = x.as_tensor();
+    out.push(measure(
+        ("softmax_last_dim", &shape, "candle_nn::ops::softmax"),
+        runs,
+        || backward(softmax_last_dim(x)?),
+        || backward(candle_nn::ops::softmax(x, D::Minus1)?),
+    )?);
+    out.push(measure(
+        (
+            "log_softmax_last_dim",
+            &shape,
+            "candle_nn::ops::log_softmax",
+        ),
+        runs,
+        || backward(log_softmax_last_dim(x)?),
+        || backward(candle_nn::ops::log_softmax(x, D::Minus1)?),
+    )?);
 
     // GELU on the intermediate activations.
     let shape = pick(&[16, 128, 3072], &[2, 4, 64]);
     let x = random_var(&shape, &mut rng)?;
-    out.push(OpTiming {
-        op: "gelu".into(),
-        fused_s: time(runs, || backward(gelu(x.as_tensor())?))?,
-        composed_s: time(runs, || backward(x.as_tensor().gelu_erf()?))?,
-        shape: shape.clone(),
-        baseline: "Tensor::gelu_erf",
-    });
-    out.push(OpTiming {
-        op: "gelu_new".into(),
-        fused_s: time(runs, || backward(gelu_new(x.as_tensor())?))?,
-        composed_s: time(runs, || backward(x.as_tensor().gelu()?))?,
-        shape,
-        baseline: "Tensor::gelu",
-    });
-    drop(x);
+    let x = x.as_tensor();
+    out.push(measure(
+        ("gelu", &shape, "Tensor::gelu_erf"),
+        runs,
+        || backward(gelu(x)?),
+        || backward(x.gelu_erf()?),
+    )?);
+    out.push(measure(
+        ("gelu_new", &shape, "Tensor::gelu"),
+        runs,
+        || backward(gelu_new(x)?),
+        || backward(x.gelu()?),
+    )?);
 
     // Cross-entropy over the MLM vocabulary.
     let shape = pick(&[16, 30522], &[4, 50]);
     let logits = random_var(&shape, &mut rng)?;
+    let logits = logits.as_tensor();
     let targets: Vec<u32> = (0..shape[0])
         .map(|_| rng.below(shape[1] as u64) as u32)
         .collect();
     let targets = Tensor::new(targets.as_slice(), &Device::Cpu)?;
-    out.push(OpTiming {
-        op: "cross_entropy".into(),
-        fused_s: time(runs, || {
-            backward(cross_entropy(logits.as_tensor(), &targets, 0.0, None)?)
-        })?,
-        composed_s: time(runs, || {
-            backward(candle_nn::loss::cross_entropy(
-                logits.as_tensor(),
-                &targets,
-            )?)
-        })?,
-        shape,
-        baseline: "candle_nn::loss::cross_entropy",
-    });
-    drop(logits);
+    out.push(measure(
+        ("cross_entropy", &shape, "candle_nn::loss::cross_entropy"),
+        runs,
+        || backward(cross_entropy(logits, &targets, 0.0, None)?),
+        || backward(candle_nn::loss::cross_entropy(logits, &targets)?),
+    )?);
 
     // Max-pool of the ResNet stem: kernel 3, stride 2, padding 1.
     let shape = pick(&[32, 64, 112, 112], &[2, 3, 9, 9]);
     let x = random_var(&shape, &mut rng)?;
+    let x = x.as_tensor();
     let (k, s, p) = ((3, 3), (2, 2), (1, 1));
-    out.push(OpTiming {
-        op: "max_pool2d(k3,s2,p1)".into(),
-        fused_s: time(runs, || backward(max_pool2d(x.as_tensor(), k, s, p)?))?,
-        composed_s: time(runs, || {
-            backward(max_pool2d_composed(x.as_tensor(), k, s, p)?)
-        })?,
-        shape,
-        baseline: "finetune max_pool2d_composed (candle's max_pool2d cannot backprop k != s)",
-    });
-    drop(x);
+    out.push(measure(
+        (
+            "max_pool2d(k3,s2,p1)",
+            &shape,
+            "finetune max_pool2d_composed (candle's max_pool2d cannot backprop k != s)",
+        ),
+        runs,
+        || backward(max_pool2d(x, k, s, p)?),
+        || backward(max_pool2d_composed(x, k, s, p)?),
+    )?);
 
     // Dropout on the hidden states.
     let shape = pick(&[16, 128, 768], &[2, 4, 32]);
     let x = random_var(&shape, &mut rng)?;
+    let x = x.as_tensor();
     let mut drng = Rng::seed_from_u64(1);
-    let fused_s = time(runs, || {
-        backward(dropout(x.as_tensor(), DROPOUT_P, true, &mut drng)?)
-    })?;
-    out.push(OpTiming {
-        op: "dropout(p=0.1)".into(),
-        fused_s,
-        composed_s: time(runs, || {
-            backward(candle_nn::ops::dropout(x.as_tensor(), DROPOUT_P as f32)?)
-        })?,
-        shape,
-        baseline: "candle_nn::ops::dropout",
-    });
+    out.push(measure(
+        ("dropout(p=0.1)", &shape, "candle_nn::ops::dropout"),
+        runs,
+        || backward(dropout(x, DROPOUT_P, true, &mut drng)?),
+        || backward(candle_nn::ops::dropout(x, DROPOUT_P as f32)?),
+    )?);
     Ok(out)
+}
+
+/// Times `fused` and `composed` (see [`time_pair`]) for the op named by `(op, shape,
+/// baseline)`.
+fn measure(
+    (op, shape, baseline): (&str, &[usize], &'static str),
+    runs: usize,
+    fused: impl FnMut() -> Result<()>,
+    composed: impl FnMut() -> Result<()>,
+) -> Result<OpTiming> {
+    let (fused_s, composed_s) = time_pair(runs, fused, composed)?;
+    Ok(OpTiming {
+        op: op.to_string(),
+        shape: shape.to_vec(),
+        fused_s,
+        composed_s,
+        baseline,
+    })
 }
 
 fn random_var(shape: &[usize], rng: &mut Rng) -> Result<Var> {
@@ -205,22 +197,46 @@ fn backward(y: Tensor) -> Result<()> {
     Ok(())
 }
 
-/// Median seconds of `runs` calls of `f`, after one untimed warm-up call.
-fn time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
-    let mut t = Vec::with_capacity(runs.max(1));
-    for _ in 0..runs.max(1) {
-        let start = Instant::now();
-        f()?;
-        t.push(start.elapsed().as_secs_f64());
+/// Untimed calls before each measurement. The first calls at a new shape fault fresh pages
+/// in from the kernel (many milliseconds at these sizes); a training step repeats its shapes.
+pub const WARMUP: usize = 3;
+
+/// Median seconds of `runs` calls of `fused` and of `composed`, after [`WARMUP`] untimed
+/// calls of each. The two alternate call by call, so that a machine whose load changes
+/// during the run (other processes on a shared host) slows both sides alike and the ratio
+/// stays meaningful.
+fn time_pair(
+    runs: usize,
+    mut fused: impl FnMut() -> Result<()>,
+    mut composed: impl FnMut() -> Result<()>,
+) -> Result<(f64, f64)> {
+    for _ in 0..WARMUP {
+        fused()?;
+        composed()?;
     }
+    let runs = runs.max(1);
+    let (mut tf, mut tc) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for _ in 0..runs {
+        tf.push(seconds(&mut fused)?);
+        tc.push(seconds(&mut composed)?);
+    }
+    Ok((median(tf), median(tc)))
+}
+
+fn seconds(f: &mut impl FnMut() -> Result<()>) -> Result<f64> {
+    let start = Instant::now();
+    f()?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+fn median(mut t: Vec<f64>) -> f64 {
     t.sort_by(f64::total_cmp);
     let m = t.len() / 2;
-    Ok(if t.len() % 2 == 1 {
+    if t.len() % 2 == 1 {
         t[m]
     } else {
         (t[m - 1] + t[m]) / 2.0
-    })
+    }
 }
 
 /// Threads rayon's global pool gives the fused kernels.

@@ -7,8 +7,7 @@
 //! `i` under that seed lands at or above `p` (a counter-based hash). Nothing is stored for
 //! the backward pass: it regenerates the same mask from the seed, `dx = dy · mask / (1 - p)`.
 
-use candle_core::{backend::BackendStorage, CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
-use rayon::prelude::*;
+use candle_core::{Layout, Shape, Tensor};
 
 use super::kernel::{self, Real};
 use crate::{Error, Result, Rng};
@@ -31,7 +30,7 @@ pub fn dropout(x: &Tensor, p: f64, train: bool, rng: &mut Rng) -> Result<Tensor>
     }
     let dtype = x.dtype();
     let xs = kernel::kernel_input(x, kernel::compute_dtype(dtype, NAME)?)?;
-    let y = xs.apply_op1(DropoutOp { p, seed })?;
+    let y = xs.apply_op1(kernel::Fused(Mask { p, seed }))?;
     Ok(y.to_dtype(dtype)?)
 }
 
@@ -83,54 +82,48 @@ fn keep(seed: u64, i: u64, threshold: u64) -> bool {
     (z >> 11) >= threshold
 }
 
-/// Multiplies by the mask: used for the forward on `x` and, unchanged, for the backward on
-/// `dy` (the op is linear with a fixed diagonal).
-struct DropoutOp {
+/// Multiplication by the mask: the forward on `x` and, unchanged, the backward on `dy` (the
+/// op is linear with a fixed diagonal).
+#[derive(Clone, Copy)]
+struct Mask {
     p: f64,
     seed: u64,
 }
 
-impl DropoutOp {
-    fn fwd<T: Real>(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = kernel::slice::<T>(s, l, NAME)?;
+impl Mask {
+    fn apply<T: Real>(&self, x: &[T]) -> Vec<T> {
         let threshold = threshold(self.p);
         let scale = T::c(1.0 / (1.0 - self.p));
         let seed = self.seed;
-        let mut y = vec![T::ZERO; x.len()];
-        y.par_chunks_mut(kernel::ELEMWISE_CHUNK)
-            .zip(x.par_chunks(kernel::ELEMWISE_CHUNK))
-            .enumerate()
-            .for_each(|(c, (yc, xc))| {
-                let base = (c * kernel::ELEMWISE_CHUNK) as u64;
-                for (i, (y, &x)) in yc.iter_mut().zip(xc).enumerate() {
-                    if keep(seed, base + i as u64, threshold) {
-                        *y = x * scale;
-                    }
-                }
-            });
-        Ok((T::to_cpu_storage_owned(y), l.shape().clone()))
+        let c = kernel::ELEMWISE_CHUNK;
+        kernel::par_build(x.len(), c, 1, |chunk, yc| {
+            let base = (chunk * c) as u64;
+            for (i, (y, &x)) in yc.iter_mut().zip(&x[chunk * c..]).enumerate() {
+                let kept = keep(seed, base + i as u64, threshold);
+                y.write(if kept { x * scale } else { T::ZERO });
+            }
+        })
     }
 }
 
-impl CustomOp1 for DropoutOp {
-    fn name(&self) -> &'static str {
-        "finetune-dropout"
+impl kernel::UnaryKernel for Mask {
+    fn op_names(&self) -> (&'static str, &'static str) {
+        ("finetune-dropout", "finetune-dropout-bwd")
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        match s.dtype() {
-            DType::F32 => self.fwd::<f32>(s, l),
-            DType::F64 => self.fwd::<f64>(s, l),
-            dt => candle_core::bail!("{NAME}: unsupported dtype {dt:?}"),
+    /// The backward reads neither (only `dy`); the input is the cheaper one to hold on to.
+    fn bwd_reads_input(&self) -> bool {
+        true
+    }
+
+    fn fwd<T: Real>(&self, x: &[T], l: &Layout) -> candle_core::Result<(Vec<T>, Shape)> {
+        Ok((self.apply(x), l.shape().clone()))
+    }
+
+    fn bwd<T: Real>(&self, x: &[T], _l: &Layout, dy: &[T]) -> candle_core::Result<Vec<T>> {
+        if x.len() != dy.len() {
+            candle_core::bail!("{NAME} backward: gradient size mismatch");
         }
-    }
-
-    fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let grad = grad.contiguous()?;
-        let op = DropoutOp {
-            p: self.p,
-            seed: self.seed,
-        };
-        Ok(Some(grad.apply_op1_no_bwd(&op)?))
+        Ok(self.apply(dy))
     }
 }

@@ -12,9 +12,8 @@
 //! `dgamma = Σ_rows dy · x̂`, `dbeta = Σ_rows dy`.
 
 use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, D,
+    backend::BackendStorage, CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType, D,
 };
-use rayon::prelude::*;
 
 use super::kernel::{self, Real};
 use crate::{Error, Result};
@@ -99,31 +98,17 @@ struct LayerNormOp {
 }
 
 impl LayerNormOp {
-    fn fwd<T: Real>(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = kernel::slice::<T>(s1, l1, NAME)?;
-        let g = kernel::slice::<T>(s2, l2, NAME)?;
-        let b = kernel::slice::<T>(s3, l3, NAME)?;
+    /// `y` from `x` (rows of `gamma.len()`), `gamma`, `beta`.
+    fn fwd<T: Real>(&self, x: &[T], g: &[T], b: &[T]) -> Vec<T> {
         let d = g.len();
-        let mut y = vec![T::ZERO; x.len()];
         let (inv_d, eps) = (T::c(1.0 / d as f64), T::c(self.eps));
-        y.par_chunks_mut(d)
-            .zip(x.par_chunks(d))
-            .with_min_len(kernel::min_rows_per_task(d))
-            .for_each(|(yr, xr)| {
-                let (mean, rstd) = row_stats(xr, inv_d, eps);
-                for (((y, &x), &g), &b) in yr.iter_mut().zip(xr).zip(g).zip(b) {
-                    *y = (x - mean) * rstd * g + b;
-                }
-            });
-        Ok((T::to_cpu_storage_owned(y), l1.shape().clone()))
+        kernel::par_build(x.len(), d, kernel::min_rows_per_task(d), |r, yr| {
+            let xr = &x[r * d..(r + 1) * d];
+            let (mean, rstd) = row_stats(xr, inv_d, eps);
+            for (((y, &x), &g), &b) in yr.iter_mut().zip(xr).zip(g).zip(b) {
+                y.write((x - mean) * rstd * g + b);
+            }
+        })
     }
 }
 
@@ -141,11 +126,10 @@ impl CustomOp3 for LayerNormOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        match s1.dtype() {
-            DType::F32 => self.fwd::<f32>(s1, l1, s2, l2, s3, l3),
-            DType::F64 => self.fwd::<f64>(s1, l1, s2, l2, s3, l3),
-            dt => candle_core::bail!("{NAME}: unsupported dtype {dt:?}"),
-        }
+        kernel::with_real!(s1.dtype(), self.name(), T => {
+            let [x, g, b] = kernel::slices::<T, 3>([(s1, l1), (s2, l2), (s3, l3)], NAME)?;
+            Ok((T::to_cpu_storage_owned(self.fwd(x, g, b)), l1.shape().clone()))
+        })
     }
 
     fn bwd(
@@ -173,64 +157,62 @@ struct LayerNormBwd {
 }
 
 impl LayerNormBwd {
-    fn bwd<T: Real>(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = kernel::slice::<T>(s1, l1, NAME)?;
-        let g = kernel::slice::<T>(s2, l2, NAME)?;
-        let dy = kernel::slice::<T>(s3, l3, NAME)?;
+    /// `[dx | dgamma | dbeta]` from `x`, `gamma` and `dy`.
+    fn bwd<T: Real>(&self, x: &[T], g: &[T], dy: &[T]) -> Vec<T> {
         let (n, d) = (x.len(), g.len());
-        let mut out = vec![T::ZERO; n + 2 * d];
-        let (dx, tail) = out.split_at_mut(n);
         let (inv_d, eps) = (T::c(1.0 / d as f64), T::c(self.eps));
         // Rows per task is fixed (not tied to the thread count), so the order in which the
         // per-task partial sums of dgamma/dbeta are added, and hence the result, is the same
-        // on every machine.
+        // on every machine. Each task leaves its partial [dgamma | dbeta] in `partials`.
         let rows_per_task = kernel::min_rows_per_task(d);
-        let partials: Vec<Vec<T>> = dx
-            .par_chunks_mut(rows_per_task * d)
-            .enumerate()
-            .map(|(task, dxc)| {
-                let mut acc = vec![T::ZERO; 2 * d];
-                let (dg, db) = acc.split_at_mut(d);
-                for (i, dxr) in dxc.chunks_mut(d).enumerate() {
-                    let r = task * rows_per_task + i;
-                    let xr = &x[r * d..(r + 1) * d];
-                    let dyr = &dy[r * d..(r + 1) * d];
-                    let (mean, rstd) = row_stats(xr, inv_d, eps);
-                    // Σ dy·γ and Σ dy·γ·(x - mean), lane-split for vectorisation.
-                    let (mut s_g, mut s_gx) = ([T::ZERO; 8], [T::ZERO; 8]);
-                    for ((xc, dc), gc) in xr.chunks(8).zip(dyr.chunks(8)).zip(g.chunks(8)) {
-                        for j in 0..xc.len() {
-                            let gi = dc[j] * gc[j];
-                            s_g[j] += gi;
-                            s_gx[j] += gi * (xc[j] - mean);
-                        }
-                    }
-                    let mean_g = s_g.into_iter().sum::<T>() * inv_d;
-                    let mean_gx = s_gx.into_iter().sum::<T>() * inv_d * rstd;
-                    for j in 0..d {
-                        let xhat = (xr[j] - mean) * rstd;
-                        dxr[j] = rstd * (dyr[j] * g[j] - mean_g - xhat * mean_gx);
-                        dg[j] += dyr[j] * xhat;
-                        db[j] += dyr[j];
+        let partials = std::sync::Mutex::new(Vec::new());
+        let mut out = Vec::with_capacity(n + 2 * d);
+        kernel::par_append(&mut out, n, rows_per_task * d, 1, |task, dxc| {
+            let mut acc = vec![T::ZERO; 2 * d];
+            let (dg, db) = acc.split_at_mut(d);
+            for (i, dxr) in dxc.chunks_mut(d).enumerate() {
+                let r = task * rows_per_task + i;
+                let xr = &x[r * d..(r + 1) * d];
+                let dyr = &dy[r * d..(r + 1) * d];
+                let (mean, rstd) = row_stats(xr, inv_d, eps);
+                // Σ dy·γ and Σ dy·γ·(x - mean), lane-split for vectorisation.
+                let (mut s_g, mut s_gx) = ([T::ZERO; 8], [T::ZERO; 8]);
+                for ((xc, dc), gc) in xr.chunks(8).zip(dyr.chunks(8)).zip(g.chunks(8)) {
+                    for j in 0..xc.len() {
+                        let gi = dc[j] * gc[j];
+                        s_g[j] += gi;
+                        s_gx[j] += gi * (xc[j] - mean);
                     }
                 }
-                acc
-            })
-            .collect();
-        for p in partials {
+                let mean_g = s_g.into_iter().sum::<T>() * inv_d;
+                let mean_gx = s_gx.into_iter().sum::<T>() * inv_d * rstd;
+                // Zipped iterators (no bounds checks) so this loop vectorises.
+                let sums = dg.iter_mut().zip(db.iter_mut());
+                for ((((dx, &x), &dy), &gj), (dg, db)) in
+                    dxr.iter_mut().zip(xr).zip(dyr).zip(g).zip(sums)
+                {
+                    let xhat = (x - mean) * rstd;
+                    dx.write(rstd * (dy * gj - mean_g - xhat * mean_gx));
+                    *dg += dy * xhat;
+                    *db += dy;
+                }
+            }
+            partials
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((task, acc));
+        });
+        // Add the partials in task order, whatever order the tasks finished in.
+        let mut partials = partials.into_inner().unwrap_or_else(|e| e.into_inner());
+        partials.sort_unstable_by_key(|&(task, _)| task);
+        out.resize(n + 2 * d, T::ZERO); // within capacity: no copy
+        let tail = &mut out[n..];
+        for (_, p) in partials {
             for (t, v) in tail.iter_mut().zip(p) {
                 *t += v;
             }
         }
-        Ok((T::to_cpu_storage_owned(out), Shape::from(n + 2 * d)))
+        out
     }
 }
 
@@ -248,10 +230,11 @@ impl CustomOp3 for LayerNormBwd {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        match s1.dtype() {
-            DType::F32 => self.bwd::<f32>(s1, l1, s2, l2, s3, l3),
-            DType::F64 => self.bwd::<f64>(s1, l1, s2, l2, s3, l3),
-            dt => candle_core::bail!("{NAME} backward: unsupported dtype {dt:?}"),
-        }
+        kernel::with_real!(s1.dtype(), self.name(), T => {
+            let [x, g, dy] = kernel::slices::<T, 3>([(s1, l1), (s2, l2), (s3, l3)], NAME)?;
+            let packed = self.bwd(x, g, dy);
+            let len = packed.len();
+            Ok((T::to_cpu_storage_owned(packed), Shape::from(len)))
+        })
     }
 }

@@ -76,7 +76,10 @@ pub fn cross_entropy(
     let logits = if n_valid == n {
         logits
     } else {
-        logits.index_select(&Tensor::new(rows.as_slice(), &device)?, 0)?
+        // candle's index_select needs a contiguous source.
+        logits
+            .contiguous()?
+            .index_select(&Tensor::new(rows.as_slice(), &device)?, 0)?
     };
     let log_p = log_softmax_last_dim(&logits)?;
     let idx = Tensor::from_vec(classes, (n_valid, 1), &device)?;

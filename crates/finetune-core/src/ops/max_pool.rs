@@ -9,9 +9,7 @@
 //! window is selected (propagates), as in PyTorch. The backward recomputes each window's
 //! arg-max from the input instead of storing indices, then scatters `dy` to it.
 
-use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor,
-};
+use candle_core::{Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::kernel::{self, Real};
@@ -35,7 +33,7 @@ pub fn max_pool2d(
     }
     let dtype = x.dtype();
     let xs = kernel::kernel_input(x, kernel::compute_dtype(dtype, NAME)?)?;
-    let y = xs.apply_op1(MaxPoolOp(geom))?;
+    let y = xs.apply_op1(kernel::Fused(geom))?;
     Ok(y.to_dtype(dtype)?)
 }
 
@@ -74,7 +72,9 @@ pub fn max_pool2d_composed(
             candidates.push(cand);
         }
     }
-    let stacked = Tensor::stack(&candidates, 4)?;
+    // `stack` of a single candidate (a 1×1 kernel) returns it as a strided view, and `gather`
+    // needs a contiguous source.
+    let stacked = Tensor::stack(&candidates, 4)?.contiguous()?;
     // candle's argmax keeps the first maximum: row-major window order, like PyTorch.
     let idx = stacked.argmax_keepdim(4)?;
     Ok(stacked.gather(&idx, 4)?.squeeze(4)?)
@@ -207,12 +207,17 @@ impl Geometry {
     }
 }
 
-struct MaxPoolOp(Geometry);
+impl kernel::UnaryKernel for Geometry {
+    fn op_names(&self) -> (&'static str, &'static str) {
+        ("finetune-max-pool2d", "finetune-max-pool2d-bwd")
+    }
 
-impl MaxPoolOp {
-    fn fwd<T: Real>(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let g = self.0;
-        let x = kernel::slice::<T>(s, l, NAME)?;
+    fn bwd_reads_input(&self) -> bool {
+        true
+    }
+
+    fn fwd<T: Real>(&self, x: &[T], _l: &Layout) -> candle_core::Result<(Vec<T>, Shape)> {
+        let g = *self;
         let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
         let mut y = vec![T::ZERO; g.n * g.c * plane_out];
         if plane_out > 0 {
@@ -227,43 +232,12 @@ impl MaxPoolOp {
                     }
                 });
         }
-        Ok((T::to_cpu_storage_owned(y), g.out_shape()))
-    }
-}
-
-impl CustomOp1 for MaxPoolOp {
-    fn name(&self) -> &'static str {
-        "finetune-max-pool2d"
+        Ok((y, g.out_shape()))
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        match s.dtype() {
-            DType::F32 => self.fwd::<f32>(s, l),
-            DType::F64 => self.fwd::<f64>(s, l),
-            dt => candle_core::bail!("{NAME}: unsupported dtype {dt:?}"),
-        }
-    }
-
-    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let grad = grad.contiguous()?;
-        Ok(Some(x.apply_op2_no_bwd(&grad, &MaxPoolBwd(self.0))?))
-    }
-}
-
-/// Backward kernel: inputs `x` and `dy`, output `dx` (each `dy` added at its window's arg-max).
-struct MaxPoolBwd(Geometry);
-
-impl MaxPoolBwd {
-    fn bwd<T: Real>(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let g = self.0;
-        let x = kernel::slice::<T>(s1, l1, NAME)?;
-        let dy = kernel::slice::<T>(s2, l2, NAME)?;
+    /// `dx`: each `dy` added at its window's arg-max in `x`.
+    fn bwd<T: Real>(&self, x: &[T], _l: &Layout, dy: &[T]) -> candle_core::Result<Vec<T>> {
+        let g = *self;
         let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
         if dy.len() != g.n * g.c * plane_out {
             candle_core::bail!("{NAME} backward: gradient size mismatch");
@@ -281,26 +255,6 @@ impl MaxPoolBwd {
                     }
                 });
         }
-        Ok((T::to_cpu_storage_owned(dx), l1.shape().clone()))
-    }
-}
-
-impl CustomOp2 for MaxPoolBwd {
-    fn name(&self) -> &'static str {
-        "finetune-max-pool2d-bwd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        match s1.dtype() {
-            DType::F32 => self.bwd::<f32>(s1, l1, s2, l2),
-            DType::F64 => self.bwd::<f64>(s1, l1, s2, l2),
-            dt => candle_core::bail!("{NAME} backward: unsupported dtype {dt:?}"),
-        }
+        Ok(dx)
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod bench;
 pub mod dropout;
+mod fast_math;
 pub mod gelu;
 mod kernel;
 pub mod layer_norm;

@@ -8,10 +8,7 @@
 //!
 //! Both backward passes only need the op's output `y`, never `x`.
 
-use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor, D,
-};
-use rayon::prelude::*;
+use candle_core::{Layout, Shape, Tensor, D};
 
 use super::kernel::{self, Real};
 use crate::Result;
@@ -73,7 +70,7 @@ fn apply(x: &Tensor, kind: Kind) -> Result<Tensor> {
     }
     let dtype = x.dtype();
     let xs = kernel::kernel_input(x, kernel::compute_dtype(dtype, kind.name())?)?;
-    let y = xs.apply_op1(SoftmaxOp(kind))?;
+    let y = xs.apply_op1(kernel::Fused(kind))?;
     Ok(y.to_dtype(dtype)?)
 }
 
@@ -82,127 +79,74 @@ fn last_dim(l: &Layout) -> usize {
     l.dims().last().copied().unwrap_or(1)
 }
 
-struct SoftmaxOp(Kind);
+impl kernel::UnaryKernel for Kind {
+    fn op_names(&self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Softmax => ("finetune-softmax", "finetune-softmax-bwd"),
+            Kind::LogSoftmax => ("finetune-log-softmax", "finetune-log-softmax-bwd"),
+        }
+    }
 
-impl SoftmaxOp {
-    fn fwd<T: Real>(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = kernel::slice::<T>(s, l, self.0.name())?;
+    /// Both backward passes only need the output.
+    fn bwd_reads_input(&self) -> bool {
+        false
+    }
+
+    fn fwd<T: Real>(&self, x: &[T], l: &Layout) -> candle_core::Result<(Vec<T>, Shape)> {
         let d = last_dim(l);
-        let mut y = vec![T::ZERO; x.len()];
-        if d > 0 {
-            let kind = self.0;
-            y.par_chunks_mut(d)
-                .zip(x.par_chunks(d))
-                .with_min_len(kernel::min_rows_per_task(d))
-                .for_each(|(yr, xr)| {
-                    let m = kernel::max(xr);
-                    let mut s = T::ZERO;
+        let kind = *self;
+        // One pass for the max, one writing exp(x - max), one summing it, one normalising
+        // in place; all of them vectorise.
+        let y = kernel::par_build(x.len(), d, kernel::min_rows_per_task(d), |r, yr| {
+            let xr = &x[r * d..r * d + yr.len()];
+            let m = kernel::max(xr);
+            let yr = kernel::map_init(yr, xr, |v| (v - m).fast_exp());
+            let s = kernel::sum(yr);
+            match kind {
+                Kind::Softmax => {
+                    let inv = T::ONE / s;
+                    yr.iter_mut().for_each(|y| *y *= inv);
+                }
+                Kind::LogSoftmax => {
+                    let lse = m + s.ln();
                     for (y, &x) in yr.iter_mut().zip(xr) {
-                        let e = (x - m).exp();
-                        *y = e;
-                        s += e;
+                        *y = x - lse;
                     }
-                    match kind {
-                        Kind::Softmax => {
-                            let inv = T::ONE / s;
-                            yr.iter_mut().for_each(|y| *y *= inv);
-                        }
-                        Kind::LogSoftmax => {
-                            let lse = m + s.ln();
-                            for (y, &x) in yr.iter_mut().zip(xr) {
-                                *y = x - lse;
-                            }
-                        }
-                    }
-                });
-        }
-        Ok((T::to_cpu_storage_owned(y), l.shape().clone()))
-    }
-}
-
-impl CustomOp1 for SoftmaxOp {
-    fn name(&self) -> &'static str {
-        match self.0 {
-            Kind::Softmax => "finetune-softmax",
-            Kind::LogSoftmax => "finetune-log-softmax",
-        }
+                }
+            }
+        });
+        Ok((y, l.shape().clone()))
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        match s.dtype() {
-            DType::F32 => self.fwd::<f32>(s, l),
-            DType::F64 => self.fwd::<f64>(s, l),
-            dt => candle_core::bail!("{}: unsupported dtype {dt:?}", self.0.name()),
-        }
-    }
-
-    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let grad = grad.contiguous()?;
-        Ok(Some(y.apply_op2_no_bwd(&grad, &SoftmaxBwd(self.0))?))
-    }
-}
-
-/// Backward kernel: inputs the forward output `y` and `dy`, output `dx`.
-struct SoftmaxBwd(Kind);
-
-impl SoftmaxBwd {
-    fn bwd<T: Real>(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let y = kernel::slice::<T>(s1, l1, self.0.name())?;
-        let dy = kernel::slice::<T>(s2, l2, self.0.name())?;
+    /// `y` is the forward output.
+    fn bwd<T: Real>(&self, y: &[T], l: &Layout, dy: &[T]) -> candle_core::Result<Vec<T>> {
         if y.len() != dy.len() {
-            candle_core::bail!("{} backward: gradient size mismatch", self.0.name());
+            candle_core::bail!("{} backward: gradient size mismatch", self.name());
         }
-        let d = last_dim(l1);
-        let mut dx = vec![T::ZERO; y.len()];
-        if d > 0 {
-            let kind = self.0;
-            dx.par_chunks_mut(d)
-                .zip(y.par_chunks(d).zip(dy.par_chunks(d)))
-                .with_min_len(kernel::min_rows_per_task(d))
-                .for_each(|(dxr, (yr, dyr))| match kind {
+        let d = last_dim(l);
+        let kind = *self;
+        Ok(kernel::par_build(
+            y.len(),
+            d,
+            kernel::min_rows_per_task(d),
+            |r, dxr| {
+                let yr = &y[r * d..r * d + dxr.len()];
+                let dyr = &dy[r * d..r * d + dxr.len()];
+                match kind {
                     Kind::Softmax => {
                         let s = kernel::dot(yr, dyr);
                         for ((dx, &y), &dy) in dxr.iter_mut().zip(yr).zip(dyr) {
-                            *dx = y * (dy - s);
+                            dx.write(y * (dy - s));
                         }
                     }
                     Kind::LogSoftmax => {
                         let s = kernel::sum(dyr);
                         for ((dx, &y), &dy) in dxr.iter_mut().zip(yr).zip(dyr) {
-                            *dx = dy - y.exp() * s;
+                            dx.write(dy - y.fast_exp() * s);
                         }
                     }
-                });
-        }
-        Ok((T::to_cpu_storage_owned(dx), l1.shape().clone()))
-    }
-}
-
-impl CustomOp2 for SoftmaxBwd {
-    fn name(&self) -> &'static str {
-        match self.0 {
-            Kind::Softmax => "finetune-softmax-bwd",
-            Kind::LogSoftmax => "finetune-log-softmax-bwd",
-        }
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        match s1.dtype() {
-            DType::F32 => self.bwd::<f32>(s1, l1, s2, l2),
-            DType::F64 => self.bwd::<f64>(s1, l1, s2, l2),
-            dt => candle_core::bail!("{} backward: unsupported dtype {dt:?}", self.0.name()),
-        }
+                }
+            },
+        ))
     }
 }
