@@ -37,12 +37,12 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// `x >= 0` and not NaN: the check behind every "must be >= 0" message.
-pub(crate) fn non_negative(x: f64) -> bool {
+pub fn non_negative(x: f64) -> bool {
     x >= 0.0
 }
 
 /// `x > 0` and not NaN.
-pub(crate) fn positive(x: f64) -> bool {
+pub fn positive(x: f64) -> bool {
     x > 0.0
 }
 

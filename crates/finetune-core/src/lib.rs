@@ -11,6 +11,7 @@ pub mod freeze;
 pub mod fsutil;
 pub mod grads;
 pub mod groups;
+pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod params;
@@ -18,6 +19,7 @@ pub mod pattern;
 pub mod regularize;
 pub mod rng;
 pub mod safetensors_io;
+pub mod schedule;
 
 pub use device::{select_device, DeviceSpec};
 pub use error::{Error, Result};
@@ -28,3 +30,6 @@ pub use optim::{Optimizer, OptimizerConfig, OptimizerState};
 pub use params::{Param, ParamCounts, ParamInfo, ParamStore, TensorKind};
 pub use pattern::{NamePattern, PatternSet};
 pub use rng::Rng;
+pub use schedule::{
+    LrScheduler, PlateauConfig, ReduceLrOnPlateau, Schedule, ScheduleConfig, SchedulerState,
+};

@@ -1,17 +1,22 @@
-//! `finetune inspect PATH [--freeze P]... [--unfreeze P]... [--json]`: every tensor of a
+//! `finetune inspect MODEL [--freeze P]... [--unfreeze P]... [--json]`: every tensor of a
 //! checkpoint with its shape, dtype, parameter count and whether it would train under the given
-//! patterns. Reads headers only; no tensor data is loaded.
+//! patterns. MODEL is a local path or a Hub id (resolved through the Hugging Face cache, downloaded
+//! when missing). Reads headers only; no tensor data is loaded.
 
 use anyhow::Result;
 use finetune_core::params::thousands;
 use finetune_core::safetensors_io::Checkpoint;
 use finetune_core::{FreezeSpec, ParamCounts, TensorKind};
+use finetune_hub::{resolve_hub_model, HubConfig, ModelOptions, RepoKind, Spec};
 use serde::Serialize;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A safetensors file, or a folder holding model.safetensors or model.safetensors.index.json.
-    pub path: std::path::PathBuf,
+    /// A safetensors file, a folder holding model.safetensors or model.safetensors.index.json,
+    /// or a Hub id (`org/name`, `org/name@revision`): found in the Hugging Face cache or
+    /// downloaded (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_ENDPOINT, HF_TOKEN apply).
+    #[arg(value_name = "MODEL")]
+    pub model: String,
     /// Freeze parameters whose name matches this pattern (repeatable; `*`, `?`, `[0-7]`,
     /// `{0..11}`, `{a,b}`, leading `!` negates).
     #[arg(long, value_name = "PATTERN")]
@@ -43,7 +48,13 @@ struct Report {
 
 pub fn run(args: Args) -> Result<()> {
     let spec = FreezeSpec::from_patterns(&args.freeze, &args.unfreeze)?;
-    let ckpt = Checkpoint::open(&args.path)?;
+    let ckpt = match Spec::parse(&args.model, RepoKind::Model)? {
+        Spec::Local(path) => Checkpoint::open(&path)?,
+        Spec::Hub(repo) => {
+            let files = resolve_hub_model(&repo, &HubConfig::from_env(), &ModelOptions::default())?;
+            Checkpoint::open_files(&files.weights.files)?
+        }
+    };
     let names: Vec<String> = ckpt.headers().iter().map(|h| h.name.clone()).collect();
     spec.check_patterns_match(&names)?;
     let mut counts = ParamCounts {

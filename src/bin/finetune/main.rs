@@ -1,10 +1,18 @@
 //! The `finetune` command line: parses flags and wires library calls together. No training
 //! logic lives here.
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod config_file;
+mod eval;
+mod export;
 mod inspect;
+mod lr_schedule;
+mod model_kind;
+mod predict;
+mod train;
 
 #[derive(Parser)]
 #[command(
@@ -26,17 +34,65 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// Print the learning rate a schedule gives at each step.
+    LrSchedule(Box<lr_schedule::Args>),
+    /// Fine-tune a model: checkpoints, logs and the exported model go to --output.
+    Train(Box<train::Args>),
+    /// Metrics of a fine-tuned model on labelled data.
+    Eval(eval::Args),
+    /// Predictions of a fine-tuned model.
+    Predict(predict::Args),
+    /// Write a checkpoint as a transformers / timm model folder.
+    Export(export::Args),
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version, and the help `finetune` alone prints.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            // A usage error: clap's message on one line, exit status 2 (clap's convention).
+            eprintln!("{}", one_line(&e.to_string()));
+            std::process::exit(2);
+        }
+    };
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Bench { command } => bench::run(command),
+        Command::LrSchedule(a) => lr_schedule::run(*a),
+        Command::Train(a) => train::run(*a),
+        Command::Eval(a) => eval::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Export(a) => export::run(a),
     };
     if let Err(e) = result {
         // One clear line, never a panic message.
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// clap's multi-line error (message, tips, usage) as one line: the lines before `Usage:`,
+/// trimmed and joined, tips in parentheses.
+fn one_line(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        parts.push(match line.strip_prefix("tip:") {
+            Some(tip) => format!("({})", tip.trim()),
+            None => line.to_string(),
+        });
+    }
+    parts.join(" ")
 }

@@ -1,0 +1,29 @@
+//! `LayerNorm` over the last dimension, through the fused differentiable
+//! [`ops::layer_norm`](crate::ops::layer_norm) (candle-nn's has no gradient).
+
+use super::{join, param};
+use crate::error::Result;
+use crate::params::{Param, ParamStore};
+use candle_core::Tensor;
+
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Param,
+    bias: Param,
+    eps: f64,
+}
+
+/// The `LayerNorm` whose tensors are `{prefix}.weight` and `{prefix}.bias`, both `[dim]`.
+pub fn layer_norm(store: &ParamStore, prefix: &str, dim: usize, eps: f64) -> Result<LayerNorm> {
+    Ok(LayerNorm {
+        weight: param(store, &join(prefix, "weight"), &[dim])?,
+        bias: param(store, &join(prefix, "bias"), &[dim])?,
+        eps,
+    })
+}
+
+impl LayerNorm {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        crate::ops::layer_norm(x, &self.weight.tensor(), &self.bias.tensor(), self.eps)
+    }
+}

@@ -1,0 +1,295 @@
+//! Text classification data: CSV, TSV, JSONL and Parquet files with columns chosen by name.
+//!
+//! Reading is two steps so eval data is checked against the training labels:
+//! [`read_table`] gives a [`RawTable`] (text, optional pair, raw label, optional group, and where
+//! each row came from); [`RawTable::encode`] maps labels through a [`LabelMap`] into a
+//! [`TextDataset`] of [`TextRecord`]s, failing on a label the map does not know with file and row.
+//! Empty text or a missing label is a bad sample: an error naming file and row, or skipped and
+//! counted under [`OnBadSample::Skip`].
+
+pub mod csv;
+pub mod jsonl;
+pub mod parquet;
+
+use crate::bad::{record_error, OnBadSample, SkipLog};
+use crate::labels::LabelMap;
+use crate::loader::Dataset;
+use finetune_core::{Error, Result, Rng};
+use std::path::{Path, PathBuf};
+
+/// Which columns hold what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextColumns {
+    pub text: String,
+    /// The second text of a pair task (`--text-pair-column`).
+    pub pair: Option<String>,
+    pub label: String,
+    /// Rows sharing this column's value stay on one side of a split (`--group-column`).
+    pub group: Option<String>,
+}
+
+impl Default for TextColumns {
+    fn default() -> Self {
+        Self {
+            text: "text".into(),
+            pair: None,
+            label: "label".into(),
+            group: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFormat {
+    Csv,
+    Tsv,
+    Jsonl,
+    Parquet,
+}
+
+impl TextFormat {
+    /// From the file extension: `.csv`, `.tsv`/`.tab`, `.jsonl`/`.ndjson`/`.json`, `.parquet`.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        Ok(match ext.as_str() {
+            "csv" => Self::Csv,
+            "tsv" | "tab" => Self::Tsv,
+            "jsonl" | "ndjson" | "json" => Self::Jsonl,
+            "parquet" => Self::Parquet,
+            _ => {
+                return Err(Error::config(format!(
+                    "{}: cannot tell the format from the extension (expected .csv, .tsv, \
+                     .jsonl, .json or .parquet)",
+                    path.display()
+                )))
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TextReadOptions {
+    pub columns: TextColumns,
+    /// `None`: from the extension.
+    pub format: Option<TextFormat>,
+    pub on_bad: OnBadSample,
+}
+
+/// Where a row came from, for messages: the file and `row N` (1-based data row), with the line
+/// when the format has lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowLoc {
+    pub path: PathBuf,
+    pub row: usize,
+    pub line: Option<u64>,
+}
+
+impl std::fmt::Display for RowLoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "row {} (line {l})", self.row),
+            None => write!(f, "row {}", self.row),
+        }
+    }
+}
+
+impl RowLoc {
+    pub fn error(&self, msg: impl std::fmt::Display) -> Error {
+        record_error(&self.path, self, msg)
+    }
+}
+
+/// One row as read, before labels are mapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRow {
+    pub text: String,
+    pub pair: Option<String>,
+    pub label: String,
+    pub group: Option<String>,
+    pub loc: RowLoc,
+}
+
+/// The rows of one or more files, and the bad rows that were skipped.
+#[derive(Debug, Clone, Default)]
+pub struct RawTable {
+    pub rows: Vec<RawRow>,
+    pub skipped: SkipLog,
+    /// Class names a Parquet file's `ClassLabel` metadata gave for the label column.
+    pub class_names: Option<Vec<String>>,
+}
+
+/// What a format reader found in one row; `None` = the column is empty or null.
+pub(crate) struct Fields {
+    pub text: Option<String>,
+    pub pair: Option<String>,
+    pub label: Option<String>,
+    pub group: Option<String>,
+}
+
+impl RawTable {
+    /// Validates one row (non-empty text and pair, a label) and keeps it, or applies `on_bad`.
+    pub(crate) fn push(&mut self, loc: RowLoc, f: Fields, opts: &TextReadOptions) -> Result<()> {
+        let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let c = &opts.columns;
+        let row = (|| {
+            let text = nonempty(f.text).ok_or_else(|| loc.error(format!("empty `{}`", c.text)))?;
+            let pair = match &c.pair {
+                Some(col) => {
+                    Some(nonempty(f.pair).ok_or_else(|| loc.error(format!("empty `{col}`")))?)
+                }
+                None => None,
+            };
+            let label = nonempty(f.label)
+                .map(|s| s.trim().to_string())
+                .ok_or_else(|| loc.error(format!("missing label (`{}`)", c.label)))?;
+            let group = match &c.group {
+                Some(col) => Some(
+                    f.group
+                        .ok_or_else(|| loc.error(format!("missing group (`{col}`)")))?,
+                ),
+                None => None,
+            };
+            Ok(RawRow {
+                text,
+                pair,
+                label,
+                group,
+                loc: loc.clone(),
+            })
+        })();
+        match row {
+            Ok(r) => {
+                self.rows.push(r);
+                Ok(())
+            }
+            Err(e) => self.skipped.handle(opts.on_bad, e),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The rows at `indices`, in that order (for validation splits).
+    pub fn select(&self, indices: &[usize]) -> RawTable {
+        RawTable {
+            rows: indices.iter().map(|&i| self.rows[i].clone()).collect(),
+            skipped: self.skipped.clone(),
+            class_names: self.class_names.clone(),
+        }
+    }
+
+    /// The label map of these rows: the `ClassLabel` names when the files carry them, else
+    /// [`LabelMap::fit`] on the raw labels.
+    pub fn fit_labels(&self) -> Result<LabelMap> {
+        match &self.class_names {
+            Some(names) => LabelMap::from_class_label(names.clone()),
+            None => LabelMap::fit(self.rows.iter().map(|r| r.label.as_str())),
+        }
+    }
+
+    /// Maps every label through `labels`; a label it does not know is an error naming the file
+    /// and row (always: an unseen eval label is a configuration problem, not a bad sample).
+    pub fn encode(&self, labels: &LabelMap) -> Result<TextDataset> {
+        let records = self
+            .rows
+            .iter()
+            .map(|r| {
+                let label = labels.id(&r.label).ok_or_else(|| {
+                    r.loc.error(format!(
+                        "label `{}` is not one of the training labels {}",
+                        r.label,
+                        labels.describe()
+                    ))
+                })?;
+                Ok(TextRecord {
+                    text: r.text.clone(),
+                    pair: r.pair.clone(),
+                    label,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TextDataset {
+            records,
+            labels: labels.clone(),
+            skipped: self.skipped.clone(),
+        })
+    }
+}
+
+/// Reads one file (format from `opts.format` or the extension).
+pub fn read_table(path: &Path, opts: &TextReadOptions) -> Result<RawTable> {
+    let mut table = RawTable::default();
+    read_into(path, opts, &mut table)?;
+    Ok(table)
+}
+
+/// Reads several files (e.g. a split's Parquet shards) into one table, in the order given.
+pub fn read_tables(paths: &[PathBuf], opts: &TextReadOptions) -> Result<RawTable> {
+    let mut table = RawTable::default();
+    for p in paths {
+        read_into(p, opts, &mut table)?;
+    }
+    Ok(table)
+}
+
+fn read_into(path: &Path, opts: &TextReadOptions, table: &mut RawTable) -> Result<()> {
+    let format = match opts.format {
+        Some(f) => f,
+        None => TextFormat::from_path(path)?,
+    };
+    match format {
+        TextFormat::Csv => csv::read(path, b',', opts, table),
+        TextFormat::Tsv => csv::read(path, b'\t', opts, table),
+        TextFormat::Jsonl => jsonl::read(path, opts, table),
+        TextFormat::Parquet => parquet::read(path, opts, table),
+    }
+}
+
+/// One classification example.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextRecord {
+    pub text: String,
+    pub pair: Option<String>,
+    pub label: usize,
+}
+
+/// Records with their label map; a [`Dataset`] whose items are the records themselves (the
+/// model's tokenizer collates them).
+#[derive(Debug, Clone)]
+pub struct TextDataset {
+    pub records: Vec<TextRecord>,
+    pub labels: LabelMap,
+    /// Rows skipped while reading (shared with the table it came from).
+    pub skipped: SkipLog,
+}
+
+impl TextDataset {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+impl Dataset for TextDataset {
+    type Item = TextRecord;
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn get(&self, index: usize, _rng: &mut Rng) -> Result<TextRecord> {
+        Ok(self.records[index].clone())
+    }
+}

@@ -1,0 +1,97 @@
+//! Image transforms with torchvision's semantics, composable in order and seeded: each random
+//! transform draws from the [`Rng`] it is handed (the loader derives one per sample from seed,
+//! epoch and index), so an augmentation is reproducible whatever thread runs it.
+//!
+//! Pixel-stage transforms ([`Resize`], [`CenterCrop`], [`RandomResizedCrop`],
+//! [`RandomHorizontalFlip`], [`RandomRotation`], [`ColorJitter`]) act on 8-bit images as
+//! torchvision's PIL path does; [`ToTensor`] turns HWC `u8` into CHW `f32` in `[0, 1]`;
+//! [`Normalize`] acts on that tensor. [`Compose`] chains them; [`preset`] builds timm's train
+//! and eval pipelines from a `pretrained_cfg`.
+
+pub mod center_crop;
+pub mod color_jitter;
+pub mod compose;
+pub mod flip;
+pub mod normalize;
+pub mod preset;
+pub mod random_resized_crop;
+pub mod resize;
+pub mod rotation;
+pub mod to_tensor;
+
+pub use center_crop::CenterCrop;
+pub use color_jitter::ColorJitter;
+pub use compose::Compose;
+pub use flip::RandomHorizontalFlip;
+pub use normalize::Normalize;
+pub use preset::{eval_transforms, train_transforms, PretrainedCfg, TrainAugment};
+pub use random_resized_crop::RandomResizedCrop;
+pub use resize::{Interpolation, Resize, ResizeTo};
+pub use rotation::RandomRotation;
+pub use to_tensor::ToTensor;
+
+use crate::image::Image;
+use finetune_core::{Error, Result, Rng};
+
+/// A CHW `f32` image (after [`ToTensor`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorImage {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub data: Vec<f32>,
+}
+
+/// What flows through a pipeline: 8-bit pixels, then (after [`ToTensor`]) a float tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sample {
+    Pixels(Image),
+    Tensor(TensorImage),
+}
+
+impl Sample {
+    /// The 8-bit image, or an error naming the transform that needed it.
+    pub fn into_pixels(self, who: &str) -> Result<Image> {
+        match self {
+            Sample::Pixels(i) => Ok(i),
+            Sample::Tensor(_) => Err(Error::config(format!(
+                "{who} works on 8-bit images: put it before ToTensor"
+            ))),
+        }
+    }
+
+    pub fn into_tensor(self, who: &str) -> Result<TensorImage> {
+        match self {
+            Sample::Tensor(t) => Ok(t),
+            Sample::Pixels(_) => Err(Error::config(format!(
+                "{who} works on tensors: put it after ToTensor"
+            ))),
+        }
+    }
+}
+
+/// One step of a pipeline.
+pub trait Transform: Send + Sync + std::fmt::Debug {
+    fn apply(&self, x: Sample, rng: &mut Rng) -> Result<Sample>;
+}
+
+/// Copies the `w`x`h` rectangle at (`x0`, `y0`) (which must lie inside the image).
+pub fn crop(img: &Image, x0: u32, y0: u32, w: u32, h: u32) -> Image {
+    let c = img.channels as usize;
+    let mut data = Vec::with_capacity(w as usize * h as usize * c);
+    for y in y0..y0 + h {
+        let start = (y as usize * img.width as usize + x0 as usize) * c;
+        data.extend_from_slice(&img.data[start..start + w as usize * c]);
+    }
+    Image::new(w, h, img.channels, data)
+}
+
+/// Python's `round` (half to even), which torchvision's size arithmetic uses.
+pub fn round_half_even(x: f64) -> f64 {
+    let r = x.round();
+    if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+        r - x.signum()
+    } else {
+        r
+    }
+}

@@ -1,0 +1,27 @@
+//! `finetune-train`: the training loop. A [`Learner`] owns the loop — micro-batches, gradient
+//! accumulation and clipping, the optimizer and LR schedule, gradual unfreezing, evaluation,
+//! early stopping, checkpoints with exact resume, metrics logs and the run summary.
+//!
+//! It knows no concrete model and no file format: a model implements [`TrainModel`], data
+//! arrives through a [`BatchSource`], and exporting is the model's business.
+
+pub mod checkpoint;
+pub mod config;
+pub mod early_stop;
+pub mod learner;
+pub mod log;
+pub mod metrics;
+pub mod model;
+pub mod order;
+pub mod plot;
+pub mod source;
+pub mod summary;
+pub mod unfreeze;
+
+pub use config::TrainConfig;
+pub use learner::{Learner, Outcome};
+pub use metrics::{ClassificationMetrics, EvalMetrics, RegressionMetrics};
+pub use model::{Problem, TrainModel};
+pub use source::{Batch, BatchSource};
+pub use summary::TrainSummary;
+pub use unfreeze::UnfreezeSchedule;

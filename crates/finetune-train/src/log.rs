@@ -1,0 +1,47 @@
+//! `output/metrics.jsonl`: one JSON object per logged event, appended and flushed as it happens.
+
+use finetune_core::{Error, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub struct MetricsLog {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl MetricsLog {
+    /// Starts the log of a run over `history`, the records it already has (none for a fresh
+    /// run, the checkpoint's for a resumed one): the file is rewritten to hold exactly those,
+    /// so records of an earlier run, or of steps after the checkpoint that a killed run had
+    /// logged, do not stay in it.
+    pub fn start(output: &Path, history: &[serde_json::Value]) -> Result<Self> {
+        let path = output.join("metrics.jsonl");
+        let mut text = String::new();
+        for record in history {
+            text.push_str(&record.to_string());
+            text.push('\n');
+        }
+        finetune_core::fsutil::write_bytes_atomically(&path, text.as_bytes())?;
+        Self::open(output)
+    }
+
+    /// Opens the log for appending.
+    pub fn open(output: &Path) -> Result<Self> {
+        let path = output.join("metrics.jsonl");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Self { path, file })
+    }
+
+    pub fn write(&mut self, record: &serde_json::Value) -> Result<()> {
+        let mut line = record.to_string();
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.flush())
+            .map_err(|e| Error::io(&self.path, e))
+    }
+}

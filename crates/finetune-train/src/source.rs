@@ -1,0 +1,36 @@
+//! Where batches come from. A source is indexable, so the learner decides the order (a seeded
+//! permutation per epoch) and a resumed run rebuilds exactly the batches it would have seen.
+
+use candle_core::Tensor;
+use finetune_core::Result;
+
+/// A model's inputs with their targets.
+pub struct Batch<I> {
+    pub inputs: I,
+    /// Class ids `[N]` (u32), multi-hot `[N, L]` or values `[N, 1]` (f32).
+    pub targets: Tensor,
+}
+
+impl<I> Batch<I> {
+    pub fn len(&self) -> usize {
+        self.targets.dims().first().copied().unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An indexable dataset turned into model batches.
+pub trait BatchSource<I>: Sync {
+    /// Number of samples.
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The batch of samples `indices`, in that order. `epoch` seeds per-sample augmentation
+    /// (together with each sample's index) when `train` is true.
+    fn batch(&self, indices: &[usize], epoch: u64, train: bool) -> Result<Batch<I>>;
+}

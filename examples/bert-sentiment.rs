@@ -1,0 +1,115 @@
+//! Fine-tunes a BERT checkpoint for binary sentiment (fresh / rotten film reviews).
+//!
+//! `cargo run --release --example bert-sentiment [-- --help]`
+//!
+//! Data: the Hub's `cornell-movie-review-data/rotten_tomatoes`, or, when the Hub is out of
+//! reach, the review snippets that `scripts/fetch-assets.sh` prepares (split by film).
+
+use anyhow::{Context, Result};
+use candle_finetune::hub::{resolve_dataset, DatasetOptions, HubConfig};
+use candle_finetune::tasks::text::{train_text, TextClassifier, TextJob, TextModelOptions};
+use clap::Parser;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+struct Args {
+    /// A BERT-family checkpoint: Hub id or folder (e.g. `bert-base-uncased`).
+    #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
+    model: String,
+    /// A Hub dataset with `text`/`label` columns and train/validation/test splits.
+    #[arg(long, default_value = "cornell-movie-review-data/rotten_tomatoes")]
+    dataset: String,
+    /// Local data used when the dataset cannot be fetched.
+    #[arg(long, default_value = "assets/rotten_tomatoes")]
+    local_data: PathBuf,
+    /// Frozen parameters (globs over the checkpoint's names).
+    #[arg(long, num_args = 1.., default_values = ["bert.embeddings.*", "bert.encoder.layer.[0-2].*"])]
+    freeze: Vec<String>,
+    /// Train every parameter.
+    #[arg(long)]
+    no_freeze: bool,
+    #[arg(long, default_value_t = 1)]
+    epochs: u64,
+    #[arg(long, default_value_t = 5e-5)]
+    lr: f64,
+    /// Train on a seeded sample of this many reviews (CPU time budget).
+    #[arg(long, default_value_t = 3000)]
+    max_train_samples: usize,
+    #[arg(long, default_value = "runs/bert-sentiment")]
+    output: PathBuf,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let mut job = TextJob::new(&args.model, &args.output);
+    match resolve_dataset(
+        &args.dataset,
+        &HubConfig::from_env(),
+        &DatasetOptions::default(),
+    ) {
+        Ok(_) => job.dataset = Some(args.dataset.clone()),
+        Err(e) => {
+            eprintln!(
+                "The Hub is out of reach ({e}); using {}",
+                args.local_data.display()
+            );
+            let split = |s: &str| {
+                let p = args.local_data.join(format!("{s}.csv"));
+                p.exists().then(|| vec![p.clone()]).with_context(|| {
+                    format!("{} is missing: run scripts/fetch-assets.sh", p.display())
+                })
+            };
+            (job.train, job.eval, job.test) =
+                (split("train")?, split("validation")?, split("test")?);
+        }
+    }
+    job.max_length = 64;
+    job.max_train_samples = Some(args.max_train_samples);
+    job.device = args.device.clone();
+    let c = &mut job.config;
+    (c.epochs, c.lr, c.batch_size, c.warmup_ratio) = (args.epochs, args.lr, 16, Some(0.1));
+    (c.schedule, c.weight_decay, c.metric) = ("linear".into(), 0.01, "accuracy".into());
+    c.freeze = if args.no_freeze {
+        vec![]
+    } else {
+        args.freeze.clone()
+    };
+    println!(
+        "frozen: {}",
+        if c.freeze.is_empty() {
+            "nothing".into()
+        } else {
+            c.freeze.join(", ")
+        }
+    );
+
+    let report = train_text(&job)?;
+    println!("frozen parameters: {} tensors", report.frozen.len());
+    if let Some(test) = report.test.as_ref().and_then(|t| t.classification.as_ref()) {
+        println!(
+            "test accuracy: {:.2}% (macro F1 {:.3})",
+            100.0 * test.accuracy,
+            test.f1
+        );
+    }
+    let model = TextClassifier::load(
+        &report.output.display().to_string(),
+        &TextModelOptions {
+            max_length: 64,
+            ..Default::default()
+        },
+        &candle_finetune::core::select_device(&args.device)?,
+    )?;
+    let reviews = [
+        "A warm, funny and beautifully acted film; I loved every minute.",
+        "Tedious, predictable and far too long.",
+        "The plot makes no sense, but the visuals are stunning.",
+    ];
+    for (text, p) in reviews.iter().zip(model.predict(&reviews, 2)?) {
+        println!("{:>7} ({:.2})  {text}", p.label, p.score);
+    }
+    println!("exported model: {}", report.output.display());
+    Ok(())
+}

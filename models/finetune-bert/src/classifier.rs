@@ -1,0 +1,188 @@
+//! `BertForSequenceClassification`: embeddings → encoder → pooler (dense + tanh on `[CLS]`) →
+//! dropout → `classifier`, with the loss transformers picks from `problem_type`.
+
+use crate::config::{BertConfig, ProblemType};
+use crate::dropout::DropoutRng;
+use crate::embeddings::Embeddings;
+use crate::encoder::Encoder;
+use crate::load::{load_checkpoint, LoadReport};
+use candle_core::{DType, Device, Module, Tensor};
+use finetune_core::nn::{linear, Linear};
+use finetune_core::safetensors_io::Checkpoint;
+use finetune_core::{ops, Error, ParamStore, Result, Rng};
+use std::path::Path;
+
+/// One batch of token ids, `[B, T]` each (`u32`); absent token types mean all zeros and an
+/// absent mask means "attend everywhere".
+#[derive(Debug, Clone)]
+pub struct BertBatch {
+    pub input_ids: Tensor,
+    pub token_type_ids: Option<Tensor>,
+    pub attention_mask: Option<Tensor>,
+}
+
+/// How [`BertForSequenceClassification::from_pretrained`] sets the model up.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Class names; when given they replace the checkpoint's labels (a head of another size is
+    /// re-initialised and reported).
+    pub labels: Option<Vec<String>>,
+    pub problem_type: Option<ProblemType>,
+    /// Replaces the checkpoint's `hidden_dropout_prob` and `attention_probs_dropout_prob`
+    /// (transformers' meaning of overriding "dropout"); the head keeps `classifier_dropout`
+    /// when the config sets it.
+    pub dropout: Option<f64>,
+    pub dtype: DType,
+    pub device: Device,
+    /// Seeds the head initialisation and the dropout stream.
+    pub seed: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            labels: None,
+            problem_type: None,
+            dropout: None,
+            dtype: DType::F32,
+            device: Device::Cpu,
+            seed: 42,
+        }
+    }
+}
+
+pub struct BertForSequenceClassification {
+    config: BertConfig,
+    store: ParamStore,
+    embeddings: Embeddings,
+    encoder: Encoder,
+    pooler: Linear,
+    classifier: Linear,
+    rng: DropoutRng,
+}
+
+impl BertForSequenceClassification {
+    /// Builds the model over a store holding every tensor under the model's names
+    /// ([`crate::naming::expected_tensors`]); shapes are checked.
+    pub fn new(store: ParamStore, config: BertConfig, seed: u64) -> Result<Self> {
+        config.validate()?;
+        let h = config.hidden_size;
+        Ok(Self {
+            embeddings: Embeddings::new(&store, &config)?,
+            encoder: Encoder::new(&store, &config)?,
+            pooler: linear(&store, "bert.pooler.dense", h, h, true)?,
+            classifier: linear(&store, "classifier", h, config.num_labels(), true)?,
+            rng: DropoutRng::new(seed),
+            config,
+            store,
+        })
+    }
+
+    /// Loads `dir` (`config.json` + `model.safetensors` or a sharded index).
+    pub fn from_pretrained(dir: &Path, opts: &LoadOptions) -> Result<(Self, LoadReport)> {
+        let mut config = BertConfig::from_file(&dir.join("config.json"))?;
+        if let Some(labels) = &opts.labels {
+            if labels.is_empty() {
+                return Err(Error::config("at least one label is needed"));
+            }
+            config.set_labels(labels);
+        }
+        if opts.problem_type.is_some() {
+            config.problem_type = opts.problem_type;
+        }
+        if let Some(p) = opts.dropout {
+            config.hidden_dropout_prob = p;
+            config.attention_probs_dropout_prob = p;
+        }
+        config.validate()?;
+        let ckpt = Checkpoint::open(dir)?;
+        let mut rng = Rng::seed_from_u64(opts.seed);
+        let (store, report) = load_checkpoint(&ckpt, &config, &opts.device, opts.dtype, &mut rng)?;
+        let model = Self::new(store, config, rng.next_u64())?;
+        Ok((model, report))
+    }
+
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &ParamStore {
+        &self.store
+    }
+
+    /// The dropout stream's state, for checkpoints.
+    pub fn rng_state(&self) -> Rng {
+        self.rng.state()
+    }
+
+    pub fn set_rng_state(&self, rng: Rng) {
+        self.rng.set_state(rng)
+    }
+
+    fn extended_mask(&self, b: &BertBatch, dtype: DType) -> Result<Tensor> {
+        let (bsz, t) = b.input_ids.dims2()?;
+        let dev = b.input_ids.device();
+        match &b.attention_mask {
+            None => Ok(Tensor::zeros((bsz, 1, 1, t), dtype, dev)?),
+            Some(m) => {
+                if m.dims() != [bsz, t] {
+                    return Err(Error::config(format!(
+                        "attention_mask must be [{bsz}, {t}] like input_ids, got {:?}",
+                        m.dims()
+                    )));
+                }
+                // (1 − mask) · finfo.min, as transformers' get_extended_attention_mask.
+                let m = m.to_dtype(dtype)?.reshape((bsz, 1, 1, t))?;
+                Ok(((1.0 - m)? * f32::MIN as f64)?)
+            }
+        }
+    }
+
+    /// The encoder's last hidden states `[B, T, H]` (what `BertModel` returns first).
+    pub fn encode(&self, b: &BertBatch, train: bool) -> Result<Tensor> {
+        let ids = &b.input_ids;
+        let (bsz, t) = ids.dims2()?;
+        if t > self.config.max_position_embeddings {
+            return Err(Error::config(format!(
+                "sequence length {t} exceeds max_position_embeddings {}",
+                self.config.max_position_embeddings
+            )));
+        }
+        let types = match &b.token_type_ids {
+            Some(tt) => tt.clone(),
+            None => Tensor::zeros((bsz, t), candle_core::DType::U32, ids.device())?,
+        };
+        let x = self.embeddings.forward(ids, &types, train, &self.rng)?;
+        let mask = self.extended_mask(b, x.dtype())?;
+        self.encoder.forward(&x, &mask, train, &self.rng)
+    }
+
+    /// Logits `[B, num_labels]`; dropout is active when `train`.
+    pub fn forward_t(&self, b: &BertBatch, train: bool) -> Result<Tensor> {
+        let seq = self.encode(b, train)?;
+        let cls = seq.narrow(1, 0, 1)?.squeeze(1)?;
+        let pooled = self.pooler.forward(&cls)?.tanh()?;
+        let pooled = self
+            .rng
+            .dropout(&pooled, self.config.classifier_dropout_prob(), train)?;
+        Ok(self.classifier.forward(&pooled)?)
+    }
+
+    /// The loss transformers computes for this `problem_type`: cross-entropy (with label
+    /// smoothing) over class ids `[B]`; BCE-with-logits over `[B, num_labels]` 0/1 targets;
+    /// MSE over `[B]` targets for regression.
+    pub fn loss(&self, logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor> {
+        match self.config.problem() {
+            ProblemType::SingleLabelClassification => {
+                ops::cross_entropy(logits, targets, label_smoothing, None)
+            }
+            ProblemType::MultiLabelClassification => {
+                ops::binary_cross_entropy_with_logits(logits, &targets.to_dtype(logits.dtype())?)
+            }
+            ProblemType::Regression => {
+                let pred = logits.flatten_all()?;
+                ops::mse(&pred, &targets.flatten_all()?.to_dtype(pred.dtype())?)
+            }
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! `BertConfig`: the fields of a transformers `config.json` for BERT, with transformers'
+//! defaults, validated up front. Keys this crate does not interpret are kept and written back on
+//! export.
+
+use finetune_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HiddenAct {
+    /// The erf form (`hidden_act: "gelu"`).
+    #[serde(rename = "gelu")]
+    Gelu,
+    /// The tanh approximation (`gelu_new`, also spelled `gelu_pytorch_tanh`).
+    #[serde(rename = "gelu_new", alias = "gelu_pytorch_tanh")]
+    GeluNew,
+    #[serde(rename = "relu")]
+    Relu,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemType {
+    SingleLabelClassification,
+    MultiLabelClassification,
+    Regression,
+}
+
+fn d_vocab() -> usize {
+    30522
+}
+fn d_hidden() -> usize {
+    768
+}
+fn d_layers() -> usize {
+    12
+}
+fn d_heads() -> usize {
+    12
+}
+fn d_inter() -> usize {
+    3072
+}
+fn d_act() -> HiddenAct {
+    HiddenAct::Gelu
+}
+fn d_drop() -> f64 {
+    0.1
+}
+fn d_maxpos() -> usize {
+    512
+}
+fn d_types() -> usize {
+    2
+}
+fn d_init() -> f64 {
+    0.02
+}
+fn d_eps() -> f64 {
+    1e-12
+}
+fn d_pos() -> String {
+    "absolute".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    #[serde(default = "d_vocab")]
+    pub vocab_size: usize,
+    #[serde(default = "d_hidden")]
+    pub hidden_size: usize,
+    #[serde(default = "d_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "d_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "d_inter")]
+    pub intermediate_size: usize,
+    #[serde(default = "d_act")]
+    pub hidden_act: HiddenAct,
+    #[serde(default = "d_drop")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "d_drop")]
+    pub attention_probs_dropout_prob: f64,
+    #[serde(default = "d_maxpos")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "d_types")]
+    pub type_vocab_size: usize,
+    #[serde(default = "d_init")]
+    pub initializer_range: f64,
+    #[serde(default = "d_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: usize,
+    #[serde(default = "d_pos")]
+    pub position_embedding_type: String,
+    #[serde(default)]
+    pub classifier_dropout: Option<f64>,
+    /// Label names by class index; keys are the strings "0", "1", … as in transformers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id2label: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label2id: Option<BTreeMap<String, usize>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_labels: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem_type: Option<ProblemType>,
+    /// Every other key, written back unchanged on export.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for BertConfig {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("all fields have defaults")
+    }
+}
+
+const MAX_LAYERS: usize = 256;
+const MAX_DIM: usize = 1 << 16;
+const MAX_VOCAB: usize = 10_000_000;
+
+impl BertConfig {
+    /// Reads and validates `config.json`; errors name the file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let cfg: Self = serde_json::from_str(&text).map_err(|e| Error::Record {
+            path: path.to_path_buf(),
+            msg: format!("not a valid BERT config: {e}"),
+        })?;
+        cfg.validate().map_err(|e| Error::Record {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::config(m));
+        if let Some(mt) = self.extra.get("model_type").and_then(|v| v.as_str()) {
+            if mt != "bert" {
+                return bad(format!(
+                    "model_type `{mt}` is not supported (expected `bert`)"
+                ));
+            }
+        }
+        for (k, v, max) in [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("hidden_size", self.hidden_size, MAX_DIM),
+            ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+            ("num_attention_heads", self.num_attention_heads, MAX_DIM),
+            ("intermediate_size", self.intermediate_size, 4 * MAX_DIM),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                MAX_DIM,
+            ),
+            ("type_vocab_size", self.type_vocab_size, MAX_DIM),
+        ] {
+            if v == 0 || v > max {
+                return bad(format!("`{k}` is {v}: expected 1..={max}"));
+            }
+        }
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return bad(format!(
+                "`hidden_size` {} is not divisible by `num_attention_heads` {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if self.position_embedding_type != "absolute" {
+            return bad(format!(
+                "position_embedding_type `{}` is not supported (only `absolute`)",
+                self.position_embedding_type
+            ));
+        }
+        for (k, p) in [
+            ("hidden_dropout_prob", Some(self.hidden_dropout_prob)),
+            (
+                "attention_probs_dropout_prob",
+                Some(self.attention_probs_dropout_prob),
+            ),
+            ("classifier_dropout", self.classifier_dropout),
+        ] {
+            if let Some(p) = p {
+                if !(0.0..1.0).contains(&p) {
+                    return bad(format!("`{k}` is {p}: expected a probability in [0, 1)"));
+                }
+            }
+        }
+        if !finetune_core::error::positive(self.layer_norm_eps)
+            || !finetune_core::error::non_negative(self.initializer_range)
+        {
+            return bad("`layer_norm_eps` must be > 0 and `initializer_range` >= 0".into());
+        }
+        if self.pad_token_id >= self.vocab_size {
+            return bad(format!(
+                "`pad_token_id` {} is outside the vocabulary",
+                self.pad_token_id
+            ));
+        }
+        if let Some(map) = &self.id2label {
+            for k in map.keys() {
+                if k.parse::<usize>().map_or(true, |i| i >= map.len()) {
+                    return bad(format!(
+                        "id2label key `{k}` is not a class index 0..{}",
+                        map.len()
+                    ));
+                }
+            }
+        }
+        if let (Some(n), Some(map)) = (self.num_labels, &self.id2label) {
+            if n != map.len() {
+                return bad(format!(
+                    "num_labels {n} disagrees with id2label's {} labels",
+                    map.len()
+                ));
+            }
+        }
+        if self.num_labels() == 0 {
+            return bad("the classifier needs at least one label".into());
+        }
+        Ok(())
+    }
+
+    /// Number of classifier outputs: `id2label`'s size, else `num_labels`, else 2 (transformers'
+    /// default).
+    pub fn num_labels(&self) -> usize {
+        self.id2label
+            .as_ref()
+            .map(|m| m.len())
+            .or(self.num_labels)
+            .unwrap_or(2)
+    }
+
+    /// Label names in class order (`LABEL_i` where none are given, as transformers does).
+    pub fn labels(&self) -> Vec<String> {
+        (0..self.num_labels())
+            .map(|i| {
+                self.id2label
+                    .as_ref()
+                    .and_then(|m| m.get(&i.to_string()).cloned())
+                    .unwrap_or_else(|| format!("LABEL_{i}"))
+            })
+            .collect()
+    }
+
+    /// Sets the classification labels (names in class order).
+    pub fn set_labels<S: AsRef<str>>(&mut self, labels: &[S]) {
+        self.id2label = Some(
+            labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i.to_string(), l.as_ref().to_string()))
+                .collect(),
+        );
+        self.label2id = Some(
+            labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.as_ref().to_string(), i))
+                .collect(),
+        );
+        self.num_labels = None;
+    }
+
+    /// The loss family, as transformers infers it: an explicit `problem_type`, else regression
+    /// for one label and single-label classification otherwise (multi-label must be explicit).
+    pub fn problem(&self) -> ProblemType {
+        self.problem_type.unwrap_or(if self.num_labels() == 1 {
+            ProblemType::Regression
+        } else {
+            ProblemType::SingleLabelClassification
+        })
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// Dropout before the classifier: `classifier_dropout`, else `hidden_dropout_prob`.
+    pub fn classifier_dropout_prob(&self) -> f64 {
+        self.classifier_dropout.unwrap_or(self.hidden_dropout_prob)
+    }
+
+    /// The `config.json` of an exported `BertForSequenceClassification`.
+    pub fn to_export_json(&self) -> serde_json::Value {
+        let mut c = self.clone();
+        let labels = c.labels();
+        c.set_labels(&labels);
+        c.problem_type = Some(c.problem());
+        for k in ["architectures", "model_type", "_name_or_path"] {
+            c.extra.remove(k);
+        }
+        let mut v = serde_json::to_value(&c).expect("config serialises");
+        let obj = v.as_object_mut().expect("object");
+        obj.insert(
+            "architectures".into(),
+            serde_json::json!(["BertForSequenceClassification"]),
+        );
+        obj.insert("model_type".into(), serde_json::json!("bert"));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<BertConfig> {
+        let c: BertConfig = serde_json::from_str(json).map_err(|e| Error::config(e.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults_and_labels() -> Result<()> {
+        let c = parse(
+            r#"{"hidden_size": 384, "num_attention_heads": 12, "hidden_act": "gelu_pytorch_tanh"}"#,
+        )?;
+        assert_eq!(c.vocab_size, 30522);
+        assert_eq!(c.hidden_act, HiddenAct::GeluNew);
+        assert_eq!(c.num_labels(), 2);
+        assert_eq!(c.labels(), vec!["LABEL_0", "LABEL_1"]);
+        assert_eq!(c.problem(), ProblemType::SingleLabelClassification);
+        let c = parse(
+            r#"{"id2label": {"0": "neg", "1": "neu", "2": "pos"}, "classifier_dropout": 0.3}"#,
+        )?;
+        assert_eq!(c.labels(), vec!["neg", "neu", "pos"]);
+        assert_eq!(c.classifier_dropout_prob(), 0.3);
+        assert_eq!(
+            parse(r#"{"num_labels": 1}"#)?.problem(),
+            ProblemType::Regression
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn absurd_or_unsupported_values_are_clear_errors() {
+        for (json, needle) in [
+            (
+                r#"{"hidden_size": 100, "num_attention_heads": 12}"#,
+                "not divisible",
+            ),
+            (r#"{"num_hidden_layers": 100000}"#, "num_hidden_layers"),
+            (r#"{"hidden_act": "swish"}"#, "swish"),
+            (
+                r#"{"position_embedding_type": "relative_key"}"#,
+                "relative_key",
+            ),
+            (r#"{"hidden_dropout_prob": 1.5}"#, "hidden_dropout_prob"),
+            (r#"{"model_type": "roberta"}"#, "roberta"),
+            (r#"{"id2label": {"0": "a", "5": "b"}}"#, "id2label"),
+            (r#"{"vocab_size": 0}"#, "vocab_size"),
+        ] {
+            let e = parse(json).unwrap_err().to_string();
+            assert!(e.contains(needle), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn export_json_is_a_sequence_classifier_and_keeps_extras() -> Result<()> {
+        let mut c = parse(r#"{"architectures": ["BertModel"], "transformers_version": "4.8.2"}"#)?;
+        c.set_labels(&["negative", "positive"]);
+        let v = c.to_export_json();
+        assert_eq!(
+            v["architectures"],
+            serde_json::json!(["BertForSequenceClassification"])
+        );
+        assert_eq!(v["model_type"], "bert");
+        assert_eq!(v["id2label"]["1"], "positive");
+        assert_eq!(v["label2id"]["negative"], 0);
+        assert_eq!(v["problem_type"], "single_label_classification");
+        assert_eq!(v["transformers_version"], "4.8.2");
+        assert_eq!(v["hidden_act"], "gelu");
+        let back: BertConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(back.labels(), vec!["negative", "positive"]);
+        Ok(())
+    }
+}

@@ -1,0 +1,34 @@
+//! The model's dropout stream: one seedable [`Rng`] shared by every dropout site, drawn in a
+//! fixed order per forward, so a run is reproducible and its state can be checkpointed.
+
+use candle_core::Tensor;
+use finetune_core::{ops, Result, Rng};
+use std::sync::Mutex;
+
+pub struct DropoutRng(Mutex<Rng>);
+
+impl DropoutRng {
+    pub fn new(seed: u64) -> Self {
+        Self(Mutex::new(Rng::seed_from_u64(seed)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rng> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Dropout with probability `p` in training, the identity otherwise.
+    pub fn dropout(&self, x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
+        if !train || p == 0.0 {
+            return Ok(x.clone());
+        }
+        ops::dropout(x, p, train, &mut self.lock())
+    }
+
+    pub fn state(&self) -> Rng {
+        self.lock().clone()
+    }
+
+    pub fn set_state(&self, rng: Rng) {
+        *self.lock() = rng;
+    }
+}

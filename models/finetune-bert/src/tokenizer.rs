@@ -1,0 +1,150 @@
+//! Tokenisation for BERT: `tokenizer.json` through the `tokenizers` crate, or, when only
+//! `vocab.txt` exists, a WordPiece tokenizer built the way BERT's is (BERT normaliser honouring
+//! `do_lower_case`, BERT pre-tokeniser, `[CLS] … [SEP] (… [SEP])` template). Truncation to a
+//! maximum length; dynamic padding to the longest sequence of each batch.
+
+use crate::classifier::BertBatch;
+use candle_core::{Device, Tensor};
+use finetune_core::{Error, Result};
+use std::path::Path;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+pub struct BertTokenizer {
+    inner: Tokenizer,
+    max_length: usize,
+}
+
+fn tok_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Record {
+        path: path.to_path_buf(),
+        msg: format!("cannot build the tokenizer: {e}"),
+    }
+}
+
+impl BertTokenizer {
+    /// Loads the tokenizer of a model folder, truncating to `max_length` (which must not exceed
+    /// `model_max` — the model's `max_position_embeddings` — nor `model_max_length`).
+    pub fn from_dir(dir: &Path, max_length: usize, model_max: usize) -> Result<Self> {
+        let cfg_path = dir.join("tokenizer_config.json");
+        let cfg: serde_json::Value = match std::fs::read_to_string(&cfg_path) {
+            Ok(t) => serde_json::from_str(&t).map_err(|e| Error::Record {
+                path: cfg_path.clone(),
+                msg: format!("not valid JSON: {e}"),
+            })?,
+            Err(_) => serde_json::json!({}),
+        };
+        let limit = cfg["model_max_length"]
+            .as_u64()
+            .map(|m| (m as usize).min(model_max))
+            .unwrap_or(model_max);
+        if max_length == 0 || max_length > limit {
+            return Err(Error::config(format!(
+                "max length {max_length} must be in 1..={limit} for this model"
+            )));
+        }
+        let json = dir.join("tokenizer.json");
+        let vocab = dir.join("vocab.txt");
+        let mut inner = if json.is_file() {
+            Tokenizer::from_file(&json).map_err(|e| tok_err(&json, e))?
+        } else if vocab.is_file() {
+            let lower = cfg["do_lower_case"].as_bool().unwrap_or(true);
+            let wp = WordPiece::from_file(&vocab.to_string_lossy())
+                .unk_token("[UNK]".into())
+                .build()
+                .map_err(|e| tok_err(&vocab, e))?;
+            let mut t = Tokenizer::new(wp);
+            t.with_normalizer(Some(BertNormalizer::new(true, true, None, lower)))
+                .map_err(|e| tok_err(&vocab, e))?;
+            t.with_pre_tokenizer(Some(BertPreTokenizer));
+            let id = |s: &str| {
+                t.token_to_id(s)
+                    .ok_or_else(|| tok_err(&vocab, format!("vocabulary lacks {s}")))
+            };
+            let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+            t.with_post_processor(Some(BertProcessing::new(
+                ("[SEP]".into(), sep),
+                ("[CLS]".into(), cls),
+            )));
+            t
+        } else {
+            return Err(Error::config(format!(
+                "{}: holds neither tokenizer.json nor vocab.txt",
+                dir.display()
+            )));
+        };
+        let pad_token = cfg["pad_token"].as_str().unwrap_or("[PAD]").to_string();
+        let pad_id = inner.token_to_id(&pad_token).unwrap_or(0);
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| tok_err(dir, e))?;
+        inner.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            pad_id,
+            pad_token,
+            ..PaddingParams::default()
+        }));
+        Ok(Self { inner, max_length })
+    }
+
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    /// Token ids of one text (with `[CLS]`/`[SEP]`, truncated, unpadded).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::config(format!("tokenizing `{text}`: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// A padded batch of single texts, or of text pairs when `pairs` is given.
+    pub fn batch(
+        &self,
+        texts: &[&str],
+        pairs: Option<&[&str]>,
+        device: &Device,
+    ) -> Result<BertBatch> {
+        if texts.is_empty() {
+            return Err(Error::config("cannot tokenize an empty batch"));
+        }
+        let encs = match pairs {
+            Some(p) => {
+                if p.len() != texts.len() {
+                    return Err(Error::config("text and text-pair columns differ in length"));
+                }
+                let inputs: Vec<tokenizers::EncodeInput> =
+                    texts.iter().zip(p).map(|(a, b)| (*a, *b).into()).collect();
+                self.inner.encode_batch(inputs, true)
+            }
+            None => self.inner.encode_batch(texts.to_vec(), true),
+        }
+        .map_err(|e| Error::config(format!("tokenizing a batch: {e}")))?;
+        let b = encs.len();
+        let t = encs[0].get_ids().len();
+        let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
+            encs.iter().flat_map(|e| f(e).iter().copied()).collect()
+        };
+        Ok(BertBatch {
+            input_ids: Tensor::from_vec(flat(&|e| e.get_ids()), (b, t), device)?,
+            token_type_ids: Some(Tensor::from_vec(
+                flat(&|e| e.get_type_ids()),
+                (b, t),
+                device,
+            )?),
+            attention_mask: Some(Tensor::from_vec(
+                flat(&|e| e.get_attention_mask()),
+                (b, t),
+                device,
+            )?),
+        })
+    }
+}

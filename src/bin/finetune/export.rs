@@ -1,0 +1,46 @@
+//! `finetune export`: a checkpoint (or training output) as a transformers / timm folder.
+
+use crate::model_kind::{self, ModelKind};
+use anyhow::{bail, Result};
+use candle_core::DType;
+use candle_finetune::tasks::text::export_text;
+use clap::ValueEnum;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportDtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A `checkpoint-STEP` folder or a training output folder.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The folder to write (replaced as a whole once complete).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Floating-point dtype of the exported tensors.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: ExportDtype,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let dtype = match a.dtype {
+        ExportDtype::F32 => DType::F32,
+        ExportDtype::F16 => DType::F16,
+        ExportDtype::Bf16 => DType::BF16,
+    };
+    match model_kind::detect(&a.checkpoint.display().to_string())? {
+        ModelKind::Text => export_text(&a.checkpoint, &a.output, Some(dtype))?,
+        ModelKind::Image => bail!("exporting image models is not available yet in this build"),
+    }
+    eprintln!(
+        "exported {} to {}",
+        a.checkpoint.display(),
+        a.output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! `finetune lr-schedule --schedule NAME --lr LR --steps N [...] [--json]`: the learning rate
+//! a schedule gives at each optimizer step `0..N-1`, as one JSON array or a table.
+//!
+//! Every argument goes into a [`ScheduleConfig`], which validates it (unknown name, missing or
+//! out-of-range argument, an argument the schedule does not take); the curve is then streamed,
+//! so a long run prints without being held in memory.
+
+use std::io::{self, BufWriter, Write};
+
+use anyhow::{bail, Result};
+use finetune_core::schedule::{warmup_from_ratio, Anneal, ScheduleConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// constant, linear, cosine, cosine-restarts, polynomial, inverse-sqrt, step, multistep,
+    /// exponential or one-cycle.
+    #[arg(long, value_name = "NAME")]
+    pub schedule: String,
+    /// Base (peak) learning rate; `max_lr` for one-cycle.
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: f64,
+    /// Optimizer steps in the run; the lr is printed for steps 0..N-1.
+    #[arg(long, value_name = "N")]
+    pub steps: u64,
+    /// Linear warm-up from 0 over this many steps (not for one-cycle).
+    #[arg(long, value_name = "W", conflicts_with = "warmup_ratio")]
+    pub warmup_steps: Option<u64>,
+    /// Warm-up as a fraction of --steps: ceil(R × N) steps.
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    pub warmup_ratio: Option<f64>,
+    /// cosine: absolute floor of the lr.
+    #[arg(long, allow_negative_numbers = true)]
+    pub min_lr: Option<f64>,
+    /// cosine: floor as a fraction of --lr.
+    #[arg(long, allow_negative_numbers = true)]
+    pub min_lr_rate: Option<f64>,
+    /// cosine (default 0.5: a half-wave to 0) and cosine-restarts (default 1, whole number).
+    #[arg(long, allow_negative_numbers = true)]
+    pub num_cycles: Option<f64>,
+    /// polynomial: the exponent (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub power: Option<f64>,
+    /// polynomial: the final lr (default 1e-7), below --lr.
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr_end: Option<f64>,
+    /// inverse-sqrt: the timescale (default: the warm-up steps, or 10000 without warm-up).
+    #[arg(long)]
+    pub timescale: Option<u64>,
+    /// step: decay every this many steps (required).
+    #[arg(long)]
+    pub step_size: Option<u64>,
+    /// step, multistep (default 0.1), exponential (required): the decay multiplier.
+    #[arg(long, allow_negative_numbers = true)]
+    pub gamma: Option<f64>,
+    /// multistep: the steps at which the lr decays, comma-separated (counted from the end of
+    /// warm-up).
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub milestones: Option<Vec<u64>>,
+    /// one-cycle: fraction of the run spent increasing the lr (default 0.3).
+    #[arg(long, allow_negative_numbers = true)]
+    pub pct_start: Option<f64>,
+    /// one-cycle: initial lr = --lr / div-factor (default 25).
+    #[arg(long, allow_negative_numbers = true)]
+    pub div_factor: Option<f64>,
+    /// one-cycle: final lr = initial lr / final-div-factor (default 1e4).
+    #[arg(long, allow_negative_numbers = true)]
+    pub final_div_factor: Option<f64>,
+    /// one-cycle: go back down to the initial lr before annealing to the final one.
+    #[arg(long)]
+    pub three_phase: bool,
+    /// one-cycle: `cos` (default) or `linear` annealing.
+    #[arg(long, value_name = "cos|linear")]
+    pub anneal: Option<String>,
+    /// Print one JSON array of numbers instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Args {
+    fn config(&self) -> Result<ScheduleConfig> {
+        let mut c = ScheduleConfig::new(self.schedule.clone(), self.steps);
+        c.warmup_steps = match (self.warmup_steps, self.warmup_ratio) {
+            (Some(w), _) => w,
+            (None, Some(r)) => warmup_from_ratio(r, self.steps)?,
+            (None, None) => 0,
+        };
+        c.min_lr = self.min_lr;
+        c.min_lr_rate = self.min_lr_rate;
+        c.num_cycles = self.num_cycles;
+        c.power = self.power;
+        c.lr_end = self.lr_end;
+        c.timescale = self.timescale;
+        c.step_size = self.step_size;
+        c.gamma = self.gamma;
+        c.milestones = self.milestones.clone();
+        c.pct_start = self.pct_start;
+        c.div_factor = self.div_factor;
+        c.final_div_factor = self.final_div_factor;
+        c.anneal = self
+            .anneal
+            .as_deref()
+            .map(str::parse::<Anneal>)
+            .transpose()?;
+        c.three_phase = self.three_phase;
+        Ok(c)
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let config = args.config()?;
+    let schedule = config.build()?;
+    schedule.check_base_lr(args.lr)?;
+    let lrs = || (0..config.total_steps).map(|step| (step, schedule.lr(step, args.lr)));
+    // A first pass, so an overflow (`exponential` with gamma > 1) prints nothing but the error.
+    if let Some((step, lr)) = lrs().find(|(_, lr)| !lr.is_finite()) {
+        bail!("the learning rate at step {step} is {lr} (it overflows): check --gamma and --steps");
+    }
+    let out = BufWriter::new(io::stdout().lock());
+    match print(out, config.total_steps, lrs(), args.json) {
+        Ok(()) => Ok(()),
+        // `finetune lr-schedule ... | head`: the reader left, nothing is wrong.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => bail!("cannot write to stdout: {e}"),
+    }
+}
+
+fn print(
+    mut w: impl Write,
+    total_steps: u64,
+    lrs: impl Iterator<Item = (u64, f64)>,
+    json: bool,
+) -> io::Result<()> {
+    let width = total_steps.saturating_sub(1).to_string().len().max(4);
+    if json {
+        w.write_all(b"[")?;
+    } else {
+        writeln!(w, "{:>width$}  lr", "step")?;
+    }
+    for (step, lr) in lrs {
+        if json {
+            if step > 0 {
+                w.write_all(b",")?;
+            }
+            // serde_json writes the shortest representation that reads back exactly.
+            let number = serde_json::to_string(&lr).map_err(io::Error::other)?;
+            w.write_all(number.as_bytes())?;
+        } else {
+            writeln!(w, "{step:>width$}  {lr:.9e}")?;
+        }
+    }
+    if json {
+        w.write_all(b"]\n")?;
+    }
+    w.flush()
+}
