@@ -1,6 +1,10 @@
 //! Text classification with BERT: files or a Hub dataset → records → tokenised batches →
-//! [`Learner`] → the exported folder, with test metrics and predictions.
+//! [`finetune_train::Learner`] → the exported folder, with test metrics and predictions.
 
+pub use super::Prediction;
+use super::{
+    fit_and_test, sample_indices, split_files, write_folder_atomically, write_run_config, RunReport,
+};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use finetune_bert::{BertBatch, BertForSequenceClassification, BertTokenizer, LoadOptions};
@@ -8,12 +12,8 @@ use finetune_core::{ParamStore, Rng};
 use finetune_data::split::{grouped_split, random_split};
 use finetune_data::text::{read_tables, RawTable, TextColumns, TextReadOptions, TextRecord};
 use finetune_data::{LabelMap, OnBadSample};
-use finetune_hub::{resolve_dataset, resolve_model, DatasetOptions, HubConfig, ModelOptions};
-use finetune_train::learner::describe;
-use finetune_train::{
-    Batch, BatchSource, EvalMetrics, Learner, Outcome, Problem, TrainConfig, TrainModel,
-    TrainSummary,
-};
+use finetune_hub::{resolve_model, HubConfig, ModelOptions};
+use finetune_train::{Batch, BatchSource, EvalMetrics, Problem, TrainConfig, TrainModel};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -156,42 +156,6 @@ pub fn checkpoint_labels(model: &str, allow_pickle: bool) -> Result<Option<Vec<S
         .enumerate()
         .all(|(i, l)| *l == format!("LABEL_{i}"));
     Ok((!placeholder).then_some(labels))
-}
-
-/// One input's prediction (the `predict --json` schema).
-#[derive(Debug, Clone, Serialize)]
-pub struct Prediction {
-    pub label: String,
-    pub score: f64,
-    /// The top-k labels' probabilities.
-    pub scores: serde_json::Map<String, serde_json::Value>,
-    pub logits: Vec<f64>,
-}
-
-impl Prediction {
-    pub fn from_logits(labels: &[String], logits: Vec<f64>, top_k: usize) -> Self {
-        let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let exp: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
-        let z: f64 = exp.iter().sum();
-        let mut ranked: Vec<(usize, f64)> = exp.iter().map(|e| e / z).enumerate().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let name = |i: usize| {
-            labels
-                .get(i)
-                .cloned()
-                .unwrap_or_else(|| format!("LABEL_{i}"))
-        };
-        Self {
-            label: name(ranked[0].0),
-            score: ranked[0].1,
-            scores: ranked
-                .iter()
-                .take(top_k.max(1))
-                .map(|&(i, p)| (name(i), serde_json::json!(p)))
-                .collect(),
-            logits,
-        }
-    }
 }
 
 /// Text records tokenised on demand into [`BertBatch`]es.
@@ -347,18 +311,8 @@ impl TextJob {
     }
 }
 
-/// What a run produced.
-#[derive(Debug, Serialize)]
-pub struct TextRunReport {
-    pub outcome: String,
-    pub summary: TrainSummary,
-    pub test: Option<EvalMetrics>,
-    pub labels: Vec<String>,
-    pub output: PathBuf,
-    pub frozen: Vec<String>,
-    /// Bad rows skipped under `--skip-bad-samples`, over all splits.
-    pub skipped_samples: usize,
-}
+/// What a text run produced.
+pub type TextRunReport = RunReport;
 
 struct Splits {
     train: RawTable,
@@ -376,28 +330,8 @@ fn read_splits(job: &TextJob) -> Result<Splits> {
             OnBadSample::Error
         },
     };
-    let (mut train, mut eval, mut test) = (job.train.clone(), job.eval.clone(), job.test.clone());
-    if let Some(ds) = &job.dataset {
-        let files = resolve_dataset(ds, &HubConfig::from_env(), &DatasetOptions::default())?;
-        let take = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| files.splits.get(*n).cloned())
-                .unwrap_or_default()
-        };
-        if train.is_empty() {
-            train = take(&["train"]);
-        }
-        if eval.is_empty() {
-            eval = take(&["validation", "valid", "dev"]);
-        }
-        if test.is_empty() {
-            test = take(&["test"]);
-        }
-    }
-    if train.is_empty() {
-        bail!("no training data: give --train FILE or --dataset ID");
-    }
+    let (train, eval, test) =
+        split_files(job.dataset.as_deref(), &job.train, &job.eval, &job.test)?;
     let read = |paths: &[PathBuf]| -> Result<Option<RawTable>> {
         if paths.is_empty() {
             return Ok(None);
@@ -423,11 +357,7 @@ fn read_splits(job: &TextJob) -> Result<Splits> {
             train = train.select(&t);
         }
     }
-    if let Some(max) = job.max_train_samples.filter(|&m| m < train.len()) {
-        let mut idx: Vec<usize> = (0..train.len()).collect();
-        Rng::seed_from_u64(job.config.seed ^ 0x7a11).shuffle(&mut idx);
-        idx.truncate(max);
-        idx.sort_unstable();
+    if let Some(idx) = sample_indices(train.len(), job.max_train_samples, job.config.seed) {
         train = train.select(&idx);
     }
     Ok(Splits {
@@ -474,52 +404,23 @@ pub fn train_text(job: &TextJob) -> Result<TextRunReport> {
         },
         &device,
     )?;
-    std::fs::create_dir_all(&job.output)
-        .with_context(|| format!("creating {}", job.output.display()))?;
-    let run_config = serde_json::to_vec_pretty(&job.to_json())?;
-    finetune_core::fsutil::write_bytes_atomically(
-        &job.output.join("run_config.json"),
-        &run_config,
-    )?;
+    write_run_config(&job.output, &job.to_json())?;
 
     let source = |records| clf.batches(records);
     let train_src = source(&train);
     let eval_src = eval.as_deref().map(source);
-    let learner = Learner::new(&clf, job.config.clone(), &job.output)?;
-    learner.stop_on_ctrl_c().ok();
-    let resume = match &job.resume {
-        Some(w) => Some(finetune_train::checkpoint::resolve(&job.output, w)?),
-        None => None,
-    };
-    let (outcome, summary) = learner.fit(
+    let test_src = test.as_deref().map(source);
+    let mut report = fit_and_test(
+        &clf,
+        &job.config,
+        &job.output,
+        job.resume.as_deref(),
         &train_src,
         eval_src.as_ref().map(|s| s as &dyn BatchSource<BertBatch>),
-        resume.as_deref(),
+        test_src.as_ref().map(|s| s as &dyn BatchSource<BertBatch>),
     )?;
-    let frozen = clf
-        .store()
-        .infos()
-        .into_iter()
-        .filter(|i| i.kind == finetune_core::TensorKind::Parameter && !i.trainable)
-        .map(|i| i.name)
-        .collect();
-    let test = match (&test, outcome) {
-        (Some(t), Outcome::Completed | Outcome::StoppedEarly) => {
-            let m = learner.evaluate(&source(t))?;
-            eprintln!("test: {}", describe(&m));
-            Some(m)
-        }
-        _ => None,
-    };
-    let report = TextRunReport {
-        outcome: format!("{outcome:?}").to_lowercase(),
-        summary,
-        test,
-        labels: labels.names().to_vec(),
-        output: job.output.clone(),
-        frozen,
-        skipped_samples,
-    };
+    report.labels = labels.names().to_vec();
+    report.skipped_samples = skipped_samples;
     Ok(report)
 }
 
@@ -560,18 +461,7 @@ pub fn export_text(model: &Path, output: &Path, dtype: Option<candle_core::DType
         &TextModelOptions::default(),
         &Device::Cpu,
     )?;
-    // Written beside the target, then renamed: a failed export leaves no half folder.
-    let tmp = finetune_core::fsutil::temp_sibling(output);
-    let _ = std::fs::remove_dir_all(&tmp);
-    let written = clf.model.export(&tmp, dtype, Some(&clf.tokenizer_dir));
-    if let Err(e) = written {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e.into());
-    }
-    if output.exists() {
-        std::fs::remove_dir_all(output)
-            .with_context(|| format!("replacing {}", output.display()))?;
-    }
-    std::fs::rename(&tmp, output).with_context(|| format!("writing {}", output.display()))?;
-    Ok(())
+    write_folder_atomically(output, |tmp| {
+        clf.model.export(tmp, dtype, Some(&clf.tokenizer_dir))
+    })
 }

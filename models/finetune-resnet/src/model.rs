@@ -208,6 +208,17 @@ impl ResNet {
         &self.store
     }
 
+    /// Replaces the preprocessing settings (e.g. another input size to fine-tune at); they go
+    /// into the exported `pretrained_cfg`. The channel count must stay the model's.
+    pub fn set_preprocessing(&mut self, preprocessing: crate::Preprocessing) -> Result<()> {
+        let mut config = self.config.clone();
+        config.preprocessing = preprocessing;
+        config.preprocessing.validate()?;
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
     pub fn num_classes(&self) -> usize {
         self.config.num_classes
     }

@@ -39,6 +39,10 @@ pub struct FileKeys {
     pub allow_pickle: Option<bool>,
     pub device: Option<String>,
     pub augment: Option<String>,
+    pub image_column: Option<String>,
+    pub image_size: Option<usize>,
+    pub channels: Option<usize>,
+    pub max_eval_samples: Option<usize>,
 }
 
 /// Keys (and aliases) of [`FileKeys`]; everything else goes to the training settings.
@@ -71,6 +75,10 @@ const JOB_KEYS: &[&str] = &[
     "allow_pickle",
     "device",
     "augment",
+    "image_column",
+    "image_size",
+    "channels",
+    "max_eval_samples",
 ];
 
 /// Reads `path`: the job keys, and the training settings as a JSON object. A single path

@@ -1,8 +1,9 @@
 //! `finetune eval`: metrics of a fine-tuned model on labelled data.
 
 use crate::model_kind::{self, ModelKind};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_finetune::data::text::TextColumns;
+use candle_finetune::tasks::image::{evaluate_image, ImageColumns};
 use candle_finetune::tasks::text::{evaluate_text, TextModelOptions};
 use candle_finetune::train::learner::describe;
 use std::path::PathBuf;
@@ -12,7 +13,9 @@ pub struct Args {
     /// A fine-tuned model: a training output folder, a checkpoint folder or a Hub id.
     #[arg(long)]
     pub model: String,
-    /// Labelled files (CSV, TSV, JSONL, Parquet).
+    /// Labelled data: text files (CSV, TSV, JSONL, Parquet), or one image dataset (a folder,
+    /// IDX, CIFAR, a CSV of `path,label` or pixels, parquet shards; a folder of several splits
+    /// gives its test split).
     #[arg(long, num_args = 1.., required = true)]
     pub data: Vec<PathBuf>,
     #[arg(long, default_value = "text")]
@@ -21,6 +24,9 @@ pub struct Args {
     pub text_pair_column: Option<String>,
     #[arg(long, default_value = "label")]
     pub label_column: String,
+    /// Parquet image datasets: the column holding the images.
+    #[arg(long, default_value = "image")]
+    pub image_column: String,
     #[arg(long, default_value_t = 128, visible_alias = "max-seq-length")]
     pub max_length: usize,
     #[arg(long, default_value_t = 64)]
@@ -50,7 +56,16 @@ pub fn run(a: Args) -> Result<()> {
             a.batch_size,
             &a.device,
         )?,
-        ModelKind::Image => bail!("evaluating image models is not available yet in this build"),
+        ModelKind::Image => evaluate_image(
+            &a.model,
+            &a.data,
+            &ImageColumns {
+                image: a.image_column.clone(),
+                label: a.label_column.clone(),
+            },
+            a.batch_size,
+            &a.device,
+        )?,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);

@@ -1,8 +1,9 @@
 //! `finetune export`: a checkpoint (or training output) as a transformers / timm folder.
 
 use crate::model_kind::{self, ModelKind};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_core::DType;
+use candle_finetune::tasks::image::export_image;
 use candle_finetune::tasks::text::export_text;
 use clap::ValueEnum;
 use std::path::PathBuf;
@@ -35,7 +36,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     match model_kind::detect(&a.checkpoint.display().to_string())? {
         ModelKind::Text => export_text(&a.checkpoint, &a.output, Some(dtype))?,
-        ModelKind::Image => bail!("exporting image models is not available yet in this build"),
+        ModelKind::Image => export_image(&a.checkpoint, &a.output, Some(dtype))?,
     }
     eprintln!(
         "exported {} to {}",

@@ -1,8 +1,9 @@
-//! `finetune predict`: a fine-tuned model's predictions for texts.
+//! `finetune predict`: a fine-tuned model's predictions for texts or images.
 
 use crate::model_kind::{self, ModelKind};
 use anyhow::{bail, Context, Result};
 use candle_finetune::core::select_device;
+use candle_finetune::tasks::image::{ImageClassifier, ImageModelOptions};
 use candle_finetune::tasks::text::{TextClassifier, TextModelOptions};
 use std::path::PathBuf;
 
@@ -18,7 +19,7 @@ pub struct Args {
     /// Images to classify.
     #[arg(long, num_args = 1.., group = "inputs")]
     pub image: Vec<PathBuf>,
-    /// A file with one text per line.
+    /// A file with one text (or image path, for an image model) per line.
     #[arg(long, group = "inputs")]
     pub input: Option<PathBuf>,
     /// How many labels to list in `scores`.
@@ -34,38 +35,59 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    match model_kind::detect(&a.model)? {
-        ModelKind::Text => {}
-        ModelKind::Image => {
-            bail!("predicting with image models is not available yet in this build")
-        }
-    }
-    if !a.image.is_empty() {
-        bail!("--image needs an image model; {} is a text model", a.model);
-    }
-    let mut texts = a.text.clone();
-    if let Some(path) = &a.input {
-        let body =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        texts.extend(
-            body.lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(String::from),
-        );
-    }
     let device = select_device(&a.device)?;
-    let opts = TextModelOptions {
-        max_length: a.max_length,
-        ..Default::default()
+    let (inputs, predictions) = match model_kind::detect(&a.model)? {
+        ModelKind::Text => {
+            if !a.image.is_empty() {
+                bail!("--image needs an image model; {} is a text model", a.model);
+            }
+            let mut texts = a.text.clone();
+            texts.extend(input_lines(a.input.as_deref())?);
+            let opts = TextModelOptions {
+                max_length: a.max_length,
+                ..Default::default()
+            };
+            let clf = TextClassifier::load(&a.model, &opts, &device)?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let p = clf.predict(&refs, a.top_k)?;
+            (texts, p)
+        }
+        ModelKind::Image => {
+            if !a.text.is_empty() {
+                bail!("--text needs a text model; {} is an image model", a.model);
+            }
+            let mut images = a.image.clone();
+            images.extend(
+                input_lines(a.input.as_deref())?
+                    .into_iter()
+                    .map(PathBuf::from),
+            );
+            let clf = ImageClassifier::load(&a.model, &ImageModelOptions::default(), &device)?;
+            let p = clf.predict(&images, a.top_k)?;
+            let names = images.iter().map(|p| p.display().to_string()).collect();
+            (names, p)
+        }
     };
-    let clf = TextClassifier::load(&a.model, &opts, &device)?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    for (text, p) in texts.iter().zip(clf.predict(&refs, a.top_k)?) {
+    for (input, p) in inputs.iter().zip(predictions) {
         if a.json {
             println!("{}", serde_json::to_string(&p)?);
         } else {
-            println!("{}\t{:.4}\t{text}", p.label, p.score);
+            println!("{}\t{:.4}\t{input}", p.label, p.score);
         }
     }
     Ok(())
+}
+
+/// The non-empty lines of `--input` (texts, or image paths for an image model).
+fn input_lines(path: Option<&std::path::Path>) -> Result<Vec<String>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let body =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(body
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect())
 }

@@ -4,7 +4,9 @@
 
 use crate::config_file::{self, FileKeys};
 use anyhow::{bail, Context, Result};
+use candle_finetune::tasks::image::{train_image, ImageJob};
 use candle_finetune::tasks::text::{train_text, TextJob};
+use candle_finetune::tasks::RunReport;
 use candle_finetune::train::TrainConfig;
 use clap::ValueEnum;
 use serde_json::{Map, Value};
@@ -90,9 +92,24 @@ pub struct DataFlags {
     /// `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
     #[arg(long)]
     pub device: Option<String>,
-    /// Image augmentation preset (image tasks).
+    /// Image training augmentation: `none`, `light` (default), `timm` or `strong`, then optional
+    /// `KEY=VALUE` overrides (`scale=LO:HI`, `ratio=LO:HI`, `hflip=P`, `rotation=DEG`,
+    /// `jitter=X`, `hue=X`), e.g. `light,hflip=0,rotation=10`.
     #[arg(long)]
     pub augment: Option<String>,
+    /// Parquet image datasets: the column holding the images.
+    #[arg(long)]
+    pub image_column: Option<String>,
+    /// Square input size (pixels) replacing the model's; with an architecture name (`resnet18`)
+    /// the images' own size.
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Input channels of a network trained from scratch: 1 (grayscale) or 3 (RGB).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Evaluate and test on at most this many images each (a seeded sample; image tasks).
+    #[arg(long)]
+    pub max_eval_samples: Option<usize>,
 }
 
 /// Training flags: the fields of [`TrainConfig`].
@@ -294,25 +311,111 @@ pub fn run(args: Args) -> Result<()> {
         .clone()
         .or(file.output.clone())
         .context("--output is required (the folder for checkpoints and the exported model)")?;
-    match task {
-        Task::TextClassification => {
-            let job = text_job(&args, &file, model, output, config)?;
-            let report = train_text(&job)?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                eprintln!(
-                    "{}: model exported to {}",
-                    report.outcome,
-                    report.output.display()
-                );
-            }
-            Ok(())
-        }
-        Task::ImageClassification => {
-            bail!("--task image-classification is not available yet in this build")
-        }
+    let report = match task {
+        Task::TextClassification => train_text(&text_job(&args, &file, model, output, config)?)?,
+        Task::ImageClassification => train_image(&image_job(&args, &file, model, output, config)?)?,
+    };
+    print_report(&report, args.json)
+}
+
+fn print_report(report: &RunReport, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        eprintln!(
+            "{}: model exported to {}",
+            report.outcome,
+            report.output.display()
+        );
     }
+    Ok(())
+}
+
+/// Picks the flag's paths, else the file's.
+fn pick(flag: &[PathBuf], from_file: &[PathBuf]) -> Vec<PathBuf> {
+    if flag.is_empty() {
+        from_file.to_vec()
+    } else {
+        flag.to_vec()
+    }
+}
+
+/// Refuses flags (or config keys) that belong to the other task.
+fn refuse(task: &str, given: &[(&str, bool)]) -> Result<()> {
+    if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
+        bail!("--{name} does not apply to {task}");
+    }
+    Ok(())
+}
+
+/// Sets the job fields both tasks share (same names in `TextJob` and `ImageJob`) from the
+/// flags, else the config file.
+macro_rules! shared_job_fields {
+    ($job:ident, $args:expr, $file:expr, $config:expr) => {{
+        let (d, file) = (&$args.data, $file);
+        $job.train = pick(&d.train, &file.train);
+        $job.eval = pick(&d.eval, &file.eval);
+        $job.test = pick(&d.test, &file.test);
+        $job.dataset = d.dataset.clone().or(file.dataset.clone());
+        $job.validation_split = d.validation_split.or(file.validation_split);
+        $job.max_train_samples = d.max_train_samples.or(file.max_train_samples);
+        $job.skip_bad_samples = d.skip_bad_samples || file.skip_bad_samples.unwrap_or(false);
+        $job.labels = d.labels.clone().or(file.labels.clone());
+        $job.num_labels = d.num_labels.or(file.num_labels);
+        $job.dropout = d.dropout.or(file.dropout);
+        $job.allow_pickle = d.allow_pickle || file.allow_pickle.unwrap_or(false);
+        if let Some(device) = d.device.clone().or(file.device.clone()) {
+            $job.device = device;
+        }
+        $job.resume = $args.resume.clone();
+        $job.config = $config;
+    }};
+}
+
+fn image_job(
+    args: &Args,
+    file: &FileKeys,
+    model: String,
+    output: PathBuf,
+    config: TrainConfig,
+) -> Result<ImageJob> {
+    let d = &args.data;
+    refuse(
+        "image classification",
+        &[
+            (
+                "text-column",
+                d.text_column.is_some() || file.text_column.is_some(),
+            ),
+            (
+                "text-pair-column",
+                d.text_pair_column.is_some() || file.text_pair_column.is_some(),
+            ),
+            (
+                "group-column",
+                d.group_column.is_some() || file.group_column.is_some(),
+            ),
+            (
+                "max-length",
+                d.max_length.is_some() || file.max_length.is_some(),
+            ),
+        ],
+    )?;
+    let mut job = ImageJob::new(model, output);
+    shared_job_fields!(job, args, file, config);
+    if let Some(c) = d.image_column.clone().or(file.image_column.clone()) {
+        job.image_column = c;
+    }
+    if let Some(c) = d.label_column.clone().or(file.label_column.clone()) {
+        job.label_column = c;
+    }
+    job.max_eval_samples = d.max_eval_samples.or(file.max_eval_samples);
+    job.image_size = d.image_size.or(file.image_size);
+    job.channels = d.channels.or(file.channels);
+    if let Some(a) = d.augment.as_ref().or(file.augment.as_ref()) {
+        job.augment = a.parse()?;
+    }
+    Ok(job)
 }
 
 fn text_job(
@@ -323,18 +426,8 @@ fn text_job(
     config: TrainConfig,
 ) -> Result<TextJob> {
     let d = &args.data;
-    let pick = |flag: &Vec<PathBuf>, from_file: &Vec<PathBuf>| {
-        if flag.is_empty() {
-            from_file.clone()
-        } else {
-            flag.clone()
-        }
-    };
     let mut job = TextJob::new(model, output);
-    job.train = pick(&d.train, &file.train);
-    job.eval = pick(&d.eval, &file.eval);
-    job.test = pick(&d.test, &file.test);
-    job.dataset = d.dataset.clone().or(file.dataset.clone());
+    shared_job_fields!(job, args, file, config);
     let column = |flag: &Option<String>, f: &Option<String>| flag.clone().or(f.clone());
     if let Some(c) = column(&d.text_column, &file.text_column) {
         job.columns.text = c;
@@ -344,23 +437,25 @@ fn text_job(
     }
     job.columns.pair = column(&d.text_pair_column, &file.text_pair_column);
     job.columns.group = column(&d.group_column, &file.group_column);
-    job.validation_split = d.validation_split.or(file.validation_split);
-    job.max_train_samples = d.max_train_samples.or(file.max_train_samples);
-    job.skip_bad_samples = d.skip_bad_samples || file.skip_bad_samples.unwrap_or(false);
     job.max_length = d.max_length.or(file.max_length).unwrap_or(job.max_length);
-    job.labels = d.labels.clone().or(file.labels.clone());
-    job.num_labels = d.num_labels.or(file.num_labels);
-    job.dropout = d.dropout.or(file.dropout);
-    job.allow_pickle = d.allow_pickle || file.allow_pickle.unwrap_or(false);
-    job.device = d
-        .device
-        .clone()
-        .or(file.device.clone())
-        .unwrap_or(job.device);
-    job.resume = args.resume.clone();
-    job.config = config;
-    if d.augment.is_some() || file.augment.is_some() {
-        bail!("--augment applies to image tasks only");
-    }
+    refuse(
+        "text classification",
+        &[
+            ("augment", d.augment.is_some() || file.augment.is_some()),
+            (
+                "image-column",
+                d.image_column.is_some() || file.image_column.is_some(),
+            ),
+            (
+                "image-size",
+                d.image_size.is_some() || file.image_size.is_some(),
+            ),
+            ("channels", d.channels.is_some() || file.channels.is_some()),
+            (
+                "max-eval-samples",
+                d.max_eval_samples.is_some() || file.max_eval_samples.is_some(),
+            ),
+        ],
+    )?;
     Ok(job)
 }
