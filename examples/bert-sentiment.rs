@@ -65,7 +65,7 @@ fn main() -> Result<()> {
                 (split("train")?, split("validation")?, split("test")?);
         }
     }
-    job.max_length = 64;
+    job.max_length = Some(64);
     job.max_train_samples = Some(args.max_train_samples);
     job.device = args.device.clone();
     let c = &mut job.config;
@@ -97,7 +97,7 @@ fn main() -> Result<()> {
     let model = TextClassifier::load(
         &report.output.display().to_string(),
         &TextModelOptions {
-            max_length: 64,
+            max_length: Some(64),
             ..Default::default()
         },
         &candle_finetune::core::select_device(&args.device)?,

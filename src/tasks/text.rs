@@ -87,7 +87,11 @@ impl TextClassifier {
             eprintln!("{report}");
         }
         let max_pos = model.config().max_position_embeddings;
-        let tokenizer = BertTokenizer::from_dir(&files.dir, opts.max_length, max_pos)?;
+        let max_length = match opts.max_length {
+            Some(m) => m,
+            None => DEFAULT_MAX_LENGTH.min(BertTokenizer::max_length_limit(&files.dir, max_pos)?),
+        };
+        let tokenizer = BertTokenizer::from_dir(&files.dir, max_length, max_pos)?;
         Ok(Self {
             model,
             tokenizer,
@@ -115,13 +119,17 @@ impl TextClassifier {
     }
 }
 
+/// Tokens per input when nothing says otherwise.
+pub const DEFAULT_MAX_LENGTH: usize = 128;
+
 /// How [`TextClassifier::load`] sets the model up.
 #[derive(Debug, Clone, Serialize)]
 pub struct TextModelOptions {
     /// Class names in id order; `None`: the checkpoint's.
     pub labels: Option<Vec<String>>,
-    /// Tokens per input (longer inputs are truncated).
-    pub max_length: usize,
+    /// Tokens per input (longer inputs are truncated); `None`: [`DEFAULT_MAX_LENGTH`], or the
+    /// model's limit when that is smaller.
+    pub max_length: Option<usize>,
     /// Overrides the checkpoint's dropout probabilities.
     pub dropout: Option<f64>,
     /// Seeds a new head's initialisation and the dropout stream.
@@ -133,7 +141,7 @@ impl Default for TextModelOptions {
     fn default() -> Self {
         Self {
             labels: None,
-            max_length: 128,
+            max_length: None,
             dropout: None,
             seed: 42,
             allow_pickle: false,
@@ -213,7 +221,8 @@ pub struct TextJob {
     /// A Hub dataset (or a local snapshot folder) with train/validation/test files.
     pub dataset: Option<String>,
     pub columns: TextColumns,
-    pub max_length: usize,
+    /// Tokens per text; `None`: [`DEFAULT_MAX_LENGTH`], or the model's limit when smaller.
+    pub max_length: Option<usize>,
     /// Class names in id order; default: the checkpoint's named labels, else the sorted
     /// training labels.
     pub labels: Option<Vec<String>>,
@@ -243,7 +252,7 @@ impl TextJob {
             test: Vec::new(),
             dataset: None,
             columns: TextColumns::default(),
-            max_length: 128,
+            max_length: None,
             labels: None,
             num_labels: None,
             dropout: None,
@@ -404,7 +413,10 @@ pub fn train_text(job: &TextJob) -> Result<TextRunReport> {
         },
         &device,
     )?;
-    write_run_config(&job.output, &job.to_json())?;
+    // Record the length actually used, so `eval`/`predict` can repeat it.
+    let mut resolved = job.to_json();
+    resolved["max_length"] = clf.tokenizer.max_length().into();
+    write_run_config(&job.output, &resolved)?;
 
     let source = |records| clf.batches(records);
     let train_src = source(&train);

@@ -281,7 +281,15 @@ impl<'m, M: TrainModel> Learner<'m, M> {
         let l1 = PatternSet::new(&["*"])?;
 
         let bar = progress_bar(c.progress, total_steps, state.global_step);
-        let say = |msg: String| bar.println(msg);
+        // A hidden bar (`--no-progress`, or stderr not a terminal) drops what it is asked to
+        // print: the messages then go straight to stderr.
+        let say = |msg: String| {
+            if bar.is_hidden() {
+                eprintln!("{msg}");
+            } else {
+                bar.println(msg)
+            }
+        };
         say(format!(
             "training {} steps ({} per epoch, batch {} x accumulation {}); trainable params: {} || all params: {} || trainable%: {:.1}",
             total_steps,

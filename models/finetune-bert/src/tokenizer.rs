@@ -18,6 +18,27 @@ pub struct BertTokenizer {
     max_length: usize,
 }
 
+/// `tokenizer_config.json` of a model folder (empty when there is none).
+fn tokenizer_config(dir: &Path) -> Result<serde_json::Value> {
+    let path = dir.join("tokenizer_config.json");
+    match std::fs::read_to_string(&path) {
+        Ok(t) => serde_json::from_str(&t).map_err(|e| Error::Record {
+            path,
+            msg: format!("not valid JSON: {e}"),
+        }),
+        Err(_) => Ok(serde_json::json!({})),
+    }
+}
+
+/// The longest input a model takes: `model_max` (its `max_position_embeddings`), or the
+/// tokenizer's `model_max_length` when smaller.
+fn length_limit(cfg: &serde_json::Value, model_max: usize) -> usize {
+    cfg["model_max_length"]
+        .as_u64()
+        .map(|m| (m as usize).min(model_max))
+        .unwrap_or(model_max)
+}
+
 fn tok_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Record {
         path: path.to_path_buf(),
@@ -26,21 +47,16 @@ fn tok_err(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 impl BertTokenizer {
+    /// The largest `max_length` [`Self::from_dir`] accepts for the model folder `dir`.
+    pub fn max_length_limit(dir: &Path, model_max: usize) -> Result<usize> {
+        Ok(length_limit(&tokenizer_config(dir)?, model_max))
+    }
+
     /// Loads the tokenizer of a model folder, truncating to `max_length` (which must not exceed
     /// `model_max` — the model's `max_position_embeddings` — nor `model_max_length`).
     pub fn from_dir(dir: &Path, max_length: usize, model_max: usize) -> Result<Self> {
-        let cfg_path = dir.join("tokenizer_config.json");
-        let cfg: serde_json::Value = match std::fs::read_to_string(&cfg_path) {
-            Ok(t) => serde_json::from_str(&t).map_err(|e| Error::Record {
-                path: cfg_path.clone(),
-                msg: format!("not valid JSON: {e}"),
-            })?,
-            Err(_) => serde_json::json!({}),
-        };
-        let limit = cfg["model_max_length"]
-            .as_u64()
-            .map(|m| (m as usize).min(model_max))
-            .unwrap_or(model_max);
+        let cfg = tokenizer_config(dir)?;
+        let limit = length_limit(&cfg, model_max);
         if max_length == 0 || max_length > limit {
             return Err(Error::config(format!(
                 "max length {max_length} must be in 1..={limit} for this model"

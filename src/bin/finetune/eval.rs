@@ -27,8 +27,9 @@ pub struct Args {
     /// Parquet image datasets: the column holding the images.
     #[arg(long, default_value = "image")]
     pub image_column: String,
-    #[arg(long, default_value_t = 128, visible_alias = "max-seq-length")]
-    pub max_length: usize,
+    /// Tokens per text (default: 128, or the model's limit when smaller).
+    #[arg(long, visible_alias = "max-seq-length")]
+    pub max_length: Option<usize>,
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     #[arg(long, default_value = "auto")]

@@ -25,8 +25,9 @@ pub struct Args {
     /// How many labels to list in `scores`.
     #[arg(long, default_value_t = 1)]
     pub top_k: usize,
-    #[arg(long, default_value_t = 128, visible_alias = "max-seq-length")]
-    pub max_length: usize,
+    /// Tokens per text (default: 128, or the model's limit when smaller).
+    #[arg(long, visible_alias = "max-seq-length")]
+    pub max_length: Option<usize>,
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// One JSON object per input on stdout: {"label", "score", "scores", "logits"}.

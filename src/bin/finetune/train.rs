@@ -283,7 +283,14 @@ mod erased {
 
 /// The training configuration: defaults, then the file's keys, then the flags.
 pub fn train_config(file: Map<String, Value>, flags: &TrainFlags) -> Result<TrainConfig> {
-    let mut merged = file;
+    // The file's keys go through `TrainConfig` first, so its aliases (`learning_rate`) come
+    // back under the flags' names (`lr`): a flag then replaces the file's value instead of
+    // clashing with it as a duplicate field.
+    let from_file: TrainConfig = serde_json::from_value(Value::Object(file))
+        .context("in the training settings of the --config file")?;
+    let Value::Object(mut merged) = serde_json::to_value(&from_file)? else {
+        unreachable!("TrainConfig serialises to an object")
+    };
     merged.extend(flags.overrides());
     let config: TrainConfig = serde_json::from_value(Value::Object(merged))
         .context("in the training settings (--config file or flags)")?;
@@ -437,7 +444,7 @@ fn text_job(
     }
     job.columns.pair = column(&d.text_pair_column, &file.text_pair_column);
     job.columns.group = column(&d.group_column, &file.group_column);
-    job.max_length = d.max_length.or(file.max_length).unwrap_or(job.max_length);
+    job.max_length = d.max_length.or(file.max_length);
     refuse(
         "text classification",
         &[
