@@ -12,7 +12,7 @@
 use crate::checkpoint::{self, TrainerState};
 use crate::early_stop::BestTracker;
 use crate::log::MetricsLog;
-use crate::metrics::{ClassificationMetrics, EvalMetrics, RegressionMetrics};
+use crate::metrics::{ClassificationMetrics, EvalMetrics, MultiLabelMetrics, RegressionMetrics};
 use crate::model::{Problem, TrainModel};
 use crate::order::StepOrder;
 use crate::source::{Batch, BatchSource};
@@ -618,6 +618,7 @@ pub fn evaluate<M: TrainModel + ?Sized>(
     let problem = model.problem();
     let (mut loss_sum, mut truth, mut pred) = (0.0, Vec::new(), Vec::new());
     let (mut truth_f, mut pred_f) = (Vec::new(), Vec::new());
+    let (mut truth_m, mut pred_m) = (Vec::new(), Vec::new());
     for start in (0..n).step_by(batch_size.max(1)) {
         let idx: Vec<usize> = (start..(start + batch_size).min(n)).collect();
         let batch = data.batch(&idx, 0, false)?;
@@ -644,7 +645,18 @@ pub fn evaluate<M: TrainModel + ?Sized>(
                         .to_vec1::<f64>()?,
                 );
             }
-            Problem::MultiLabel { .. } => {}
+            Problem::MultiLabel { .. } => {
+                // A label is predicted when its logit is positive (sigmoid > 0.5).
+                let rows = |t: &Tensor| -> Result<Vec<Vec<bool>>> {
+                    Ok(t.to_dtype(DType::F64)?
+                        .to_vec2::<f64>()?
+                        .into_iter()
+                        .map(|r| r.into_iter().map(|x| x > 0.0).collect())
+                        .collect())
+                };
+                truth_m.extend(rows(&(batch.targets.to_dtype(DType::F64)? - 0.5)?)?);
+                pred_m.extend(rows(&logits)?);
+            }
         }
     }
     let as_usize = |v: Vec<u32>| v.into_iter().map(|x| x as usize).collect::<Vec<_>>();
@@ -659,8 +671,14 @@ pub fn evaluate<M: TrainModel + ?Sized>(
             )),
             _ => None,
         },
-        regression: match problem {
+        regression: match &problem {
             Problem::Regression => Some(RegressionMetrics::compute(&truth_f, &pred_f)),
+            _ => None,
+        },
+        multi_label: match &problem {
+            Problem::MultiLabel { labels } => {
+                Some(MultiLabelMetrics::compute(labels, &truth_m, &pred_m))
+            }
             _ => None,
         },
     })
@@ -687,6 +705,12 @@ pub fn describe(m: &EvalMetrics) -> String {
     }
     if let Some(r) = &m.regression {
         s += &format!(", MSE {:.4}, Pearson {:.4}", r.mse, r.pearson);
+    }
+    if let Some(ml) = &m.multi_label {
+        s += &format!(
+            ", exact-match accuracy {:.4}, micro F1 {:.4}, macro F1 {:.4}",
+            ml.exact_match, ml.micro_f1, ml.macro_f1
+        );
     }
     s
 }

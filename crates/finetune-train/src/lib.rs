@@ -20,7 +20,7 @@ pub mod unfreeze;
 
 pub use config::TrainConfig;
 pub use learner::{Learner, Outcome};
-pub use metrics::{ClassificationMetrics, EvalMetrics, RegressionMetrics};
+pub use metrics::{ClassificationMetrics, EvalMetrics, MultiLabelMetrics, RegressionMetrics};
 pub use model::{Problem, TrainModel};
 pub use source::{Batch, BatchSource};
 pub use summary::TrainSummary;

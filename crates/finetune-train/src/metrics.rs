@@ -1,7 +1,9 @@
 //! Evaluation metrics: accuracy, macro precision/recall/F1, per-class F1 and the confusion
 //! matrix for classification (scikit-learn's definitions, zero where a ratio is 0/0, macro
 //! averages over the classes that occur in the truth or the predictions); MSE and
-//! Pearson's r for regression.
+//! Pearson's r for regression; for multi-label problems exact-match accuracy, micro-averaged
+//! precision/recall/F1 (scikit-learn's `average="micro"`), macro F1 over the labels present in
+//! the truth or the predictions, and each label's F1.
 
 use finetune_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -114,6 +116,64 @@ impl RegressionMetrics {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultiLabelMetrics {
+    /// Share of samples whose whole label set is predicted exactly (scikit-learn's
+    /// `accuracy_score` on multi-label data). Its own name, not `accuracy`: the JSON of an
+    /// evaluation is flat and must say which kind of metrics it holds.
+    pub exact_match: f64,
+    pub micro_precision: f64,
+    pub micro_recall: f64,
+    pub micro_f1: f64,
+    pub macro_f1: f64,
+    /// F1 of each label, by name.
+    pub per_label_f1: Vec<(String, f64)>,
+}
+
+impl MultiLabelMetrics {
+    /// Metrics of 0/1 predictions against 0/1 truths, both `[samples][labels]`.
+    pub fn compute(labels: &[String], truth: &[Vec<bool>], predicted: &[Vec<bool>]) -> Self {
+        let k = labels.len();
+        let (mut tp, mut fp, mut fnn) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
+        let mut exact = 0u64;
+        for (t, p) in truth.iter().zip(predicted) {
+            exact += u64::from(t == p);
+            for c in 0..k {
+                match (t[c], p[c]) {
+                    (true, true) => tp[c] += 1,
+                    (false, true) => fp[c] += 1,
+                    (true, false) => fnn[c] += 1,
+                    (false, false) => {}
+                }
+            }
+        }
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        let f1 = |tp: u64, fp: u64, fnn: u64| ratio(2.0 * tp as f64, (2 * tp + fp + fnn) as f64);
+        let per_label_f1: Vec<(String, f64)> = labels
+            .iter()
+            .enumerate()
+            .map(|(c, l)| (l.clone(), f1(tp[c], fp[c], fnn[c])))
+            .collect();
+        let present: Vec<f64> = (0..k)
+            .filter(|&c| tp[c] + fp[c] + fnn[c] > 0)
+            .map(|c| per_label_f1[c].1)
+            .collect();
+        let (stp, sfp, sfn) = (
+            tp.iter().sum::<u64>(),
+            fp.iter().sum::<u64>(),
+            fnn.iter().sum::<u64>(),
+        );
+        Self {
+            exact_match: ratio(exact as f64, truth.len() as f64),
+            micro_precision: ratio(stp as f64, (stp + sfp) as f64),
+            micro_recall: ratio(stp as f64, (stp + sfn) as f64),
+            micro_f1: f1(stp, sfp, sfn),
+            macro_f1: ratio(present.iter().sum(), present.len() as f64),
+            per_label_f1,
+        }
+    }
+}
+
 /// One evaluation: the mean loss, the sample count and the problem's metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalMetrics {
@@ -123,6 +183,8 @@ pub struct EvalMetrics {
     pub classification: Option<ClassificationMetrics>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub regression: Option<RegressionMetrics>,
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub multi_label: Option<MultiLabelMetrics>,
 }
 
 impl EvalMetrics {
@@ -130,12 +192,14 @@ impl EvalMetrics {
     pub fn get(&self, name: &str) -> Option<f64> {
         let c = self.classification.as_ref();
         let r = self.regression.as_ref();
+        let m = self.multi_label.as_ref();
         match name {
             "loss" => Some(self.loss),
-            "accuracy" => c.map(|c| c.accuracy),
-            "f1" => c.map(|c| c.f1),
-            "precision" => c.map(|c| c.precision),
-            "recall" => c.map(|c| c.recall),
+            // Multi-label: exact-match accuracy and micro-averaged precision/recall/F1.
+            "accuracy" => c.map(|c| c.accuracy).or(m.map(|m| m.exact_match)),
+            "f1" => c.map(|c| c.f1).or(m.map(|m| m.micro_f1)),
+            "precision" => c.map(|c| c.precision).or(m.map(|m| m.micro_precision)),
+            "recall" => c.map(|c| c.recall).or(m.map(|m| m.micro_recall)),
             "mse" => r.map(|r| r.mse),
             "pearson" => r.map(|r| r.pearson),
             _ => None,

@@ -3,7 +3,7 @@
 //! `confusion_matrix`, `f1_score(average=None)`) and from the MSE / Pearson formulas.
 
 use finetune_train::metrics::check_metric_name;
-use finetune_train::{ClassificationMetrics, EvalMetrics, RegressionMetrics};
+use finetune_train::{ClassificationMetrics, EvalMetrics, MultiLabelMetrics, RegressionMetrics};
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-12
@@ -114,6 +114,7 @@ fn eval_metrics_by_name_and_as_json() {
         samples: 10,
         classification: Some(c.clone()),
         regression: None,
+        multi_label: None,
     };
     assert_eq!(m.get("loss"), Some(0.5));
     assert_eq!(m.get("accuracy"), Some(c.accuracy));
@@ -133,10 +134,154 @@ fn eval_metrics_by_name_and_as_json() {
         samples: 4,
         classification: None,
         regression: Some(RegressionMetrics::compute(&[1.0, 2.0], &[1.0, 3.0])),
+        multi_label: None,
     };
     assert_eq!(r.get("mse"), Some(0.5));
     assert_eq!(r.get("accuracy"), None);
     assert!(check_metric_name("f1").is_ok());
     let err = check_metric_name("auc").unwrap_err().to_string();
     assert!(err.contains("auc") && err.contains("accuracy"), "{err}");
+}
+
+// Multi-label, labels a b c d (d in neither truth nor predictions):
+//   truth 1010 0100 1100 0000, predicted 1010 1100 1000 0000
+//   a: tp 2, fp 1, fn 0 -> F1 4/5; b: tp 1, fp 0, fn 1 -> 2/3; c: tp 1 -> 1
+//   micro: tp 4, fp 1, fn 1 -> P = R = F1 = 4/5; exact match 2 of 4.
+#[test]
+fn multi_label_matches_scikit_learn_micro_and_macro() {
+    let rows = |r: [[u8; 4]; 4]| -> Vec<Vec<bool>> {
+        r.iter()
+            .map(|x| x.iter().map(|&b| b == 1).collect())
+            .collect()
+    };
+    let truth = rows([[1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]]);
+    let pred = rows([[1, 0, 1, 0], [1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]);
+    let m = MultiLabelMetrics::compute(&labels(4), &truth, &pred);
+    assert!(close(m.exact_match, 0.5), "{}", m.exact_match);
+    assert!(close(m.micro_precision, 0.8) && close(m.micro_recall, 0.8));
+    assert!(close(m.micro_f1, 0.8), "{}", m.micro_f1);
+    let f: Vec<f64> = m.per_label_f1.iter().map(|(_, f)| *f).collect();
+    for (got, want) in f.iter().zip([0.8, 2.0 / 3.0, 1.0, 0.0]) {
+        assert!(close(*got, want), "{f:?}");
+    }
+    assert!(
+        close(m.macro_f1, (0.8 + 2.0 / 3.0 + 1.0) / 3.0),
+        "{}",
+        m.macro_f1
+    );
+
+    let e = EvalMetrics {
+        loss: 0.3,
+        samples: 4,
+        classification: None,
+        regression: None,
+        multi_label: Some(m.clone()),
+    };
+    assert_eq!(e.get("accuracy"), Some(0.5));
+    assert_eq!(e.get("f1"), Some(m.micro_f1));
+    assert_eq!(e.get("mse"), None);
+    let json = serde_json::to_value(&e).unwrap();
+    assert_eq!(json["micro_f1"], m.micro_f1);
+    assert!(json.get("confusion").is_none());
+    let back: EvalMetrics = serde_json::from_value(json).unwrap();
+    assert_eq!(back, e);
+}
+
+/// A "model" whose logits are its inputs: evaluation must turn positive logits into predicted
+/// labels and score them against the multi-hot targets.
+struct Passthrough(finetune_core::ParamStore);
+
+impl finetune_train::TrainModel for Passthrough {
+    type Inputs = candle_core::Tensor;
+    fn store(&self) -> &finetune_core::ParamStore {
+        &self.0
+    }
+    fn forward_t(
+        &self,
+        x: &candle_core::Tensor,
+        _: bool,
+    ) -> finetune_core::Result<candle_core::Tensor> {
+        Ok(x.clone())
+    }
+    fn loss(
+        &self,
+        logits: &candle_core::Tensor,
+        targets: &candle_core::Tensor,
+        _: f64,
+    ) -> finetune_core::Result<candle_core::Tensor> {
+        finetune_core::ops::binary_cross_entropy_with_logits(logits, targets)
+    }
+    fn problem(&self) -> finetune_train::Problem {
+        finetune_train::Problem::MultiLabel { labels: labels(4) }
+    }
+    fn export(&self, _: &std::path::Path) -> finetune_core::Result<()> {
+        Ok(())
+    }
+}
+
+struct Rows {
+    logits: Vec<[f32; 4]>,
+    truth: Vec<[f32; 4]>,
+}
+
+impl finetune_train::BatchSource<candle_core::Tensor> for Rows {
+    fn len(&self) -> usize {
+        self.logits.len()
+    }
+    fn batch(
+        &self,
+        idx: &[usize],
+        _: u64,
+        _: bool,
+    ) -> finetune_core::Result<finetune_train::Batch<candle_core::Tensor>> {
+        let pick = |v: &[[f32; 4]]| {
+            let flat: Vec<f32> = idx.iter().flat_map(|&i| v[i]).collect();
+            candle_core::Tensor::from_vec(flat, (idx.len(), 4), &candle_core::Device::Cpu)
+        };
+        Ok(finetune_train::Batch {
+            inputs: pick(&self.logits)?,
+            targets: pick(&self.truth)?,
+        })
+    }
+}
+
+#[test]
+fn evaluate_scores_multi_label_models_by_the_sign_of_each_logit() {
+    // The same sets as `multi_label_matches_scikit_learn_micro_and_macro`, as logits.
+    let (p, n) = (2.0f32, -1.5f32);
+    let rows = Rows {
+        logits: vec![[p, n, p, n], [p, p, n, n], [p, n, n, n], [n, n, n, n]],
+        truth: vec![
+            [1., 0., 1., 0.],
+            [0., 1., 0., 0.],
+            [1., 1., 0., 0.],
+            [0., 0., 0., 0.],
+        ],
+    };
+    let model = Passthrough(finetune_core::ParamStore::new());
+    // Batches of 3 so the last batch is partial.
+    let m = finetune_train::learner::evaluate(&model, &rows, 3).unwrap();
+    let ml = m.multi_label.as_ref().expect("multi-label metrics");
+    assert!(
+        close(ml.exact_match, 0.5) && close(ml.micro_f1, 0.8),
+        "{ml:?}"
+    );
+    assert!(m.classification.is_none() && m.regression.is_none());
+    // The loss is the mean BCE over all 16 entries, ln(1 + e^-z) for a 1 and ln(1 + e^z) for
+    // a 0, averaged over the samples (batch means weighted by batch size).
+    let sp = |z: f64| (1.0 + (-z).exp()).ln();
+    let mut total = 0.0;
+    for (l, t) in rows.logits.iter().zip(&rows.truth) {
+        for (z, y) in l.iter().zip(t) {
+            let z = *z as f64;
+            total += if *y == 1.0 { sp(z) } else { sp(-z) };
+        }
+    }
+    assert!(
+        (m.loss - total / 16.0).abs() < 1e-5,
+        "{} vs {}",
+        m.loss,
+        total / 16.0
+    );
+    assert!(finetune_train::learner::describe(&m).contains("micro F1 0.8000"));
 }

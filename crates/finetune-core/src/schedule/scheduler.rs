@@ -9,7 +9,7 @@
 //! exactly PyTorch's `LambdaLR` over several groups; the absolute floors stay absolute in every
 //! group. Before each update the trainer sets the lrs, then advances the counter:
 //!
-//! ```ignore
+//! ```text
 //! scheduler.apply(&mut optimizer);   // group.lr = scheduler.lr(group.base_lr)
 //! optimizer.step(&store, &grads)?;
 //! scheduler.step();
