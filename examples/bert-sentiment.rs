@@ -44,6 +44,8 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     let mut job = TextJob::new(&args.model, &args.output);
+    // A demo: a second run replaces the first one's outputs.
+    job.overwrite = true;
     match resolve_dataset(
         &args.dataset,
         &HubConfig::from_env(),

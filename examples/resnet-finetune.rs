@@ -88,6 +88,8 @@ fn main() -> Result<()> {
 
 fn job(args: &Args, model: &str, output: &Path) -> ImageJob {
     let mut job = ImageJob::new(model, output);
+    // A demo: a second run replaces the first one's outputs.
+    job.overwrite = true;
     job.device = args.device.clone();
     let c = &mut job.config;
     (c.optimizer, c.schedule, c.warmup_ratio) = ("adamw".into(), "cosine".into(), Some(0.1));

@@ -143,7 +143,8 @@ impl ImageClassifier {
                 seed: opts.seed,
                 ..LoadOptions::default()
             };
-            let (net, report) = ResNet::from_pretrained(&files.dir, &load)?;
+            let (net, report) = ResNet::from_pretrained(&files.dir, &load)
+                .map_err(|e| super::in_model_files(e, &files))?;
             if !report.newly_initialized.is_empty() || !report.resized.is_empty() {
                 eprintln!("{report}");
             }
@@ -327,6 +328,9 @@ pub struct ImageJob {
     pub device: String,
     /// A checkpoint folder, or `latest` (the newest under `output`).
     pub resume: Option<String>,
+    /// Train into a non-empty `output`, removing an earlier run's outputs first (see
+    /// [`super::prepare_output`]); without it (and without `resume`) such a folder is refused.
+    pub overwrite: bool,
     pub config: finetune_train::TrainConfig,
 }
 
@@ -355,6 +359,7 @@ impl ImageJob {
             skip_bad_samples: false,
             device: "auto".into(),
             resume: None,
+            overwrite: false,
             config: finetune_train::TrainConfig::default(),
         }
     }
@@ -384,6 +389,7 @@ impl ImageJob {
             "skip_bad_samples": self.skip_bad_samples,
             "device": self.device,
             "resume": self.resume,
+            "overwrite": self.overwrite,
             "train_config": self.config,
         })
     }
@@ -511,6 +517,7 @@ pub type ImageRunReport = RunReport;
 /// exports into `job.output`.
 pub fn train_image(job: &ImageJob) -> Result<ImageRunReport> {
     job.config.validate()?;
+    super::prepare_output(&job.output, job.resume.is_some(), job.overwrite)?;
     let seed = job.config.seed;
     let skipped = SkipLog::new();
     let (train_files, eval_files, test_files) =

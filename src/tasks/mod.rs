@@ -8,7 +8,7 @@ pub mod augment;
 pub mod image;
 pub mod text;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use finetune_train::learner::describe;
 use finetune_train::{
     BatchSource, EvalMetrics, Learner, Outcome, TrainConfig, TrainModel, TrainSummary,
@@ -64,6 +64,155 @@ pub struct RunReport {
     pub frozen: Vec<String>,
     /// Bad samples skipped under `--skip-bad-samples`, over all splits.
     pub skipped_samples: usize,
+}
+
+/// Files a training run writes at the top of its output folder (`--overwrite` removes them,
+/// with the `checkpoint-STEP` folders and left-over temporary files).
+pub const RUN_OUTPUT_FILES: &[&str] = &[
+    "run_config.json",
+    "train_config.json",
+    "metrics.jsonl",
+    "loss.png",
+    "train_summary.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "config.json",
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+];
+
+/// The files a run writes before its first checkpoint.
+const LEFT_BEFORE_A_CHECKPOINT: &[&str] =
+    &["run_config.json", "train_config.json", "metrics.jsonl"];
+
+/// Checks the output folder before any work is done: it must be creatable (no file in the way)
+/// and, unless the run resumes or `overwrite` is set, empty or absent — so a finished run's
+/// model and checkpoints are never silently mixed with or replaced by another run's. A folder
+/// holding only what a run leaves before its first checkpoint (settings, log, temporary files)
+/// counts as empty. With
+/// `overwrite`, the earlier run's outputs ([`RUN_OUTPUT_FILES`], `checkpoint-*` folders,
+/// temporary files) are removed; other files are left alone.
+pub fn prepare_output(output: &Path, resume: bool, overwrite: bool) -> Result<()> {
+    if resume && overwrite {
+        bail!("give --resume or --overwrite, not both");
+    }
+    if output.exists() && !output.is_dir() {
+        bail!(
+            "{}: the output path exists and is not a folder",
+            output.display()
+        );
+    }
+    if !output.exists() {
+        // The nearest existing ancestor must be a folder we can create the output in.
+        let mut up = output.parent();
+        while let Some(p) = up.filter(|p| !p.as_os_str().is_empty()) {
+            if p.exists() {
+                if !p.is_dir() {
+                    bail!(
+                        "{}: cannot create the output folder: {} is not a folder",
+                        output.display(),
+                        p.display()
+                    );
+                }
+                break;
+            }
+            up = p.parent();
+        }
+        return Ok(());
+    }
+    let entries: Vec<std::fs::DirEntry> = std::fs::read_dir(output)
+        .with_context(|| format!("{}: cannot read the output folder", output.display()))?
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("{}: cannot read the output folder", output.display()))?;
+    // What a run that failed or was killed before its first checkpoint leaves is no result to
+    // protect: its settings, its log, temporary files.
+    let worth_keeping = |e: &std::fs::DirEntry| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        !(LEFT_BEFORE_A_CHECKPOINT.contains(&name.as_str())
+            || (name.starts_with('.') && name.contains(".tmp-")))
+    };
+    if resume || !entries.iter().any(worth_keeping) {
+        return Ok(());
+    }
+    if !overwrite {
+        let mut names: Vec<String> = entries
+            .iter()
+            .filter(|e| worth_keeping(e))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        let more = names.len().saturating_sub(3);
+        bail!(
+            "{}: the output folder exists and is not empty ({shown}{}); pass --overwrite to \
+             replace an earlier run's outputs, or --resume to continue it",
+            output.display(),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let is_checkpoint = name
+            .strip_prefix("checkpoint-")
+            .is_some_and(|n| n.parse::<u64>().is_ok());
+        let is_temp = name.starts_with('.') && name.contains(".tmp-");
+        if !(is_checkpoint || is_temp || RUN_OUTPUT_FILES.contains(&name.as_str())) {
+            continue;
+        }
+        let p = e.path();
+        let gone = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        gone.with_context(|| format!("--overwrite: cannot remove {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// A model-loading error, naming the file it concerns when its message names none: a tensor's
+/// shape or dtype → the weights file (shapes: and the `config.json` they were checked against),
+/// anything else → the model folder.
+pub(crate) fn in_model_files(
+    e: finetune_core::Error,
+    files: &finetune_hub::ModelFiles,
+) -> anyhow::Error {
+    let msg = e.to_string();
+    let dir = files.dir.display().to_string();
+    if msg.contains(&dir) {
+        return e.into();
+    }
+    let weights = files
+        .weights
+        .index
+        .clone()
+        .or_else(|| files.weights.files.first().cloned())
+        .unwrap_or_else(|| files.dir.clone());
+    let config = files
+        .config
+        .clone()
+        .unwrap_or_else(|| files.dir.join("config.json"));
+    match e {
+        finetune_core::Error::Shape { .. } => anyhow::anyhow!(
+            "{} does not match {}: {msg}",
+            weights.display(),
+            config.display()
+        ),
+        _ if msg.contains("lacks tensor") => anyhow::anyhow!(
+            "{} does not match {}: {msg}",
+            weights.display(),
+            config.display()
+        ),
+        _ if msg.contains("tensor") => anyhow::anyhow!("{}: {msg}", weights.display()),
+        _ => anyhow::anyhow!("{dir}: {msg}"),
+    }
 }
 
 /// Creates `output` and writes the resolved job into `output/run_config.json`.

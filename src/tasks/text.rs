@@ -82,7 +82,8 @@ impl TextClassifier {
             seed: opts.seed,
             ..LoadOptions::default()
         };
-        let (model, report) = BertForSequenceClassification::from_pretrained(&files.dir, &load)?;
+        let (model, report) = BertForSequenceClassification::from_pretrained(&files.dir, &load)
+            .map_err(|e| super::in_model_files(e, &files))?;
         if !report.newly_initialized.is_empty() {
             eprintln!("{report}");
         }
@@ -238,6 +239,9 @@ pub struct TextJob {
     pub device: String,
     /// A checkpoint folder, or `latest` (the newest under `output`).
     pub resume: Option<String>,
+    /// Train into a non-empty `output`, removing an earlier run's outputs first (see
+    /// [`super::prepare_output`]); without it (and without `resume`) such a folder is refused.
+    pub overwrite: bool,
     pub config: TrainConfig,
 }
 
@@ -262,6 +266,7 @@ impl TextJob {
             skip_bad_samples: false,
             device: "auto".into(),
             resume: None,
+            overwrite: false,
             config: TrainConfig::default(),
         }
     }
@@ -291,6 +296,7 @@ impl TextJob {
             "skip_bad_samples": self.skip_bad_samples,
             "device": self.device,
             "resume": self.resume,
+            "overwrite": self.overwrite,
             "train_config": self.config,
         })
     }
@@ -379,6 +385,7 @@ fn read_splits(job: &TextJob) -> Result<Splits> {
 /// Fine-tunes, evaluates on the test split, exports into `job.output`.
 pub fn train_text(job: &TextJob) -> Result<TextRunReport> {
     job.config.validate()?;
+    super::prepare_output(&job.output, job.resume.is_some(), job.overwrite)?;
     let splits = read_splits(job)?;
     let labels = job.label_map(&splits.train)?;
     let skipped_samples = [

@@ -21,6 +21,7 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) ->
     let result = write(&tmp).and_then(|()| {
         let f = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        pause_point(&tmp, path);
         // Some writers (safetensors) create owner-only files; outputs are ordinary files.
         #[cfg(unix)]
         {
@@ -45,11 +46,41 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) ->
     result
 }
 
+/// The environment variable of the crash-test hook: see [`pause_point`].
+pub const PAUSE_ENV: &str = "FINETUNE_TEST_PAUSE_BEFORE_RENAME";
+
+/// Crash-test hook: when `FINETUNE_TEST_PAUSE_BEFORE_RENAME` is set and `path` contains each of
+/// its `&`-separated parts, prints `paused before renaming TMP to PATH` on stderr and waits
+/// forever, so that a test can SIGKILL the process at the worst moment (the temporary file
+/// complete, the rename not done). Unset (always, outside tests), it costs one cached
+/// environment lookup.
+fn pause_point(tmp: &Path, path: &Path) {
+    static PATTERN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let pattern = PATTERN.get_or_init(|| std::env::var(PAUSE_ENV).ok().filter(|p| !p.is_empty()));
+    if let Some(p) = pattern {
+        let path_text = path.to_string_lossy();
+        if p.split('&').all(|part| path_text.contains(part)) {
+            eprintln!(
+                "paused before renaming {} to {}",
+                tmp.display(),
+                path.display()
+            );
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically.
 pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomically(path, |tmp| {
-        let mut f = std::fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(tmp, e))?;
+        let cannot_write = |e: std::io::Error| Error::Record {
+            path: path.to_path_buf(),
+            msg: format!("cannot write: {e}"),
+        };
+        let mut f = std::fs::File::create(tmp).map_err(cannot_write)?;
+        f.write_all(bytes).map_err(cannot_write)?;
         Ok(())
     })
 }

@@ -267,9 +267,9 @@ pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
             Some(metadata),
             tmp,
         )
-        .map_err(|e| Error::Safetensors {
-            path: tmp.to_path_buf(),
-            msg: e.to_string(),
+        .map_err(|e| Error::Record {
+            path: path.to_path_buf(),
+            msg: format!("cannot write: {e}"),
         })
     })
 }

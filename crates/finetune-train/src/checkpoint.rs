@@ -124,6 +124,32 @@ pub fn save(
     Ok(final_dir)
 }
 
+/// Removes what a killed run left half written in `output`: temporary checkpoint folders
+/// (`.checkpoint-STEP.tmp-PID`) and temporary files (`.NAME.tmp-PID`) of other processes. Returns
+/// the paths removed.
+pub fn remove_stale_temps(output: &Path) -> Result<Vec<PathBuf>> {
+    let own = std::process::id().to_string();
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(output).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((_, pid)) = name.rsplit_once(".tmp-") else {
+            continue;
+        };
+        if !name.starts_with('.') || pid == own || pid.parse::<u32>().is_err() {
+            continue;
+        }
+        let p = entry.path();
+        let gone = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        gone.map_err(|e| Error::io(&p, e))?;
+        removed.push(p);
+    }
+    Ok(removed)
+}
+
 /// What a checkpoint folder holds, read back.
 pub struct Loaded {
     pub optimizer: OptimizerState,

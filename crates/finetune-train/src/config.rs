@@ -76,6 +76,21 @@ pub struct TrainConfig {
     pub drop_last: bool,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// What a non-finite (NaN/Inf) training loss or gradient does: stop the run (naming the
+    /// last good checkpoint) or skip that optimizer step.
+    pub on_nan: OnNan,
+}
+
+/// What the learner does with a step whose loss or gradients are not finite.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnNan {
+    /// Stop the run with an error naming the step and the last good checkpoint.
+    #[default]
+    Stop,
+    /// Leave the weights and the optimizer state as they are for that step, say so on stderr
+    /// and in `metrics.jsonl` (`{"step", "skipped": true, "reason"}`), and go on.
+    Skip,
 }
 
 impl Default for TrainConfig {
@@ -119,6 +134,7 @@ impl Default for TrainConfig {
             seed: 42,
             drop_last: false,
             progress: true,
+            on_nan: OnNan::Stop,
         }
     }
 }
@@ -195,6 +211,9 @@ impl TrainConfig {
             return bad("--save-total-limit must be at least 1".into());
         }
         crate::metrics::check_metric_name(&self.metric)?;
+        // Names checked up front, not when the first step needs them.
+        finetune_core::OptimizerConfig::default_for(&self.optimizer)?;
+        ScheduleConfig::new(self.schedule.clone(), 1).kind()?;
         if self.unfreeze_schedule.is_some() && self.unfreeze_every.is_some() {
             return bad("give --unfreeze-schedule or --unfreeze-every, not both".into());
         }

@@ -17,7 +17,7 @@ use crate::model::{Problem, TrainModel};
 use crate::order::StepOrder;
 use crate::source::{Batch, BatchSource};
 use crate::summary::{peak_memory_bytes, TrainSummary};
-use crate::{TrainConfig, UnfreezeSchedule};
+use crate::{OnNan, TrainConfig, UnfreezeSchedule};
 use candle_core::{DType, Tensor, D};
 use finetune_core::groups::{encoder_depth, GroupSpec, LrSpec};
 use finetune_core::optim::{Optimizer, OptimizerConfig};
@@ -271,6 +271,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
             self.model
                 .set_rng_state(Rng::seed_from_u64(c.seed.wrapping_add(0x5eed)));
         }
+        checkpoint::remove_stale_temps(&self.output)?;
         let config_json = serde_json::to_vec_pretty(c).map_err(|e| Error::config(e.to_string()))?;
         finetune_core::fsutil::write_bytes_atomically(
             &self.output.join("train_config.json"),
@@ -349,6 +350,8 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                 let step_samples: usize = batches.iter().map(|b| b.len()).sum();
                 let mut acc = GradAccumulator::new();
                 let mut step_loss = 0.0;
+                // Why this step's update is dropped (`--on-nan skip`).
+                let mut skipped: Option<String> = None;
                 for batch in &batches {
                     let logits = self.model.forward_t(&batch.inputs, true)?;
                     let mut loss = self
@@ -356,10 +359,16 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                         .loss(&logits, &batch.targets, c.label_smoothing)?;
                     let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                     if !value.is_finite() {
+                        let why = format!(
+                            "the training loss became {value} at step {} (epoch {epoch})",
+                            step + 1
+                        );
+                        if c.on_nan == OnNan::Skip {
+                            skipped = Some(why);
+                            break;
+                        }
                         return Err(Error::config(format!(
-                            "the training loss became {value} at step {} (epoch {epoch}); \
-                             stopping. {}",
-                            step + 1,
+                            "{why}; stopping. {}",
                             last_good_checkpoint(&self.output)
                         )));
                     }
@@ -379,26 +388,46 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                     step_loss += value * share;
                 }
                 let mut grads = acc.take();
-                if let Some(max) = c.max_grad_norm.filter(|m| *m > 0.0) {
-                    grads.clip_norm(max, 2.0)?;
+                if skipped.is_none() {
+                    if let Some(max) = c.max_grad_norm.filter(|m| *m > 0.0) {
+                        grads.clip_norm(max, 2.0)?;
+                    }
+                    let bad = grads.non_finite()?;
+                    if !bad.is_empty() {
+                        let why = format!(
+                            "non-finite gradient at step {} in {}",
+                            step + 1,
+                            bad.join(", ")
+                        );
+                        if c.on_nan == OnNan::Stop {
+                            return Err(Error::config(format!(
+                                "{why}; stopping. {}",
+                                last_good_checkpoint(&self.output)
+                            )));
+                        }
+                        skipped = Some(why);
+                    }
                 }
-                let bad = grads.non_finite()?;
-                if !bad.is_empty() {
-                    return Err(Error::config(format!(
-                        "non-finite gradient at step {} in {}; stopping. {}",
-                        step + 1,
-                        bad.join(", "),
-                        last_good_checkpoint(&self.output)
-                    )));
+                match &skipped {
+                    None => optimizer.step(store, &grads)?,
+                    Some(why) => {
+                        say(format!(
+                            "{why}; skipped this optimizer step (--on-nan skip)"
+                        ));
+                        let rec = json!({"step": step + 1, "skipped": true, "reason": why});
+                        log.write(&rec)?;
+                        state.log_history.push(rec);
+                    }
                 }
-                optimizer.step(store, &grads)?;
                 let lr = optimizer.groups().first().map(|g| g.lr).unwrap_or(0.0);
                 scheduler.step();
                 state.global_step += 1;
                 state.samples_seen += step_samples as u64;
-                state.pending_loss += step_loss * step_samples as f64;
-                state.pending_samples += step_samples as u64;
-                last_train_loss = Some(step_loss);
+                if skipped.is_none() {
+                    state.pending_loss += step_loss * step_samples as f64;
+                    state.pending_samples += step_samples as u64;
+                    last_train_loss = Some(step_loss);
+                }
                 let done = state.global_step;
                 let elapsed = started.elapsed().as_secs_f64().max(1e-9);
                 let sps = (state.samples_seen - start_samples) as f64 / elapsed;
@@ -407,7 +436,9 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                     "loss {step_loss:.4} lr {lr:.2e} {sps:.1} samples/s"
                 ));
                 let epoch_f = done as f64 / steps_per_epoch as f64;
-                if done.is_multiple_of(c.logging_steps.max(1)) || done == total_steps {
+                if (done.is_multiple_of(c.logging_steps.max(1)) || done == total_steps)
+                    && state.pending_samples > 0
+                {
                     let rec = json!({
                         "step": done, "epoch": epoch_f,
                         "loss": state.pending_loss / state.pending_samples.max(1) as f64,

@@ -18,7 +18,7 @@ pub mod source;
 pub mod summary;
 pub mod unfreeze;
 
-pub use config::TrainConfig;
+pub use config::{OnNan, TrainConfig};
 pub use learner::{Learner, Outcome};
 pub use metrics::{ClassificationMetrics, EvalMetrics, MultiLabelMetrics, RegressionMetrics};
 pub use model::{Problem, TrainModel};

@@ -116,6 +116,21 @@ impl Default for BertConfig {
     }
 }
 
+/// `key `KEY`: ` for the first top-level key of a JSON object that fails to deserialise on its
+/// own (serde_json's messages give a line and column, not the field); empty when there is none.
+fn offending_key(text: &str) -> String {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return String::new();
+    };
+    map.into_iter()
+        .find(|(k, v)| {
+            let one = serde_json::Value::Object([(k.clone(), v.clone())].into_iter().collect());
+            serde_json::from_value::<BertConfig>(one).is_err()
+        })
+        .map(|(k, _)| format!("key `{k}`: "))
+        .unwrap_or_default()
+}
+
 const MAX_LAYERS: usize = 256;
 const MAX_DIM: usize = 1 << 16;
 const MAX_VOCAB: usize = 10_000_000;
@@ -126,7 +141,7 @@ impl BertConfig {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let cfg: Self = serde_json::from_str(&text).map_err(|e| Error::Record {
             path: path.to_path_buf(),
-            msg: format!("not a valid BERT config: {e}"),
+            msg: format!("not a valid BERT config: {}{e}", offending_key(&text)),
         })?;
         cfg.validate().map_err(|e| Error::Record {
             path: path.to_path_buf(),

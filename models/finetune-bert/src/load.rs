@@ -83,6 +83,12 @@ pub fn load_checkpoint(
         let loaded = match sources.remove(name) {
             Some(src) => {
                 let t = ckpt.load(&src, device)?;
+                if !t.dtype().is_float() {
+                    return Err(Error::config(format!(
+                        "tensor `{src}` has dtype {:?}; a floating-point dtype is expected",
+                        t.dtype()
+                    )));
+                }
                 if t.dims() == shape.as_slice() {
                     Some(t.to_dtype(dtype)?)
                 } else if *role == Role::Head {

@@ -103,6 +103,12 @@ pub fn load_checkpoint(
         let loaded = match src {
             Some(src) if !(e.role == Role::Head && head == HeadPolicy::Replace) => {
                 let t = ckpt.load(&src, device)?;
+                if e.role != Role::Counter && !t.dtype().is_float() {
+                    return Err(Error::config(format!(
+                        "tensor `{src}` has dtype {:?}; a floating-point dtype is expected",
+                        t.dtype()
+                    )));
+                }
                 if t.dims() == e.shape.as_slice() {
                     Some(if e.role == Role::Counter {
                         t.to_dtype(DType::I64)?

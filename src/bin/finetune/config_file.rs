@@ -43,6 +43,8 @@ pub struct FileKeys {
     pub image_size: Option<usize>,
     pub channels: Option<usize>,
     pub max_eval_samples: Option<usize>,
+    #[serde(alias = "overwrite_output_dir")]
+    pub overwrite: Option<bool>,
 }
 
 /// Keys (and aliases) of [`FileKeys`]; everything else goes to the training settings.
@@ -79,6 +81,8 @@ const JOB_KEYS: &[&str] = &[
     "image_size",
     "channels",
     "max_eval_samples",
+    "overwrite",
+    "overwrite_output_dir",
 ];
 
 /// Reads `path`: the job keys, and the training settings as a JSON object. A single path

@@ -37,6 +37,10 @@ pub struct Args {
     /// default when the flag has no value).
     #[arg(long, num_args = 0..=1, default_missing_value = "latest")]
     pub resume: Option<String>,
+    /// Train into a non-empty --output, removing an earlier run's outputs (checkpoints, logs,
+    /// the exported model) first; without it a non-empty folder is refused unless --resume.
+    #[arg(long, visible_alias = "overwrite-output-dir")]
+    pub overwrite: bool,
     /// Print the run report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -205,6 +209,10 @@ pub struct TrainFlags {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// A step whose loss or gradients are NaN/Inf: `stop` the run (default; the last good
+    /// checkpoint is named) or `skip` that optimizer step (logged in metrics.jsonl).
+    #[arg(long, value_parser = ["skip", "stop"])]
+    pub on_nan: Option<String>,
 }
 
 impl TrainFlags {
@@ -264,6 +272,7 @@ impl TrainFlags {
         put("seed", j(&self.seed));
         put("drop_last", j(&self.drop_last.then_some(true)));
         put("progress", j(&self.no_progress.then_some(false)));
+        put("on_nan", j(&self.on_nan));
         m
     }
 }
@@ -375,6 +384,7 @@ macro_rules! shared_job_fields {
             $job.device = device;
         }
         $job.resume = $args.resume.clone();
+        $job.overwrite = $args.overwrite || file.overwrite.unwrap_or(false);
         $job.config = $config;
     }};
 }

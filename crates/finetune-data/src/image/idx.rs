@@ -78,14 +78,24 @@ pub fn open(images: &Path, labels_file: &Path, labels: Option<&LabelMap>) -> Res
             l[0]
         )));
     }
-    let size = rows * cols;
-    if im.len() - 16 != n * size {
+    if rows == 0 || cols == 0 {
+        return Err(record_error(
+            images,
+            "header",
+            format!("declares images of {rows}x{cols} pixels: an image needs at least one"),
+        ));
+    }
+    // Header words are untrusted: sizes in checked arithmetic.
+    let want = rows.checked_mul(cols).and_then(|size| n.checked_mul(size));
+    if want != Some(im.len() - 16) {
+        let want = want.map_or("more than a file can hold".to_string(), |b| {
+            format!("{b} bytes")
+        });
         return Err(record_error(
             images,
             "data",
             format!(
-                "expected {n} images of {rows}x{cols} ({} bytes), found {} bytes (truncated?)",
-                n * size,
+                "expected {n} images of {rows}x{cols} ({want}), found {} bytes (truncated?)",
                 im.len() - 16
             ),
         ));

@@ -246,12 +246,20 @@ fn read_into(path: &Path, opts: &TextReadOptions, table: &mut RawTable) -> Resul
         Some(f) => f,
         None => TextFormat::from_path(path)?,
     };
+    let before = table.rows.len();
     match format {
         TextFormat::Csv => csv::read(path, b',', opts, table),
         TextFormat::Tsv => csv::read(path, b'\t', opts, table),
         TextFormat::Jsonl => jsonl::read(path, opts, table),
         TextFormat::Parquet => parquet::read(path, opts, table),
+    }?;
+    if table.rows.len() == before {
+        return Err(Error::Record {
+            path: path.to_path_buf(),
+            msg: "holds no usable row (no data rows, or every row was skipped as bad)".into(),
+        });
     }
+    Ok(())
 }
 
 /// One classification example.

@@ -1,0 +1,9 @@
+//! Fuzz target `csv`: see `tests/robustness/entry.rs` for what the bytes are.
+#![no_main]
+
+#[path = "../../tests/robustness/entry.rs"]
+mod entry;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = entry::csv(data);
+});
