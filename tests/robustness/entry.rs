@@ -10,8 +10,11 @@
 
 use std::path::{Path, PathBuf};
 
+/// A fuzz entry point: the outcome of reading `bytes` as its kind of file.
+pub type Entry = fn(&[u8]) -> Result<(), String>;
+
 /// The fuzz targets, by name (the folder names under `tests/robustness/corpus/`).
-pub const TARGETS: &[(&str, fn(&[u8]) -> Result<(), String>)] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("bert_config", bert_config),
     ("train_config", train_config),
     ("safetensors_file", safetensors_file),
