@@ -2,11 +2,13 @@
 //! loopback Hub of `finetune_hub::testing`, configured through the environment variables a user
 //! sets (`HF_ENDPOINT`, `HF_HOME`, `HF_HUB_OFFLINE`).
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
+use common::finetune_with_hub_env as finetune;
 use finetune_hub::testing::{commit, put, HubServer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ft-inspect-hub-{tag}-{}", std::process::id()));
@@ -37,32 +39,6 @@ fn safetensors_bytes(dir: &Path) -> Vec<u8> {
     let p = dir.join("w.safetensors");
     candle_core::safetensors::save(&tensors, &p).unwrap();
     std::fs::read(p).unwrap()
-}
-
-/// `finetune ARGS` with the Hub variables set as given and every other HF/proxy variable unset.
-fn finetune(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_finetune"));
-    cmd.args(args);
-    for k in [
-        "HF_HOME",
-        "HF_HUB_CACHE",
-        "HUGGINGFACE_HUB_CACHE",
-        "HF_HUB_OFFLINE",
-        "HF_ENDPOINT",
-        "HF_TOKEN",
-        "HUGGING_FACE_HUB_TOKEN",
-        "HF_TOKEN_PATH",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        cmd.env_remove(k);
-    }
-    cmd.envs(env.iter().copied());
-    cmd.output().unwrap()
 }
 
 #[test]

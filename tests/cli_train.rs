@@ -100,58 +100,6 @@ fn train_losses(output: &Path) -> BTreeMap<u64, (f64, f64)> {
     out
 }
 
-/// Steps of the complete checkpoints under `output`.
-fn checkpoints(output: &Path) -> Vec<u64> {
-    let mut steps: Vec<u64> = std::fs::read_dir(output)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("checkpoint-")?.parse().ok()
-        })
-        .collect();
-    steps.sort_unstable();
-    steps
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
-fn assert_same_weights(a: &Path, b: &Path) {
-    let (ta, tb) = (load_tensors(a), load_tensors(b));
-    let mut names: Vec<&String> = ta.keys().collect();
-    names.sort();
-    assert_eq!(
-        names,
-        {
-            let mut n: Vec<&String> = tb.keys().collect();
-            n.sort();
-            n
-        },
-        "{} and {} hold different tensors",
-        a.display(),
-        b.display()
-    );
-    for n in names {
-        assert!(
-            same_bits(&ta[n], &tb[n]),
-            "{n} differs between {} and {}",
-            a.display(),
-            b.display()
-        );
-    }
-}
-
 const RESUME_STEPS: u64 = 300;
 
 #[test]
@@ -191,7 +139,7 @@ fn sigkill_then_resume_matches_an_uninterrupted_run_bit_for_bit() {
         .unwrap();
     let started = Instant::now();
     let killed_after = loop {
-        if let Some(&k) = checkpoints(&b).first() {
+        if let Some(&k) = checkpoint_steps(&b).first() {
             child.kill().unwrap();
             break k;
         }
@@ -211,9 +159,9 @@ fn sigkill_then_resume_matches_an_uninterrupted_run_bit_for_bit() {
     assert!(
         !b.join(&final_ckpt).exists() && !b.join("model.safetensors").exists(),
         "the run finished before the kill; raise RESUME_STEPS ({:?})",
-        checkpoints(&b)
+        checkpoint_steps(&b)
     );
-    let left = checkpoints(&b);
+    let left = checkpoint_steps(&b);
     assert!(*left.last().unwrap() < RESUME_STEPS);
 
     // Resume from an explicit checkpoint folder (in a copy) and from `latest`.
@@ -233,8 +181,8 @@ fn sigkill_then_resume_matches_an_uninterrupted_run_bit_for_bit() {
         (1..=RESUME_STEPS).collect::<Vec<_>>()
     );
     for out in [&b, &c] {
-        assert_same_weights(&a.join("model.safetensors"), &out.join("model.safetensors"));
-        assert_same_weights(
+        assert_same_tensors(&a.join("model.safetensors"), &out.join("model.safetensors"));
+        assert_same_tensors(
             &a.join(&final_ckpt).join("optimizer.safetensors"),
             &out.join(&final_ckpt).join("optimizer.safetensors"),
         );
@@ -348,7 +296,7 @@ fn unfreeze_schedule_unfreezes_layer_one_at_epoch_one() {
             "1:bert.encoder.layer.1.*",
         ],
     ));
-    assert_eq!(checkpoints(&out), vec![3, 6, 9, 12]);
+    assert_eq!(checkpoint_steps(&out), vec![3, 6, 9, 12]);
     let at = |step: u64| load_tensors(&out.join(format!("checkpoint-{step}/model.safetensors")));
     let (mid, end0, end) = (at(3), at(6), at(12));
     // Epoch 0: only the head trains.

@@ -62,31 +62,6 @@ fn split_parquet(path: &Path, rows: &[(String, &str)]) {
     w.close().unwrap();
 }
 
-/// `finetune ARGS` with the Hub variables set as given and every other HF/proxy variable unset.
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = finetune_cmd();
-    cmd.args(args);
-    for k in [
-        "HF_HOME",
-        "HF_HUB_CACHE",
-        "HUGGINGFACE_HUB_CACHE",
-        "HF_HUB_OFFLINE",
-        "HF_ENDPOINT",
-        "HF_TOKEN",
-        "HUGGING_FACE_HUB_TOKEN",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        cmd.env_remove(k);
-    }
-    cmd.envs(env.iter().copied());
-    cmd.output().unwrap()
-}
-
 fn ok(out: &Output) -> serde_json::Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "finetune failed: {stderr}");
@@ -145,7 +120,10 @@ fn train_downloads_a_hub_model_and_dataset_then_works_offline() {
     let out = dir.join("online");
     let a = args(&out, "60");
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let report = ok(&run(&a, &[("HF_ENDPOINT", &endpoint), ("HF_HOME", home_s)]));
+    let report = ok(&finetune_with_hub_env(
+        &a,
+        &[("HF_ENDPOINT", &endpoint), ("HF_HOME", home_s)],
+    ));
 
     // The dataset's ClassLabel names became the model's labels, and all three splits were used.
     assert_eq!(
@@ -190,7 +168,7 @@ fn train_downloads_a_hub_model_and_dataset_then_works_offline() {
     let out2 = dir.join("offline");
     let a = args(&out2, "2");
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let report = ok(&run(
+    let report = ok(&finetune_with_hub_env(
         &a,
         &[
             ("HF_ENDPOINT", &endpoint),

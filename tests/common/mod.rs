@@ -183,3 +183,86 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// Steps of the `checkpoint-STEP` folders under `output`, ascending.
+pub fn checkpoint_steps(output: &Path) -> Vec<u64> {
+    let mut steps: Vec<u64> = std::fs::read_dir(output)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("checkpoint-")?.parse().ok()
+        })
+        .collect();
+    steps.sort_unstable();
+    steps
+}
+
+/// Copies the folder `from` (recursively) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Asserts that two safetensors files hold the same tensor names with bit-identical values.
+pub fn assert_same_tensors(a: &Path, b: &Path) {
+    let (ta, tb) = (load_tensors(a), load_tensors(b));
+    let mut na: Vec<&String> = ta.keys().collect();
+    let mut nb: Vec<&String> = tb.keys().collect();
+    na.sort();
+    nb.sort();
+    assert_eq!(
+        na,
+        nb,
+        "{} and {} hold different tensors",
+        a.display(),
+        b.display()
+    );
+    for n in na {
+        assert!(
+            same_bits(&ta[n], &tb[n]),
+            "{n} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+/// The environment variables that steer hf-hub (cache, endpoint, token, offline mode) and
+/// proxies: a test clears them all and sets only its own.
+pub const HUB_ENV: [&str; 14] = [
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_HUB_OFFLINE",
+    "HF_ENDPOINT",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_TOKEN_PATH",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+];
+
+/// `finetune ARGS` with the Hub variables set as given and every other [`HUB_ENV`] variable
+/// unset.
+pub fn finetune_with_hub_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = finetune_cmd();
+    cmd.args(args);
+    for k in HUB_ENV {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().unwrap()
+}

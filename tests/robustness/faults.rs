@@ -44,45 +44,6 @@ fn args(f: &Fixture, out: &Path, extra: &[&str]) -> Vec<String> {
     f.train_args(out, &all)
 }
 
-/// Steps of the `checkpoint-STEP` folders under `out` (complete or not: a half one would be a
-/// bug the verification below catches).
-fn checkpoint_steps(out: &Path) -> Vec<u64> {
-    let mut steps: Vec<u64> = std::fs::read_dir(out)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("checkpoint-")?.parse().ok()
-        })
-        .collect();
-    steps.sort_unstable();
-    steps
-}
-
-fn assert_same_tensors(a: &Path, b: &Path) {
-    let (ta, tb) = (load_tensors(a), load_tensors(b));
-    let mut na: Vec<&String> = ta.keys().collect();
-    let mut nb: Vec<&String> = tb.keys().collect();
-    na.sort();
-    nb.sort();
-    assert_eq!(
-        na,
-        nb,
-        "{} and {} hold different tensors",
-        a.display(),
-        b.display()
-    );
-    for n in na {
-        assert!(
-            same_bits(&ta[n], &tb[n]),
-            "{n} differs between {} and {}",
-            a.display(),
-            b.display()
-        );
-    }
-}
-
 /// Every `checkpoint-STEP` under `out` is complete — each file there, parsing in full,
 /// `trainer_state.json` at that step — and equal, bit for bit, to the reference run's.
 fn verify_checkpoints(out: &Path, reference: &Path) {
@@ -351,18 +312,6 @@ fn finetune_with_file_limit(args: &[String], limit: u64) -> std::process::Output
 
 fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).unwrap().len()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Every file under `dir` with its bytes.
