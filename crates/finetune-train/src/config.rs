@@ -76,6 +76,9 @@ pub struct TrainConfig {
     pub drop_last: bool,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// Compute a frozen backbone's features once and train the head on them, when that gives
+    /// the same run (see [`crate::feature_cache`]); `false`: always the full forward.
+    pub feature_cache: bool,
 }
 
 impl Default for TrainConfig {
@@ -119,6 +122,7 @@ impl Default for TrainConfig {
             seed: 42,
             drop_last: false,
             progress: true,
+            feature_cache: true,
         }
     }
 }

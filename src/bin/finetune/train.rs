@@ -205,6 +205,9 @@ pub struct TrainFlags {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Always run the whole model, even when a frozen backbone's features could be cached.
+    #[arg(long)]
+    pub no_feature_cache: bool,
 }
 
 impl TrainFlags {
@@ -264,6 +267,7 @@ impl TrainFlags {
         put("seed", j(&self.seed));
         put("drop_last", j(&self.drop_last.then_some(true)));
         put("progress", j(&self.no_progress.then_some(false)));
+        put("feature_cache", j(&self.no_feature_cache.then_some(false)));
         m
     }
 }
