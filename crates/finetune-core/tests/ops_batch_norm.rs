@@ -118,7 +118,7 @@ fn bad_input_is_an_error() -> Result<()> {
     for (what, r) in [
         (
             "rank 3",
-            batch_norm_train(&t[0].squeeze(0)?, &t[1], &t[2], EPS, false),
+            batch_norm_train(&t[0].flatten_from(2)?, &t[1], &t[2], EPS, false),
         ),
         (
             "weight size",

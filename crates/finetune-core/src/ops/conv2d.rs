@@ -14,8 +14,10 @@
 //! GEMMs run through the `gemm` crate (candle's own matmul kernel). Images are split into one
 //! contiguous range per rayon thread, each thread with its own `col` buffer and a
 //! single-threaded GEMM; with fewer images than threads, images run one after the other with
-//! a multithreaded GEMM. Either way the result does not depend on the thread count but for
-//! the weight gradient's summation order across ranges.
+//! a multithreaded GEMM. Small feature maps (ResNet's last stages: 7×7 = 49 columns per image)
+//! would make thin, inefficient GEMMs, so images are grouped until a GEMM has about 1024
+//! columns: their `col`s (and `dy`s) side by side. The weight gradient's summation order
+//! across ranges and groups depends on the thread count (rounding only).
 //!
 //! Each gradient is computed only for an input that needs one (a variable, or the result of a
 //! tracked op): no input gradient for the images fed to the stem, no weight gradient for a
@@ -183,7 +185,9 @@ impl Geometry {
 
     /// `col[(c·kh + ky)·kw + kx][oy·OW + ox] = x[c][oy·s − pad + ky·dil][ox·s − pad + kx·dil]`
     /// (zero outside the image), for one image `x` `[C, H, W]`.
-    fn im2col<T: Real>(&self, x: &[T], col: &mut [T]) {
+    ///
+    /// Row `r` of `col` starts at `r·ld + off` (`ld ≥ OH·OW`: several images side by side).
+    fn im2col<T: Real>(&self, x: &[T], col: &mut [T], ld: usize, off: usize) {
         let (p, hw) = (self.p(), self.h * self.w);
         for c in 0..self.c {
             let plane = &x[c * hw..(c + 1) * hw];
@@ -193,7 +197,7 @@ impl Geometry {
                     let x_off = (kx * self.dil) as isize - self.pad as isize;
                     let (lo, hi) = Self::valid(x_off, self.stride, self.w, self.ow);
                     let r = (c * self.kh + ky) * self.kw + kx;
-                    let row = &mut col[r * p..(r + 1) * p];
+                    let row = &mut col[r * ld + off..r * ld + off + p];
                     for (oy, out) in row.chunks_exact_mut(self.ow).enumerate() {
                         let iy = (oy * self.stride) as isize + y_off;
                         if iy < 0 || iy >= self.h as isize {
@@ -219,8 +223,8 @@ impl Geometry {
     }
 
     /// The adjoint of [`Self::im2col`]: `dx` (one image, zeroed by the caller) accumulates
-    /// every `col` entry at the input position it was read from.
-    fn col2im<T: Real>(&self, col: &[T], dx: &mut [T]) {
+    /// every `col` entry at the input position it was read from (rows laid out as there).
+    fn col2im<T: Real>(&self, col: &[T], ld: usize, off: usize, dx: &mut [T]) {
         let (p, hw) = (self.p(), self.h * self.w);
         for c in 0..self.c {
             let plane = &mut dx[c * hw..(c + 1) * hw];
@@ -230,7 +234,7 @@ impl Geometry {
                     let x_off = (kx * self.dil) as isize - self.pad as isize;
                     let (lo, hi) = Self::valid(x_off, self.stride, self.w, self.ow);
                     let r = (c * self.kh + ky) * self.kw + kx;
-                    let row = &col[r * p..(r + 1) * p];
+                    let row = &col[r * ld + off..r * ld + off + p];
                     for (oy, src) in row.chunks_exact(self.ow).enumerate() {
                         let iy = (oy * self.stride) as isize + y_off;
                         if iy < 0 || iy >= self.h as isize {
@@ -302,27 +306,38 @@ unsafe fn matmul<T: Real>(
     )
 }
 
-/// How images are spread over threads: `ranges` contiguous ranges of `per` images, each run
-/// by one rayon task with `gemm_threads` threads in its GEMMs.
+/// How images are spread over threads: contiguous ranges of `per` images, each run by one
+/// rayon task with `gemm_threads` threads in its GEMMs, in groups of `group` images whose
+/// columns sit side by side in one GEMM (small feature maps make thin GEMMs otherwise).
 struct Plan {
     per: usize,
+    group: usize,
     gemm_threads: usize,
 }
 
+/// Columns one GEMM should have at least, when images can be grouped to reach it.
+const MIN_GEMM_COLUMNS: usize = 1024;
+
 impl Plan {
-    fn new(n: usize) -> Self {
+    fn new(g: &Geometry) -> Self {
+        let n = g.n.max(1);
         let threads = rayon::current_num_threads().max(1);
-        if n >= threads {
-            Plan {
-                per: n.div_ceil(threads),
-                gemm_threads: 1,
-            }
+        let (per, gemm_threads) = if n >= threads {
+            (n.div_ceil(threads), 1)
         } else {
-            Plan {
-                per: n.max(1),
-                gemm_threads: threads,
-            }
+            (n, threads)
+        };
+        let group = MIN_GEMM_COLUMNS.div_ceil(g.p().max(1)).clamp(1, per);
+        Plan {
+            per,
+            group,
+            gemm_threads,
         }
+    }
+
+    /// Whether `col` is the image itself (a pointwise conv, one image per GEMM).
+    fn direct(&self, g: &Geometry) -> bool {
+        g.pointwise() && self.group == 1
     }
 }
 
@@ -333,39 +348,71 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
     if y.is_empty() {
         return y;
     }
-    let plan = Plan::new(g.n);
+    let plan = Plan::new(g);
+    let direct = plan.direct(g);
     y.par_chunks_mut(plan.per * plane_out)
         .zip(x.par_chunks(plan.per * plane_in))
         .for_each(|(ys, xs)| {
-            let mut col = if g.pointwise() {
-                Vec::new()
+            let cols = plan.group * p;
+            let (mut col, mut out) = if direct {
+                (Vec::new(), Vec::new())
             } else {
-                vec![T::ZERO; ck * p]
+                (vec![T::ZERO; ck * cols], vec![T::ZERO; g.co * cols])
             };
-            for (yn, xn) in ys
-                .chunks_exact_mut(plane_out)
-                .zip(xs.chunks_exact(plane_in))
+            for (yg, xg) in ys
+                .chunks_mut(plan.group * plane_out)
+                .zip(xs.chunks(plan.group * plane_in))
             {
-                let src = if g.pointwise() {
-                    xn
-                } else {
-                    g.im2col(xn, &mut col);
-                    &col
-                };
-                // SAFETY: y[n] is co×p, w is co×ck, col is ck×p, all row-major and in bounds.
+                if direct {
+                    // SAFETY: y[n] is co×p, w co×ck, x[n] ck×p (= c×h·w), all row-major.
+                    unsafe {
+                        matmul(
+                            (g.co, p, ck),
+                            (yg.as_mut_ptr(), p as isize, 1),
+                            false,
+                            (w.as_ptr(), ck as isize, 1),
+                            (xg.as_ptr(), p as isize, 1),
+                            plan.gemm_threads,
+                        )
+                    }
+                    continue;
+                }
+                let k = xg.len() / plane_in;
+                let ld = k * p;
+                for (i, xn) in xg.chunks_exact(plane_in).enumerate() {
+                    g.im2col(xn, &mut col, ld, i * p);
+                }
+                // SAFETY: out is co×ld, w co×ck, col ck×ld, all row-major within their buffers.
                 unsafe {
                     matmul(
-                        (g.co, p, ck),
-                        (yn.as_mut_ptr(), p as isize, 1),
+                        (g.co, ld, ck),
+                        (out.as_mut_ptr(), ld as isize, 1),
                         false,
                         (w.as_ptr(), ck as isize, 1),
-                        (src.as_ptr(), p as isize, 1),
+                        (col.as_ptr(), ld as isize, 1),
                         plan.gemm_threads,
                     )
+                }
+                for (i, yn) in yg.chunks_exact_mut(plane_out).enumerate() {
+                    for (o, yrow) in yn.chunks_exact_mut(p).enumerate() {
+                        yrow.copy_from_slice(&out[o * ld + i * p..o * ld + i * p + p]);
+                    }
                 }
             }
         });
     y
+}
+
+/// Copies `dy` of `k` images (each co×p) side by side into `dst` (co×k·p).
+fn gather_dy<T: Real>(g: &Geometry, dy: &[T], dst: &mut [T]) {
+    let (p, plane_out) = (g.p(), g.plane_out());
+    let k = dy.len() / plane_out;
+    let ld = k * p;
+    for (i, dn) in dy.chunks_exact(plane_out).enumerate() {
+        for (o, row) in dn.chunks_exact(p).enumerate() {
+            dst[o * ld + i * p..o * ld + i * p + p].copy_from_slice(row);
+        }
+    }
 }
 
 /// `dx` from the weights and `dy`.
@@ -375,38 +422,57 @@ fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
     if dx.is_empty() {
         return dx;
     }
-    let plan = Plan::new(g.n);
+    let plan = Plan::new(g);
+    let direct = plan.direct(g);
     dx.par_chunks_mut(plan.per * plane_in)
         .zip(dy.par_chunks(plan.per * plane_out))
         .for_each(|(dxs, dys)| {
-            let mut dcol = if g.pointwise() {
-                Vec::new()
+            let cols = plan.group * p;
+            let (mut dcol, mut dyg) = if direct {
+                (Vec::new(), Vec::new())
             } else {
-                vec![T::ZERO; ck * p]
+                (vec![T::ZERO; ck * cols], vec![T::ZERO; g.co * cols])
             };
-            for (dxn, dyn_) in dxs
-                .chunks_exact_mut(plane_in)
-                .zip(dys.chunks_exact(plane_out))
+            for (dxg, dyc) in dxs
+                .chunks_mut(plan.group * plane_in)
+                .zip(dys.chunks(plan.group * plane_out))
             {
-                let dst = if g.pointwise() {
-                    dxn.as_mut_ptr()
+                if direct {
+                    // SAFETY: dx[n] is c×h·w = ck×p for a pointwise conv; wᵀ (ck×co) is read
+                    // from w (co×ck row-major); dy[n] is co×p.
+                    unsafe {
+                        matmul(
+                            (ck, p, g.co),
+                            (dxg.as_mut_ptr(), p as isize, 1),
+                            false,
+                            (w.as_ptr(), 1, ck as isize),
+                            (dyc.as_ptr(), p as isize, 1),
+                            plan.gemm_threads,
+                        )
+                    }
+                    continue;
+                }
+                let k = dyc.len() / plane_out;
+                let ld = k * p;
+                let src = if k == 1 {
+                    dyc
                 } else {
-                    dcol.as_mut_ptr()
+                    gather_dy(g, dyc, &mut dyg);
+                    &dyg[..g.co * ld]
                 };
-                // SAFETY: dst is ck×p (dcol, or dx[n] = c×(h·w) with ck = c and p = h·w for a
-                // pointwise conv); wᵀ is ck×co read from w (co×ck row-major); dy[n] is co×p.
+                // SAFETY: dcol is ck×ld; wᵀ is ck×co; src is co×ld, all within their buffers.
                 unsafe {
                     matmul(
-                        (ck, p, g.co),
-                        (dst, p as isize, 1),
+                        (ck, ld, g.co),
+                        (dcol.as_mut_ptr(), ld as isize, 1),
                         false,
                         (w.as_ptr(), 1, ck as isize),
-                        (dyn_.as_ptr(), p as isize, 1),
+                        (src.as_ptr(), ld as isize, 1),
                         plan.gemm_threads,
                     )
                 }
-                if !g.pointwise() {
-                    g.col2im(&dcol, dxn);
+                for (i, dxn) in dxg.chunks_exact_mut(plane_in).enumerate() {
+                    g.col2im(&dcol, ld, i * p, dxn);
                 }
             }
         });
@@ -419,36 +485,48 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
     if g.n == 0 || p == 0 {
         return vec![T::ZERO; g.co * ck];
     }
-    let plan = Plan::new(g.n);
+    let plan = Plan::new(g);
+    let direct = plan.direct(g);
     let partials: Vec<Vec<T>> = x
         .par_chunks(plan.per * plane_in)
         .zip(dy.par_chunks(plan.per * plane_out))
         .map(|(xs, dys)| {
             let mut dw = vec![T::ZERO; g.co * ck];
-            let mut col = if g.pointwise() {
-                Vec::new()
+            let cols = plan.group * p;
+            let (mut col, mut dyg) = if direct {
+                (Vec::new(), Vec::new())
             } else {
-                vec![T::ZERO; ck * p]
+                (vec![T::ZERO; ck * cols], vec![T::ZERO; g.co * cols])
             };
-            for (i, (xn, dyn_)) in xs
-                .chunks_exact(plane_in)
-                .zip(dys.chunks_exact(plane_out))
+            for (j, (xg, dyc)) in xs
+                .chunks(plan.group * plane_in)
+                .zip(dys.chunks(plan.group * plane_out))
                 .enumerate()
             {
-                let src = if g.pointwise() {
-                    xn
+                let k = xg.len() / plane_in;
+                let ld = k * p;
+                let (src, dsrc) = if direct {
+                    (xg, dyc)
                 } else {
-                    g.im2col(xn, &mut col);
-                    &col
+                    for (i, xn) in xg.chunks_exact(plane_in).enumerate() {
+                        g.im2col(xn, &mut col, ld, i * p);
+                    }
+                    let dsrc = if k == 1 {
+                        dyc
+                    } else {
+                        gather_dy(g, dyc, &mut dyg);
+                        &dyg[..g.co * ld]
+                    };
+                    (&col[..ck * ld], dsrc)
                 };
-                // SAFETY: dw is co×ck; dy[n] is co×p; colᵀ is p×ck read from col (ck×p).
+                // SAFETY: dw is co×ck; dsrc is co×ld; colᵀ (ld×ck) is read from src (ck×ld).
                 unsafe {
                     matmul(
-                        (g.co, ck, p),
+                        (g.co, ck, ld),
                         (dw.as_mut_ptr(), ck as isize, 1),
-                        i > 0,
-                        (dyn_.as_ptr(), p as isize, 1),
-                        (src.as_ptr(), 1, p as isize),
+                        j > 0,
+                        (dsrc.as_ptr(), ld as isize, 1),
+                        (src.as_ptr(), 1, ld as isize),
                         plan.gemm_threads,
                     )
                 }

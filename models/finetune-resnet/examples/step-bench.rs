@@ -3,22 +3,29 @@
 //! two alternating step by step so that both see the same machine load.
 //!
 //! ```sh
-//! cargo run --release --example resnet-step-bench -- --model resnet18 --batch 8 --size 224
-//! cargo run --release --example resnet-step-bench -- --model resnet18 --frozen   # fc only
-//! cargo run --release --example resnet-step-bench -- --kernels fused   # one side: peak memory
+//! cargo run --release -p finetune-resnet --example step-bench -- --model resnet18 --batch 8 --size 224
+//! cargo run --release -p finetune-resnet --example step-bench -- --model resnet18 --frozen   # fc only
+//! cargo run --release -p finetune-resnet --example step-bench -- --kernels fused   # one side: peak memory
 //! ```
 //!
 //! Prints one line per side: median seconds per step over `--steps` steps (after one warm-up
 //! step each), the fused/candle ratio, the 1-minute load average before and after, and the
 //! process's peak resident memory (meaningful per side only with `--kernels fused|candle`).
 
-use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_finetune::train::summary::peak_memory_bytes;
 use finetune_core::optim::OptimizerConfig;
 use finetune_core::{FreezeSpec, Grads, GroupBuilder, Rng};
 use finetune_resnet::{BnMode, Kernels, ResNet, ResNetConfig};
 use std::time::Instant;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// The process's peak resident set size (`VmHWM`), in bytes.
+fn peak_memory_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
 
 struct Args {
     model: String,
@@ -40,7 +47,7 @@ fn parse() -> Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut val = || it.next().with_context(|| format!("{flag} needs a value"));
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--model" => a.model = val()?,
             "--batch" => a.batch = val()?.parse()?,
@@ -52,7 +59,7 @@ fn parse() -> Result<Args> {
                     "both" => vec![Kernels::Fused, Kernels::Candle],
                     "fused" => vec![Kernels::Fused],
                     "candle" => vec![Kernels::Candle],
-                    other => bail!("--kernels both|fused|candle, not {other}"),
+                    other => return Err(format!("--kernels both|fused|candle, not {other}").into()),
                 }
             }
             "--help" | "-h" => {
@@ -62,7 +69,7 @@ fn parse() -> Result<Args> {
                 );
                 std::process::exit(0);
             }
-            other => bail!("unknown flag {other}"),
+            other => return Err(format!("unknown flag {other}").into()),
         }
     }
     Ok(a)
@@ -152,10 +159,8 @@ fn main() -> Result<()> {
         );
     }
     println!(
-        "load average (1 min) before {load_before}, after {load_after}; peak RSS {:.0} MiB; \
-         rayon threads {}",
+        "load average (1 min) before {load_before}, after {load_after}; peak RSS {:.0} MiB",
         peak_memory_bytes().unwrap_or(0) as f64 / 1048576.0,
-        rayon::current_num_threads()
     );
     Ok(())
 }
