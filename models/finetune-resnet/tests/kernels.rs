@@ -9,12 +9,11 @@ use common::*;
 use finetune_core::Result;
 use finetune_resnet::{BlockKind, Kernels, LoadOptions, Naming, ResNet};
 
+/// Named flattened tensors.
+type Named = Vec<(String, Vec<f64>)>;
+
 /// Logits, every parameter's gradient and the store after one training forward.
-fn run(
-    model: &ResNet,
-    x: &Tensor,
-    train: bool,
-) -> Result<(Vec<f64>, Vec<(String, Vec<f64>)>, Vec<(String, Vec<f64>)>)> {
+fn run(model: &ResNet, x: &Tensor, train: bool) -> Result<(Vec<f64>, Named, Named)> {
     let store = model.store();
     let targets = Tensor::new(&[2u32, 0, 1], &Device::Cpu)?;
     let logits = model.forward_t(x, train)?;
