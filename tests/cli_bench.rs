@@ -38,7 +38,12 @@ fn json_has_op_shape_fused_s_composed_s_for_every_op() {
     for name in ["layer_norm", "softmax_last_dim", "gelu", "cross_entropy"] {
         assert!(ops.contains(&name), "{name} missing from {ops:?}");
     }
-    assert!(ops.iter().any(|o| o.starts_with("max_pool2d")), "{ops:?}");
+    for prefix in ["max_pool2d", "conv2d", "batch_norm_train"] {
+        assert!(
+            ops.iter().any(|o| o.starts_with(prefix)),
+            "{prefix}: {ops:?}"
+        );
+    }
 }
 
 #[test]

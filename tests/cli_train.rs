@@ -620,3 +620,105 @@ fn a_bad_row_names_its_file_and_line_or_is_skipped_and_counted() {
     assert_eq!(report["summary"]["global_step"], 2);
     assert_eq!(report["labels"], serde_json::json!(["neg", "pos"]));
 }
+
+/// The tiny BERT with dropout before the classifier (`classifier_dropout`), so the head's
+/// dropout acts on cached features.
+fn with_classifier_dropout(model: &Path, p: f64) {
+    let path = model.join("config.json");
+    let mut cfg = read_json(&path);
+    cfg["classifier_dropout"] = p.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+}
+
+#[test]
+fn frozen_feature_cache_gives_the_uncached_run_and_says_so() {
+    let t = setup("feature-cache", 64, 24);
+    with_classifier_dropout(&t.model, 0.3);
+    let flags = [
+        "--freeze",
+        "bert.*",
+        "--dropout",
+        "0",
+        "--epochs",
+        "3",
+        "--lr",
+        "5e-2",
+        "--seed",
+        "3",
+    ];
+    let (cached, plain) = (t.dir.join("cached"), t.dir.join("plain"));
+    let out = finetune(&t.train_args(&cached, &flags));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("feature cache: backbone frozen"),
+        "{stderr}"
+    );
+    let mut no_cache = flags.to_vec();
+    no_cache.push("--no-feature-cache");
+    finetune_ok(&t.train_args(&plain, &no_cache));
+
+    let (sa, sb) = (
+        read_json(&cached.join("train_summary.json")),
+        read_json(&plain.join("train_summary.json")),
+    );
+    assert_eq!(sa["feature_cache"]["used"], true, "{sa}");
+    assert_eq!(sa["feature_cache"]["samples"], 64 + 24);
+    assert_eq!(sb["feature_cache"]["used"], false, "{sb}");
+    let (ea, eb) = (&sa["final_eval"], &sb["final_eval"]);
+    assert!((ea["loss"].as_f64().unwrap() - eb["loss"].as_f64().unwrap()).abs() < 1e-5);
+    assert!(ea["accuracy"].is_number());
+    assert_eq!(ea["accuracy"], eb["accuracy"]);
+    let (wa, wb) = (
+        load_tensors(&cached.join("model.safetensors")),
+        load_tensors(&plain.join("model.safetensors")),
+    );
+    for (name, a) in &wa {
+        let d = (a - &wb[name])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d <= 1e-5, "{name} differs by {d}");
+    }
+    // The backbone did not train.
+    assert!(unchanged(&wa, &t.initial, "bert."));
+
+    // Dropout below the head (the checkpoint's 0.1) refuses the cache, naming why.
+    let refused = t.dir.join("refused");
+    let out = finetune(&t.train_args(&refused, &["--freeze", "bert.*", "--max-steps", "2"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = read_json(&refused.join("train_summary.json"));
+    assert_eq!(summary["feature_cache"]["used"], false);
+    let reason = summary["feature_cache"]["reason"].as_str().unwrap();
+    assert!(reason.contains("dropout"), "{reason}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("feature cache: not used"));
+    // A trainable backbone parameter refuses it too.
+    finetune_ok(&t.train_args(
+        &t.dir.join("backbone"),
+        &[
+            "--freeze",
+            "bert.embeddings.*",
+            "--dropout",
+            "0",
+            "--max-steps",
+            "2",
+        ],
+    ));
+    let summary = read_json(&t.dir.join("backbone/train_summary.json"));
+    let reason = summary["feature_cache"]["reason"].as_str().unwrap();
+    assert!(reason.contains("backbone parameters train"), "{reason}");
+}

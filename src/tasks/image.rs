@@ -24,7 +24,7 @@ use finetune_data::{LabelMap, OnBadSample, SkipLog};
 use finetune_hub::{resolve_model, HubConfig, ModelOptions};
 use finetune_resnet::config::ARCHITECTURES;
 use finetune_resnet::{BnMode, LoadOptions, Preprocessing, ResNet, ResNetConfig};
-use finetune_train::{Batch, BatchSource, EvalMetrics, Problem, TrainModel};
+use finetune_train::{Batch, BatchSource, EvalMetrics, HeadSplit, Problem, TrainModel};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -79,6 +79,21 @@ impl TrainModel for ImageClassifier {
 
     fn export(&self, dir: &Path) -> finetune_core::Result<()> {
         self.model.export(dir, None)
+    }
+
+    fn head_split(&self) -> Option<HeadSplit> {
+        Some(HeadSplit {
+            head: vec!["fc.*".into()],
+            backbone_randomness: self.model.features_randomness(),
+        })
+    }
+
+    fn features(&self, images: &Tensor, train: bool) -> finetune_core::Result<Tensor> {
+        self.model.forward_features(images, train)
+    }
+
+    fn head_forward(&self, features: &Tensor, train: bool) -> finetune_core::Result<Tensor> {
+        self.model.forward_head(features, train)
     }
 }
 
@@ -208,6 +223,7 @@ impl ImageClassifier {
         Ok(ImageBatches {
             train: pipeline(augment.train_pipeline(self.preprocessing())?),
             eval: pipeline(eval_pipeline(self.preprocessing())?),
+            random_train: augment.is_random(),
             seed,
             device: self.device.clone(),
             on_bad,
@@ -248,6 +264,8 @@ impl ImageClassifier {
 pub struct ImageBatches {
     pub train: ImageClassification,
     pub eval: ImageClassification,
+    /// Whether the training pipeline draws at random (augmentation).
+    pub random_train: bool,
     pub seed: u64,
     pub device: Device,
     pub on_bad: OnBadSample,
@@ -258,6 +276,10 @@ pub struct ImageBatches {
 impl BatchSource<Tensor> for ImageBatches {
     fn len(&self) -> usize {
         self.eval.data.len()
+    }
+
+    fn deterministic_train(&self) -> bool {
+        !self.random_train
     }
 
     fn batch(

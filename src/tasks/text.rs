@@ -13,7 +13,9 @@ use finetune_data::split::{grouped_split, random_split};
 use finetune_data::text::{read_tables, RawTable, TextColumns, TextReadOptions, TextRecord};
 use finetune_data::{LabelMap, OnBadSample};
 use finetune_hub::{resolve_model, HubConfig, ModelOptions};
-use finetune_train::{Batch, BatchSource, EvalMetrics, Problem, TrainConfig, TrainModel};
+use finetune_train::{
+    Batch, BatchSource, EvalMetrics, HeadSplit, Problem, TrainConfig, TrainModel,
+};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +64,21 @@ impl TrainModel for TextClassifier {
 
     fn export(&self, dir: &Path) -> finetune_core::Result<()> {
         self.model.export(dir, None, Some(&self.tokenizer_dir))
+    }
+
+    fn head_split(&self) -> Option<HeadSplit> {
+        Some(HeadSplit {
+            head: vec!["classifier.*".into()],
+            backbone_randomness: self.model.pooled_randomness(),
+        })
+    }
+
+    fn features(&self, inputs: &BertBatch, train: bool) -> finetune_core::Result<Tensor> {
+        self.model.pooled(inputs, train)
+    }
+
+    fn head_forward(&self, pooled: &Tensor, train: bool) -> finetune_core::Result<Tensor> {
+        self.model.forward_head(pooled, train)
     }
 }
 
@@ -188,6 +205,11 @@ pub struct TextBatches<'a> {
 impl BatchSource<BertBatch> for TextBatches<'_> {
     fn len(&self) -> usize {
         self.records.len()
+    }
+
+    /// Tokenisation does not depend on the epoch; a text's ids only gain padding in a batch.
+    fn deterministic_train(&self) -> bool {
+        true
     }
 
     fn batch(

@@ -79,6 +79,9 @@ pub struct TrainConfig {
     /// What a non-finite (NaN/Inf) training loss or gradient does: stop the run (naming the
     /// last good checkpoint) or skip that optimizer step.
     pub on_nan: OnNan,
+    /// Compute a frozen backbone's features once and train the head on them, when that gives
+    /// the same run (see [`crate::feature_cache`]); `false`: always the full forward.
+    pub feature_cache: bool,
 }
 
 /// What the learner does with a step whose loss or gradients are not finite.
@@ -135,6 +138,7 @@ impl Default for TrainConfig {
             drop_last: false,
             progress: true,
             on_nan: OnNan::Stop,
+            feature_cache: true,
         }
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::checkpoint::{self, TrainerState};
 use crate::early_stop::BestTracker;
+use crate::feature_cache::{self, Feed};
 use crate::log::MetricsLog;
 use crate::metrics::{ClassificationMetrics, EvalMetrics, MultiLabelMetrics, RegressionMetrics};
 use crate::model::{Problem, TrainModel};
@@ -272,6 +273,9 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                 .set_rng_state(Rng::seed_from_u64(c.seed.wrapping_add(0x5eed)));
         }
         checkpoint::remove_stale_temps(&self.output)?;
+        let (train, eval, cache_report, cache_line) =
+            feature_cache::feeds(self.model, c, self.unfreeze.is_some(), train, eval)?;
+        let (train, eval) = (&train, eval.as_ref());
         let config_json = serde_json::to_vec_pretty(c).map_err(|e| Error::config(e.to_string()))?;
         finetune_core::fsutil::write_bytes_atomically(
             &self.output.join("train_config.json"),
@@ -302,6 +306,9 @@ impl<'m, M: TrainModel> Learner<'m, M> {
             counts.trainable_percent()
         ));
 
+        if let Some(line) = cache_line {
+            say(line);
+        }
         let started = Instant::now();
         let start_step = state.global_step;
         let start_samples = state.samples_seen;
@@ -313,7 +320,9 @@ impl<'m, M: TrainModel> Learner<'m, M> {
 
         std::thread::scope(|scope| -> Result<()> {
             // Batches are built one step ahead on another thread, in order.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(u64, Vec<Batch<M::Inputs>>)>>(1);
+            type Fed<I> = feature_cache::Fed<I>;
+            let (tx, rx) =
+                std::sync::mpsc::sync_channel::<Result<(u64, Vec<Batch<Fed<M::Inputs>>>)>>(1);
             let first = state.global_step;
             scope.spawn(move || {
                 for step in first..total_steps {
@@ -353,7 +362,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                 // Why this step's update is dropped (`--on-nan skip`).
                 let mut skipped: Option<String> = None;
                 for batch in &batches {
-                    let logits = self.model.forward_t(&batch.inputs, true)?;
+                    let logits = feature_cache::forward(self.model, &batch.inputs, true)?;
                     let mut loss = self
                         .model
                         .loss(&logits, &batch.targets, c.label_smoothing)?;
@@ -454,7 +463,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                 if let Some(eval) = eval {
                     if c.eval_steps.is_some_and(|s| done.is_multiple_of(s)) || end_of_epoch || last
                     {
-                        let m = evaluate(self.model, eval, c.eval_batch_size)?;
+                        let m = evaluate_feed(self.model, eval, c.eval_batch_size)?;
                         let mut rec = json!({"step": done, "epoch": epoch_f});
                         flatten_eval(&mut rec, &m);
                         log.write(&rec)?;
@@ -531,6 +540,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                 started,
                 start_step,
                 counts,
+                &cache_report,
             )?;
             return Ok((outcome, summary));
         }
@@ -540,7 +550,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                 checkpoint::load(&dir, store)?;
                 say(format!("loaded the best checkpoint ({})", dir.display()));
                 if let Some(eval) = eval {
-                    final_eval = Some(evaluate(self.model, eval, c.eval_batch_size)?);
+                    final_eval = Some(evaluate_feed(self.model, eval, c.eval_batch_size)?);
                 }
             }
         }
@@ -554,6 +564,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
             started,
             start_step,
             counts,
+            &cache_report,
         )?;
         Ok((outcome, summary))
     }
@@ -568,6 +579,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
         started: Instant,
         start_step: u64,
         counts: finetune_core::ParamCounts,
+        feature_cache: &feature_cache::FeatureCacheReport,
     ) -> Result<TrainSummary> {
         let runtime = started.elapsed().as_secs_f64();
         let trained_steps = state.global_step - start_step;
@@ -586,6 +598,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
             peak_memory_bytes: peak_memory_bytes(),
             trainable_params: counts.trainable,
             total_params: counts.total,
+            feature_cache: Some(feature_cache.clone()),
         };
         let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::config(e.to_string()))?;
         finetune_core::fsutil::write_bytes_atomically(
@@ -645,6 +658,15 @@ pub fn evaluate<M: TrainModel + ?Sized>(
     data: &dyn BatchSource<M::Inputs>,
     batch_size: usize,
 ) -> Result<EvalMetrics> {
+    evaluate_feed(model, &Feed::direct(data), batch_size)
+}
+
+/// [`evaluate`] over a feed (cached features or the source).
+fn evaluate_feed<M: TrainModel + ?Sized>(
+    model: &M,
+    data: &Feed<'_, M::Inputs>,
+    batch_size: usize,
+) -> Result<EvalMetrics> {
     let n = data.len();
     let problem = model.problem();
     let (mut loss_sum, mut truth, mut pred) = (0.0, Vec::new(), Vec::new());
@@ -653,7 +675,7 @@ pub fn evaluate<M: TrainModel + ?Sized>(
     for start in (0..n).step_by(batch_size.max(1)) {
         let idx: Vec<usize> = (start..(start + batch_size).min(n)).collect();
         let batch = data.batch(&idx, 0, false)?;
-        let logits = model.forward_t(&batch.inputs, false)?;
+        let logits = feature_cache::forward(model, &batch.inputs, false)?;
         let loss = model.loss(&logits, &batch.targets, 0.0)?;
         loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * idx.len() as f64;
         match &problem {

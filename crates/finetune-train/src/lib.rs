@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod early_stop;
+pub mod feature_cache;
 pub mod learner;
 pub mod log;
 pub mod metrics;
@@ -19,9 +20,10 @@ pub mod summary;
 pub mod unfreeze;
 
 pub use config::{OnNan, TrainConfig};
+pub use feature_cache::FeatureCacheReport;
 pub use learner::{Learner, Outcome};
 pub use metrics::{ClassificationMetrics, EvalMetrics, MultiLabelMetrics, RegressionMetrics};
-pub use model::{Problem, TrainModel};
+pub use model::{HeadSplit, Problem, TrainModel};
 pub use source::{Batch, BatchSource};
 pub use summary::TrainSummary;
 pub use unfreeze::UnfreezeSchedule;

@@ -48,4 +48,36 @@ pub trait TrainModel {
 
     /// Writes the model in its ecosystem's format (transformers / timm) into `dir`.
     fn export(&self, dir: &Path) -> Result<()>;
+
+    /// Where the model splits into a backbone and a head, for frozen-feature caching (see
+    /// [`crate::feature_cache`]): the model then promises `forward_t(x, train) ==
+    /// head_forward(features(x, train), train)`, drawing from its own randomness in the same
+    /// order. `None` (the default): no split; the learner always runs `forward_t`.
+    fn head_split(&self) -> Option<HeadSplit> {
+        None
+    }
+
+    /// The backbone's output for `inputs` (what the head takes), outside the autograd graph
+    /// of anything but trainable backbone parameters. Only called when [`Self::head_split`]
+    /// is `Some`.
+    fn features(&self, _inputs: &Self::Inputs, _train: bool) -> Result<Tensor> {
+        Err(finetune_core::Error::config("this model has no head split"))
+    }
+
+    /// Logits from [`Self::features`]' output: the head alone (its dropout live when
+    /// `train`). Only called when [`Self::head_split`] is `Some`.
+    fn head_forward(&self, _features: &Tensor, _train: bool) -> Result<Tensor> {
+        Err(finetune_core::Error::config("this model has no head split"))
+    }
+}
+
+/// A model's backbone/head split, as it stands now (modes depend on the trainable mask).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadSplit {
+    /// Freeze-pattern globs of the head's parameters (`classifier.*`, `fc.*`).
+    pub head: Vec<String>,
+    /// Why the backbone's training forward is not a fixed function of its inputs right now
+    /// (dropout below the head, batch-norm layers using batch statistics), so its outputs
+    /// cannot be cached; `None` when it is.
+    pub backbone_randomness: Option<String>,
 }

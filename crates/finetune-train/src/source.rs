@@ -33,4 +33,11 @@ pub trait BatchSource<I>: Sync {
     /// The batch of samples `indices`, in that order. `epoch` seeds per-sample augmentation
     /// (together with each sample's index) when `train` is true.
     fn batch(&self, indices: &[usize], epoch: u64, train: bool) -> Result<Batch<I>>;
+
+    /// Whether training batches are a fixed function of their samples: the same for every
+    /// epoch, each sample's part independent of the others in its batch up to padding (no
+    /// augmentation). What frozen-feature caching needs; `false` unless a source says so.
+    fn deterministic_train(&self) -> bool {
+        false
+    }
 }

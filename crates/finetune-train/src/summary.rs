@@ -19,6 +19,9 @@ pub struct TrainSummary {
     pub peak_memory_bytes: Option<u64>,
     pub trainable_params: usize,
     pub total_params: usize,
+    /// Whether frozen-feature caching served the run (see [`crate::feature_cache`]).
+    #[serde(default)]
+    pub feature_cache: Option<crate::FeatureCacheReport>,
 }
 
 /// The process's peak resident set size, from `/proc/self/status`.

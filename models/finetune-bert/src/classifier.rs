@@ -159,13 +159,35 @@ impl BertForSequenceClassification {
 
     /// Logits `[B, num_labels]`; dropout is active when `train`.
     pub fn forward_t(&self, b: &BertBatch, train: bool) -> Result<Tensor> {
+        self.forward_head(&self.pooled(b, train)?, train)
+    }
+
+    /// The pooler's output `[B, H]` (dense + tanh on `[CLS]`), before the head's dropout.
+    pub fn pooled(&self, b: &BertBatch, train: bool) -> Result<Tensor> {
         let seq = self.encode(b, train)?;
         let cls = seq.narrow(1, 0, 1)?.squeeze(1)?;
-        let pooled = self.pooler.forward(&cls)?.tanh()?;
+        Ok(self.pooler.forward(&cls)?.tanh()?)
+    }
+
+    /// The head alone on [`Self::pooled`]'s output: dropout (when `train`), then `classifier`.
+    pub fn forward_head(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
         let pooled = self
             .rng
-            .dropout(&pooled, self.config.classifier_dropout_prob(), train)?;
+            .dropout(pooled, self.config.classifier_dropout_prob(), train)?;
         Ok(self.classifier.forward(&pooled)?)
+    }
+
+    /// Why [`Self::pooled`] in training mode is not a fixed function of its input: dropout
+    /// below the head (`None`: there is none).
+    pub fn pooled_randomness(&self) -> Option<String> {
+        let c = &self.config;
+        (c.hidden_dropout_prob > 0.0 || c.attention_probs_dropout_prob > 0.0).then(|| {
+            format!(
+                "the encoder's dropout is live in training (hidden {}, attention {}; \
+                 --dropout 0 turns it off)",
+                c.hidden_dropout_prob, c.attention_probs_dropout_prob
+            )
+        })
     }
 
     /// The loss transformers computes for this `problem_type`: cross-entropy (with label

@@ -15,9 +15,10 @@
 //! candle-nn's `BatchNorm` is not used: it keeps its statistics in its own `Var`s rather than
 //! in the [`ParamStore`] and is not what export must write.
 
+use crate::kernels::Kernels;
 use candle_core::{DType, Tensor};
 use finetune_core::nn::{join, param};
-use finetune_core::{Error, Param, ParamStore, Result};
+use finetune_core::{ops, Error, Param, ParamStore, Result};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// What a BatchNorm layer does with its statistics in training mode.
@@ -123,6 +124,18 @@ impl BatchNorm2d {
 
     /// `[N, C, H, W]` → same shape.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_with(x, train, false, Kernels::default())
+    }
+
+    /// [`Self::forward_t`], then ReLU when `relu`, with the given kernel family (in training
+    /// mode with batch statistics the fused kernel does both in one pass each way).
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        train: bool,
+        relu: bool,
+        kernels: Kernels,
+    ) -> Result<Tensor> {
         let (n, c, h, w) = x.dims4()?;
         let w_ = self.weight.tensor();
         if w_.dim(0)? != c {
@@ -138,9 +151,10 @@ impl BatchNorm2d {
             // y = x·s + (b − μ·s), s = w / √(σ² + ε): running statistics, gradient to w and b.
             let scale = (w_ / (self.running_var.tensor() + self.eps)?.sqrt()?)?;
             let shift = (b - (self.running_mean.tensor() * &scale)?)?;
-            return Ok(x
+            let y = x
                 .broadcast_mul(&scale.reshape(bshape)?)?
-                .broadcast_add(&shift.reshape(bshape)?)?);
+                .broadcast_add(&shift.reshape(bshape)?)?;
+            return Ok(if relu { y.relu()? } else { y });
         }
         let count = n * h * w;
         if count < 2 {
@@ -150,32 +164,12 @@ impl BatchNorm2d {
                 x.dims()
             )));
         }
-        // Per-channel means as two contiguous reductions (last axis, then batch): several times
-        // faster in candle than one reduction over the strided axes (0, 2, 3).
-        let channel_mean = |t: &Tensor| -> Result<Tensor> {
-            Ok((t
-                .reshape((n, c, h * w))?
-                .sum_keepdim(2)?
-                .sum_keepdim(0)?
-                .reshape(bshape)?
-                / count as f64)?)
+        let out = match kernels {
+            Kernels::Fused => ops::batch_norm_train(x, &w_, &b, self.eps, relu)?,
+            Kernels::Candle => ops::batch_norm_train_composed(x, &w_, &b, self.eps, relu)?,
         };
-        let mean = channel_mean(x)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = channel_mean(&xc.sqr()?)?; // biased, as the normalisation uses
-        let scale = (&var + self.eps)?
-            .sqrt()?
-            .recip()?
-            .broadcast_mul(&w_.reshape(bshape)?)?;
-        let y = xc
-            .broadcast_mul(&scale)?
-            .broadcast_add(&b.reshape(bshape)?)?;
-        self.update_running(
-            &mean.detach().flatten_all()?,
-            &var.detach().flatten_all()?,
-            count,
-        )?;
-        Ok(y)
+        self.update_running(&out.mean, &out.var, count)?;
+        Ok(out.y)
     }
 
     /// The running-statistics update of one training forward, outside the graph.

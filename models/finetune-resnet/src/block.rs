@@ -5,6 +5,7 @@
 use crate::batch_norm::{batch_norm2d, BatchNorm2d};
 use crate::config::{BlockKind, ResNetConfig};
 use crate::conv::{conv2d, Conv2d};
+use crate::kernels::Kernels;
 use crate::naming::BlockShape;
 use candle_core::Tensor;
 use finetune_core::{ParamStore, Result};
@@ -34,8 +35,10 @@ impl ConvBn {
         })
     }
 
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward_t(&self.conv.forward(x)?, train)
+    /// conv → BatchNorm (→ ReLU when `relu`).
+    pub fn forward_t(&self, x: &Tensor, train: bool, relu: bool, k: Kernels) -> Result<Tensor> {
+        self.bn
+            .forward_with(&self.conv.forward(x, k)?, train, relu, k)
     }
 }
 
@@ -96,17 +99,14 @@ impl Block {
         Ok(Self { branch, downsample })
     }
 
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    pub fn forward_t(&self, x: &Tensor, train: bool, kernels: Kernels) -> Result<Tensor> {
         let mut y = x.clone();
         let last = self.branch.len() - 1;
         for (k, unit) in self.branch.iter().enumerate() {
-            y = unit.forward_t(&y, train)?;
-            if k < last {
-                y = y.relu()?;
-            }
+            y = unit.forward_t(&y, train, k < last, kernels)?;
         }
         let shortcut = match &self.downsample {
-            Some(d) => d.forward_t(x, train)?,
+            Some(d) => d.forward_t(x, train, false, kernels)?,
             None => x.clone(),
         };
         Ok((y + shortcut)?.relu()?)

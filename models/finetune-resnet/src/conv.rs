@@ -1,9 +1,10 @@
-//! `Conv2d` without bias (every ResNet conv is followed by BatchNorm), over candle's
-//! `Tensor::conv2d`, whose backward covers strided and padded convolutions.
+//! `Conv2d` without bias (every ResNet conv is followed by BatchNorm), over the core's fused
+//! `ops::conv2d` (im2col + GEMM, GEMM backward) or candle's `Tensor::conv2d`.
 
+use crate::kernels::Kernels;
 use candle_core::Tensor;
 use finetune_core::nn::param;
-use finetune_core::{Param, ParamStore, Result};
+use finetune_core::{ops, Param, ParamStore, Result};
 
 #[derive(Debug, Clone)]
 pub struct Conv2d {
@@ -29,8 +30,12 @@ pub fn conv2d(
 }
 
 impl Conv2d {
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.conv2d(&self.weight.tensor(), self.padding, self.stride, 1, 1)?)
+    pub fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+        let w = self.weight.tensor();
+        match kernels {
+            Kernels::Fused => ops::conv2d(x, &w, self.stride, self.padding, 1),
+            Kernels::Candle => Ok(x.conv2d(&w, self.padding, self.stride, 1, 1)?),
+        }
     }
 
     pub fn weight(&self) -> &Param {

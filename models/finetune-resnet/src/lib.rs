@@ -13,6 +13,7 @@ pub mod config;
 mod conv;
 pub mod export;
 pub mod init;
+mod kernels;
 pub mod load;
 pub mod model;
 pub mod naming;
@@ -20,6 +21,7 @@ pub mod preprocess;
 
 pub use batch_norm::{batch_norm2d, BatchNorm2d, BnMode};
 pub use config::{BlockKind, ResNetConfig};
+pub use kernels::Kernels;
 pub use load::{HeadPolicy, LoadReport};
 pub use model::{LoadOptions, ResNet};
 pub use naming::Naming;

@@ -5,6 +5,7 @@ use crate::batch_norm::{BatchNorm2d, BnMode};
 use crate::block::{Block, ConvBn};
 use crate::config::ResNetConfig;
 use crate::init::init_tensor;
+use crate::kernels::Kernels;
 use crate::load::{load_checkpoint, HeadPolicy, LoadReport};
 use crate::naming::{block_shapes, canonical_name, expected_tensors, Role};
 use candle_core::{DType, Device, Module, Tensor};
@@ -12,6 +13,7 @@ use finetune_core::nn::{linear, Linear};
 use finetune_core::safetensors_io::Checkpoint;
 use finetune_core::{ops, Error, NamePattern, ParamStore, Result, Rng};
 use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
 /// How [`ResNet::from_pretrained`] sets the model up.
@@ -60,6 +62,7 @@ pub struct ResNet {
     stages: Vec<Vec<Block>>,
     fc: Linear,
     rng: Mutex<Rng>,
+    kernels: AtomicU8,
 }
 
 impl ResNet {
@@ -100,6 +103,7 @@ impl ResNet {
             stages,
             fc,
             rng: Mutex::new(Rng::seed_from_u64(seed)),
+            kernels: AtomicU8::new(Kernels::default().to_u8()),
             config,
             store,
         })
@@ -223,6 +227,15 @@ impl ResNet {
         self.config.num_classes
     }
 
+    /// The kernels the forward runs (fused by default; candle's for comparisons).
+    pub fn kernels(&self) -> Kernels {
+        Kernels::from_u8(self.kernels.load(Ordering::Relaxed))
+    }
+
+    pub fn set_kernels(&self, kernels: Kernels) {
+        self.kernels.store(kernels.to_u8(), Ordering::Relaxed)
+    }
+
     /// The dropout stream's state, for checkpoints.
     pub fn rng_state(&self) -> Rng {
         self.lock_rng().clone()
@@ -282,23 +295,47 @@ impl ResNet {
             )));
         }
         let x = x.to_dtype(self.stem.conv.weight().tensor().dtype())?;
-        let mut y = self.stem.forward_t(&x, train)?.relu()?;
+        let k = self.kernels();
+        let mut y = self.stem.forward_t(&x, train, true, k)?;
         y = ops::max_pool2d(&y, (3, 3), (2, 2), (1, 1))?;
         for block in self.stages.iter().flatten() {
-            y = block.forward_t(&y, train)?;
+            y = block.forward_t(&y, train, k)?;
         }
         Ok(y.mean((2, 3))?)
     }
 
     /// Logits `[N, num_classes]`; dropout before `fc` is active when `train`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let f = self.forward_features(x, train)?;
+        self.forward_head(&self.forward_features(x, train)?, train)
+    }
+
+    /// The head alone: dropout (when `train`) then `fc`, on pooled features
+    /// `[N, num_features]` from [`Self::forward_features`].
+    pub fn forward_head(&self, features: &Tensor, train: bool) -> Result<Tensor> {
         let f = if train && self.config.drop_rate > 0.0 {
-            ops::dropout(&f, self.config.drop_rate, true, &mut self.lock_rng())?
+            ops::dropout(features, self.config.drop_rate, true, &mut self.lock_rng())?
         } else {
-            f
+            features.clone()
         };
         Ok(self.fc.forward(&f)?)
+    }
+
+    /// Why [`Self::forward_features`] in training mode is not a fixed function of its input
+    /// now: the BatchNorm layers that use batch statistics (`None`: none does).
+    pub fn features_randomness(&self) -> Option<String> {
+        let live: Vec<&str> = self
+            .batch_norms()
+            .into_iter()
+            .filter(|bn| bn.uses_batch_stats(true))
+            .map(|bn| bn.prefix())
+            .collect();
+        live.first().map(|first| {
+            format!(
+                "{} BatchNorm layers use batch statistics in training (`{first}`, ...; \
+                 --freeze-bn keeps frozen layers' statistics fixed)",
+                live.len()
+            )
+        })
     }
 
     /// Mean cross-entropy of `logits` `[N, C]` against class ids `[N]`, with label smoothing.

@@ -213,6 +213,9 @@ pub struct TrainFlags {
     /// checkpoint is named) or `skip` that optimizer step (logged in metrics.jsonl).
     #[arg(long, value_parser = ["skip", "stop"])]
     pub on_nan: Option<String>,
+    /// Always run the whole model, even when a frozen backbone's features could be cached.
+    #[arg(long)]
+    pub no_feature_cache: bool,
 }
 
 impl TrainFlags {
@@ -273,6 +276,7 @@ impl TrainFlags {
         put("drop_last", j(&self.drop_last.then_some(true)));
         put("progress", j(&self.no_progress.then_some(false)));
         put("on_nan", j(&self.on_nan));
+        put("feature_cache", j(&self.no_feature_cache.then_some(false)));
         m
     }
 }

@@ -15,6 +15,8 @@
 //! | cross_entropy | `candle_nn::loss::cross_entropy` |
 //! | max_pool2d | this crate's [`max_pool2d_composed`]: candle's own `max_pool2d` cannot backprop with kernel != stride |
 //! | dropout | `candle_nn::ops::dropout` |
+//! | conv2d | candle's `Tensor::conv2d` (3×3, stride 1, padding 1: a ResNet layer1 conv) |
+//! | batch_norm_train+relu | this crate's [`batch_norm_train_composed`] (candle tensor ops) |
 
 use std::time::Instant;
 
@@ -22,8 +24,9 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use serde::Serialize;
 
 use super::{
-    cross_entropy, dropout, gelu, gelu_new, layer_norm, log_softmax_last_dim, max_pool2d,
-    max_pool2d_composed, softmax_last_dim,
+    batch_norm_train, batch_norm_train_composed, conv2d, conv2d_candle, cross_entropy, dropout,
+    gelu, gelu_new, layer_norm, log_softmax_last_dim, max_pool2d, max_pool2d_composed,
+    softmax_last_dim,
 };
 use crate::{Result, Rng};
 
@@ -161,6 +164,34 @@ pub fn bench_ops(scale: BenchScale, runs: usize) -> Result<Vec<OpTiming>> {
         runs,
         || backward(dropout(x, DROPOUT_P, true, &mut drng)?),
         || backward(candle_nn::ops::dropout(x, DROPOUT_P as f32)?),
+    )?);
+
+    // A ResNet layer1 convolution: 64 → 64 channels, 3×3, stride 1, padding 1, at 56×56.
+    let shape = pick(&[8, 64, 56, 56], &[2, 4, 9, 9]);
+    let x = random_var(&shape, &mut rng)?;
+    let w = random_var(&[shape[1], shape[1], 3, 3], &mut rng)?;
+    let (x, w) = (x.as_tensor(), w.as_tensor());
+    out.push(measure(
+        ("conv2d(3x3,s1,p1)", &shape, "candle Tensor::conv2d"),
+        runs,
+        || backward(conv2d(x, w, 1, 1, 1)?),
+        || backward(conv2d_candle(x, w, 1, 1, 1)?),
+    )?);
+
+    // Training-mode BatchNorm + ReLU after that convolution.
+    let c = shape[1];
+    let gamma = random_var(&[c], &mut rng)?;
+    let beta = random_var(&[c], &mut rng)?;
+    let (gamma, beta) = (gamma.as_tensor(), beta.as_tensor());
+    out.push(measure(
+        (
+            "batch_norm_train+relu",
+            &shape,
+            "finetune batch_norm_train_composed (candle tensor ops)",
+        ),
+        runs,
+        || backward(batch_norm_train(x, gamma, beta, 1e-5, true)?.y),
+        || backward(batch_norm_train_composed(x, gamma, beta, 1e-5, true)?.y),
     )?);
     Ok(out)
 }

@@ -1,0 +1,650 @@
+//! 2-D convolution of NCHW images with OIHW weights (one group, no bias), forward and
+//! backward as im2col + GEMM.
+//!
+//! candle 0.11.1's CPU `conv2d` is several times slower than a GEMM-based convolution in its
+//! forward, and its backward computes the input gradient with a transposed convolution that
+//! runs as a plain loop. Here, per image `n`:
+//! - forward: `col = im2col(x[n])` (`[C·kh·kw, OH·OW]`), `y[n] = W · col` (`W` as
+//!   `[C_out, C·kh·kw]`);
+//! - input gradient: `dcol = Wᵀ · dy[n]`, `dx[n] = col2im(dcol)` (a scatter-add);
+//! - weight gradient: `dW = Σ_n dy[n] · colᵀ`, `col` recomputed from `x` (nothing is stored
+//!   between forward and backward but what autograd keeps anyway: `x` and `W`).
+//!
+//! A 1×1 convolution with stride 1 and no padding needs no im2col: `x[n]` is its own `col`.
+//! GEMMs run through the `gemm` crate (candle's own matmul kernel). Images are split into one
+//! contiguous range per rayon thread, each thread with its own `col` buffer and a
+//! single-threaded GEMM; with fewer images than threads, images run one after the other with
+//! a multithreaded GEMM. Small feature maps (ResNet's last stages: 7×7 = 49 columns per image)
+//! would make thin, inefficient GEMMs, so images are grouped until a GEMM has about 1024
+//! columns: their `col`s (and `dy`s) side by side. The weight gradient's summation order
+//! across ranges and groups depends on the thread count (rounding only).
+//!
+//! Each gradient is computed only for an input that needs one (a variable, or the result of a
+//! tracked op): no input gradient for the images fed to the stem, no weight gradient for a
+//! frozen layer.
+//!
+//! Semantics are `torch.nn.functional.conv2d` with `groups = 1` and symmetric stride, padding
+//! and dilation: output size `(H + 2·pad − dil·(k − 1) − 1) / stride + 1`, zero padding.
+
+use candle_core::{
+    backend::BackendStorage, CpuStorage, CustomOp2, Layout, Shape, Tensor, WithDType,
+};
+use rayon::prelude::*;
+
+use super::kernel::{self, with_real, Real};
+use crate::{Error, Result};
+
+const NAME: &str = "conv2d";
+
+/// `conv2d` of `x` `[N, C, H, W]` with weights `w` `[C_out, C, kh, kw]`, as
+/// `torch.nn.functional.conv2d(x, w, stride=stride, padding=padding, dilation=dilation)`.
+///
+/// Differentiable in both arguments. Fused (im2col + GEMM) on CPU; on other devices it is
+/// candle's own [`Tensor::conv2d`] ([`conv2d_candle`]). `f16`/`bf16` compute in `f32`.
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Result<Tensor> {
+    let g = Geometry::new(x, w, stride, padding, dilation)?;
+    if !kernel::fused_on(x) || !kernel::fused_on(w) {
+        return conv2d_candle(x, w, stride, padding, dilation);
+    }
+    let dtype = x.dtype();
+    let cd = kernel::compute_dtype(dtype, NAME)?;
+    let xs = kernel::kernel_input(x, cd)?;
+    let ws = kernel::kernel_input(w, cd)?;
+    let y = xs.apply_op2(&ws, Conv(g))?;
+    Ok(y.to_dtype(dtype)?)
+}
+
+/// candle's own convolution with the same arguments (the baseline, and the fallback off CPU).
+pub fn conv2d_candle(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Result<Tensor> {
+    Geometry::new(x, w, stride, padding, dilation)?;
+    Ok(x.conv2d(w, padding, stride, dilation, 1)?)
+}
+
+/// The shapes of one convolution.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    co: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geometry {
+    fn new(x: &Tensor, w: &Tensor, stride: usize, pad: usize, dil: usize) -> Result<Self> {
+        let bad = |m: String| Err(Error::config(format!("{NAME}: {m}")));
+        let Ok((n, c, h, wd)) = x.dims4() else {
+            return bad(format!(
+                "expected an [N, C, H, W] input, got {:?}",
+                x.dims()
+            ));
+        };
+        let Ok((co, ci, kh, kw)) = w.dims4() else {
+            return bad(format!(
+                "expected [C_out, C_in, kh, kw] weights, got {:?}",
+                w.dims()
+            ));
+        };
+        if ci != c {
+            return bad(format!(
+                "the input has {c} channels, the weights {ci} (groups are not supported)"
+            ));
+        }
+        if x.dtype() != w.dtype() {
+            return bad(format!(
+                "input {:?} and weights {:?} differ in dtype",
+                x.dtype(),
+                w.dtype()
+            ));
+        }
+        if stride == 0 || dil == 0 || kh == 0 || kw == 0 || co == 0 {
+            return bad(format!(
+                "stride {stride}, dilation {dil} and kernel {:?} must be positive",
+                (co, kh, kw)
+            ));
+        }
+        let (eh, ew) = (dil * (kh - 1) + 1, dil * (kw - 1) + 1);
+        if h + 2 * pad < eh || wd + 2 * pad < ew {
+            return bad(format!(
+                "kernel {:?} (dilated) larger than the padded input {:?}",
+                (eh, ew),
+                (h + 2 * pad, wd + 2 * pad)
+            ));
+        }
+        Ok(Self {
+            n,
+            c,
+            h,
+            w: wd,
+            co,
+            kh,
+            kw,
+            stride,
+            pad,
+            dil,
+            oh: (h + 2 * pad - eh) / stride + 1,
+            ow: (wd + 2 * pad - ew) / stride + 1,
+        })
+    }
+
+    /// Rows of `col`: `C·kh·kw`.
+    fn ck(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Output pixels per image: `OH·OW`.
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    fn plane_in(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    fn plane_out(&self) -> usize {
+        self.co * self.p()
+    }
+
+    /// 1×1, stride 1, no padding: `col` is the image itself.
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
+    }
+
+    /// The output columns `ox` whose input column `ox·stride + off` lies in `0..len`, as a
+    /// range `lo..hi` within `0..out`.
+    fn valid(off: isize, stride: usize, len: usize, out: usize) -> (usize, usize) {
+        let s = stride as isize;
+        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let hi = if len as isize - off <= 0 {
+            0
+        } else {
+            (len as isize - off + s - 1) / s
+        };
+        let hi = (hi as usize).min(out);
+        ((lo as usize).min(hi), hi)
+    }
+
+    /// `col[(c·kh + ky)·kw + kx][oy·OW + ox] = x[c][oy·s − pad + ky·dil][ox·s − pad + kx·dil]`
+    /// (zero outside the image), for one image `x` `[C, H, W]`.
+    ///
+    /// Row `r` of `col` starts at `r·ld + off` (`ld ≥ OH·OW`: several images side by side).
+    fn im2col<T: Real>(&self, x: &[T], col: &mut [T], ld: usize, off: usize) {
+        let (p, hw) = (self.p(), self.h * self.w);
+        for c in 0..self.c {
+            let plane = &x[c * hw..(c + 1) * hw];
+            for ky in 0..self.kh {
+                let y_off = (ky * self.dil) as isize - self.pad as isize;
+                for kx in 0..self.kw {
+                    let x_off = (kx * self.dil) as isize - self.pad as isize;
+                    let (lo, hi) = Self::valid(x_off, self.stride, self.w, self.ow);
+                    let r = (c * self.kh + ky) * self.kw + kx;
+                    let row = &mut col[r * ld + off..r * ld + off + p];
+                    for (oy, out) in row.chunks_exact_mut(self.ow).enumerate() {
+                        let iy = (oy * self.stride) as isize + y_off;
+                        if iy < 0 || iy >= self.h as isize {
+                            out.fill(T::ZERO);
+                            continue;
+                        }
+                        let src = &plane[iy as usize * self.w..(iy as usize + 1) * self.w];
+                        out[..lo].fill(T::ZERO);
+                        out[hi..].fill(T::ZERO);
+                        let first = (lo * self.stride) as isize + x_off;
+                        if self.stride == 1 {
+                            let first = first as usize;
+                            out[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                        } else {
+                            for (k, o) in out[lo..hi].iter_mut().enumerate() {
+                                *o = src[first as usize + k * self.stride];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`Self::im2col`]: `dx` (one image, zeroed by the caller) accumulates
+    /// every `col` entry at the input position it was read from (rows laid out as there).
+    fn col2im<T: Real>(&self, col: &[T], ld: usize, off: usize, dx: &mut [T]) {
+        let (p, hw) = (self.p(), self.h * self.w);
+        for c in 0..self.c {
+            let plane = &mut dx[c * hw..(c + 1) * hw];
+            for ky in 0..self.kh {
+                let y_off = (ky * self.dil) as isize - self.pad as isize;
+                for kx in 0..self.kw {
+                    let x_off = (kx * self.dil) as isize - self.pad as isize;
+                    let (lo, hi) = Self::valid(x_off, self.stride, self.w, self.ow);
+                    let r = (c * self.kh + ky) * self.kw + kx;
+                    let row = &col[r * ld + off..r * ld + off + p];
+                    for (oy, src) in row.chunks_exact(self.ow).enumerate() {
+                        let iy = (oy * self.stride) as isize + y_off;
+                        if iy < 0 || iy >= self.h as isize {
+                            continue;
+                        }
+                        let dst = &mut plane[iy as usize * self.w..(iy as usize + 1) * self.w];
+                        let first = ((lo * self.stride) as isize + x_off) as usize;
+                        if self.stride == 1 {
+                            for (d, &s) in dst[first..first + hi - lo].iter_mut().zip(&src[lo..hi])
+                            {
+                                *d += s;
+                            }
+                        } else {
+                            for (k, &s) in src[lo..hi].iter().enumerate() {
+                                dst[first + k * self.stride] += s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn out_shape(&self) -> Shape {
+        Shape::from((self.n, self.co, self.oh, self.ow))
+    }
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, every matrix given by its pointer and
+/// (row stride, column stride) in elements.
+///
+/// # Safety
+/// Each pointer must address a buffer holding every element its strides reach for these
+/// sizes; `dst` must not overlap `lhs` or `rhs`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul<T: Real>(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut T, isize, isize),
+    accumulate: bool,
+    lhs: (*const T, isize, isize),
+    rhs: (*const T, isize, isize),
+    threads: usize,
+) {
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.0,
+        dst.2,
+        dst.1,
+        accumulate,
+        lhs.0,
+        lhs.2,
+        lhs.1,
+        rhs.0,
+        rhs.2,
+        rhs.1,
+        if accumulate { T::ONE } else { T::ZERO },
+        T::ONE,
+        false,
+        false,
+        false,
+        par,
+    )
+}
+
+/// How images are spread over threads: contiguous ranges of `per` images, each run by one
+/// rayon task with `gemm_threads` threads in its GEMMs, in groups of `group` images whose
+/// columns sit side by side in one GEMM (small feature maps make thin GEMMs otherwise).
+struct Plan {
+    per: usize,
+    group: usize,
+    gemm_threads: usize,
+}
+
+/// Columns one GEMM should have at least, when images can be grouped to reach it.
+const MIN_GEMM_COLUMNS: usize = 1024;
+
+impl Plan {
+    fn new(g: &Geometry) -> Self {
+        let n = g.n.max(1);
+        let threads = rayon::current_num_threads().max(1);
+        let (per, gemm_threads) = if n >= threads {
+            (n.div_ceil(threads), 1)
+        } else {
+            (n, threads)
+        };
+        let group = MIN_GEMM_COLUMNS.div_ceil(g.p().max(1)).clamp(1, per);
+        Plan {
+            per,
+            group,
+            gemm_threads,
+        }
+    }
+
+    /// Whether `col` is the image itself (a pointwise conv, one image per GEMM).
+    fn direct(&self, g: &Geometry) -> bool {
+        g.pointwise() && self.group == 1
+    }
+}
+
+/// `y = conv(x, w)`.
+fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
+    let (ck, p, plane_in, plane_out) = (g.ck(), g.p(), g.plane_in(), g.plane_out());
+    let mut y = vec![T::ZERO; g.n * plane_out];
+    if y.is_empty() {
+        return y;
+    }
+    let plan = Plan::new(g);
+    let direct = plan.direct(g);
+    y.par_chunks_mut(plan.per * plane_out)
+        .zip(x.par_chunks(plan.per * plane_in))
+        .for_each(|(ys, xs)| {
+            let cols = plan.group * p;
+            let (mut col, mut out) = if direct {
+                (Vec::new(), Vec::new())
+            } else {
+                (vec![T::ZERO; ck * cols], vec![T::ZERO; g.co * cols])
+            };
+            for (yg, xg) in ys
+                .chunks_mut(plan.group * plane_out)
+                .zip(xs.chunks(plan.group * plane_in))
+            {
+                if direct {
+                    // SAFETY: y[n] is co×p, w co×ck, x[n] ck×p (= c×h·w), all row-major.
+                    unsafe {
+                        matmul(
+                            (g.co, p, ck),
+                            (yg.as_mut_ptr(), p as isize, 1),
+                            false,
+                            (w.as_ptr(), ck as isize, 1),
+                            (xg.as_ptr(), p as isize, 1),
+                            plan.gemm_threads,
+                        )
+                    }
+                    continue;
+                }
+                let k = xg.len() / plane_in;
+                let ld = k * p;
+                for (i, xn) in xg.chunks_exact(plane_in).enumerate() {
+                    g.im2col(xn, &mut col, ld, i * p);
+                }
+                // SAFETY: out is co×ld, w co×ck, col ck×ld, all row-major within their buffers.
+                unsafe {
+                    matmul(
+                        (g.co, ld, ck),
+                        (out.as_mut_ptr(), ld as isize, 1),
+                        false,
+                        (w.as_ptr(), ck as isize, 1),
+                        (col.as_ptr(), ld as isize, 1),
+                        plan.gemm_threads,
+                    )
+                }
+                for (i, yn) in yg.chunks_exact_mut(plane_out).enumerate() {
+                    for (o, yrow) in yn.chunks_exact_mut(p).enumerate() {
+                        yrow.copy_from_slice(&out[o * ld + i * p..o * ld + i * p + p]);
+                    }
+                }
+            }
+        });
+    y
+}
+
+/// Copies `dy` of `k` images (each co×p) side by side into `dst` (co×k·p).
+fn gather_dy<T: Real>(g: &Geometry, dy: &[T], dst: &mut [T]) {
+    let (p, plane_out) = (g.p(), g.plane_out());
+    let k = dy.len() / plane_out;
+    let ld = k * p;
+    for (i, dn) in dy.chunks_exact(plane_out).enumerate() {
+        for (o, row) in dn.chunks_exact(p).enumerate() {
+            dst[o * ld + i * p..o * ld + i * p + p].copy_from_slice(row);
+        }
+    }
+}
+
+/// `dx` from the weights and `dy`.
+fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
+    let (ck, p, plane_in, plane_out) = (g.ck(), g.p(), g.plane_in(), g.plane_out());
+    let mut dx = vec![T::ZERO; g.n * plane_in];
+    if dx.is_empty() {
+        return dx;
+    }
+    let plan = Plan::new(g);
+    let direct = plan.direct(g);
+    dx.par_chunks_mut(plan.per * plane_in)
+        .zip(dy.par_chunks(plan.per * plane_out))
+        .for_each(|(dxs, dys)| {
+            let cols = plan.group * p;
+            let (mut dcol, mut dyg) = if direct {
+                (Vec::new(), Vec::new())
+            } else {
+                (vec![T::ZERO; ck * cols], vec![T::ZERO; g.co * cols])
+            };
+            for (dxg, dyc) in dxs
+                .chunks_mut(plan.group * plane_in)
+                .zip(dys.chunks(plan.group * plane_out))
+            {
+                if direct {
+                    // SAFETY: dx[n] is c×h·w = ck×p for a pointwise conv; wᵀ (ck×co) is read
+                    // from w (co×ck row-major); dy[n] is co×p.
+                    unsafe {
+                        matmul(
+                            (ck, p, g.co),
+                            (dxg.as_mut_ptr(), p as isize, 1),
+                            false,
+                            (w.as_ptr(), 1, ck as isize),
+                            (dyc.as_ptr(), p as isize, 1),
+                            plan.gemm_threads,
+                        )
+                    }
+                    continue;
+                }
+                let k = dyc.len() / plane_out;
+                let ld = k * p;
+                let src = if k == 1 {
+                    dyc
+                } else {
+                    gather_dy(g, dyc, &mut dyg);
+                    &dyg[..g.co * ld]
+                };
+                // SAFETY: dcol is ck×ld; wᵀ is ck×co; src is co×ld, all within their buffers.
+                unsafe {
+                    matmul(
+                        (ck, ld, g.co),
+                        (dcol.as_mut_ptr(), ld as isize, 1),
+                        false,
+                        (w.as_ptr(), 1, ck as isize),
+                        (src.as_ptr(), ld as isize, 1),
+                        plan.gemm_threads,
+                    )
+                }
+                for (i, dxn) in dxg.chunks_exact_mut(plane_in).enumerate() {
+                    g.col2im(&dcol, ld, i * p, dxn);
+                }
+            }
+        });
+    dx
+}
+
+/// `dW` from the input and `dy`: per range of images a partial sum, then their sum.
+fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
+    let (ck, p, plane_in, plane_out) = (g.ck(), g.p(), g.plane_in(), g.plane_out());
+    if g.n == 0 || p == 0 {
+        return vec![T::ZERO; g.co * ck];
+    }
+    let plan = Plan::new(g);
+    let direct = plan.direct(g);
+    let partials: Vec<Vec<T>> = x
+        .par_chunks(plan.per * plane_in)
+        .zip(dy.par_chunks(plan.per * plane_out))
+        .map(|(xs, dys)| {
+            let mut dw = vec![T::ZERO; g.co * ck];
+            let cols = plan.group * p;
+            let (mut col, mut dyg) = if direct {
+                (Vec::new(), Vec::new())
+            } else {
+                (vec![T::ZERO; ck * cols], vec![T::ZERO; g.co * cols])
+            };
+            for (j, (xg, dyc)) in xs
+                .chunks(plan.group * plane_in)
+                .zip(dys.chunks(plan.group * plane_out))
+                .enumerate()
+            {
+                let k = xg.len() / plane_in;
+                let ld = k * p;
+                let (src, dsrc) = if direct {
+                    (xg, dyc)
+                } else {
+                    for (i, xn) in xg.chunks_exact(plane_in).enumerate() {
+                        g.im2col(xn, &mut col, ld, i * p);
+                    }
+                    let dsrc = if k == 1 {
+                        dyc
+                    } else {
+                        gather_dy(g, dyc, &mut dyg);
+                        &dyg[..g.co * ld]
+                    };
+                    (&col[..ck * ld], dsrc)
+                };
+                // SAFETY: dw is co×ck; dsrc is co×ld; colᵀ (ld×ck) is read from src (ck×ld).
+                unsafe {
+                    matmul(
+                        (g.co, ck, ld),
+                        (dw.as_mut_ptr(), ck as isize, 1),
+                        j > 0,
+                        (dsrc.as_ptr(), ld as isize, 1),
+                        (src.as_ptr(), 1, ld as isize),
+                        plan.gemm_threads,
+                    )
+                }
+            }
+            dw
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut dw = parts.next().unwrap_or_else(|| vec![T::ZERO; g.co * ck]);
+    for part in parts {
+        for (a, b) in dw.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    dw
+}
+
+/// Whether autograd wants a gradient for `t`.
+fn needs_grad(t: &Tensor) -> bool {
+    t.track_op()
+}
+
+/// The forward op: inputs `x`, `w`.
+struct Conv(Geometry);
+
+impl CustomOp2 for Conv {
+    fn name(&self) -> &'static str {
+        "finetune-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        with_real!(s1.dtype(), self.name(), T => {
+            let [x, w] = kernel::slices::<T, 2>([(s1, l1), (s2, l2)], self.name())?;
+            Ok((T::to_cpu_storage_owned(forward(&self.0, x, w)), self.0.out_shape()))
+        })
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let dx = if needs_grad(x) {
+            Some(w.apply_op2_no_bwd(&dy, &BwdInput(self.0))?)
+        } else {
+            None
+        };
+        let dw = if needs_grad(w) {
+            Some(x.apply_op2_no_bwd(&dy, &BwdWeight(self.0))?)
+        } else {
+            None
+        };
+        Ok((dx, dw))
+    }
+}
+
+/// Inputs `w`, `dy`; output `dx`.
+struct BwdInput(Geometry);
+
+impl CustomOp2 for BwdInput {
+    fn name(&self) -> &'static str {
+        "finetune-conv2d-bwd-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        with_real!(s1.dtype(), self.name(), T => {
+            let [w, dy] = kernel::slices::<T, 2>([(s1, l1), (s2, l2)], self.name())?;
+            check_len(dy.len(), g.n * g.plane_out(), self.name())?;
+            let dx = backward_input(&g, w, dy);
+            Ok((T::to_cpu_storage_owned(dx), Shape::from((g.n, g.c, g.h, g.w))))
+        })
+    }
+}
+
+/// Inputs `x`, `dy`; output `dW`.
+struct BwdWeight(Geometry);
+
+impl CustomOp2 for BwdWeight {
+    fn name(&self) -> &'static str {
+        "finetune-conv2d-bwd-weight"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        with_real!(s1.dtype(), self.name(), T => {
+            let [x, dy] = kernel::slices::<T, 2>([(s1, l1), (s2, l2)], self.name())?;
+            check_len(dy.len(), g.n * g.plane_out(), self.name())?;
+            let dw = backward_weight(&g, x, dy);
+            Ok((T::to_cpu_storage_owned(dw), Shape::from((g.co, g.c, g.kh, g.kw))))
+        })
+    }
+}
+
+fn check_len(got: usize, want: usize, op: &str) -> candle_core::Result<()> {
+    if got != want {
+        candle_core::bail!("{op}: gradient has {got} elements, expected {want}");
+    }
+    Ok(())
+}
