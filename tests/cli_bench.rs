@@ -103,7 +103,9 @@ fn train_json(args: &[&str]) -> serde_json::Map<String, serde_json::Value> {
         assert!(obj.contains_key(k), "{k} missing from {obj:?}");
     }
     for k in ["median_s", "samples_per_s", "gflop_s"] {
-        let x = obj[k].as_f64().unwrap_or_else(|| panic!("{k} is a number: {obj:?}"));
+        let x = obj[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} is a number: {obj:?}"));
         assert!(x > 0.0 && x.is_finite(), "{k} = {x}");
     }
     obj
@@ -112,7 +114,15 @@ fn train_json(args: &[&str]) -> serde_json::Map<String, serde_json::Value> {
 #[test]
 fn train_json_for_a_tiny_bert_with_baseline() {
     let obj = train_json(&[
-        "--model-config", "minilm", "--tiny", "--batch", "2", "--seq", "8", "--mode", "last2",
+        "--model-config",
+        "minilm",
+        "--tiny",
+        "--batch",
+        "2",
+        "--seq",
+        "8",
+        "--mode",
+        "last2",
         "--baseline",
     ]);
     assert_eq!(obj["config"], "minilm");
@@ -129,7 +139,14 @@ fn train_json_for_a_tiny_bert_with_baseline() {
 
 #[test]
 fn train_json_for_a_small_resnet_without_baseline() {
-    let obj = train_json(&["--model-config", "resnet18", "--batch", "2", "--image", "32"]);
+    let obj = train_json(&[
+        "--model-config",
+        "resnet18",
+        "--batch",
+        "2",
+        "--image",
+        "32",
+    ]);
     assert_eq!(obj["config"], "resnet18");
     assert_eq!(obj["mode"], "full");
     assert!(obj["baseline_median_s"].is_null(), "{obj:?}");
@@ -139,10 +156,28 @@ fn train_json_for_a_small_resnet_without_baseline() {
 #[test]
 fn train_table_shows_both_sides_and_the_speedup() {
     let out = finetune(&[
-        "bench", "train", "--model-config", "bert-base", "--tiny", "--batch", "2", "--seq", "4",
-        "--mode", "frozen", "--steps", "1", "--warmup", "0", "--baseline",
+        "bench",
+        "train",
+        "--model-config",
+        "bert-base",
+        "--tiny",
+        "--batch",
+        "2",
+        "--seq",
+        "4",
+        "--mode",
+        "frozen",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--baseline",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     for want in ["this project", "plain candle", "speed-up", "GFLOP", "load"] {
         assert!(text.contains(want), "{want} missing from:\n{text}");
@@ -152,17 +187,44 @@ fn train_table_shows_both_sides_and_the_speedup() {
 #[test]
 fn train_argument_errors_are_clear() {
     for (args, want) in [
-        (vec!["--model-config", "resnet18", "--batch", "2", "--seq", "8"], "--image"),
-        (vec!["--model-config", "minilm", "--batch", "2", "--image", "8"], "--seq"),
-        (vec!["--model-config", "gpt2", "--batch", "2", "--seq", "8"], "gpt2"),
-        (vec!["--model-config", "minilm", "--batch", "2", "--seq", "8", "--mode", "half"], "half"),
-        (vec!["--model-config", "minilm", "--batch", "0", "--seq", "8"], "--batch"),
+        (
+            vec!["--model-config", "resnet18", "--batch", "2", "--seq", "8"],
+            "--image",
+        ),
+        (
+            vec!["--model-config", "minilm", "--batch", "2", "--image", "8"],
+            "--seq",
+        ),
+        (
+            vec!["--model-config", "gpt2", "--batch", "2", "--seq", "8"],
+            "gpt2",
+        ),
+        (
+            vec![
+                "--model-config",
+                "minilm",
+                "--batch",
+                "2",
+                "--seq",
+                "8",
+                "--mode",
+                "half",
+            ],
+            "half",
+        ),
+        (
+            vec!["--model-config", "minilm", "--batch", "0", "--seq", "8"],
+            "--batch",
+        ),
     ] {
         let mut all = vec!["bench", "train"];
         all.extend(args.iter().copied());
         let out = finetune(&all);
         assert!(!out.status.success(), "{all:?} succeeded");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(want) && !err.contains("panicked"), "{all:?}: {err}");
+        assert!(
+            err.contains(want) && !err.contains("panicked"),
+            "{all:?}: {err}"
+        );
     }
 }

@@ -109,7 +109,8 @@ pub fn resnet_step_flops(store: &ParamStore, batch: usize, size: usize, _mode: M
         }
         // Input gradient: whenever something below this op trains. The stem's input is the
         // image; a stage's first block reads the frozen stage below it.
-        let reads_stage_input = info.name.contains(".0.conv1.") || info.name.contains(".0.downsample.");
+        let reads_stage_input =
+            info.name.contains(".0.conv1.") || info.name.contains(".0.downsample.");
         let below_trains = if stage == 0 {
             false
         } else if reads_stage_input || stage == 5 {

@@ -40,6 +40,10 @@ pub struct TrainBenchReport {
     pub baseline_peak_rss_mb: Option<f64>,
     /// The 1/5/15-minute load averages when the timing ended (a shared machine's noise).
     pub load_avg: Option<[f64; 3]>,
+    /// Median seconds of the measured side's phases: `[forward + loss, backward, optimizer]`.
+    pub phases_s: [f64; 3],
+    /// The same for the baseline, when it ran.
+    pub baseline_phases_s: Option<[f64; 3]>,
     /// Analytic GFLOP of one step.
     #[serde(skip)]
     pub gflop_per_step: f64,
@@ -62,7 +66,11 @@ impl TrainBenchReport {
 /// untimed then `spec.steps` timed steps each, alternating. Peak memory is this process's
 /// (both sides together when `baseline`; run each side in its own process for separate
 /// peaks, as the CLI does).
-pub fn run_train_bench(spec: &TrainBenchSpec, side: Side, baseline: bool) -> Result<TrainBenchReport> {
+pub fn run_train_bench(
+    spec: &TrainBenchSpec,
+    side: Side,
+    baseline: bool,
+) -> Result<TrainBenchReport> {
     spec.validate()?;
     let mut ours = workload::build(spec, side)?;
     let mut base = if baseline {
@@ -77,10 +85,15 @@ pub fn run_train_bench(spec: &TrainBenchSpec, side: Side, baseline: bool) -> Res
         }
     }
     let (mut t_ours, mut t_base) = (Vec::new(), Vec::new());
+    let (mut p_ours, mut p_base) = (Vec::new(), Vec::new());
     for _ in 0..spec.steps {
-        t_ours.push(timed(ours.as_mut())?);
+        let (s, p) = timed(ours.as_mut())?;
+        t_ours.push(s);
+        p_ours.push(p);
         if let Some(b) = base.as_mut() {
-            t_base.push(timed(b.as_mut())?);
+            let (s, p) = timed(b.as_mut())?;
+            t_base.push(s);
+            p_base.push(p);
         }
     }
     let gflop = match spec.input {
@@ -88,7 +101,9 @@ pub fn run_train_bench(spec: &TrainBenchSpec, side: Side, baseline: bool) -> Res
             let c = workload::bert_config(spec.model, spec.tiny);
             flops::bert_step_flops(&c, spec.batch, seq, spec.mode)
         }
-        Input::Images { size } => flops::resnet_step_flops(ours.store(), spec.batch, size, spec.mode),
+        Input::Images { size } => {
+            flops::resnet_step_flops(ours.store(), spec.batch, size, spec.mode)
+        }
     } / 1e9;
     let median_s = median(&t_ours);
     Ok(TrainBenchReport {
@@ -102,24 +117,35 @@ pub fn run_train_bench(spec: &TrainBenchSpec, side: Side, baseline: bool) -> Res
         baseline_median_s: base.is_some().then(|| median(&t_base)),
         baseline_peak_rss_mb: None,
         load_avg: load_avg(),
+        phases_s: phase_medians(&p_ours),
+        baseline_phases_s: base.is_some().then(|| phase_medians(&p_base)),
         gflop_per_step: gflop,
         step_s: t_ours,
         baseline_step_s: t_base,
     })
 }
 
-fn checked(step: &mut dyn workload::TrainStep) -> Result<()> {
-    let loss = step.step()?;
-    if !loss.is_finite() {
-        return Err(Error::config(format!("bench train: the loss became {loss}")));
+fn checked(step: &mut dyn workload::TrainStep) -> Result<workload::StepTimes> {
+    let t = step.step()?;
+    if !t.loss.is_finite() {
+        return Err(Error::config(format!(
+            "bench train: the loss became {}",
+            t.loss
+        )));
     }
-    Ok(())
+    Ok(t)
 }
 
-fn timed(step: &mut dyn workload::TrainStep) -> Result<f64> {
+/// The step's wall time and its phases.
+fn timed(step: &mut dyn workload::TrainStep) -> Result<(f64, [f64; 3])> {
     let start = Instant::now();
-    checked(step)?;
-    Ok(start.elapsed().as_secs_f64())
+    let t = checked(step)?;
+    let wall = start.elapsed().as_secs_f64();
+    Ok((wall, [t.forward_s, t.backward_s, t.optimizer_s]))
+}
+
+fn phase_medians(p: &[[f64; 3]]) -> [f64; 3] {
+    [0, 1, 2].map(|i| median(&p.iter().map(|x| x[i]).collect::<Vec<_>>()))
 }
 
 /// Median of a non-empty list (mean of the middle two for an even count).

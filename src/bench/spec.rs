@@ -21,11 +21,9 @@ impl ModelConfig {
             "bert-base" => Self::BertBase,
             "resnet18" => Self::ResNet18,
             "resnet50" => Self::ResNet50,
-            other => {
-                return Err(Error::config(format!(
-                    "unknown model config `{other}`: expected minilm, bert-base, resnet18 or resnet50"
-                )))
-            }
+            other => return Err(Error::config(format!(
+                "unknown model config `{other}`: expected minilm, bert-base, resnet18 or resnet50"
+            ))),
         })
     }
 
@@ -135,7 +133,9 @@ impl TrainBenchSpec {
     /// Checks the combination (tokens for BERT, images for ResNet, non-zero sizes).
     pub fn validate(&self) -> Result<()> {
         if self.batch == 0 || self.steps == 0 {
-            return Err(Error::config("bench train: --batch and --steps must be at least 1"));
+            return Err(Error::config(
+                "bench train: --batch and --steps must be at least 1",
+            ));
         }
         match (self.model.is_bert(), self.input) {
             (true, Input::Tokens { seq }) if seq > 0 => Ok(()),

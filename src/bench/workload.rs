@@ -11,8 +11,9 @@ use candle_nn::Optimizer as _;
 use finetune_core::ops::OpSet;
 use finetune_core::optim::{AdamW, Sgd};
 use finetune_core::{
-    Error, FreezeSpec, GroupBuilder, Grads, Optimizer, OptimizerConfig, ParamStore, Result, Rng,
+    Error, FreezeSpec, Grads, GroupBuilder, Optimizer, OptimizerConfig, ParamStore, Result, Rng,
 };
+use std::time::Instant;
 
 /// Which implementation a step is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +51,22 @@ pub fn resnet_config(model: ModelConfig) -> Result<ResNetConfig> {
     ResNetConfig::from_name(model.name(), 1000)
 }
 
+/// Seconds spent in each phase of one step, and its loss.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepTimes {
+    pub loss: f32,
+    /// Forward pass and loss.
+    pub forward_s: f64,
+    /// `loss.backward()`.
+    pub backward_s: f64,
+    /// Gradient collection and the optimizer update.
+    pub optimizer_s: f64,
+}
+
 /// One training step, repeatable.
 pub trait TrainStep {
-    /// Runs forward, loss, backward and the optimizer update; returns the loss.
-    fn step(&mut self) -> Result<f32>;
+    /// Runs forward, loss, backward and the optimizer update.
+    fn step(&mut self) -> Result<StepTimes>;
     /// The model's parameters with their trainable mask (for FLOP counting).
     fn store(&self) -> &ParamStore;
 }
@@ -192,13 +205,18 @@ impl StepOptimizer {
         })
     }
 
-    fn step(&mut self, store: &ParamStore, loss: &Tensor) -> Result<()> {
+    /// Backward from `loss` and the update; fills the backward and optimizer times.
+    fn step(&mut self, store: &ParamStore, loss: &Tensor, t: &mut StepTimes) -> Result<()> {
+        let start = Instant::now();
         let grads = loss.backward()?;
+        t.backward_s = start.elapsed().as_secs_f64();
+        let start = Instant::now();
         match self {
             Self::Ours(opt) => opt.step(store, &Grads::from_backward(store, &grads))?,
             Self::CandleAdamW(opt) => opt.step(&grads)?,
             Self::CandleSgd(opt) => opt.step(&grads)?,
         }
+        t.optimizer_s = start.elapsed().as_secs_f64();
         Ok(())
     }
 }
@@ -211,14 +229,20 @@ struct BertStep {
 }
 
 impl TrainStep for BertStep {
-    fn step(&mut self) -> Result<f32> {
+    fn step(&mut self) -> Result<StepTimes> {
+        let start = Instant::now();
         let logits = self.model.forward_t(&self.batch, true)?;
         let loss = match self.model.op_set() {
             OpSet::Fused => self.model.loss(&logits, &self.targets, 0.0)?,
             OpSet::Stock => candle_nn::loss::cross_entropy(&logits, &self.targets)?,
         };
-        self.opt.step(self.model.store(), &loss)?;
-        Ok(loss.to_scalar::<f32>()?)
+        let mut t = StepTimes {
+            loss: loss.to_scalar::<f32>()?,
+            forward_s: start.elapsed().as_secs_f64(),
+            ..StepTimes::default()
+        };
+        self.opt.step(self.model.store(), &loss, &mut t)?;
+        Ok(t)
     }
 
     fn store(&self) -> &ParamStore {
@@ -235,14 +259,20 @@ struct ResNetStep {
 }
 
 impl TrainStep for ResNetStep {
-    fn step(&mut self) -> Result<f32> {
+    fn step(&mut self) -> Result<StepTimes> {
+        let start = Instant::now();
         let logits = self.model.forward_t(&self.images, true)?;
         let loss = match self.side {
             Side::Ours => self.model.loss(&logits, &self.targets, 0.0)?,
             Side::Baseline => candle_nn::loss::cross_entropy(&logits, &self.targets)?,
         };
-        self.opt.step(self.model.store(), &loss)?;
-        Ok(loss.to_scalar::<f32>()?)
+        let mut t = StepTimes {
+            loss: loss.to_scalar::<f32>()?,
+            forward_s: start.elapsed().as_secs_f64(),
+            ..StepTimes::default()
+        };
+        self.opt.step(self.model.store(), &loss, &mut t)?;
+        Ok(t)
     }
 
     fn store(&self) -> &ParamStore {

@@ -12,13 +12,23 @@ use finetune_core::{Result, Rng};
 /// An additive key mask `[b, t]`: the last `pad[i]` keys of sequence `i` are masked.
 fn key_mask(b: usize, t: usize, pad: &[usize]) -> Tensor {
     let v: Vec<f64> = (0..b * t)
-        .map(|i| if i % t >= t - pad[i / t] { f32::MIN as f64 } else { 0.0 })
+        .map(|i| {
+            if i % t >= t - pad[i / t] {
+                f32::MIN as f64
+            } else {
+                0.0
+            }
+        })
         .collect();
     Tensor::from_vec(v, (b, t), &Device::Cpu).unwrap()
 }
 
 fn qkv(shape: &[usize], seed: u64) -> [Tensor; 3] {
-    [normal(shape, seed), normal(shape, seed + 1), normal(shape, seed + 2)]
+    [
+        normal(shape, seed),
+        normal(shape, seed + 1),
+        normal(shape, seed + 2),
+    ]
 }
 
 #[test]
@@ -29,10 +39,28 @@ fn forward_and_backward_match_the_composition() -> Result<()> {
     for (p, train) in [(0.0, true), (0.3, true), (0.3, false)] {
         for m in [None, Some(&mask)] {
             let fused = |x: &[Tensor]| {
-                attention(&x[0], &x[1], &x[2], heads, m, p, train, &mut Rng::seed_from_u64(9))
+                attention(
+                    &x[0],
+                    &x[1],
+                    &x[2],
+                    heads,
+                    m,
+                    p,
+                    train,
+                    &mut Rng::seed_from_u64(9),
+                )
             };
             let composed = |x: &[Tensor]| {
-                attention_composed(&x[0], &x[1], &x[2], heads, m, p, train, &mut Rng::seed_from_u64(9))
+                attention_composed(
+                    &x[0],
+                    &x[1],
+                    &x[2],
+                    heads,
+                    m,
+                    p,
+                    train,
+                    &mut Rng::seed_from_u64(9),
+                )
             };
             let what = format!("p {p} train {train} mask {}", m.is_some());
             let inputs = [q.clone(), k.clone(), v.clone()];
@@ -70,7 +98,16 @@ fn gradients_match_finite_differences() {
     let mask = key_mask(b, t, &[1, 0]);
     for p in [0.0, 0.25] {
         gradcheck_tol(&[q.clone(), k.clone(), v.clone()], 1e-6, 1e-5, |x| {
-            attention(&x[0], &x[1], &x[2], heads, Some(&mask), p, true, &mut Rng::seed_from_u64(4))
+            attention(
+                &x[0],
+                &x[1],
+                &x[2],
+                heads,
+                Some(&mask),
+                p,
+                true,
+                &mut Rng::seed_from_u64(4),
+            )
         });
     }
 }
@@ -81,7 +118,16 @@ fn gradients_through_strided_inputs() {
     let [q, k, v] = qkv(&[4, 3, 2], 30);
     gradcheck_tol(&[q, k, v], 1e-6, 1e-5, |x| {
         let tr = |t: &Tensor| t.transpose(0, 2).and_then(|t| t.transpose(0, 1));
-        attention(&tr(&x[0])?, &tr(&x[1])?, &tr(&x[2])?, 2, None, 0.0, true, &mut Rng::seed_from_u64(1))
+        attention(
+            &tr(&x[0])?,
+            &tr(&x[1])?,
+            &tr(&x[2])?,
+            2,
+            None,
+            0.0,
+            true,
+            &mut Rng::seed_from_u64(1),
+        )
     });
 }
 
@@ -91,7 +137,16 @@ fn f32_matches_f64() {
     let mask = key_mask(2, 16, &[5, 0]);
     check_f32_matches_f64(&[q, k, v], 1e-4, |x| {
         let m = mask.to_dtype(x[0].dtype())?;
-        attention(&x[0], &x[1], &x[2], 4, Some(&m), 0.1, true, &mut Rng::seed_from_u64(2))
+        attention(
+            &x[0],
+            &x[1],
+            &x[2],
+            4,
+            Some(&m),
+            0.1,
+            true,
+            &mut Rng::seed_from_u64(2),
+        )
     });
 }
 
@@ -99,7 +154,16 @@ fn f32_matches_f64() {
 fn frozen_inputs_get_no_gradient() -> Result<()> {
     let [q, k, v] = qkv(&[1, 3, 4], 50);
     let vq = candle_core::Var::from_tensor(&q)?;
-    let y = attention(vq.as_tensor(), &k, &v, 2, None, 0.0, true, &mut Rng::seed_from_u64(1))?;
+    let y = attention(
+        vq.as_tensor(),
+        &k,
+        &v,
+        2,
+        None,
+        0.0,
+        true,
+        &mut Rng::seed_from_u64(1),
+    )?;
     let grads = y.sum_all()?.backward()?;
     assert!(grads.get(vq.as_tensor()).is_some());
     assert!(grads.get(&k).is_none() && grads.get(&v).is_none());
@@ -110,15 +174,26 @@ fn frozen_inputs_get_no_gradient() -> Result<()> {
 fn bad_shapes_are_errors() {
     let [q, k, v] = qkv(&[2, 3, 6], 60);
     let mut rng = Rng::seed_from_u64(1);
-    let err = attention(&q, &k, &v, 4, None, 0.0, true, &mut rng).unwrap_err().to_string();
+    let err = attention(&q, &k, &v, 4, None, 0.0, true, &mut rng)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("multiple of 4 heads"), "{err}");
     let bad_mask = Tensor::zeros((2, 4), DType::F64, &Device::Cpu).unwrap();
     let err = attention(&q, &k, &v, 2, Some(&bad_mask), 0.0, true, &mut rng)
         .unwrap_err()
         .to_string();
     assert!(err.contains("key mask"), "{err}");
-    let err = attention(&q, &k.narrow(1, 0, 2).unwrap(), &v, 2, None, 0.0, true, &mut rng)
-        .unwrap_err()
-        .to_string();
+    let err = attention(
+        &q,
+        &k.narrow(1, 0, 2).unwrap(),
+        &v,
+        2,
+        None,
+        0.0,
+        true,
+        &mut rng,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("one shape"), "{err}");
 }

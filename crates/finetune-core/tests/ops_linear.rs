@@ -67,7 +67,11 @@ fn frozen_weight_and_detached_input_get_no_gradient() -> Result<()> {
     let w = Var::from_tensor(&normal(&[3, 6], 14).to_dtype(DType::F32)?)?;
     let b = Var::from_tensor(&normal(&[3], 15).to_dtype(DType::F32)?)?;
     // Frozen weight and bias: handed out detached, as the ParamStore does.
-    let y = linear(x.as_tensor(), &w.as_detached_tensor(), Some(&b.as_detached_tensor()))?;
+    let y = linear(
+        x.as_tensor(),
+        &w.as_detached_tensor(),
+        Some(&b.as_detached_tensor()),
+    )?;
     let grads = y.sqr()?.sum_all()?.backward()?;
     assert!(grads.get(x.as_tensor()).is_some(), "x trains");
     assert!(grads.get(w.as_tensor()).is_none() && grads.get(b.as_tensor()).is_none());
@@ -75,7 +79,10 @@ fn frozen_weight_and_detached_input_get_no_gradient() -> Result<()> {
     let y = linear(&x.as_detached_tensor(), w.as_tensor(), Some(b.as_tensor()))?;
     let grads = y.sqr()?.sum_all()?.backward()?;
     assert!(grads.get(x.as_tensor()).is_none());
-    let (gw, gb) = (grads.get(w.as_tensor()).unwrap(), grads.get(b.as_tensor()).unwrap());
+    let (gw, gb) = (
+        grads.get(w.as_tensor()).unwrap(),
+        grads.get(b.as_tensor()).unwrap(),
+    );
     // Against the composition's gradients.
     let y = linear_composed(&x.as_detached_tensor(), w.as_tensor(), Some(b.as_tensor()))?;
     let want = y.sqr()?.sum_all()?.backward()?;
@@ -92,6 +99,8 @@ fn bad_shapes_are_errors() {
     let err = linear(&x, &w, Some(&b)).unwrap_err().to_string();
     assert!(err.contains("in-dimension"), "{err}");
     let w = normal(&[3, 5], 19);
-    let err = linear(&x, &w, Some(&normal(&[4], 20))).unwrap_err().to_string();
+    let err = linear(&x, &w, Some(&normal(&[4], 20)))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("bias"), "{err}");
 }

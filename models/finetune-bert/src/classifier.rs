@@ -95,7 +95,14 @@ impl BertForSequenceClassification {
             } else if name.contains("LayerNorm") {
                 Tensor::ones(shape.as_slice(), dtype, device)?
             } else {
-                init::normal(&shape, 0.0, config.initializer_range, &mut rng, dtype, device)?
+                init::normal(
+                    &shape,
+                    0.0,
+                    config.initializer_range,
+                    &mut rng,
+                    dtype,
+                    device,
+                )?
             };
             store.insert(&name, &t, TensorKind::Parameter)?;
         }

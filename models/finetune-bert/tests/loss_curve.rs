@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use finetune_bert::{BertBatch, BertForSequenceClassification};
 use finetune_core::ops::OpSet;
 use finetune_core::optim::AdamW;
-use finetune_core::{FreezeSpec, GroupBuilder, Grads, OptimizerConfig, Result, Rng};
+use finetune_core::{FreezeSpec, Grads, GroupBuilder, OptimizerConfig, Result, Rng};
 
 const STEPS: usize = 20;
 

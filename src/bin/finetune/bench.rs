@@ -215,7 +215,11 @@ fn print_train(spec: &TrainBenchSpec, r: &TrainBenchReport) {
     let mib = |m: Option<f64>| m.map_or("n/a".to_string(), |m| format!("{m:.0}"));
     println!(
         "{:<14} {:>11.3} {:>10.1} {:>9.1} {:>15}",
-        "this project", r.median_s, r.samples_per_s, r.gflop_s, mib(r.peak_rss_mb)
+        "this project",
+        r.median_s,
+        r.samples_per_s,
+        r.gflop_s,
+        mib(r.peak_rss_mb)
     );
     if let Some(b) = r.baseline_median_s {
         println!(
@@ -227,6 +231,16 @@ fn print_train(spec: &TrainBenchSpec, r: &TrainBenchReport) {
             mib(r.baseline_peak_rss_mb)
         );
         println!("\nspeed-up {:.2}x", b / r.median_s);
+    }
+    let phases = |p: [f64; 3]| {
+        format!(
+            "forward {:.3} s, backward {:.3} s, optimizer {:.3} s",
+            p[0], p[1], p[2]
+        )
+    };
+    println!("\nthis project: {}", phases(r.phases_s));
+    if let Some(p) = r.baseline_phases_s {
+        println!("plain candle: {}", phases(p));
     }
 }
 

@@ -19,7 +19,9 @@
 //! training call with `p > 0`) and keeps the same elements, so a model switching between
 //! this op and [`attention_composed`] sees the same random stream and masks.
 
-use candle_core::{backend::BackendStorage, CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
+use candle_core::{
+    backend::BackendStorage, CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType,
+};
 use rayon::prelude::*;
 
 use super::dropout::{check_p, keep, threshold};
@@ -102,9 +104,9 @@ pub fn attention_composed(
 }
 
 fn check(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, mask: Option<&Tensor>) -> Result<()> {
-    let dims = q.dims3().map_err(|_| {
-        Error::config(format!("{NAME}: q must be [B, T, H], got {:?}", q.dims()))
-    })?;
+    let dims = q
+        .dims3()
+        .map_err(|_| Error::config(format!("{NAME}: q must be [B, T, H], got {:?}", q.dims())))?;
     if k.dims() != q.dims() || v.dims() != q.dims() {
         return Err(Error::config(format!(
             "{NAME}: q {:?}, k {:?} and v {:?} must have one shape",
@@ -127,8 +129,13 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, mask: Option<&Tensor>
             )));
         }
     }
-    if k.dtype() != q.dtype() || v.dtype() != q.dtype() || mask.is_some_and(|m| m.dtype() != q.dtype()) {
-        return Err(Error::config(format!("{NAME}: q, k, v and the mask must share a dtype")));
+    if k.dtype() != q.dtype()
+        || v.dtype() != q.dtype()
+        || mask.is_some_and(|m| m.dtype() != q.dtype())
+    {
+        return Err(Error::config(format!(
+            "{NAME}: q, k, v and the mask must share a dtype"
+        )));
     }
     Ok(())
 }
@@ -244,7 +251,14 @@ impl AttentionOp {
         })
     }
 
-    fn forward<T: Real>(&self, dims: Dims, q: &[T], k: &[T], v: &[T], mask: Option<&[T]>) -> Vec<T> {
+    fn forward<T: Real>(
+        &self,
+        dims: Dims,
+        q: &[T],
+        k: &[T],
+        v: &[T],
+        mask: Option<&[T]>,
+    ) -> Vec<T> {
         let (t, h) = (dims.t, dims.h());
         let mut out = vec![T::ZERO; q.len()];
         let out_ptr = SendPtr(out.as_mut_ptr());
@@ -290,7 +304,11 @@ impl AttentionOp {
         dctx: &[T],
     ) -> [Vec<T>; 3] {
         let (t, h) = (dims.t, dims.h());
-        let mut grads = [vec![T::ZERO; q.len()], vec![T::ZERO; q.len()], vec![T::ZERO; q.len()]];
+        let mut grads = [
+            vec![T::ZERO; q.len()],
+            vec![T::ZERO; q.len()],
+            vec![T::ZERO; q.len()],
+        ];
         let [dq, dk, dv] = grads.each_mut().map(|g| SendPtr(g.as_mut_ptr()));
         let drop = DropMask::<T>::new(self.dropout);
         let scale = T::c(self.scale);
@@ -428,9 +446,10 @@ impl CustomOp3 for AttentionOp {
             };
             grads.map(|g| Tensor::from_vec(g, q.shape().clone(), q.device()))
         });
-        let keep = |t: &Tensor, g: candle_core::Result<Tensor>| -> candle_core::Result<Option<Tensor>> {
-            Ok(if t.track_op() { Some(g?) } else { None })
-        };
+        let keep =
+            |t: &Tensor, g: candle_core::Result<Tensor>| -> candle_core::Result<Option<Tensor>> {
+                Ok(if t.track_op() { Some(g?) } else { None })
+            };
         Ok((keep(q, dq)?, keep(k, dk)?, keep(v, dv)?))
     }
 }

@@ -13,7 +13,9 @@
 //!   weight (handed out detached by the `ParamStore`) gets no `dW`, and the input of the
 //!   first trainable layer gets no `dx` when everything below it is frozen.
 
-use candle_core::{backend::BackendStorage, CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType, D};
+use candle_core::{
+    backend::BackendStorage, CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType, D,
+};
 
 use super::gemm::{self, Mat, MatMut, Threads};
 use super::kernel::{self, Real};
@@ -59,7 +61,10 @@ pub fn linear_composed(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Ten
 
 fn check(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<()> {
     let (out_dim, in_dim) = w.dims2().map_err(|_| {
-        Error::config(format!("{NAME}: weight must be [out, in], got {:?}", w.dims()))
+        Error::config(format!(
+            "{NAME}: weight must be [out, in], got {:?}",
+            w.dims()
+        ))
     })?;
     if x.rank() == 0 || x.dim(D::Minus1)? != in_dim {
         return Err(Error::config(format!(
@@ -92,11 +97,16 @@ struct LinearOp;
 fn forward<T: Real>(x: &[T], w: &[T], b: &[T]) -> Vec<T> {
     let (out_dim, in_dim) = (b.len(), w.len() / b.len().max(1));
     let n = x.len() / in_dim.max(1);
-    let mut y = kernel::par_build(n * out_dim, out_dim.max(1), kernel::min_rows_per_task(out_dim), |_, row| {
-        for (o, &bv) in row.iter_mut().zip(b) {
-            o.write(bv);
-        }
-    });
+    let mut y = kernel::par_build(
+        n * out_dim,
+        out_dim.max(1),
+        kernel::min_rows_per_task(out_dim),
+        |_, row| {
+            for (o, &bv) in row.iter_mut().zip(b) {
+                o.write(bv);
+            }
+        },
+    );
     // SAFETY: x is [n, in], w is [out, in] (read transposed: element (k, j) = w[j·in + k]),
     // y is [n, out]; all three are live, initialised and y overlaps neither input.
     unsafe {
