@@ -21,9 +21,11 @@ impl ModelConfig {
             "bert-base" => Self::BertBase,
             "resnet18" => Self::ResNet18,
             "resnet50" => Self::ResNet50,
-            other => return Err(Error::config(format!(
+            other => {
+                return Err(Error::config(format!(
                 "unknown model config `{other}`: expected minilm, bert-base, resnet18 or resnet50"
-            ))),
+            )))
+            }
         })
     }
 

@@ -42,10 +42,10 @@ fn loss_curve(ops: OpSet, freeze: Option<&[&str]>) -> Result<Vec<f32>> {
     }
     let groups = GroupBuilder::new(1e-3, 0.01).build(model.store())?;
     let mut opt = OptimizerConfig::AdamW(AdamW::default()).build(groups)?;
-    let mut rng = Rng::seed_from_u64(11);
+    // One batch, fitted for 20 steps: the loss must fall, so the curves are not flat.
+    let (b, labels) = batch(&mut Rng::seed_from_u64(11))?;
     let mut losses = Vec::new();
     for _ in 0..STEPS {
-        let (b, labels) = batch(&mut rng)?;
         let loss = model.loss(&model.forward_t(&b, true)?, &labels, 0.0)?;
         losses.push(loss.to_scalar::<f32>()?);
         let grads = Grads::from_backward(model.store(), &loss.backward()?);
@@ -63,9 +63,10 @@ fn assert_same_curve(fused: &[f32], stock: &[f32]) {
         );
     }
     // The curve moved: the comparison is not of two constant sequences.
-    let spread = fused.iter().cloned().fold(f32::MIN, f32::max)
-        - fused.iter().cloned().fold(f32::MAX, f32::min);
-    assert!(spread > 1e-2, "the loss hardly changed: {fused:?}");
+    assert!(
+        fused[STEPS - 1] < fused[0] - 0.01,
+        "the loss hardly fell: {fused:?}"
+    );
 }
 
 #[test]
