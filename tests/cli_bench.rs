@@ -80,3 +80,156 @@ fn tiny_flag_is_hidden_from_help() {
         "{help}"
     );
 }
+
+/// The keys `bench train --json` promises (more may follow).
+const TRAIN_KEYS: [&str; 8] = [
+    "config",
+    "mode",
+    "batch",
+    "median_s",
+    "samples_per_s",
+    "gflop_s",
+    "peak_rss_mb",
+    "baseline_median_s",
+];
+
+fn train_json(args: &[&str]) -> serde_json::Map<String, serde_json::Value> {
+    let mut all = vec!["bench", "train", "--steps", "1", "--warmup", "0", "--json"];
+    all.extend_from_slice(args);
+    let out = finetune(&all);
+    assert!(
+        out.status.success(),
+        "{all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let obj = v.as_object().expect("one JSON object").clone();
+    for k in TRAIN_KEYS {
+        assert!(obj.contains_key(k), "{k} missing from {obj:?}");
+    }
+    for k in ["median_s", "samples_per_s", "gflop_s"] {
+        let x = obj[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} is a number: {obj:?}"));
+        assert!(x > 0.0 && x.is_finite(), "{k} = {x}");
+    }
+    obj
+}
+
+#[test]
+fn train_json_for_a_tiny_bert_with_baseline() {
+    let obj = train_json(&[
+        "--model-config",
+        "minilm",
+        "--tiny",
+        "--batch",
+        "2",
+        "--seq",
+        "8",
+        "--mode",
+        "last2",
+        "--baseline",
+    ]);
+    assert_eq!(obj["config"], "minilm");
+    assert_eq!(obj["mode"], "last2");
+    assert_eq!(obj["batch"], 2);
+    let base = obj["baseline_median_s"].as_f64().expect("baseline timed");
+    assert!(base > 0.0);
+    // Each side's peak comes from a process of its own.
+    for k in ["peak_rss_mb", "baseline_peak_rss_mb"] {
+        let mb = obj[k].as_f64().unwrap_or_else(|| panic!("{k}: {obj:?}"));
+        assert!(mb > 1.0, "{k} = {mb}");
+    }
+}
+
+#[test]
+fn train_json_for_a_small_resnet_without_baseline() {
+    let obj = train_json(&[
+        "--model-config",
+        "resnet18",
+        "--batch",
+        "2",
+        "--image",
+        "32",
+    ]);
+    assert_eq!(obj["config"], "resnet18");
+    assert_eq!(obj["mode"], "full");
+    assert!(obj["baseline_median_s"].is_null(), "{obj:?}");
+    assert!(obj["peak_rss_mb"].as_f64().is_some_and(|m| m > 1.0));
+}
+
+#[test]
+fn train_table_shows_both_sides_and_the_speedup() {
+    let out = finetune(&[
+        "bench",
+        "train",
+        "--model-config",
+        "bert-base",
+        "--tiny",
+        "--batch",
+        "2",
+        "--seq",
+        "4",
+        "--mode",
+        "frozen",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--baseline",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in ["this project", "plain candle", "speed-up", "GFLOP", "load"] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn train_argument_errors_are_clear() {
+    for (args, want) in [
+        (
+            vec!["--model-config", "resnet18", "--batch", "2", "--seq", "8"],
+            "--image",
+        ),
+        (
+            vec!["--model-config", "minilm", "--batch", "2", "--image", "8"],
+            "--seq",
+        ),
+        (
+            vec!["--model-config", "gpt2", "--batch", "2", "--seq", "8"],
+            "gpt2",
+        ),
+        (
+            vec![
+                "--model-config",
+                "minilm",
+                "--batch",
+                "2",
+                "--seq",
+                "8",
+                "--mode",
+                "half",
+            ],
+            "half",
+        ),
+        (
+            vec!["--model-config", "minilm", "--batch", "0", "--seq", "8"],
+            "--batch",
+        ),
+    ] {
+        let mut all = vec!["bench", "train"];
+        all.extend(args.iter().copied());
+        let out = finetune(&all);
+        assert!(!out.status.success(), "{all:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(want) && !err.contains("panicked"),
+            "{all:?}: {err}"
+        );
+    }
+}

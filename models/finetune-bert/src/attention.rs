@@ -2,10 +2,10 @@
 //! (`attention.self.{query,key,value}`, `attention.output.{dense,LayerNorm}`).
 
 use crate::config::BertConfig;
-use crate::dropout::DropoutRng;
-use candle_core::{Module, Tensor};
+use crate::pass::Pass;
+use candle_core::Tensor;
 use finetune_core::nn::{layer_norm, linear, LayerNorm, Linear};
-use finetune_core::{ops, ParamStore, Result};
+use finetune_core::{ParamStore, Result};
 
 pub struct Attention {
     query: Linear,
@@ -14,7 +14,6 @@ pub struct Attention {
     dense: Linear,
     norm: LayerNorm,
     heads: usize,
-    head_dim: usize,
     attn_dropout: f64,
     hidden_dropout: f64,
 }
@@ -35,38 +34,23 @@ impl Attention {
                 c.layer_norm_eps,
             )?,
             heads: c.num_attention_heads,
-            head_dim: c.head_dim(),
             attn_dropout: c.attention_probs_dropout_prob,
             hidden_dropout: c.hidden_dropout_prob,
         })
     }
 
-    /// `[B, T, H]` → `[B, heads, T, head_dim]`.
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        Ok(x.reshape((b, t, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()?)
-    }
-
-    /// `x`: `[B, T, H]`; `mask`: additive `[B, 1, 1, T]` (0 to attend, a large negative to skip).
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        mask: &Tensor,
-        train: bool,
-        rng: &DropoutRng,
-    ) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let q = self.split_heads(&self.query.forward(x)?)?;
-        let k = self.split_heads(&self.key.forward(x)?)?;
-        let v = self.split_heads(&self.value.forward(x)?)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
-        let probs = ops::softmax_last_dim(&scores)?;
-        let probs = rng.dropout(&probs, self.attn_dropout, train)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
-        let out = rng.dropout(&self.dense.forward(&ctx)?, self.hidden_dropout, train)?;
-        self.norm.forward(&(out + x)?)
+    /// `x`: `[B, T, H]`; `mask`: additive key mask `[B, T]` (0 to attend, a large negative
+    /// to skip), `None` to attend everywhere.
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
+        let ops = pass.ops;
+        let q = self.query.forward_with(x, ops)?;
+        let k = self.key.forward_with(x, ops)?;
+        let v = self.value.forward_with(x, ops)?;
+        let p = self.attn_dropout;
+        let ctx = pass
+            .rng
+            .with(|rng| ops.attention(&q, &k, &v, self.heads, mask, p, pass.train, rng))?;
+        let out = pass.dropout(&self.dense.forward_with(&ctx, ops)?, self.hidden_dropout)?;
+        self.norm.forward_with(&(out + x)?, ops)
     }
 }

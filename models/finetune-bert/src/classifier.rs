@@ -6,10 +6,12 @@ use crate::dropout::DropoutRng;
 use crate::embeddings::Embeddings;
 use crate::encoder::Encoder;
 use crate::load::{load_checkpoint, LoadReport};
-use candle_core::{DType, Device, Module, Tensor};
-use finetune_core::nn::{linear, Linear};
+use crate::pass::Pass;
+use candle_core::{DType, Device, Tensor};
+use finetune_core::nn::{init, linear, Linear};
+use finetune_core::ops::{self, OpSet};
 use finetune_core::safetensors_io::Checkpoint;
-use finetune_core::{ops, Error, ParamStore, Result, Rng};
+use finetune_core::{Error, ParamStore, Result, Rng, TensorKind};
 use std::path::Path;
 
 /// One batch of token ids, `[B, T]` each (`u32`); absent token types mean all zeros and an
@@ -59,6 +61,7 @@ pub struct BertForSequenceClassification {
     pooler: Linear,
     classifier: Linear,
     rng: DropoutRng,
+    ops: OpSet,
 }
 
 impl BertForSequenceClassification {
@@ -73,9 +76,47 @@ impl BertForSequenceClassification {
             pooler: linear(&store, "bert.pooler.dense", h, h, true)?,
             classifier: linear(&store, "classifier", h, config.num_labels(), true)?,
             rng: DropoutRng::new(seed),
+            ops: OpSet::default(),
             config,
             store,
         })
+    }
+
+    /// A randomly initialised model of `config` (transformers' `_init_weights`: weights
+    /// normal(0, `initializer_range`), biases zero, LayerNorm weights one): for benchmarks
+    /// and tests that need no checkpoint.
+    pub fn init(config: BertConfig, dtype: DType, device: &Device, seed: u64) -> Result<Self> {
+        config.validate()?;
+        let mut rng = Rng::seed_from_u64(seed);
+        let store = ParamStore::new();
+        for (name, shape, _) in crate::naming::expected_tensors(&config) {
+            let t = if name.ends_with(".bias") {
+                Tensor::zeros(shape.as_slice(), dtype, device)?
+            } else if name.contains("LayerNorm") {
+                Tensor::ones(shape.as_slice(), dtype, device)?
+            } else {
+                init::normal(
+                    &shape,
+                    0.0,
+                    config.initializer_range,
+                    &mut rng,
+                    dtype,
+                    device,
+                )?
+            };
+            store.insert(&name, &t, TensorKind::Parameter)?;
+        }
+        Self::new(store, config, rng.next_u64())
+    }
+
+    /// Which op implementations the forward runs on: the fused kernels (the default) or
+    /// candle's stock compositions (the baseline of `finetune bench train --baseline`).
+    pub fn set_op_set(&mut self, ops: OpSet) {
+        self.ops = ops;
+    }
+
+    pub fn op_set(&self) -> OpSet {
+        self.ops
     }
 
     /// Loads `dir` (`config.json` + `model.safetensors` or a sharded index).
@@ -119,11 +160,11 @@ impl BertForSequenceClassification {
         self.rng.set_state(rng)
     }
 
-    fn extended_mask(&self, b: &BertBatch, dtype: DType) -> Result<Tensor> {
+    /// The additive key mask `[B, T]`, or `None` when every token is attended.
+    fn extended_mask(&self, b: &BertBatch, dtype: DType) -> Result<Option<Tensor>> {
         let (bsz, t) = b.input_ids.dims2()?;
-        let dev = b.input_ids.device();
         match &b.attention_mask {
-            None => Ok(Tensor::zeros((bsz, 1, 1, t), dtype, dev)?),
+            None => Ok(None),
             Some(m) => {
                 if m.dims() != [bsz, t] {
                     return Err(Error::config(format!(
@@ -132,8 +173,8 @@ impl BertForSequenceClassification {
                     )));
                 }
                 // (1 − mask) · finfo.min, as transformers' get_extended_attention_mask.
-                let m = m.to_dtype(dtype)?.reshape((bsz, 1, 1, t))?;
-                Ok(((1.0 - m)? * f32::MIN as f64)?)
+                let m = m.to_dtype(dtype)?;
+                Ok(Some(((1.0 - m)? * f32::MIN as f64)?))
             }
         }
     }
@@ -152,9 +193,18 @@ impl BertForSequenceClassification {
             Some(tt) => tt.clone(),
             None => Tensor::zeros((bsz, t), candle_core::DType::U32, ids.device())?,
         };
-        let x = self.embeddings.forward(ids, &types, train, &self.rng)?;
+        let pass = self.pass(train);
+        let x = self.embeddings.forward(ids, &types, &pass)?;
         let mask = self.extended_mask(b, x.dtype())?;
-        self.encoder.forward(&x, &mask, train, &self.rng)
+        self.encoder.forward(&x, mask.as_ref(), &pass)
+    }
+
+    fn pass(&self, train: bool) -> Pass<'_> {
+        Pass {
+            train,
+            rng: &self.rng,
+            ops: self.ops,
+        }
     }
 
     /// Logits `[B, num_labels]`; dropout is active when `train`.
@@ -166,15 +216,15 @@ impl BertForSequenceClassification {
     pub fn pooled(&self, b: &BertBatch, train: bool) -> Result<Tensor> {
         let seq = self.encode(b, train)?;
         let cls = seq.narrow(1, 0, 1)?.squeeze(1)?;
-        Ok(self.pooler.forward(&cls)?.tanh()?)
+        Ok(self.pooler.forward_with(&cls, self.ops)?.tanh()?)
     }
 
     /// The head alone on [`Self::pooled`]'s output: dropout (when `train`), then `classifier`.
     pub fn forward_head(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
         let pooled = self
-            .rng
-            .dropout(pooled, self.config.classifier_dropout_prob(), train)?;
-        Ok(self.classifier.forward(&pooled)?)
+            .pass(train)
+            .dropout(pooled, self.config.classifier_dropout_prob())?;
+        self.classifier.forward_with(&pooled, self.ops)
     }
 
     /// Why [`Self::pooled`] in training mode is not a fixed function of its input: dropout

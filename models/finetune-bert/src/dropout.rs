@@ -2,7 +2,8 @@
 //! fixed order per forward, so a run is reproducible and its state can be checkpointed.
 
 use candle_core::Tensor;
-use finetune_core::{ops, Result, Rng};
+use finetune_core::ops::OpSet;
+use finetune_core::{Result, Rng};
 use std::sync::Mutex;
 
 pub struct DropoutRng(Mutex<Rng>);
@@ -16,12 +17,17 @@ impl DropoutRng {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Dropout with probability `p` in training, the identity otherwise.
-    pub fn dropout(&self, x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
+    /// Dropout with probability `p` in training, the identity otherwise, through `ops`.
+    pub fn dropout(&self, x: &Tensor, p: f64, train: bool, ops: OpSet) -> Result<Tensor> {
         if !train || p == 0.0 {
             return Ok(x.clone());
         }
-        ops::dropout(x, p, train, &mut self.lock())
+        ops.dropout(x, p, train, &mut self.lock())
+    }
+
+    /// Runs `f` with the stream (for ops that draw dropout seeds themselves).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Rng) -> R) -> R {
+        f(&mut self.lock())
     }
 
     pub fn state(&self) -> Rng {

@@ -2,7 +2,7 @@
 //! (`bert.embeddings.*`).
 
 use crate::config::BertConfig;
-use crate::dropout::DropoutRng;
+use crate::pass::Pass;
 use candle_core::{DType, Module, Tensor};
 use finetune_core::nn::{embedding, layer_norm, Embedding, LayerNorm};
 use finetune_core::{ParamStore, Result};
@@ -39,13 +39,7 @@ impl Embeddings {
     }
 
     /// `ids`, `token_types`: `[B, T]` u32 → `[B, T, H]`.
-    pub fn forward(
-        &self,
-        ids: &Tensor,
-        token_types: &Tensor,
-        train: bool,
-        rng: &DropoutRng,
-    ) -> Result<Tensor> {
+    pub fn forward(&self, ids: &Tensor, token_types: &Tensor, pass: &Pass) -> Result<Tensor> {
         let (_, t) = ids.dims2()?;
         let positions = Tensor::arange(0u32, t as u32, ids.device())?;
         let x = self
@@ -53,8 +47,8 @@ impl Embeddings {
             .forward(ids)?
             .broadcast_add(&self.position.forward(&positions)?.to_dtype(self.dtype()?)?)?
             .add(&self.token_type.forward(token_types)?)?;
-        let x = self.norm.forward(&x)?;
-        rng.dropout(&x, self.dropout, train)
+        let x = self.norm.forward_with(&x, pass.ops)?;
+        pass.dropout(&x, self.dropout)
     }
 
     fn dtype(&self) -> Result<DType> {

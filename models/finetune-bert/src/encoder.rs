@@ -3,10 +3,10 @@
 
 use crate::attention::Attention;
 use crate::config::{BertConfig, HiddenAct};
-use crate::dropout::DropoutRng;
-use candle_core::{Module, Tensor};
+use crate::pass::Pass;
+use candle_core::Tensor;
 use finetune_core::nn::{layer_norm, linear, LayerNorm, Linear};
-use finetune_core::{ops, ParamStore, Result};
+use finetune_core::{ParamStore, Result};
 
 pub struct Layer {
     attention: Attention,
@@ -47,22 +47,17 @@ impl Layer {
         })
     }
 
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        mask: &Tensor,
-        train: bool,
-        rng: &DropoutRng,
-    ) -> Result<Tensor> {
-        let a = self.attention.forward(x, mask, train, rng)?;
-        let i = self.intermediate.forward(&a)?;
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
+        let ops = pass.ops;
+        let a = self.attention.forward(x, mask, pass)?;
+        let i = self.intermediate.forward_with(&a, ops)?;
         let i = match self.act {
-            HiddenAct::Gelu => ops::gelu(&i)?,
-            HiddenAct::GeluNew => ops::gelu_new(&i)?,
+            HiddenAct::Gelu => ops.gelu(&i)?,
+            HiddenAct::GeluNew => ops.gelu_new(&i)?,
             HiddenAct::Relu => i.relu()?,
         };
-        let o = rng.dropout(&self.output.forward(&i)?, self.dropout, train)?;
-        self.norm.forward(&(o + a)?)
+        let o = pass.dropout(&self.output.forward_with(&i, ops)?, self.dropout)?;
+        self.norm.forward_with(&(o + a)?, ops)
     }
 }
 
@@ -79,16 +74,10 @@ impl Encoder {
         })
     }
 
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        mask: &Tensor,
-        train: bool,
-        rng: &DropoutRng,
-    ) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.layers {
-            x = layer.forward(&x, mask, train, rng)?;
+            x = layer.forward(&x, mask, pass)?;
         }
         Ok(x)
     }

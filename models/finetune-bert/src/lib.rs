@@ -14,6 +14,7 @@ mod encoder;
 pub mod export;
 pub mod load;
 pub mod naming;
+mod pass;
 pub mod tokenizer;
 
 pub use classifier::{BertBatch, BertForSequenceClassification, LoadOptions};

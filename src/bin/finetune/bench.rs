@@ -1,13 +1,75 @@
 //! `finetune bench ops [--json] [--runs N]`: forward+backward timings of the fused ops against
-//! candle's composed formulations. (`bench` takes nested subcommands; more benches will join.)
+//! candle's composed formulations. `finetune bench train ...`: the time of a whole training
+//! step (the measuring lives in `candle_finetune::bench`).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use candle_finetune::bench::{
+    run_train_bench, Input, Mode, ModelConfig, OptimizerKind, Side, TrainBenchReport,
+    TrainBenchSpec,
+};
 use finetune_core::ops::bench::{bench_ops, rayon_threads, BenchScale, OpTiming};
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
     /// Time each fused op (forward + backward) next to its composed candle formulation.
     Ops(OpsArgs),
+    /// Time a whole training step (forward, loss, backward, optimizer) of a random-init model.
+    Train(TrainArgs),
+    /// GFLOP/s of candle's f32 matmul at M×K by K×N (default 2048³).
+    Gemm(GemmArgs),
+}
+
+#[derive(clap::Args)]
+pub struct GemmArgs {
+    #[arg(long, default_value_t = 2048)]
+    pub m: usize,
+    #[arg(long, default_value_t = 2048)]
+    pub n: usize,
+    #[arg(long, default_value_t = 2048)]
+    pub k: usize,
+    /// Timed repetitions (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// minilm, bert-base, resnet18 or resnet50.
+    #[arg(long)]
+    pub model_config: String,
+    #[arg(long)]
+    pub batch: usize,
+    /// Sequence length (BERT).
+    #[arg(long, conflicts_with = "image")]
+    pub seq: Option<usize>,
+    /// Image size N (ResNet: N×N RGB images).
+    #[arg(long)]
+    pub image: Option<usize>,
+    /// full (all trainable), last2 (last 2 encoder layers / stages + head) or frozen (head).
+    #[arg(long, default_value = "full")]
+    pub mode: String,
+    /// adamw or sgd (momentum 0.9); default adamw for BERT, sgd for ResNet.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Untimed warm-up steps before them.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Also time the step built from candle's stock ops and optimizer, interleaved.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// A tiny BERT (hidden 32, 2 layers): only for the CLI's own tests.
+    #[arg(long, hide = true)]
+    pub tiny: bool,
+    /// Run only this side (ours|baseline) in this process: how the peak memory of each side
+    /// is measured in a child process.
+    #[arg(long, hide = true)]
+    pub side: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -26,6 +88,159 @@ pub struct OpsArgs {
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Ops(args) => ops(args),
+        BenchCommand::Train(args) => train(args),
+        BenchCommand::Gemm(a) => {
+            let (gflops, s) = candle_finetune::bench::gemm::matmul_gflops(a.m, a.n, a.k, a.runs)?;
+            let load = candle_finetune::bench::load_avg()
+                .map(|l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]))
+                .unwrap_or_else(|| "n/a".into());
+            println!(
+                "f32 matmul {}x{} by {}x{}: {:.4} s, {gflops:.1} GFLOP/s ({} threads, load {load})",
+                a.m,
+                a.k,
+                a.k,
+                a.n,
+                s,
+                candle_core::utils::get_num_threads()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn train_spec(a: &TrainArgs) -> Result<TrainBenchSpec> {
+    let model = ModelConfig::parse(&a.model_config)?;
+    let input = match (a.seq, a.image) {
+        (Some(seq), None) => Input::Tokens { seq },
+        (None, Some(size)) => Input::Images { size },
+        _ if model.is_bert() => anyhow::bail!("bench train: {} needs --seq", model.name()),
+        _ => anyhow::bail!("bench train: {} needs --image", model.name()),
+    };
+    let optimizer = match &a.optimizer {
+        Some(o) => OptimizerKind::parse(o)?,
+        None if model.is_bert() => OptimizerKind::AdamW,
+        None => OptimizerKind::Sgd,
+    };
+    let spec = TrainBenchSpec {
+        model,
+        batch: a.batch,
+        input,
+        mode: Mode::parse(&a.mode)?,
+        optimizer,
+        steps: a.steps,
+        warmup: a.warmup,
+        tiny: a.tiny,
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let spec = train_spec(&args)?;
+    let side = match args.side.as_deref() {
+        None | Some("ours") => Side::Ours,
+        Some("baseline") => Side::Baseline,
+        Some(other) => anyhow::bail!("bench train: unknown side `{other}`"),
+    };
+    let mut report = run_train_bench(&spec, side, args.baseline)?;
+    if args.baseline {
+        // Both models lived in this process: take each side's peak from a run of its own.
+        report.peak_rss_mb = child_peak(&args, "ours")?;
+        report.baseline_peak_rss_mb = child_peak(&args, "baseline")?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_train(&spec, &report);
+    }
+    Ok(())
+}
+
+/// The peak RSS of `side` run alone (one warm-up and one timed step) in a child process.
+fn child_peak(a: &TrainArgs, side: &str) -> Result<Option<f64>> {
+    let exe = std::env::current_exe().context("locating the finetune binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["bench", "train", "--model-config", &a.model_config])
+        .args(["--batch", &a.batch.to_string(), "--mode", &a.mode])
+        .args(["--steps", "1", "--warmup", "1", "--json", "--side", side]);
+    if let Some(seq) = a.seq {
+        cmd.args(["--seq", &seq.to_string()]);
+    }
+    if let Some(image) = a.image {
+        cmd.args(["--image", &image.to_string()]);
+    }
+    if let Some(o) = &a.optimizer {
+        cmd.args(["--optimizer", o]);
+    }
+    if a.tiny {
+        cmd.arg("--tiny");
+    }
+    let out = cmd.output().context("running the peak-memory child")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "bench train: the {side} peak-memory run failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v["peak_rss_mb"].as_f64())
+}
+
+fn print_train(spec: &TrainBenchSpec, r: &TrainBenchReport) {
+    let shape = match spec.input {
+        Input::Tokens { seq } => format!("{}x{seq}", spec.batch),
+        Input::Images { size } => format!("{}x3x{size}x{size}", spec.batch),
+    };
+    let load = r
+        .load_avg
+        .map(|l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]))
+        .unwrap_or_else(|| "n/a".into());
+    println!(
+        "{} {shape} {} {}: median of {} steps after {} warm-up, f32 CPU, {} rayon threads, load {load}",
+        r.config,
+        r.mode,
+        spec.optimizer.name(),
+        spec.steps,
+        spec.warmup,
+        rayon_threads()
+    );
+    println!(
+        "analytic {:.1} GFLOP per step (matmul/conv products of forward + backward)\n",
+        r.gflop_per_step
+    );
+    println!(
+        "{:<14} {:>11} {:>10} {:>9} {:>15}",
+        "", "median (s)", "samples/s", "GFLOP/s", "peak RSS (MiB)"
+    );
+    let mib = |m: Option<f64>| m.map_or("n/a".to_string(), |m| format!("{m:.0}"));
+    println!(
+        "{:<14} {:>11.3} {:>10.1} {:>9.1} {:>15}",
+        "this project",
+        r.median_s,
+        r.samples_per_s,
+        r.gflop_s,
+        mib(r.peak_rss_mb)
+    );
+    if let Some(b) = r.baseline_median_s {
+        println!(
+            "{:<14} {:>11.3} {:>10.1} {:>9.1} {:>15}",
+            "plain candle",
+            b,
+            spec.batch as f64 / b,
+            r.gflop_per_step / b,
+            mib(r.baseline_peak_rss_mb)
+        );
+        println!("\nspeed-up {:.2}x", b / r.median_s);
+    }
+    let phases = |p: [f64; 3]| {
+        format!(
+            "forward {:.3} s, backward {:.3} s, optimizer {:.3} s",
+            p[0], p[1], p[2]
+        )
+    };
+    println!("\nthis project: {}", phases(r.phases_s));
+    if let Some(p) = r.baseline_phases_s {
+        println!("plain candle: {}", phases(p));
     }
 }
 

@@ -26,4 +26,9 @@ impl LayerNorm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         crate::ops::layer_norm(x, &self.weight.tensor(), &self.bias.tensor(), self.eps)
     }
+
+    /// The layer through `ops` (fused, or candle_nn's composed `layer_norm_slow`).
+    pub fn forward_with(&self, x: &Tensor, ops: crate::ops::OpSet) -> Result<Tensor> {
+        ops.layer_norm(x, &self.weight.tensor(), &self.bias.tensor(), self.eps)
+    }
 }

@@ -2,6 +2,7 @@
 
 use super::{join, param};
 use crate::error::Result;
+use crate::ops::OpSet;
 use crate::params::{Param, ParamStore};
 use candle_core::{Module, Tensor};
 
@@ -36,6 +37,13 @@ impl Linear {
 
     pub fn bias(&self) -> Option<&Param> {
         self.bias.as_ref()
+    }
+
+    /// The layer through `ops` (the fused [`crate::ops::linear`] or the stock composition
+    /// [`Module::forward`] also uses).
+    pub fn forward_with(&self, x: &Tensor, ops: OpSet) -> Result<Tensor> {
+        let b = self.bias.as_ref().map(Param::tensor);
+        ops.linear(x, &self.weight.tensor(), b.as_ref())
     }
 }
 

@@ -57,7 +57,7 @@ fn dropout_with_seed_composed(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
     Ok(x.mul(&mask)?)
 }
 
-fn check_p(p: f64) -> Result<()> {
+pub(crate) fn check_p(p: f64) -> Result<()> {
     if (0.0..1.0).contains(&p) {
         Ok(())
     } else {
@@ -68,13 +68,13 @@ fn check_p(p: f64) -> Result<()> {
 }
 
 /// Elements whose 53-bit uniform falls below this are dropped: `P(drop) = p`.
-fn threshold(p: f64) -> u64 {
+pub(crate) fn threshold(p: f64) -> u64 {
     (p * (1u64 << 53) as f64) as u64
 }
 
 /// Counter-based hash: the SplitMix64 output for counter `i` under state `seed`.
 #[inline(always)]
-fn keep(seed: u64, i: u64, threshold: u64) -> bool {
+pub(crate) fn keep(seed: u64, i: u64, threshold: u64) -> bool {
     let mut z = seed.wrapping_add(i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -335,3 +335,22 @@ pub(crate) fn max<T: Real>(xs: &[T]) -> T {
     }
     m
 }
+
+/// Runs `f` on the contiguous CPU slices of `tensors` (as `T`): what a backward that reads
+/// more tensors than a custom op takes as inputs (the forward's inputs and the output
+/// gradient) uses. Each tensor's storage stays read-locked during `f`.
+pub(crate) fn with_cpu_slices<T: WithDType, R, const N: usize>(
+    tensors: [&Tensor; N],
+    op: &str,
+    f: impl FnOnce([&[T]; N]) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let mut out = [&[][..]; N];
+    for (o, (storage, layout)) in out.iter_mut().zip(&guards) {
+        match &**storage {
+            candle_core::Storage::Cpu(s) => *o = slice(s, layout, op)?,
+            _ => candle_core::bail!("{op}: the fused kernel runs on CPU tensors only"),
+        }
+    }
+    f(out)
+}

@@ -73,25 +73,47 @@ impl Adam {
         );
         let (m, rest) = slots.split_at_mut(1);
         let (v, vmax) = rest.split_at_mut(1);
-        let (m, v) = (&mut *m[0], &mut *v[0]);
-        for i in 0..p.len() {
-            let mut d = g[i];
+        // Every slice re-cut to the parameter's length, so the loops below carry no bounds
+        // checks and vectorise; the flags are hoisted out of them (one loop per case). The
+        // per-element arithmetic is the same in every case.
+        let n = p.len();
+        let (g, m, v) = (&g[..n], &mut m[0][..n], &mut v[0][..n]);
+        let update = |p: &mut f32, grad: f32, m: &mut f32, v: &mut f32, vmax: Option<&mut f32>| {
+            let mut d = grad;
             if decoupled {
-                p[i] *= decay;
+                *p *= decay;
             } else if wd != 0.0 {
-                d += wd * p[i];
+                d += wd * *p;
             }
-            m[i] += w1 * (d - m[i]);
-            v[i] = b2f * v[i] + w2 * d * d;
-            let second = if self.amsgrad {
-                let vm = &mut vmax[0][i];
-                *vm = vm.max(v[i]);
-                *vm
-            } else {
-                v[i]
+            *m += w1 * (d - *m);
+            *v = b2f * *v + w2 * d * d;
+            let second = match vmax {
+                Some(vm) => {
+                    *vm = vm.max(*v);
+                    *vm
+                }
+                None => *v,
             };
             let denom = second.sqrt() / bc2_sqrt + eps;
-            p[i] += -step_size * (m[i] / denom);
+            *p += -step_size * (*m / denom);
+        };
+        let elems = p.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut()));
+        // The two identical loops are deliberate: inside each, `decoupled` is a known constant
+        // once `update` is inlined, so the weight-decay branch leaves the vectorised loop.
+        #[allow(clippy::if_same_then_else)]
+        if self.amsgrad {
+            let vmax = &mut vmax[0][..n];
+            for (((p, &g), (m, v)), vm) in elems.zip(vmax.iter_mut()) {
+                update(p, g, m, v, Some(vm));
+            }
+        } else if decoupled {
+            for ((p, &g), (m, v)) in elems {
+                update(p, g, m, v, None);
+            }
+        } else {
+            for ((p, &g), (m, v)) in elems {
+                update(p, g, m, v, None);
+            }
         }
     }
 }

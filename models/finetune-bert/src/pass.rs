@@ -1,0 +1,21 @@
+//! [`Pass`]: what every layer of one forward pass shares — training or evaluation, the
+//! dropout stream, and the op implementations ([`OpSet`]) the model runs on.
+
+use crate::dropout::DropoutRng;
+use candle_core::Tensor;
+use finetune_core::ops::OpSet;
+use finetune_core::Result;
+
+#[derive(Clone, Copy)]
+pub struct Pass<'a> {
+    pub train: bool,
+    pub rng: &'a DropoutRng,
+    pub ops: OpSet,
+}
+
+impl Pass<'_> {
+    /// Dropout with probability `p` in training, the identity otherwise.
+    pub fn dropout(&self, x: &Tensor, p: f64) -> Result<Tensor> {
+        self.rng.dropout(x, p, self.train, self.ops)
+    }
+}

@@ -1,0 +1,155 @@
+//! What one `finetune bench train` measurement is: the model configuration, the batch, which
+//! parameters train, the optimizer, how many steps.
+
+use finetune_core::{Error, Result};
+
+/// A model configuration the bench can build with random weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelConfig {
+    /// all-MiniLM-L6-v2's shape: hidden 384, 6 layers, 12 heads, intermediate 1536.
+    MiniLm,
+    /// bert-base-uncased's shape: hidden 768, 12 layers, 12 heads, intermediate 3072.
+    BertBase,
+    ResNet18,
+    ResNet50,
+}
+
+impl ModelConfig {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "minilm" => Self::MiniLm,
+            "bert-base" => Self::BertBase,
+            "resnet18" => Self::ResNet18,
+            "resnet50" => Self::ResNet50,
+            other => {
+                return Err(Error::config(format!(
+                "unknown model config `{other}`: expected minilm, bert-base, resnet18 or resnet50"
+            )))
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MiniLm => "minilm",
+            Self::BertBase => "bert-base",
+            Self::ResNet18 => "resnet18",
+            Self::ResNet50 => "resnet50",
+        }
+    }
+
+    pub fn is_bert(self) -> bool {
+        matches!(self, Self::MiniLm | Self::BertBase)
+    }
+}
+
+/// Which parameters train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every parameter.
+    Full,
+    /// The last two encoder layers (BERT) or stages (ResNet: `layer3`, `layer4`) and the head
+    /// (BERT: pooler + classifier; ResNet: `fc`).
+    Last2,
+    /// The head only.
+    Frozen,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "full" => Self::Full,
+            "last2" => Self::Last2,
+            "frozen" => Self::Frozen,
+            other => {
+                return Err(Error::config(format!(
+                    "unknown mode `{other}`: expected full, last2 or frozen"
+                )))
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Last2 => "last2",
+            Self::Frozen => "frozen",
+        }
+    }
+}
+
+/// The optimizer of the timed step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptimizerKind {
+    /// AdamW (betas 0.9/0.999, eps 1e-8, weight decay 0.01 on every parameter).
+    AdamW,
+    /// SGD with momentum 0.9 (the baseline: `candle_nn::SGD`, which has no momentum).
+    Sgd,
+}
+
+impl OptimizerKind {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "adamw" => Self::AdamW,
+            "sgd" => Self::Sgd,
+            other => {
+                return Err(Error::config(format!(
+                    "unknown optimizer `{other}`: expected adamw or sgd"
+                )))
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AdamW => "adamw",
+            Self::Sgd => "sgd",
+        }
+    }
+}
+
+/// The input of one step: token sequences (BERT) or square RGB images (ResNet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Tokens { seq: usize },
+    Images { size: usize },
+}
+
+/// One measurement.
+#[derive(Debug, Clone)]
+pub struct TrainBenchSpec {
+    pub model: ModelConfig,
+    pub batch: usize,
+    pub input: Input,
+    pub mode: Mode,
+    pub optimizer: OptimizerKind,
+    /// Timed steps (the median is reported).
+    pub steps: usize,
+    /// Untimed steps before them, per side (allocator and page-fault steady state).
+    pub warmup: usize,
+    /// A tiny BERT (hidden 32, 2 layers) instead of the named one: for the CLI's own tests.
+    pub tiny: bool,
+}
+
+impl TrainBenchSpec {
+    /// Checks the combination (tokens for BERT, images for ResNet, non-zero sizes).
+    pub fn validate(&self) -> Result<()> {
+        if self.batch == 0 || self.steps == 0 {
+            return Err(Error::config(
+                "bench train: --batch and --steps must be at least 1",
+            ));
+        }
+        match (self.model.is_bert(), self.input) {
+            (true, Input::Tokens { seq }) if seq > 0 => Ok(()),
+            (false, Input::Images { size }) if size > 0 => Ok(()),
+            (true, _) => Err(Error::config(format!(
+                "bench train: {} takes --seq (a positive sequence length), not --image",
+                self.model.name()
+            ))),
+            (false, _) => Err(Error::config(format!(
+                "bench train: {} takes --image (a positive image size), not --seq",
+                self.model.name()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The timed training step: a randomly initialised model of the spec's configuration, one
+//! fixed random batch, and forward → loss → backward → optimizer step, built either from this
+//! project's pieces (fused ops, in-place optimizers) or from candle's stock ones (the
+//! baseline).
+
+use super::spec::{Input, Mode, ModelConfig, OptimizerKind, TrainBenchSpec};
+use crate::bert::{BertBatch, BertConfig, BertForSequenceClassification};
+use crate::resnet::{Kernels, ResNet, ResNetConfig};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::Optimizer as _;
+use finetune_core::ops::OpSet;
+use finetune_core::optim::{AdamW, Sgd};
+use finetune_core::{
+    Error, FreezeSpec, Grads, GroupBuilder, Optimizer, OptimizerConfig, ParamStore, Result, Rng,
+};
+use std::time::Instant;
+
+/// Which implementation a step is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// This project: fused ops ([`OpSet::Fused`]) and its in-place optimizers.
+    Ours,
+    /// Plain candle: stock differentiable ops ([`OpSet::Stock`] for BERT, [`Kernels::Candle`]
+    /// for ResNet) and `candle_nn::AdamW` / `candle_nn::SGD`.
+    Baseline,
+}
+
+/// The BERT configuration the bench builds for `model` (tiny: hidden 32, 2 layers, 4 heads).
+pub fn bert_config(model: ModelConfig, tiny: bool) -> BertConfig {
+    let mut c = BertConfig::default(); // bert-base-uncased's shape
+    if model == ModelConfig::MiniLm {
+        c.hidden_size = 384;
+        c.num_hidden_layers = 6;
+        c.num_attention_heads = 12;
+        c.intermediate_size = 1536;
+    }
+    if tiny {
+        c.vocab_size = 100;
+        c.hidden_size = 32;
+        c.num_hidden_layers = 2;
+        c.num_attention_heads = 4;
+        c.intermediate_size = 64;
+    }
+    c.set_labels(&["negative", "positive"]);
+    c
+}
+
+/// The ResNet configuration of `model` (1000 classes, as timm's ImageNet heads).
+pub fn resnet_config(model: ModelConfig) -> Result<ResNetConfig> {
+    ResNetConfig::from_name(model.name(), 1000)
+}
+
+/// Seconds spent in each phase of one step, and its loss.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepTimes {
+    pub loss: f32,
+    /// Forward pass and loss.
+    pub forward_s: f64,
+    /// `loss.backward()`.
+    pub backward_s: f64,
+    /// Gradient collection and the optimizer update.
+    pub optimizer_s: f64,
+}
+
+/// One training step, repeatable.
+pub trait TrainStep {
+    /// Runs forward, loss, backward and the optimizer update.
+    fn step(&mut self) -> Result<StepTimes>;
+    /// The model's parameters with their trainable mask (for FLOP counting).
+    fn store(&self) -> &ParamStore;
+}
+
+/// Builds the step of `spec` for `side`. Both sides start from the same weights and batch.
+pub fn build(spec: &TrainBenchSpec, side: Side) -> Result<Box<dyn TrainStep>> {
+    spec.validate()?;
+    const SEED: u64 = 0x0062_656e_6368;
+    let dev = Device::Cpu;
+    let mut rng = Rng::seed_from_u64(SEED ^ 1);
+    match spec.input {
+        Input::Tokens { seq } => {
+            let config = bert_config(spec.model, spec.tiny);
+            if seq > config.max_position_embeddings {
+                return Err(Error::config(format!(
+                    "bench train: --seq {seq} exceeds the model's {} positions",
+                    config.max_position_embeddings
+                )));
+            }
+            let layers = config.num_hidden_layers;
+            let vocab = config.vocab_size as u64;
+            let mut model = BertForSequenceClassification::init(config, DType::F32, &dev, SEED)?;
+            model.set_op_set(match side {
+                Side::Ours => OpSet::Fused,
+                Side::Baseline => OpSet::Stock,
+            });
+            let keep: Vec<String> = match spec.mode {
+                Mode::Full => Vec::new(),
+                Mode::Last2 => {
+                    let mut k: Vec<String> = (layers.saturating_sub(2)..layers)
+                        .map(|l| format!("bert.encoder.layer.{l}.*"))
+                        .collect();
+                    k.extend(["bert.pooler.*".into(), "classifier.*".into()]);
+                    k
+                }
+                Mode::Frozen => vec!["bert.pooler.*".into(), "classifier.*".into()],
+            };
+            freeze(model.store(), &keep)?;
+            let n = spec.batch * seq;
+            let ids: Vec<u32> = (0..n).map(|_| rng.below(vocab) as u32).collect();
+            let batch = BertBatch {
+                input_ids: Tensor::from_vec(ids, (spec.batch, seq), &dev)?,
+                token_type_ids: None,
+                attention_mask: Some(Tensor::ones((spec.batch, seq), DType::U32, &dev)?),
+            };
+            let targets = random_labels(spec.batch, 2, &mut rng)?;
+            let opt = StepOptimizer::new(model.store(), spec.optimizer, side)?;
+            Ok(Box::new(BertStep {
+                model,
+                batch,
+                targets,
+                opt,
+            }))
+        }
+        Input::Images { size } => {
+            let config = resnet_config(spec.model)?;
+            let classes = config.num_classes;
+            let model = ResNet::init(config, DType::F32, &dev, SEED)?;
+            model.set_kernels(match side {
+                Side::Ours => Kernels::Fused,
+                Side::Baseline => Kernels::Candle,
+            });
+            let keep: Vec<String> = match spec.mode {
+                Mode::Full => Vec::new(),
+                Mode::Last2 => vec!["layer3.*".into(), "layer4.*".into(), "fc.*".into()],
+                Mode::Frozen => vec!["fc.*".into()],
+            };
+            freeze(model.store(), &keep)?;
+            let n = spec.batch * 3 * size * size;
+            let pixels: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+            let images = Tensor::from_vec(pixels, (spec.batch, 3, size, size), &dev)?;
+            let targets = random_labels(spec.batch, classes, &mut rng)?;
+            let opt = StepOptimizer::new(model.store(), spec.optimizer, side)?;
+            Ok(Box::new(ResNetStep {
+                model,
+                images,
+                targets,
+                opt,
+                side,
+            }))
+        }
+    }
+}
+
+/// Freezes everything but the parameters matching `keep` (nothing when `keep` is empty).
+fn freeze(store: &ParamStore, keep: &[String]) -> Result<()> {
+    if !keep.is_empty() {
+        FreezeSpec::freeze_all_but(keep)?.apply(store)?;
+    }
+    Ok(())
+}
+
+fn random_labels(n: usize, classes: usize, rng: &mut Rng) -> Result<Tensor> {
+    let v: Vec<u32> = (0..n).map(|_| rng.below(classes as u64) as u32).collect();
+    Ok(Tensor::from_vec(v, n, &Device::Cpu)?)
+}
+
+/// The optimizer of one side: this project's (param groups, in-place update) or candle_nn's
+/// over the trainable `Var`s.
+enum StepOptimizer {
+    Ours(Box<dyn Optimizer>),
+    CandleAdamW(candle_nn::AdamW),
+    CandleSgd(candle_nn::SGD),
+}
+
+const ADAMW_LR: f64 = 1e-5;
+const SGD_LR: f64 = 1e-3;
+const WEIGHT_DECAY: f64 = 0.01;
+
+impl StepOptimizer {
+    fn new(store: &ParamStore, kind: OptimizerKind, side: Side) -> Result<Self> {
+        let vars: Vec<Var> = store.trainable_vars().into_iter().map(|(_, v)| v).collect();
+        Ok(match (side, kind) {
+            (Side::Ours, OptimizerKind::AdamW) => {
+                // Decay on every parameter, as candle_nn::AdamW does: the same work.
+                let groups = GroupBuilder::new(ADAMW_LR, WEIGHT_DECAY)
+                    .no_decay(&[] as &[&str], false)?
+                    .build(store)?;
+                Self::Ours(OptimizerConfig::AdamW(AdamW::default()).build(groups)?)
+            }
+            (Side::Ours, OptimizerKind::Sgd) => {
+                let groups = GroupBuilder::new(SGD_LR, 0.0).build(store)?;
+                let sgd = Sgd {
+                    momentum: 0.9,
+                    ..Sgd::default()
+                };
+                Self::Ours(OptimizerConfig::Sgd(sgd).build(groups)?)
+            }
+            (Side::Baseline, OptimizerKind::AdamW) => {
+                let params = candle_nn::ParamsAdamW {
+                    lr: ADAMW_LR,
+                    weight_decay: WEIGHT_DECAY,
+                    ..Default::default()
+                };
+                Self::CandleAdamW(candle_nn::AdamW::new(vars, params)?)
+            }
+            (Side::Baseline, OptimizerKind::Sgd) => {
+                Self::CandleSgd(candle_nn::SGD::new(vars, SGD_LR)?)
+            }
+        })
+    }
+
+    /// Backward from `loss` and the update; fills the backward and optimizer times.
+    fn step(&mut self, store: &ParamStore, loss: &Tensor, t: &mut StepTimes) -> Result<()> {
+        let start = Instant::now();
+        let grads = loss.backward()?;
+        t.backward_s = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        match self {
+            Self::Ours(opt) => opt.step(store, &Grads::from_backward(store, &grads))?,
+            Self::CandleAdamW(opt) => opt.step(&grads)?,
+            Self::CandleSgd(opt) => opt.step(&grads)?,
+        }
+        t.optimizer_s = start.elapsed().as_secs_f64();
+        Ok(())
+    }
+}
+
+struct BertStep {
+    model: BertForSequenceClassification,
+    batch: BertBatch,
+    targets: Tensor,
+    opt: StepOptimizer,
+}
+
+impl TrainStep for BertStep {
+    fn step(&mut self) -> Result<StepTimes> {
+        let start = Instant::now();
+        let logits = self.model.forward_t(&self.batch, true)?;
+        let loss = match self.model.op_set() {
+            OpSet::Fused => self.model.loss(&logits, &self.targets, 0.0)?,
+            OpSet::Stock => candle_nn::loss::cross_entropy(&logits, &self.targets)?,
+        };
+        let mut t = StepTimes {
+            loss: loss.to_scalar::<f32>()?,
+            forward_s: start.elapsed().as_secs_f64(),
+            ..StepTimes::default()
+        };
+        self.opt.step(self.model.store(), &loss, &mut t)?;
+        Ok(t)
+    }
+
+    fn store(&self) -> &ParamStore {
+        self.model.store()
+    }
+}
+
+struct ResNetStep {
+    model: ResNet,
+    images: Tensor,
+    targets: Tensor,
+    opt: StepOptimizer,
+    side: Side,
+}
+
+impl TrainStep for ResNetStep {
+    fn step(&mut self) -> Result<StepTimes> {
+        let start = Instant::now();
+        let logits = self.model.forward_t(&self.images, true)?;
+        let loss = match self.side {
+            Side::Ours => self.model.loss(&logits, &self.targets, 0.0)?,
+            Side::Baseline => candle_nn::loss::cross_entropy(&logits, &self.targets)?,
+        };
+        let mut t = StepTimes {
+            loss: loss.to_scalar::<f32>()?,
+            forward_s: start.elapsed().as_secs_f64(),
+            ..StepTimes::default()
+        };
+        self.opt.step(self.model.store(), &loss, &mut t)?;
+        Ok(t)
+    }
+
+    fn store(&self) -> &ParamStore {
+        self.model.store()
+    }
+}
