@@ -7,8 +7,7 @@
 
 use super::augment::{eval_pipeline, Augment};
 use super::{
-    fit_and_test, sample_indices, split_files, write_folder_atomically, write_run_config,
-    Prediction, RunReport,
+    fit_and_test, sample_indices, split_files, write_folder_atomically, Prediction, RunReport,
 };
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -577,7 +576,6 @@ pub fn train_image(job: &ImageJob) -> Result<ImageRunReport> {
         },
         &device,
     )?;
-    write_run_config(&job.output, &job.to_json())?;
     let source = |d: &ImageDataset| clf.batches(d, &job.augment, seed, job.on_bad(), &skipped);
     let train_src = source(&train)?;
     let eval_src = eval.as_ref().map(source).transpose()?;
@@ -586,6 +584,7 @@ pub fn train_image(job: &ImageJob) -> Result<ImageRunReport> {
         &clf,
         &job.config,
         &job.output,
+        &job.to_json(),
         job.resume.as_deref(),
         &train_src,
         eval_src.as_ref().map(|s| s as &dyn BatchSource<Tensor>),

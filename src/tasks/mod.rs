@@ -216,7 +216,7 @@ pub(crate) fn in_model_files(
 }
 
 /// Creates `output` and writes the resolved job into `output/run_config.json`.
-pub(crate) fn write_run_config(output: &Path, job: &serde_json::Value) -> Result<()> {
+fn write_run_config(output: &Path, job: &serde_json::Value) -> Result<()> {
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
     let bytes = serde_json::to_vec_pretty(job)?;
     finetune_core::fsutil::write_bytes_atomically(&output.join("run_config.json"), &bytes)?;
@@ -224,12 +224,15 @@ pub(crate) fn write_run_config(output: &Path, job: &serde_json::Value) -> Result
 }
 
 /// Trains `model` with a [`Learner`] (resuming from `resume`: a checkpoint folder or `latest`),
-/// then evaluates on `test` when the run was not interrupted. Fills a [`RunReport`] but for
-/// `labels` and `skipped_samples`.
+/// then evaluates on `test` when the run was not interrupted. `run_config` (the resolved job)
+/// is written once the learner accepted the settings (freeze patterns included), so a refused
+/// run leaves no output. Fills a [`RunReport`] but for `labels` and `skipped_samples`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn fit_and_test<M: TrainModel>(
     model: &M,
     config: &TrainConfig,
     output: &Path,
+    run_config: &serde_json::Value,
     resume: Option<&str>,
     train: &dyn BatchSource<M::Inputs>,
     eval: Option<&dyn BatchSource<M::Inputs>>,
@@ -241,6 +244,7 @@ pub(crate) fn fit_and_test<M: TrainModel>(
         Some(w) => Some(finetune_train::checkpoint::resolve(output, w)?),
         None => None,
     };
+    write_run_config(output, run_config)?;
     let (outcome, summary) = learner.fit(train, eval, resume.as_deref())?;
     let frozen = model
         .store()

@@ -2,9 +2,7 @@
 //! [`finetune_train::Learner`] → the exported folder, with test metrics and predictions.
 
 pub use super::Prediction;
-use super::{
-    fit_and_test, sample_indices, split_files, write_folder_atomically, write_run_config, RunReport,
-};
+use super::{fit_and_test, sample_indices, split_files, write_folder_atomically, RunReport};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use finetune_bert::{BertBatch, BertForSequenceClassification, BertTokenizer, LoadOptions};
@@ -110,6 +108,7 @@ impl TextClassifier {
             None => DEFAULT_MAX_LENGTH.min(BertTokenizer::max_length_limit(&files.dir, max_pos)?),
         };
         let tokenizer = BertTokenizer::from_dir(&files.dir, max_length, max_pos)?;
+        tokenizer.check_vocab_fits(model.config().vocab_size)?;
         Ok(Self {
             model,
             tokenizer,
@@ -445,7 +444,6 @@ pub fn train_text(job: &TextJob) -> Result<TextRunReport> {
     // Record the length actually used, so `eval`/`predict` can repeat it.
     let mut resolved = job.to_json();
     resolved["max_length"] = clf.tokenizer.max_length().into();
-    write_run_config(&job.output, &resolved)?;
 
     let source = |records| clf.batches(records);
     let train_src = source(&train);
@@ -455,6 +453,7 @@ pub fn train_text(job: &TextJob) -> Result<TextRunReport> {
         &clf,
         &job.config,
         &job.output,
+        &resolved,
         job.resume.as_deref(),
         &train_src,
         eval_src.as_ref().map(|s| s as &dyn BatchSource<BertBatch>),

@@ -358,6 +358,23 @@ fn tokenizer_files_that_do_not_parse() {
 }
 
 #[test]
+fn a_tokenizer_larger_than_the_model_vocabulary() {
+    // A tokenizer from another checkpoint could emit ids with no embedding row.
+    fails_naming(
+        "tok-too-big",
+        |m| {
+            let mut words = vocab().join("\n");
+            for i in 0..50 {
+                words.push_str(&format!("\nextra{i}"));
+            }
+            std::fs::write(m.join("vocab.txt"), words + "\n").unwrap();
+        },
+        "vocab.txt",
+        &["vocab_size"],
+    );
+}
+
+#[test]
 fn a_model_folder_without_weights() {
     let f = Fixture::new("ckpt-no-weights");
     std::fs::remove_file(f.model.join(WEIGHTS)).unwrap();

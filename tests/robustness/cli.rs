@@ -111,14 +111,37 @@ fn a_non_empty_output_folder_is_refused_unless_overwrite() {
 }
 
 #[test]
-fn a_failed_run_does_not_block_the_next_one() {
-    // A run that fails before its first checkpoint leaves only its settings: the retry into the
-    // same folder needs no --overwrite.
-    let f = Fixture::new("cli-retry");
+fn a_refused_freeze_pattern_writes_nothing() {
+    // Freeze patterns are checked against the model before any output exists.
+    let f = Fixture::new("cli-bad-freeze");
     let out = f.out();
     let run = finetune(&f.train_args(&out, &["--freeze", "typo.*"]));
     assert_clean_failure(&run, &["typo.*"]);
+    assert!(!out.exists(), "a refused run created {}", out.display());
+}
+
+#[test]
+fn a_failed_run_does_not_block_the_next_one() {
+    // A run that fails before its first checkpoint (here: the loss turns non-finite) leaves only
+    // its settings and log: the retry into the same folder needs no --overwrite.
+    let f = Fixture::new("cli-retry");
+    let out = f.out();
+    let nan = [
+        "--lr",
+        "1e30",
+        "--optimizer",
+        "sgd",
+        "--schedule",
+        "constant",
+        "--max-grad-norm",
+        "0",
+        "--max-steps",
+        "20",
+    ];
+    let run = finetune(&f.train_args(&out, &nan));
+    assert_clean_failure(&run, &["step"]);
     assert!(out.join("run_config.json").is_file());
+    assert!(checkpoint_steps(&out).is_empty());
     finetune_ok(&f.train_args(&out, &[]));
     assert!(out.join("model.safetensors").is_file());
 }

@@ -16,6 +16,8 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 pub struct BertTokenizer {
     inner: Tokenizer,
     max_length: usize,
+    /// The file it was built from (`tokenizer.json` or `vocab.txt`), for messages.
+    source: std::path::PathBuf,
 }
 
 /// `tokenizer_config.json` of a model folder (empty when there is none).
@@ -64,6 +66,7 @@ impl BertTokenizer {
         }
         let json = dir.join("tokenizer.json");
         let vocab = dir.join("vocab.txt");
+        let source = if json.is_file() { &json } else { &vocab };
         let mut inner = if json.is_file() {
             Tokenizer::from_file(&json).map_err(|e| tok_err(&json, e))?
         } else if vocab.is_file() {
@@ -106,11 +109,31 @@ impl BertTokenizer {
             pad_token,
             ..PaddingParams::default()
         }));
-        Ok(Self { inner, max_length })
+        Ok(Self {
+            inner,
+            max_length,
+            source: source.clone(),
+        })
     }
 
     pub fn max_length(&self) -> usize {
         self.max_length
+    }
+
+    /// Refuses a tokenizer that can produce ids the model has no embedding for (a tokenizer
+    /// from another checkpoint): every id must be below the model's `vocab_size`.
+    pub fn check_vocab_fits(&self, vocab_size: usize) -> Result<()> {
+        let n = self.inner.get_vocab_size(true);
+        if n > vocab_size {
+            return Err(Error::Record {
+                path: self.source.clone(),
+                msg: format!(
+                    "the tokenizer has {n} tokens but the model's vocab_size is {vocab_size}: \
+                     it belongs to another model"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Token ids of one text (with `[CLS]`/`[SEP]`, truncated, unpadded).
