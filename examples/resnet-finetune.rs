@@ -40,9 +40,9 @@ struct Args {
     #[arg(long, default_value = "runs/resnet-finetune")]
     output: PathBuf,
     /// Fashion-MNIST images to pretrain on (a seeded sample of the 60,000).
-    #[arg(long, default_value_t = 4_000)]
+    #[arg(long, default_value_t = 20_000)]
     pretrain_samples: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     pretrain_epochs: u64,
     /// MNIST digits to fine-tune on (a sample of the 4,500 left after holding out 500).
     #[arg(long, default_value_t = 300)]
