@@ -31,6 +31,7 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
+use super::gemm::{self, Mat, MatMut, Threads};
 use super::kernel::{self, with_real, Real};
 use crate::{Error, Result};
 
@@ -278,31 +279,33 @@ unsafe fn matmul<T: Real>(
     rhs: (*const T, isize, isize),
     threads: usize,
 ) {
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
+    let threads = if threads > 1 {
+        Threads::Pool
     } else {
-        gemm::Parallelism::None
+        Threads::One
     };
     gemm::gemm(
         m,
         n,
         k,
-        dst.0,
-        dst.2,
-        dst.1,
+        MatMut {
+            ptr: dst.0,
+            rs: dst.1,
+            cs: dst.2,
+        },
         accumulate,
-        lhs.0,
-        lhs.2,
-        lhs.1,
-        rhs.0,
-        rhs.2,
-        rhs.1,
-        if accumulate { T::ONE } else { T::ZERO },
+        Mat {
+            ptr: lhs.0,
+            rs: lhs.1,
+            cs: lhs.2,
+        },
+        Mat {
+            ptr: rhs.0,
+            rs: rhs.1,
+            cs: rhs.2,
+        },
         T::ONE,
-        false,
-        false,
-        false,
-        par,
+        threads,
     )
 }
 
