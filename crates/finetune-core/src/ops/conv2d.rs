@@ -33,6 +33,7 @@ use rayon::prelude::*;
 
 use super::gemm::{self, Mat, MatMut, Threads};
 use super::kernel::{self, with_real, Real};
+use super::scratch::Scratch;
 use crate::{Error, Result};
 
 const NAME: &str = "conv2d";
@@ -358,9 +359,9 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
         .for_each(|(ys, xs)| {
             let cols = plan.group * p;
             let (mut col, mut out) = if direct {
-                (Vec::new(), Vec::new())
+                (Scratch::new(0), Scratch::new(0))
             } else {
-                (vec![T::ZERO; ck * cols], vec![T::ZERO; g.co * cols])
+                (Scratch::new(ck * cols), Scratch::new(g.co * cols))
             };
             for (yg, xg) in ys
                 .chunks_mut(plan.group * plane_out)
@@ -432,9 +433,9 @@ fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
         .for_each(|(dxs, dys)| {
             let cols = plan.group * p;
             let (mut dcol, mut dyg) = if direct {
-                (Vec::new(), Vec::new())
+                (Scratch::new(0), Scratch::new(0))
             } else {
-                (vec![T::ZERO; ck * cols], vec![T::ZERO; g.co * cols])
+                (Scratch::new(ck * cols), Scratch::new(g.co * cols))
             };
             for (dxg, dyc) in dxs
                 .chunks_mut(plan.group * plane_in)
@@ -497,9 +498,9 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
             let mut dw = vec![T::ZERO; g.co * ck];
             let cols = plan.group * p;
             let (mut col, mut dyg) = if direct {
-                (Vec::new(), Vec::new())
+                (Scratch::new(0), Scratch::new(0))
             } else {
-                (vec![T::ZERO; ck * cols], vec![T::ZERO; g.co * cols])
+                (Scratch::new(ck * cols), Scratch::new(g.co * cols))
             };
             for (j, (xg, dyc)) in xs
                 .chunks(plan.group * plane_in)

@@ -28,6 +28,7 @@ pub mod linear;
 pub mod loss;
 pub mod max_pool;
 pub mod op_set;
+mod scratch;
 pub mod softmax;
 
 pub use attention::{attention, attention_composed};
