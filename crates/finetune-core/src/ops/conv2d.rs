@@ -10,8 +10,8 @@
 //! - weight gradient: `dW = Σ_n dy[n] · colᵀ`, `col` recomputed from `x` (nothing is stored
 //!   between forward and backward but what autograd keeps anyway: `x` and `W`).
 //!
-//! The `col` and gathered-`dy` temporaries are per-thread scratch buffers (`ops/scratch.rs`), reused
-//! across layers and steps rather than allocated and zeroed per call.
+//! The `col` and gathered-`dy` temporaries are per-thread scratch buffers (`ops/scratch.rs`),
+//! reused across layers and steps rather than allocated and zeroed per call.
 //!
 //! A 1×1 convolution with stride 1 and no padding needs no im2col: `x[n]` is its own `col`.
 //! GEMMs run through the `gemm` crate (candle's own matmul kernel). Images are split into one
