@@ -155,8 +155,9 @@ impl<T> SendPtr<T> {
     }
 }
 
-/// gemm's f32 drivers with an explicit micro-kernel. In every bench configuration of the
-/// README the AVX-512 one beat the AVX2 one, the ResNets' small conv products included.
+/// gemm's f32 drivers with an explicit micro-kernel. In paired bench runs (README,
+/// Performance) the AVX-512 one was faster than the AVX2 one or even with it, the ResNets'
+/// small conv products included.
 #[cfg(all(feature = "avx512", target_arch = "x86_64"))]
 mod f32_kernels {
     use gemm::Parallelism;
