@@ -11,6 +11,7 @@ pub mod freeze;
 pub mod fsutil;
 pub mod grads;
 pub mod groups;
+pub mod malloc;
 pub mod nn;
 pub mod ops;
 pub mod optim;

@@ -8,7 +8,7 @@ use crate::conv::{conv2d, Conv2d};
 use crate::kernels::Kernels;
 use crate::naming::BlockShape;
 use candle_core::Tensor;
-use finetune_core::{ParamStore, Result};
+use finetune_core::{ops, ParamStore, Result};
 
 /// A conv followed by its BatchNorm.
 #[derive(Debug)]
@@ -109,7 +109,10 @@ impl Block {
             Some(d) => d.forward_t(x, train, false, kernels)?,
             None => x.clone(),
         };
-        Ok((y + shortcut)?.relu()?)
+        match kernels {
+            Kernels::Fused => ops::add_relu(&y, &shortcut),
+            Kernels::Candle => ops::add_relu_composed(&y, &shortcut),
+        }
     }
 
     /// The block's BatchNorm layers, in module order.

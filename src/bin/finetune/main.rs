@@ -62,6 +62,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Training and benchmark steps reuse freed memory instead of faulting in fresh pages
+    // (finetune_core::malloc; `FINETUNE_MALLOC=default` keeps glibc's defaults).
+    finetune_core::malloc::retain_freed_memory();
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::LrSchedule(a) => lr_schedule::run(*a),

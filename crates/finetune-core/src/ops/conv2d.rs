@@ -349,64 +349,72 @@ impl Plan {
 }
 
 /// `y = conv(x, w)`.
+///
+/// `y` is not zero-filled first: every element is written once, by the GEMM itself where one
+/// image makes one GEMM, else copied out of the GEMM's scratch output.
 fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
     let (ck, p, plane_in, plane_out) = (g.ck(), g.p(), g.plane_in(), g.plane_out());
-    let mut y = vec![T::ZERO; g.n * plane_out];
-    if y.is_empty() {
+    let len = g.n * plane_out;
+    let mut y: Vec<T> = Vec::with_capacity(len);
+    if len == 0 {
         return y;
     }
     let plan = Plan::new(g);
     let direct = plan.direct(g);
-    y.par_chunks_mut(plan.per * plane_out)
+    y.spare_capacity_mut()
+        .par_chunks_mut(plan.per * plane_out)
         .zip(x.par_chunks(plan.per * plane_in))
         .for_each(|(ys, xs)| {
             let cols = plan.group * p;
-            let (mut col, mut out) = if direct {
-                (Scratch::new(0), Scratch::new(0))
-            } else {
-                (Scratch::new(ck * cols), Scratch::new(g.co * cols))
-            };
+            let grouped = !direct && plan.group > 1;
+            let mut col = Scratch::new(if direct { 0 } else { ck * cols });
+            let mut out = Scratch::new(if grouped { g.co * cols } else { 0 });
             for (yg, xg) in ys
                 .chunks_mut(plan.group * plane_out)
                 .zip(xs.chunks(plan.group * plane_in))
             {
-                if direct {
-                    // SAFETY: y[n] is co×p, w co×ck, x[n] ck×p (= c×h·w), all row-major.
-                    unsafe {
-                        matmul(
-                            (g.co, p, ck),
-                            (yg.as_mut_ptr(), p as isize, 1),
-                            false,
-                            (w.as_ptr(), ck as isize, 1),
-                            (xg.as_ptr(), p as isize, 1),
-                            plan.gemm_threads,
-                        )
-                    }
-                    continue;
-                }
                 let k = xg.len() / plane_in;
                 let ld = k * p;
-                for (i, xn) in xg.chunks_exact(plane_in).enumerate() {
-                    g.im2col(xn, &mut col, ld, i * p);
-                }
-                // SAFETY: out is co×ld, w co×ck, col ck×ld, all row-major within their buffers.
+                let (rhs, dst) = if direct {
+                    (xg.as_ptr(), yg.as_mut_ptr().cast::<T>())
+                } else {
+                    for (i, xn) in xg.chunks_exact(plane_in).enumerate() {
+                        g.im2col(xn, &mut col, ld, i * p);
+                    }
+                    // One image: its output block is the GEMM's destination itself.
+                    let dst = if k == 1 {
+                        yg.as_mut_ptr().cast::<T>()
+                    } else {
+                        out.as_mut_ptr()
+                    };
+                    (col.as_ptr(), dst)
+                };
+                // SAFETY: dst is co×ld (y[n] itself when k = 1, else the scratch output), w
+                // co×ck, rhs ck×ld (x[n] = c×h·w for a direct conv), all row-major within
+                // their buffers. The GEMM overwrites dst without reading it.
                 unsafe {
                     matmul(
                         (g.co, ld, ck),
-                        (out.as_mut_ptr(), ld as isize, 1),
+                        (dst, ld as isize, 1),
                         false,
                         (w.as_ptr(), ck as isize, 1),
-                        (col.as_ptr(), ld as isize, 1),
+                        (rhs, ld as isize, 1),
                         plan.gemm_threads,
                     )
                 }
-                for (i, yn) in yg.chunks_exact_mut(plane_out).enumerate() {
-                    for (o, yrow) in yn.chunks_exact_mut(p).enumerate() {
-                        yrow.copy_from_slice(&out[o * ld + i * p..o * ld + i * p + p]);
+                if k > 1 {
+                    for (i, yn) in yg.chunks_exact_mut(plane_out).enumerate() {
+                        for (o, yrow) in yn.chunks_exact_mut(p).enumerate() {
+                            kernel::map_init(yrow, &out[o * ld + i * p..o * ld + i * p + p], |v| v);
+                        }
                     }
                 }
             }
         });
+    // SAFETY: the chunks cover all `len` elements, and each was written above: by a GEMM
+    // (`k = 1` or a direct conv: the whole co×p block of its image) or by the copy out of the
+    // grouped output (every row of every image of the group).
+    unsafe { y.set_len(len) };
     y
 }
 

@@ -121,7 +121,7 @@ pub(crate) trait UnaryKernel: Copy + Send + Sync + 'static {
 pub(crate) struct Fused<K>(pub K);
 
 /// The backward custom op of a [`UnaryKernel`]: inputs `saved` and `dy`, output `dx`.
-struct FusedBwd<K>(K);
+pub(crate) struct FusedBwd<K>(pub K);
 
 impl<K: UnaryKernel> CustomOp1 for Fused<K> {
     fn name(&self) -> &'static str {

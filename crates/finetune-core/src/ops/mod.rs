@@ -1,6 +1,6 @@
 //! Differentiable fused ops: linear layers, multi-head attention, layer norm, softmax /
 //! log-softmax, GELU (erf and tanh forms), 2-D convolution (im2col + GEMM), training-mode batch
-//! norm (+ ReLU), 2-D max pooling, dropout, and the training losses built on them; [`OpSet`]
+//! norm (+ ReLU), ReLU and the residual `relu(a + b)`, 2-D max pooling, dropout, and the training losses built on them; [`OpSet`]
 //! picks them or candle's stock compositions for a whole model.
 //!
 //! Why they exist: in candle 0.11.1 the fused layer norm records no gradient, the fused
@@ -28,6 +28,7 @@ pub mod linear;
 pub mod loss;
 pub mod max_pool;
 pub mod op_set;
+pub mod relu;
 mod scratch;
 pub mod softmax;
 
@@ -42,6 +43,7 @@ pub use linear::{linear, linear_composed};
 pub use loss::{binary_cross_entropy_with_logits, cross_entropy, mse};
 pub use max_pool::{max_pool2d, max_pool2d_composed};
 pub use op_set::OpSet;
+pub use relu::{add_relu, add_relu_composed, relu};
 pub use softmax::{
     log_softmax_last_dim, log_softmax_last_dim_composed, softmax_last_dim,
     softmax_last_dim_composed,
