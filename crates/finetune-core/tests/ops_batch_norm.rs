@@ -68,6 +68,36 @@ fn statistics_are_the_biased_batch_moments() -> Result<()> {
 }
 
 #[test]
+fn f32_statistics_stay_accurate_far_from_zero() -> Result<()> {
+    // A large offset, and a first image whose values sit apart from the others': the one-pass
+    // statistics are shifted by an estimate taken from the first image's plane only.
+    let (n, c, hw) = (4, 3, 50);
+    let apart =
+        Tensor::new(&[0f64, 5.0, 5.0, 5.0], &candle_core::Device::Cpu)?.reshape((n, 1, 1, 1))?;
+    let x = ((normal(&[n, c, 5, 10], 41) + 1000.0)?.broadcast_add(&apart)?).to_dtype(DType::F32)?;
+    let ones = Tensor::ones(c, DType::F32, x.device())?;
+    let out = batch_norm_train(&x, &ones, &ones.zeros_like()?, EPS, false)?;
+    let xv = values(&x);
+    for ch in 0..c {
+        let vals: Vec<f64> = (0..n)
+            .flat_map(|i| xv[(i * c + ch) * hw..(i * c + ch + 1) * hw].to_vec())
+            .collect();
+        let m = vals.iter().sum::<f64>() / vals.len() as f64;
+        let v = vals.iter().map(|a| (a - m).powi(2)).sum::<f64>() / vals.len() as f64;
+        let (got_m, got_v) = (values(&out.mean)[ch], values(&out.var)[ch]);
+        assert!(
+            (got_m - m).abs() < 1e-4,
+            "channel {ch}: mean {got_m} vs {m}"
+        );
+        assert!(
+            (got_v - v).abs() < 1e-4 * v,
+            "channel {ch}: variance {got_v} vs {v}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
 fn gradients_match_finite_differences() {
     for relu in [false, true] {
         let t = inputs([3, 2, 3, 4], 41).unwrap();

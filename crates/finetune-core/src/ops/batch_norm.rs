@@ -2,9 +2,10 @@
 //! ReLU, fused forward and backward.
 //!
 //! Forward, per channel over `M = N·H·W` values: `μ`, `σ²` (biased), `x̂ = (x − μ)/√(σ² + ε)`,
-//! `y = x̂·w + b` (then `max(y, 0)`). The statistics are computed once (two passes: mean,
-//! then the centred sum of squares, each plane summed in eight lanes and the planes in f64)
-//! and kept by the op for its backward and for the caller's running-statistics update.
+//! `y = x̂·w + b` (then `max(y, 0)`). The statistics are computed once, in one pass over `x`
+//! (sums of `x − k` and `(x − k)²` with `k` the mean of the head of the channel's first plane,
+//! each plane summed in eight lanes and the planes in f64), and kept by the op for its
+//! backward and for the caller's running-statistics update.
 //! Backward, with `g = dy` (masked by `y > 0` after a ReLU): `db = Σ g`, `dw = Σ g·x̂`,
 //! `dx = w/√(σ² + ε) · (g − db/M − x̂·dw/M)`. The candle composition of the same function
 //! materialises about ten full-size intermediates in each direction.
@@ -20,6 +21,10 @@ use super::kernel::{self, with_real, Real};
 use crate::{Error, Result};
 
 const NAME: &str = "batch_norm_train";
+
+/// How many leading values of a channel's first plane estimate the shift of its one-pass
+/// statistics.
+const SHIFT_SAMPLE: usize = 1024;
 
 /// A training-mode batch norm's output and the batch statistics it used.
 #[derive(Debug, Clone)]
@@ -175,17 +180,24 @@ impl BnTrain {
         let (mean, var): (Vec<f64>, Vec<f64>) = (0..g.c)
             .into_par_iter()
             .map(|c| {
-                let s: f64 = g.planes(x, c).map(|p| kernel::sum(p).to_f64()).sum::<f64>();
-                let m = s / g.count();
-                let mt = T::c(m);
-                // Centred on the rounded mean; the tiny offset of rounding is corrected exactly.
-                let (mut ss, mut d) = (0.0, 0.0);
+                // One pass of sums shifted by `k`, an estimate of the mean from the head of the
+                // channel's first plane: Σ(x − k) and Σ(x − k)². With `k` near the mean the
+                // variance `Σ(x − k)²/M − (Σ(x − k)/M)²` loses almost nothing to cancellation.
+                let first = g.planes(x, c).next().unwrap_or(&[]);
+                let head = &first[..first.len().min(SHIFT_SAMPLE)];
+                let k = if head.is_empty() {
+                    T::ZERO
+                } else {
+                    T::c(kernel::sum(head).to_f64() / head.len() as f64)
+                };
+                let (mut s1, mut s2) = (0.0, 0.0);
                 for p in g.planes(x, c) {
-                    ss += kernel::sum_sq_dev(p, mt).to_f64();
-                    d += kernel::sum_by(p, |v| v - mt).to_f64();
+                    let (a, b) = kernel::shifted_sums(p, k);
+                    s1 += a.to_f64();
+                    s2 += b.to_f64();
                 }
-                let d = d / g.count();
-                (m, (ss / g.count() - d * d).max(0.0))
+                let d = s1 / g.count();
+                (k.to_f64() + d, (s2 / g.count() - d * d).max(0.0))
             })
             .unzip();
         Stats { mean, var }
