@@ -125,6 +125,33 @@ fn strided_inputs_are_differentiable() {
 }
 
 #[test]
+fn grouped_and_single_images_in_one_thread_agree() -> Result<()> {
+    // Two threads, five images: thread 0 takes images 0..3 and thread 1 images 3..5. 24×24
+    // outputs (576 columns) group two images per GEMM, so thread 0 runs a group of two and
+    // then one image alone (written in place), thread 1 one group of two. 1×1 stride-1 convs
+    // take the direct path (no im2col), per image.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a rayon pool");
+    let cases: [Case; 2] = [
+        ([5, 3, 24, 24], [4, 3, 3, 3], 1, 1, 1),
+        ([5, 3, 40, 40], [4, 3, 1, 1], 1, 0, 1),
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let (x, w) = inputs(case, 450 + 2 * i as u64, DType::F64)?;
+        let (s, p, d) = (case.2, case.3, case.4);
+        let ours = pool.install(|| out_and_grads(&x, &w, |x, w| conv2d(x, w, s, p, d)))?;
+        let theirs = out_and_grads(&x, &w, |x, w| conv2d_candle(x, w, s, p, d))?;
+        let what = format!("{case:?}");
+        assert_tensors_close(&ours.0, &theirs.0, 1e-12, 1e-12, &format!("{what}: y"));
+        assert_tensors_close(&ours.1, &theirs.1, 1e-12, 1e-12, &format!("{what}: dx"));
+        assert_tensors_close(&ours.2, &theirs.2, 1e-12, 1e-12, &format!("{what}: dw"));
+    }
+    Ok(())
+}
+
+#[test]
 fn one_image_takes_the_multithreaded_gemm_path_and_agrees() -> Result<()> {
     // Fewer images than threads: images run in turn, each GEMM on every thread.
     let case: Case = ([1, 8, 15, 15], [12, 8, 3, 3], 1, 1, 1);

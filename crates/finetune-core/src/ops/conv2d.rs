@@ -431,15 +431,20 @@ fn gather_dy<T: Real>(g: &Geometry, dy: &[T], dst: &mut [T]) {
 }
 
 /// `dx` from the weights and `dy`.
+///
+/// `dx` is not zero-filled up front: a direct conv's GEMM writes each image's block whole,
+/// and otherwise each thread zeroes its own images just before `col2im` accumulates into them.
 fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
     let (ck, p, plane_in, plane_out) = (g.ck(), g.p(), g.plane_in(), g.plane_out());
-    let mut dx = vec![T::ZERO; g.n * plane_in];
-    if dx.is_empty() {
+    let len = g.n * plane_in;
+    let mut dx: Vec<T> = Vec::with_capacity(len);
+    if len == 0 {
         return dx;
     }
     let plan = Plan::new(g);
     let direct = plan.direct(g);
-    dx.par_chunks_mut(plan.per * plane_in)
+    dx.spare_capacity_mut()
+        .par_chunks_mut(plan.per * plane_in)
         .zip(dy.par_chunks(plan.per * plane_out))
         .for_each(|(dxs, dys)| {
             let cols = plan.group * p;
@@ -454,11 +459,12 @@ fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
             {
                 if direct {
                     // SAFETY: dx[n] is c×h·w = ck×p for a pointwise conv; wᵀ (ck×co) is read
-                    // from w (co×ck row-major); dy[n] is co×p.
+                    // from w (co×ck row-major); dy[n] is co×p. The GEMM overwrites dx[n]
+                    // without reading it.
                     unsafe {
                         matmul(
                             (ck, p, g.co),
-                            (dxg.as_mut_ptr(), p as isize, 1),
+                            (dxg.as_mut_ptr().cast::<T>(), p as isize, 1),
                             false,
                             (w.as_ptr(), 1, ck as isize),
                             (dyc.as_ptr(), p as isize, 1),
@@ -486,11 +492,15 @@ fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
                         plan.gemm_threads,
                     )
                 }
+                let dxg = kernel::fill_init(dxg, T::ZERO);
                 for (i, dxn) in dxg.chunks_exact_mut(plane_in).enumerate() {
                     g.col2im(&dcol, ld, i * p, dxn);
                 }
             }
         });
+    // SAFETY: the chunks cover all `len` elements and each was initialised above: by a direct
+    // conv's GEMM (the whole ck×p block of its image) or by `fill_init` before `col2im`.
+    unsafe { dx.set_len(len) };
     dx
 }
 

@@ -271,6 +271,15 @@ pub(crate) fn map_init<'a, T: Copy>(
     unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
+/// Writes `v` into every element of `out` and returns it, now initialised.
+#[inline]
+pub(crate) fn fill_init<T: Copy>(out: &mut [MaybeUninit<T>], v: T) -> &mut [T] {
+    out.fill(MaybeUninit::new(v));
+    // SAFETY: every element of `out` was just written, and `MaybeUninit<T>` has the layout of
+    // `T`.
+    unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
 /// Sum of `xs`, accumulated in eight independent lanes (vectorisable, and more accurate than
 /// one running sum).
 #[inline]
