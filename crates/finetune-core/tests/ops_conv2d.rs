@@ -112,6 +112,19 @@ fn gradients_match_finite_differences() {
 }
 
 #[test]
+fn shifted_gemm_gradients_match_finite_differences() {
+    // 30×30, 3×3, no padding: 784 of 900 padded columns are outputs, enough for the shifted
+    // GEMMs; a dilated 2×2 kernel with padding too (900 of 1024).
+    let x = normal(&[2, 2, 30, 30], 311);
+    gradcheck(&[x.clone(), normal(&[2, 2, 3, 3], 312)], |t| {
+        conv2d(&t[0], &t[1], 1, 0, 1)
+    });
+    gradcheck(&[x, normal(&[2, 2, 2, 2], 313)], |t| {
+        conv2d(&t[0], &t[1], 1, 1, 2)
+    });
+}
+
+#[test]
 fn strided_inputs_are_differentiable() {
     let x = normal(&[2, 3, 7, 6], 301);
     let w = normal(&[3, 4, 3, 3], 302);
@@ -128,14 +141,17 @@ fn strided_inputs_are_differentiable() {
 fn grouped_and_single_images_in_one_thread_agree() -> Result<()> {
     // Two threads, five images: thread 0 takes images 0..3 and thread 1 images 3..5. 24×24
     // outputs (576 columns) group two images per GEMM, so thread 0 runs a group of two and
-    // then one image alone (written in place), thread 1 one group of two. 1×1 stride-1 convs
-    // take the direct path (no im2col), per image.
+    // then one image alone (written in place), thread 1 one group of two. These stride-1
+    // convs run as shifted GEMMs over the padded images (no im2col), the dilated, non-square
+    // and unpadded kernels included; 1×1 stride-1 convs take the direct path, per image.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
         .expect("a rayon pool");
-    let cases: [Case; 2] = [
+    let cases: [Case; 4] = [
         ([5, 3, 24, 24], [4, 3, 3, 3], 1, 1, 1),
+        ([5, 2, 38, 38], [3, 2, 3, 2], 1, 1, 2),
+        ([5, 2, 40, 40], [3, 2, 3, 3], 1, 0, 1),
         ([5, 3, 40, 40], [4, 3, 1, 1], 1, 0, 1),
     ];
     for (i, case) in cases.iter().enumerate() {

@@ -14,6 +14,12 @@
 //! reused across layers and steps rather than allocated and zeroed per call.
 //!
 //! A 1×1 convolution with stride 1 and no padding needs no im2col: `x[n]` is its own `col`.
+//! Other stride-1 convolutions with large enough feature maps (ResNet's 56×56 and 28×28
+//! stages) skip im2col and col2im too: over the zero-padded images laid out row after row, each
+//! kernel tap is one GEMM of `C` rows reading the padded input at the tap's offset, and the
+//! taps accumulate ([`forward_shifted`] and its two adjoints). The padded copy is about the
+//! input's size where `col` is `kh·kw` times larger; the price is computing the few columns
+//! that fall in the padding (7 % at 56×56), dropped afterwards.
 //! GEMMs run through the `gemm` crate (candle's own matmul kernel). Images are split into one
 //! contiguous range per rayon thread, each thread with its own `col` buffer and a
 //! single-threaded GEMM; with fewer images than threads, images run one after the other with
@@ -174,6 +180,73 @@ impl Geometry {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
     }
 
+    /// Padded input height and width.
+    fn padded(&self) -> (usize, usize) {
+        (self.h + 2 * self.pad, self.w + 2 * self.pad)
+    }
+
+    /// Whether the forward runs as shifted GEMMs over the padded input instead of im2col
+    /// ([`forward_shifted`]): stride 1, a real kernel (a pointwise conv needs neither), and
+    /// few wasted columns (each image computes `Hp·Wp` columns for its `OH·OW` outputs).
+    fn shifted(&self) -> bool {
+        let (hp, wp) = self.padded();
+        self.stride == 1
+            && !self.pointwise()
+            && (self.p() as f64) >= SHIFTED_MIN_USEFUL * (hp * wp) as f64
+    }
+
+    /// Copies `k` images `[C, H, W]` into `dst` as `[C][k][Hp][Wp]` with zero borders.
+    fn pad_images<T: Real>(&self, xs: &[T], k: usize, dst: &mut [T]) {
+        let (hp, wp) = self.padded();
+        let (h, w, pad) = (self.h, self.w, self.pad);
+        let seg = k * hp * wp;
+        for c in 0..self.c {
+            for i in 0..k {
+                let plane = &xs[i * self.plane_in() + c * h * w..][..h * w];
+                let d = &mut dst[c * seg + i * hp * wp..][..hp * wp];
+                d[..pad * wp].fill(T::ZERO);
+                d[(pad + h) * wp..].fill(T::ZERO);
+                for (y, src) in plane.chunks_exact(w).enumerate() {
+                    let row = &mut d[(pad + y) * wp..][..wp];
+                    row[..pad].fill(T::ZERO);
+                    row[pad..pad + w].copy_from_slice(src);
+                    row[pad + w..].fill(T::ZERO);
+                }
+            }
+        }
+    }
+
+    /// Lays the output gradients `[C_out, OH, OW]` of `k` images into `dst` as
+    /// `[C_out][k][Hp][Wp]` (the column layout of [`forward_shifted`]), zero in the columns
+    /// that hold no output.
+    fn grid_grads<T: Real>(&self, dy: &[T], k: usize, dst: &mut [T]) {
+        let (hp, wp) = self.padded();
+        let seg = k * hp * wp;
+        for o in 0..self.co {
+            for i in 0..k {
+                let plane = &dy[i * self.plane_out() + o * self.p()..][..self.p()];
+                let d = &mut dst[o * seg + i * hp * wp..][..hp * wp];
+                for (oy, src) in plane.chunks_exact(self.ow).enumerate() {
+                    let row = &mut d[oy * wp..][..wp];
+                    row[..self.ow].copy_from_slice(src);
+                    row[self.ow..].fill(T::ZERO);
+                }
+                d[self.oh * wp..].fill(T::ZERO);
+            }
+        }
+    }
+
+    /// Columns the shifted GEMMs of `k` images compute: up to the last image's last output.
+    fn shifted_cols(&self, k: usize) -> usize {
+        let (hp, wp) = self.padded();
+        (k - 1) * hp * wp + (self.oh - 1) * wp + self.ow
+    }
+
+    /// Offset of kernel tap `(ky, kx)` in the padded layout.
+    fn tap_offset(&self, ky: usize, kx: usize) -> usize {
+        ky * self.dil * self.padded().1 + kx * self.dil
+    }
+
     /// The output columns `ox` whose input column `ox·stride + off` lies in `0..len`, as a
     /// range `lo..hi` within `0..out`.
     fn valid(off: isize, stride: usize, len: usize, out: usize) -> (usize, usize) {
@@ -325,8 +398,17 @@ struct Plan {
 /// Columns one GEMM should have at least, when images can be grouped to reach it.
 const MIN_GEMM_COLUMNS: usize = 1024;
 
+/// The least share of useful columns (`OH·OW / (Hp·Wp)`) for which a stride-1 forward runs as
+/// shifted GEMMs: 0.93 at ResNet's 56×56, 0.87 at 28×28, 0.77 at 14×14.
+const SHIFTED_MIN_USEFUL: f64 = 0.85;
+
 impl Plan {
     fn new(g: &Geometry) -> Self {
+        Self::new_for_columns(g, g.p())
+    }
+
+    /// The plan for GEMMs of `cols` columns per image.
+    fn new_for_columns(g: &Geometry, cols: usize) -> Self {
         let n = g.n.max(1);
         let threads = rayon::current_num_threads().max(1);
         let (per, gemm_threads) = if n >= threads {
@@ -334,7 +416,7 @@ impl Plan {
         } else {
             (n, threads)
         };
-        let group = MIN_GEMM_COLUMNS.div_ceil(g.p().max(1)).clamp(1, per);
+        let group = MIN_GEMM_COLUMNS.div_ceil(cols.max(1)).clamp(1, per);
         Plan {
             per,
             group,
@@ -357,6 +439,12 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
     let len = g.n * plane_out;
     let mut y: Vec<T> = Vec::with_capacity(len);
     if len == 0 {
+        return y;
+    }
+    if g.shifted() {
+        forward_shifted(g, x, w, &mut y);
+        // SAFETY: forward_shifted initialised all `len` elements (its contract).
+        unsafe { y.set_len(len) };
         return y;
     }
     let plan = Plan::new(g);
@@ -418,6 +506,69 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
     y
 }
 
+/// `y = conv(x, w)` for a stride-1 conv without im2col, into the spare capacity of `y`
+/// (which must hold `N·C_out·OH·OW` elements; all of them are written).
+///
+/// With the padded input laid out as `[C][k images][Hp][Wp]`, output column
+/// `j = i·Hp·Wp + oy·Wp + ox` of kernel tap `(ky, kx)` reads input column `j + ky·dil·Wp +
+/// kx·dil` of every channel: a plain strided matrix. So `out = Σ_(ky,kx) W[:, :, ky, kx] ·
+/// xpad[:, off + j]` is `kh·kw` accumulating GEMMs over `C` rows each, reading the padded
+/// images (about the input's size) instead of an im2col matrix `kh·kw` times larger.
+/// Columns with `ox ≥ OW` or `oy ≥ OH` are computed and dropped when the valid ones are copied
+/// out.
+fn forward_shifted<T: Real>(g: &Geometry, x: &[T], w: &[T], y: &mut Vec<T>) {
+    let (p, plane_in, plane_out) = (g.p(), g.plane_in(), g.plane_out());
+    let (hp, wp) = g.padded();
+    let taps = g.kh * g.kw;
+    let plan = Plan::new_for_columns(g, hp * wp);
+    y.spare_capacity_mut()[..g.n * plane_out]
+        .par_chunks_mut(plan.per * plane_out)
+        .zip(x.par_chunks(plan.per * plane_in))
+        .for_each(|(ys, xs)| {
+            let seg_max = plan.group * hp * wp;
+            let mut xpad = Scratch::new(g.c * seg_max);
+            let mut out = Scratch::new(g.co * seg_max);
+            for (yg, xg) in ys
+                .chunks_mut(plan.group * plane_out)
+                .zip(xs.chunks(plan.group * plane_in))
+            {
+                let k = xg.len() / plane_in;
+                let seg = k * hp * wp;
+                g.pad_images(xg, k, &mut xpad);
+                let cols = g.shifted_cols(k);
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let tap = ky * g.kw + kx;
+                        let off = g.tap_offset(ky, kx);
+                        // SAFETY: out is co×seg (cols ≤ seg); the tap's weights W[:, :, ky, kx]
+                        // are co×c with strides (ck, kh·kw) inside w; the rhs is c×cols with
+                        // row stride seg from `off`. Row r's last element is r·seg + off +
+                        // cols − 1 ≤ r·seg + k·Hp·Wp − 1 (stride 1: OH + (kh − 1)·dil = Hp,
+                        // OW + (kw − 1)·dil = Wp), inside that channel's block of xpad.
+                        unsafe {
+                            matmul(
+                                (g.co, cols, g.c),
+                                (out.as_mut_ptr(), seg as isize, 1),
+                                tap > 0,
+                                (w.as_ptr().add(tap), g.ck() as isize, taps as isize),
+                                (xpad.as_ptr().add(off), seg as isize, 1),
+                                plan.gemm_threads,
+                            )
+                        }
+                    }
+                }
+                for (i, yn) in yg.chunks_exact_mut(plane_out).enumerate() {
+                    for (o, yplane) in yn.chunks_exact_mut(p).enumerate() {
+                        let src = &out[o * seg + i * hp * wp..];
+                        for (oy, yrow) in yplane.chunks_exact_mut(g.ow).enumerate() {
+                            kernel::map_init(yrow, &src[oy * wp..oy * wp + g.ow], |v| v);
+                        }
+                    }
+                }
+            }
+        });
+}
+
 /// Copies `dy` of `k` images (each co×p) side by side into `dst` (co×k·p).
 fn gather_dy<T: Real>(g: &Geometry, dy: &[T], dst: &mut [T]) {
     let (p, plane_out) = (g.p(), g.plane_out());
@@ -439,6 +590,12 @@ fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
     let len = g.n * plane_in;
     let mut dx: Vec<T> = Vec::with_capacity(len);
     if len == 0 {
+        return dx;
+    }
+    if g.shifted() {
+        backward_input_shifted(g, w, dy, &mut dx);
+        // SAFETY: backward_input_shifted initialised all `len` elements (its contract).
+        unsafe { dx.set_len(len) };
         return dx;
     }
     let plan = Plan::new(g);
@@ -510,6 +667,9 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
     if g.n == 0 || p == 0 {
         return vec![T::ZERO; g.co * ck];
     }
+    if g.shifted() {
+        return backward_weight_shifted(g, x, dy);
+    }
     let plan = Plan::new(g);
     let direct = plan.direct(g);
     let partials: Vec<Vec<T>> = x
@@ -559,14 +719,133 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
             dw
         })
         .collect();
+    sum_partials(partials, g.co * ck)
+}
+
+/// The element-wise sum of per-range weight gradients of `len` elements.
+fn sum_partials<T: Real>(partials: Vec<Vec<T>>, len: usize) -> Vec<T> {
     let mut parts = partials.into_iter();
-    let mut dw = parts.next().unwrap_or_else(|| vec![T::ZERO; g.co * ck]);
+    let mut dw = parts.next().unwrap_or_else(|| vec![T::ZERO; len]);
     for part in parts {
         for (a, b) in dw.iter_mut().zip(part) {
             *a += b;
         }
     }
     dw
+}
+
+/// `dx` of a stride-1 conv without col2im, into the spare capacity of `dx` (which must hold
+/// `N·C·H·W` elements; all of them are written): the adjoint of [`forward_shifted`]. With the
+/// output gradients in the padded column layout (zero where no output is), each kernel tap
+/// adds `W[:, :, ky, kx]ᵀ · dy` to the padded input gradient at the tap's offset; the
+/// interior is then copied out.
+fn backward_input_shifted<T: Real>(g: &Geometry, w: &[T], dy: &[T], dx: &mut Vec<T>) {
+    let (plane_in, plane_out) = (g.plane_in(), g.plane_out());
+    let (hp, wp) = g.padded();
+    let taps = g.kh * g.kw;
+    let plan = Plan::new_for_columns(g, hp * wp);
+    dx.spare_capacity_mut()[..g.n * plane_in]
+        .par_chunks_mut(plan.per * plane_in)
+        .zip(dy.par_chunks(plan.per * plane_out))
+        .for_each(|(dxs, dys)| {
+            let seg_max = plan.group * hp * wp;
+            let mut dgrid = Scratch::new(g.co * seg_max);
+            let mut dxpad = Scratch::new(g.c * seg_max);
+            for (dxg, dyg) in dxs
+                .chunks_mut(plan.group * plane_in)
+                .zip(dys.chunks(plan.group * plane_out))
+            {
+                let k = dyg.len() / plane_out;
+                let seg = k * hp * wp;
+                g.grid_grads(dyg, k, &mut dgrid);
+                dxpad[..g.c * seg].fill(T::ZERO);
+                let cols = g.shifted_cols(k);
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let tap = ky * g.kw + kx;
+                        // SAFETY: the destination is c×cols with row stride seg from the tap's
+                        // offset, inside dxpad (c·seg; the bound of forward_shifted's rhs);
+                        // W[:, :, ky, kx]ᵀ is c×co with strides (kh·kw, ck) inside w; dgrid is
+                        // co×cols with row stride seg. The taps run one after the other.
+                        unsafe {
+                            matmul(
+                                (g.c, cols, g.co),
+                                (
+                                    dxpad.as_mut_ptr().add(g.tap_offset(ky, kx)),
+                                    seg as isize,
+                                    1,
+                                ),
+                                true,
+                                (w.as_ptr().add(tap), taps as isize, g.ck() as isize),
+                                (dgrid.as_ptr(), seg as isize, 1),
+                                plan.gemm_threads,
+                            )
+                        }
+                    }
+                }
+                for (i, dxn) in dxg.chunks_exact_mut(plane_in).enumerate() {
+                    for (c, dplane) in dxn.chunks_exact_mut(g.h * g.w).enumerate() {
+                        let src = &dxpad[c * seg + i * hp * wp..];
+                        for (y, drow) in dplane.chunks_exact_mut(g.w).enumerate() {
+                            let start = (y + g.pad) * wp + g.pad;
+                            kernel::map_init(drow, &src[start..start + g.w], |v| v);
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// `dW` of a stride-1 conv without im2col: per kernel tap, `dW[:, :, ky, kx] = dy · xpadᵀ`
+/// over the padded column layout of [`forward_shifted`] (the gradient's zero columns drop
+/// the columns that hold no output); per range of images a partial sum, then their sum.
+fn backward_weight_shifted<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
+    let (ck, plane_in, plane_out) = (g.ck(), g.plane_in(), g.plane_out());
+    let (hp, wp) = g.padded();
+    let taps = g.kh * g.kw;
+    let plan = Plan::new_for_columns(g, hp * wp);
+    let partials: Vec<Vec<T>> = x
+        .par_chunks(plan.per * plane_in)
+        .zip(dy.par_chunks(plan.per * plane_out))
+        .map(|(xs, dys)| {
+            let mut dw = vec![T::ZERO; g.co * ck];
+            let seg_max = plan.group * hp * wp;
+            let mut xpad = Scratch::new(g.c * seg_max);
+            let mut dgrid = Scratch::new(g.co * seg_max);
+            for (j, (xg, dyg)) in xs
+                .chunks(plan.group * plane_in)
+                .zip(dys.chunks(plan.group * plane_out))
+                .enumerate()
+            {
+                let k = xg.len() / plane_in;
+                let seg = k * hp * wp;
+                g.pad_images(xg, k, &mut xpad);
+                g.grid_grads(dyg, k, &mut dgrid);
+                let cols = g.shifted_cols(k);
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let tap = ky * g.kw + kx;
+                        // SAFETY: dW[:, :, ky, kx] is co×c with strides (ck, kh·kw) inside dw;
+                        // dgrid is co×cols (row stride seg); the rhs is cols×c read from xpad
+                        // at the tap's offset with strides (1, seg), inside xpad (the bound of
+                        // forward_shifted's rhs).
+                        unsafe {
+                            matmul(
+                                (g.co, g.c, cols),
+                                (dw.as_mut_ptr().add(tap), ck as isize, taps as isize),
+                                j > 0,
+                                (dgrid.as_ptr(), seg as isize, 1),
+                                (xpad.as_ptr().add(g.tap_offset(ky, kx)), 1, seg as isize),
+                                plan.gemm_threads,
+                            )
+                        }
+                    }
+                }
+            }
+            dw
+        })
+        .collect();
+    sum_partials(partials, g.co * ck)
 }
 
 /// Whether autograd wants a gradient for `t`.
