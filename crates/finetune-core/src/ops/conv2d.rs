@@ -17,7 +17,7 @@
 //! Other stride-1 convolutions with large enough feature maps (ResNet's 56×56 and 28×28
 //! stages) skip im2col and col2im too: over the zero-padded images laid out row after row, each
 //! kernel tap is one GEMM of `C` rows reading the padded input at the tap's offset, and the
-//! taps accumulate ([`forward_shifted`] and its two adjoints). The padded copy is about the
+//! taps accumulate (`forward_shifted` and its two adjoints). The padded copy is about the
 //! input's size where `col` is `kh·kw` times larger; the price is computing the few columns
 //! that fall in the padding (7 % at 56×56), dropped afterwards.
 //! GEMMs run through the `gemm` crate (candle's own matmul kernel). Images are split into one
