@@ -154,7 +154,11 @@ impl BatchNorm2d {
             let y = x
                 .broadcast_mul(&scale.reshape(bshape)?)?
                 .broadcast_add(&shift.reshape(bshape)?)?;
-            return Ok(if relu { y.relu()? } else { y });
+            return Ok(match (relu, kernels) {
+                (false, _) => y,
+                (true, Kernels::Fused) => ops::relu(&y)?,
+                (true, Kernels::Candle) => y.relu()?,
+            });
         }
         let count = n * h * w;
         if count < 2 {
