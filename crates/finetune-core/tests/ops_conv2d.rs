@@ -263,6 +263,16 @@ fn bad_input_is_an_error() -> Result<()> {
         ("zero stride", conv2d(&x, &w, 0, 1, 1)),
         ("zero dilation", conv2d(&x, &w, 1, 1, 0)),
         ("kernel larger than input", conv2d(&x, &w, 1, 0, 3)),
+        ("empty width (all padding)", {
+            let empty = Tensor::zeros((1, 2, 16, 0), DType::F32, &dev)?;
+            conv2d(
+                &empty,
+                &Tensor::zeros((3, 2, 3, 1), DType::F32, &dev)?,
+                1,
+                1,
+                1,
+            )
+        }),
         (
             "dtype mismatch",
             conv2d(&x, &w.to_dtype(DType::F64)?, 1, 1, 1),

@@ -127,6 +127,12 @@ impl Geometry {
                 w.dtype()
             ));
         }
+        if h == 0 || wd == 0 || c == 0 {
+            return bad(format!(
+                "the input {:?} has an empty channel, height or width dimension",
+                x.dims()
+            ));
+        }
         if stride == 0 || dil == 0 || kh == 0 || kw == 0 || co == 0 {
             return bad(format!(
                 "stride {stride}, dilation {dil} and kernel {:?} must be positive",
