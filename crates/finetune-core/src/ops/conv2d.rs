@@ -248,9 +248,11 @@ impl Geometry {
         (k - 1) * hp * wp + (self.oh - 1) * wp + self.ow
     }
 
-    /// Offset of kernel tap `(ky, kx)` in the padded layout.
-    fn tap_offset(&self, ky: usize, kx: usize) -> usize {
-        ky * self.dil * self.padded().1 + kx * self.dil
+    /// The kernel taps `(ky, kx)` in weight order, each as `(ky·kw + kx, offset)`: its index in
+    /// a weight's `kh·kw` block and its offset in the padded layout of [`forward_shifted`].
+    fn taps(&self) -> impl Iterator<Item = (usize, usize)> {
+        let (kw, dil, wp) = (self.kw, self.dil, self.padded().1);
+        (0..self.kh * kw).map(move |t| (t, (t / kw) * dil * wp + (t % kw) * dil))
     }
 
     /// The output columns `ox` whose input column `ox·stride + off` lies in `0..len`, as a
@@ -542,25 +544,21 @@ fn forward_shifted<T: Real>(g: &Geometry, x: &[T], w: &[T], y: &mut Vec<T>) {
                 let seg = k * hp * wp;
                 g.pad_images(xg, k, &mut xpad);
                 let cols = g.shifted_cols(k);
-                for ky in 0..g.kh {
-                    for kx in 0..g.kw {
-                        let tap = ky * g.kw + kx;
-                        let off = g.tap_offset(ky, kx);
-                        // SAFETY: out is co×seg (cols ≤ seg); the tap's weights W[:, :, ky, kx]
-                        // are co×c with strides (ck, kh·kw) inside w; the rhs is c×cols with
-                        // row stride seg from `off`. Row r's last element is r·seg + off +
-                        // cols − 1 ≤ r·seg + k·Hp·Wp − 1 (stride 1: OH + (kh − 1)·dil = Hp,
-                        // OW + (kw − 1)·dil = Wp), inside that channel's block of xpad.
-                        unsafe {
-                            matmul(
-                                (g.co, cols, g.c),
-                                (out.as_mut_ptr(), seg as isize, 1),
-                                tap > 0,
-                                (w.as_ptr().add(tap), g.ck() as isize, taps as isize),
-                                (xpad.as_ptr().add(off), seg as isize, 1),
-                                plan.gemm_threads,
-                            )
-                        }
+                for (tap, off) in g.taps() {
+                    // SAFETY: out is co×seg (cols ≤ seg); the tap's weights W[:, :, ky, kx]
+                    // are co×c with strides (ck, kh·kw) inside w; the rhs is c×cols with
+                    // row stride seg from `off`. Row r's last element is r·seg + off +
+                    // cols − 1 ≤ r·seg + k·Hp·Wp − 1 (stride 1: OH + (kh − 1)·dil = Hp,
+                    // OW + (kw − 1)·dil = Wp), inside that channel's block of xpad.
+                    unsafe {
+                        matmul(
+                            (g.co, cols, g.c),
+                            (out.as_mut_ptr(), seg as isize, 1),
+                            tap > 0,
+                            (w.as_ptr().add(tap), g.ck() as isize, taps as isize),
+                            (xpad.as_ptr().add(off), seg as isize, 1),
+                            plan.gemm_threads,
+                        )
                     }
                 }
                 for (i, yn) in yg.chunks_exact_mut(plane_out).enumerate() {
@@ -766,27 +764,20 @@ fn backward_input_shifted<T: Real>(g: &Geometry, w: &[T], dy: &[T], dx: &mut Vec
                 g.grid_grads(dyg, k, &mut dgrid);
                 dxpad[..g.c * seg].fill(T::ZERO);
                 let cols = g.shifted_cols(k);
-                for ky in 0..g.kh {
-                    for kx in 0..g.kw {
-                        let tap = ky * g.kw + kx;
-                        // SAFETY: the destination is c×cols with row stride seg from the tap's
-                        // offset, inside dxpad (c·seg; the bound of forward_shifted's rhs);
-                        // W[:, :, ky, kx]ᵀ is c×co with strides (kh·kw, ck) inside w; dgrid is
-                        // co×cols with row stride seg. The taps run one after the other.
-                        unsafe {
-                            matmul(
-                                (g.c, cols, g.co),
-                                (
-                                    dxpad.as_mut_ptr().add(g.tap_offset(ky, kx)),
-                                    seg as isize,
-                                    1,
-                                ),
-                                true,
-                                (w.as_ptr().add(tap), taps as isize, g.ck() as isize),
-                                (dgrid.as_ptr(), seg as isize, 1),
-                                plan.gemm_threads,
-                            )
-                        }
+                for (tap, off) in g.taps() {
+                    // SAFETY: the destination is c×cols with row stride seg from the tap's
+                    // offset, inside dxpad (c·seg; the bound of forward_shifted's rhs);
+                    // W[:, :, ky, kx]ᵀ is c×co with strides (kh·kw, ck) inside w; dgrid is
+                    // co×cols with row stride seg. The taps run one after the other.
+                    unsafe {
+                        matmul(
+                            (g.c, cols, g.co),
+                            (dxpad.as_mut_ptr().add(off), seg as isize, 1),
+                            true,
+                            (w.as_ptr().add(tap), taps as isize, g.ck() as isize),
+                            (dgrid.as_ptr(), seg as isize, 1),
+                            plan.gemm_threads,
+                        )
                     }
                 }
                 for (i, dxn) in dxg.chunks_exact_mut(plane_in).enumerate() {
@@ -828,23 +819,20 @@ fn backward_weight_shifted<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
                 g.pad_images(xg, k, &mut xpad);
                 g.grid_grads(dyg, k, &mut dgrid);
                 let cols = g.shifted_cols(k);
-                for ky in 0..g.kh {
-                    for kx in 0..g.kw {
-                        let tap = ky * g.kw + kx;
-                        // SAFETY: dW[:, :, ky, kx] is co×c with strides (ck, kh·kw) inside dw;
-                        // dgrid is co×cols (row stride seg); the rhs is cols×c read from xpad
-                        // at the tap's offset with strides (1, seg), inside xpad (the bound of
-                        // forward_shifted's rhs).
-                        unsafe {
-                            matmul(
-                                (g.co, g.c, cols),
-                                (dw.as_mut_ptr().add(tap), ck as isize, taps as isize),
-                                j > 0,
-                                (dgrid.as_ptr(), seg as isize, 1),
-                                (xpad.as_ptr().add(g.tap_offset(ky, kx)), 1, seg as isize),
-                                plan.gemm_threads,
-                            )
-                        }
+                for (tap, off) in g.taps() {
+                    // SAFETY: dW[:, :, ky, kx] is co×c with strides (ck, kh·kw) inside dw;
+                    // dgrid is co×cols (row stride seg); the rhs is cols×c read from xpad
+                    // at the tap's offset with strides (1, seg), inside xpad (the bound of
+                    // forward_shifted's rhs).
+                    unsafe {
+                        matmul(
+                            (g.co, g.c, cols),
+                            (dw.as_mut_ptr().add(tap), ck as isize, taps as isize),
+                            j > 0,
+                            (dgrid.as_ptr(), seg as isize, 1),
+                            (xpad.as_ptr().add(off), 1, seg as isize),
+                            plan.gemm_threads,
+                        )
                     }
                 }
             }
