@@ -118,6 +118,53 @@ fn forward_and_backward_match_reference_on_random_input() -> Result<()> {
 }
 
 #[test]
+fn wide_rows_match_reference_in_f32_and_f64() -> Result<()> {
+    // Rows long enough for full vector registers plus a remainder (the kernel scans each
+    // kernel tap across a whole output row at once), with clipped windows at both ends.
+    for (i, (k, s, p)) in CONFIGS.into_iter().enumerate() {
+        for shape in [[1, 2, 7, 75], [2, 1, 12, 40]] {
+            let x = normal(&shape, 100 + i as u64);
+            check_against_reference(&x, k, s, p)?;
+            check_against_reference(&x.to_dtype(DType::F32)?, k, s, p)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn windows_of_minus_infinity_route_the_gradient_to_their_first_real_element() -> Result<()> {
+    // Whole windows of -inf: no value beats the initial -inf, so the first real element of
+    // each such window must be selected, as the reference does.
+    let mut v = values(&normal(&[1, 2, 6, 40], 7));
+    for (i, x) in v.iter_mut().enumerate() {
+        if (i / 40) % 6 < 3 {
+            *x = f64::NEG_INFINITY;
+        }
+    }
+    let x = Tensor::from_vec(v, (1, 2, 6, 40), &Device::Cpu)?;
+    for (k, s, p) in CONFIGS {
+        check_against_reference(&x, k, s, p)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn nan_in_a_window_propagates_to_its_output() -> Result<()> {
+    let mut v = values(&normal(&[1, 1, 5, 33], 11));
+    v[2 * 33 + 20] = f64::NAN;
+    let x = Tensor::from_vec(v, (1, 1, 5, 33), &Device::Cpu)?;
+    for dtype in [DType::F64, DType::F32] {
+        let y = values(&max_pool2d(&x.to_dtype(dtype)?, (3, 3), (2, 2), (1, 1))?);
+        // Output windows holding input (2, 20): rows oy = 1 (rows 1..=3), columns ox = 10
+        // (columns 19..=21); of a 3 × 17 output.
+        for (i, v) in y.iter().enumerate() {
+            assert_eq!(v.is_nan(), i == 17 + 10, "{dtype:?} output {i}: {v}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn ties_route_the_whole_gradient_to_the_first_maximum() -> Result<()> {
     // Constant input: every window is one big tie.
     let x = Tensor::ones((1, 1, 4, 4), DType::F64, &Device::Cpu)?;

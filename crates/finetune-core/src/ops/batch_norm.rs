@@ -231,13 +231,18 @@ impl BnTrain {
                 let (_, scale, shift) = aff[plane % g.c];
                 let (scale, shift) = (T::c(scale), T::c(shift));
                 let xs = &x[plane * g.hw..(plane + 1) * g.hw];
-                let ys = kernel::map_init(out, xs, |v| v * scale + shift);
+                // One pass, the ReLU as a select (a branch would not vectorise).
                 if relu {
-                    for v in ys.iter_mut() {
-                        if *v < T::ZERO {
-                            *v = T::ZERO;
+                    kernel::map_init(out, xs, |v| {
+                        let y = v * scale + shift;
+                        if y < T::ZERO {
+                            T::ZERO
+                        } else {
+                            y
                         }
-                    }
+                    });
+                } else {
+                    kernel::map_init(out, xs, |v| v * scale + shift);
                 }
             },
         );
@@ -263,11 +268,16 @@ impl BnTrain {
                 let m = T::c(st.mean[c]);
                 let (mut sg, mut sgx) = (0.0, 0.0);
                 for ((xp, yp), dp) in g.planes(x, c).zip(g.planes(y, c)).zip(g.planes(dy, c)) {
-                    let (a, b) = if relu {
-                        grad_sums::<T, true>(xp, yp, dp, m)
-                    } else {
-                        grad_sums::<T, false>(xp, yp, dp, m)
-                    };
+                    let (a, b) = super::simd::wide(
+                        #[inline(always)]
+                        || {
+                            if relu {
+                                grad_sums::<T, true>(xp, yp, dp, m)
+                            } else {
+                                grad_sums::<T, false>(xp, yp, dp, m)
+                            }
+                        },
+                    );
                     sg += a.to_f64();
                     sgx += b.to_f64();
                 }
@@ -314,7 +324,7 @@ impl BnTrain {
 
 /// `(Σ g_i, Σ g_i·(x_i − m))` with `g = d` (masked by `y > 0` when `RELU`), lane-split so
 /// that it vectorises.
-#[inline]
+#[inline(always)]
 fn grad_sums<T: Real, const RELU: bool>(x: &[T], y: &[T], d: &[T], m: T) -> (T, T) {
     const L: usize = 8;
     let n = x.len().min(y.len()).min(d.len());

@@ -43,6 +43,7 @@ use rayon::prelude::*;
 use super::gemm::{self, Mat, MatMut, Threads};
 use super::kernel::{self, with_real, Real};
 use super::scratch::Scratch;
+use super::simd::multiversion;
 use crate::{Error, Result};
 
 const NAME: &str = "conv2d";
@@ -274,6 +275,11 @@ impl Geometry {
     ///
     /// Row `r` of `col` starts at `r·ld + off` (`ld ≥ OH·OW`: several images side by side).
     fn im2col<T: Real>(&self, x: &[T], col: &mut [T], ld: usize, off: usize) {
+        im2col_wide(self, x, col, ld, off)
+    }
+
+    #[inline(always)]
+    fn im2col_here<T: Real>(&self, x: &[T], col: &mut [T], ld: usize, off: usize) {
         let (p, hw) = (self.p(), self.h * self.w);
         for c in 0..self.c {
             let plane = &x[c * hw..(c + 1) * hw];
@@ -311,6 +317,11 @@ impl Geometry {
     /// The adjoint of [`Self::im2col`]: `dx` (one image, zeroed by the caller) accumulates
     /// every `col` entry at the input position it was read from (rows laid out as there).
     fn col2im<T: Real>(&self, col: &[T], ld: usize, off: usize, dx: &mut [T]) {
+        col2im_wide(self, col, ld, off, dx)
+    }
+
+    #[inline(always)]
+    fn col2im_here<T: Real>(&self, col: &[T], ld: usize, off: usize, dx: &mut [T]) {
         let (p, hw) = (self.p(), self.h * self.w);
         for c in 0..self.c {
             let plane = &mut dx[c * hw..(c + 1) * hw];
@@ -346,6 +357,21 @@ impl Geometry {
 
     fn out_shape(&self) -> Shape {
         Shape::from((self.n, self.co, self.oh, self.ow))
+    }
+}
+
+multiversion! {
+    /// [`Geometry::im2col`], compiled per vector level as a function of its own (its slices
+    /// keep their no-alias guarantees, which the strided gathers need to vectorise).
+    fn im2col_wide<T: Real>(g: &Geometry, x: &[T], col: &mut [T], ld: usize, off: usize) {
+        g.im2col_here(x, col, ld, off)
+    }
+}
+
+multiversion! {
+    /// [`Geometry::col2im`], compiled per vector level like [`im2col_wide`].
+    fn col2im_wide<T: Real>(g: &Geometry, col: &[T], ld: usize, off: usize, dx: &mut [T]) {
+        g.col2im_here(col, ld, off, dx)
     }
 }
 

@@ -247,7 +247,12 @@ where
         .par_chunks_mut(chunk.max(1))
         .with_min_len(min_chunks.max(1))
         .enumerate()
-        .for_each(|(i, out)| fill(i, out));
+        .for_each(|(i, out)| {
+            super::simd::wide(
+                #[inline(always)]
+                || fill(i, out),
+            )
+        });
     // SAFETY: the chunks cover the `len` elements after `start`, and `fill` initialised every
     // element of each (the contract above; every caller writes its chunk through one zipped
     // loop over all of it). If `fill` panicked we never get here, and `v` keeps its old length.
@@ -291,14 +296,19 @@ pub(crate) fn sum<T: Real>(xs: &[T]) -> T {
 /// independent lanes). Meant for plain arithmetic `f`; one with selects may stay scalar.
 #[inline(always)]
 pub(crate) fn sum_by<T: Real>(xs: &[T], f: impl Fn(T) -> T) -> T {
-    let mut acc = [T::ZERO; LANES];
-    let (chunks, rest) = xs.as_chunks::<LANES>();
-    for c in chunks {
-        for i in 0..LANES {
-            acc[i] += f(c[i]);
-        }
-    }
-    acc.into_iter().sum::<T>() + rest.iter().map(|&x| f(x)).sum::<T>()
+    super::simd::wide(
+        #[inline(always)]
+        || {
+            let mut acc = [T::ZERO; LANES];
+            let (chunks, rest) = xs.as_chunks::<LANES>();
+            for c in chunks {
+                for i in 0..LANES {
+                    acc[i] += f(c[i]);
+                }
+            }
+            acc.into_iter().sum::<T>() + rest.iter().map(|&x| f(x)).sum::<T>()
+        },
+    )
 }
 
 /// `Σ (x_i - mean)²`, lane-split like [`sum`].
@@ -310,6 +320,14 @@ pub(crate) fn sum_sq_dev<T: Real>(xs: &[T], mean: T) -> T {
 /// `(Σ (x_i − k), Σ (x_i − k)²)` in one pass, lane-split like [`sum`].
 #[inline]
 pub(crate) fn shifted_sums<T: Real>(xs: &[T], k: T) -> (T, T) {
+    super::simd::wide(
+        #[inline(always)]
+        || shifted_sums_here(xs, k),
+    )
+}
+
+#[inline(always)]
+fn shifted_sums_here<T: Real>(xs: &[T], k: T) -> (T, T) {
     let (mut a, mut b) = ([T::ZERO; LANES], [T::ZERO; LANES]);
     let (chunks, rest) = xs.as_chunks::<LANES>();
     for c in chunks {
@@ -331,6 +349,14 @@ pub(crate) fn shifted_sums<T: Real>(xs: &[T], k: T) -> (T, T) {
 /// `Σ a_i b_i`, lane-split like [`sum`].
 #[inline]
 pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    super::simd::wide(
+        #[inline(always)]
+        || dot_here(a, b),
+    )
+}
+
+#[inline(always)]
+fn dot_here<T: Real>(a: &[T], b: &[T]) -> T {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
     let (ca, ra) = a[..n].as_chunks::<LANES>();
@@ -348,6 +374,14 @@ pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
 /// NaN outputs through the arithmetic anyway).
 #[inline]
 pub(crate) fn max<T: Real>(xs: &[T]) -> T {
+    super::simd::wide(
+        #[inline(always)]
+        || max_here(xs),
+    )
+}
+
+#[inline(always)]
+fn max_here<T: Real>(xs: &[T]) -> T {
     let mut acc = [T::NEG_INFINITY; LANES];
     let (chunks, rest) = xs.as_chunks::<LANES>();
     for c in chunks {

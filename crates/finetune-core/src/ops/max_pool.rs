@@ -8,11 +8,16 @@
 //! maximum in row-major order wins, so on ties the whole gradient goes to it; a NaN in a
 //! window is selected (propagates), as in PyTorch. The backward recomputes each window's
 //! arg-max from the input instead of storing indices, then scatters `dy` to it.
+//!
+//! Both directions scan a whole output row at once, one kernel tap at a time (a contiguous or
+//! strided run of loads with selects, compiled per vector level by
+//! [`multiversion!`](super::simd)), rather than window by window.
 
 use candle_core::{Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::kernel::{self, Real};
+use super::simd::multiversion;
 use crate::{Error, Result};
 
 const NAME: &str = "max_pool2d";
@@ -157,6 +162,12 @@ impl Geometry {
                 (h + 2 * ph, w + 2 * pw)
             )));
         }
+        // In-plane positions (and the backward's tags, `y·W + kx < (H + 2)·W`) are u32.
+        if (h + 2).checked_mul(w).is_none_or(|p| p >= u32::MAX as usize) {
+            return Err(Error::config(format!(
+                "{NAME}: planes of {h}×{w} elements are too large (at most about 2³²)"
+            )));
+        }
         let oh = (h + 2 * ph - kh) / sh + 1;
         let ow = (w + 2 * pw - kw) / sw + 1;
         Ok(Self {
@@ -175,7 +186,8 @@ impl Geometry {
         })
     }
 
-    /// Index within an `h·w` plane of the selected element of output window `(oy, ox)`.
+    /// Index within an `h·w` plane of the selected element of output window `(oy, ox)`: the
+    /// scalar scan, for the windows [`Self::scan_row`] leaves unresolved.
     #[inline]
     fn argmax<T: Real>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
         let y0 = (oy * self.sh) as isize - self.ph as isize;
@@ -202,8 +214,95 @@ impl Geometry {
         best
     }
 
+    /// The windows of output row `oy` of one plane, all at once: `vals[ox]` gets each
+    /// window's maximum and, when `IDX`, `idx[ox]` the tag `y·W + kx` of its selected element
+    /// (input row `y`, kernel column `kx`), which sits at in-plane index `idx[ox] + ox·sw − pw`.
+    ///
+    /// The kernel taps are visited in the window's row-major order, each as one pass over the
+    /// output columns that it reaches (contiguous or strided loads that vectorise), a value
+    /// replacing the current one when strictly larger or NaN, as in [`Self::argmax`]. A window
+    /// whose real elements are all `-inf` keeps `idx = u32::MAX` (its value, `-inf`, is right);
+    /// the caller resolves those with [`Self::argmax`].
+    #[inline(always)]
+    fn scan_row<T: Real, const IDX: bool>(
+        &self,
+        plane: &[T],
+        oy: usize,
+        vals: &mut [T],
+        idx: &mut [u32],
+    ) {
+        vals.fill(T::NEG_INFINITY);
+        if IDX {
+            idx.fill(u32::MAX);
+        }
+        let y0 = (oy * self.sh) as isize - self.ph as isize;
+        let rows = y0.max(0) as usize..((y0 + self.kh as isize) as usize).min(self.h);
+        let reach = self.w + self.pw;
+        for y in rows {
+            let row = &plane[y * self.w..(y + 1) * self.w];
+            for kx in 0..self.kw.min(reach) {
+                // Output columns whose tap `kx` lands in the row: pw ≤ ox·sw + kx < w + pw.
+                let lo = self.pw.saturating_sub(kx).div_ceil(self.sw);
+                let hi = ((reach - kx - 1) / self.sw + 1).min(self.ow);
+                if lo >= hi {
+                    continue;
+                }
+                let first = lo * self.sw + kx - self.pw;
+                let src = &row[first..first + (hi - lo - 1) * self.sw + 1];
+                if IDX {
+                    let tag = (y * self.w + kx) as u32;
+                    scan_tap_idx(src, self.sw, tag, &mut vals[lo..hi], &mut idx[lo..hi]);
+                } else {
+                    scan_tap(src, self.sw, &mut vals[lo..hi]);
+                }
+            }
+        }
+    }
+
     fn out_shape(&self) -> Shape {
         Shape::from((self.n, self.c, self.oh, self.ow))
+    }
+}
+
+multiversion! {
+    /// One kernel tap over a run of output columns: `src[j·stride]` competes for output `j`,
+    /// replacing `vals[j]` when strictly larger or NaN.
+    fn scan_tap<T: Real>(src: &[T], stride: usize, vals: &mut [T]) {
+        #[inline(always)]
+        fn run<T: Real>(src: &[T], stride: usize, vals: &mut [T]) {
+            // Selects rather than branches: the form that vectorises.
+            for (best, &v) in vals.iter_mut().zip(src.iter().step_by(stride)) {
+                *best = if v > *best || v.is_nan() { v } else { *best };
+            }
+        }
+        match stride {
+            1 => run(src, 1, vals),
+            2 => run(src, 2, vals),
+            s => run(src, s, vals),
+        }
+    }
+}
+
+multiversion! {
+    /// [`scan_tap`] that also sets `idx[j] = tag` where the tap's element replaces the
+    /// current one (the caller turns tags back into positions).
+    fn scan_tap_idx<T: Real>(src: &[T], stride: usize, tag: u32, vals: &mut [T], idx: &mut [u32]) {
+        #[inline(always)]
+        fn run<T: Real>(src: &[T], stride: usize, tag: u32, vals: &mut [T], idx: &mut [u32]) {
+            let n = vals.len().min(idx.len());
+            let (vals, idx) = (&mut vals[..n], &mut idx[..n]);
+            for (j, &v) in src.iter().step_by(stride).take(n).enumerate() {
+                let best = vals[j];
+                let take = v > best || v.is_nan();
+                vals[j] = if take { v } else { best };
+                idx[j] = if take { tag } else { idx[j] };
+            }
+        }
+        match stride {
+            1 => run(src, 1, tag, vals, idx),
+            2 => run(src, 2, tag, vals, idx),
+            s => run(src, s, tag, vals, idx),
+        }
     }
 }
 
@@ -225,10 +324,8 @@ impl kernel::UnaryKernel for Geometry {
                 .zip(x.par_chunks(plane_in))
                 .with_min_len(kernel::min_rows_per_task(plane_in))
                 .for_each(|(yp, xp)| {
-                    for oy in 0..g.oh {
-                        for ox in 0..g.ow {
-                            yp[oy * g.ow + ox] = xp[g.argmax(xp, oy, ox)];
-                        }
+                    for (oy, row) in yp.chunks_exact_mut(g.ow).enumerate() {
+                        g.scan_row::<T, false>(xp, oy, row, &mut []);
                     }
                 });
         }
@@ -248,9 +345,17 @@ impl kernel::UnaryKernel for Geometry {
                 .zip(x.par_chunks(plane_in).zip(dy.par_chunks(plane_out)))
                 .with_min_len(kernel::min_rows_per_task(plane_in))
                 .for_each(|(dxp, (xp, dyp))| {
-                    for oy in 0..g.oh {
-                        for ox in 0..g.ow {
-                            dxp[g.argmax(xp, oy, ox)] += dyp[oy * g.ow + ox];
+                    let mut vals = vec![T::ZERO; g.ow];
+                    let mut idx = vec![0u32; g.ow];
+                    for (oy, dyr) in dyp.chunks_exact(g.ow).enumerate() {
+                        g.scan_row::<T, true>(xp, oy, &mut vals, &mut idx);
+                        for (ox, (&i, &d)) in idx.iter().zip(dyr).enumerate() {
+                            let i = if i == u32::MAX {
+                                g.argmax(xp, oy, ox)
+                            } else {
+                                i as usize + ox * g.sw - g.pw
+                            };
+                            dxp[i] += d;
                         }
                     }
                 });

@@ -9,7 +9,8 @@
 //! candle custom op whose backward is itself a fused kernel (computed analytically, checked
 //! against finite differences in the tests).
 //!
-//! Kernels run on CPU on contiguous `f32`/`f64` data, parallel over rows with rayon's pool;
+//! Kernels run on CPU on contiguous `f32`/`f64` data, parallel over rows with rayon's pool and
+//! vectorised at the widest level the CPU has ([`simd`]: AVX-512 or AVX2, chosen at run time);
 //! strided inputs are made contiguous and `f16`/`bf16` go through `f32`. On CUDA/Metal every
 //! op falls back to its `*_composed` twin, a composition of differentiable candle ops that
 //! also runs on CPU (tests check the two agree; the bench measures both).
@@ -30,6 +31,7 @@ pub mod max_pool;
 pub mod op_set;
 pub mod relu;
 mod scratch;
+pub mod simd;
 pub mod softmax;
 
 pub use attention::{attention, attention_composed};
@@ -44,6 +46,7 @@ pub use loss::{binary_cross_entropy_with_logits, cross_entropy, mse};
 pub use max_pool::{max_pool2d, max_pool2d_composed};
 pub use op_set::OpSet;
 pub use relu::{add_relu, add_relu_composed, relu};
+pub use simd::{detected_simd_level, set_simd_level, simd_level, SimdLevel};
 pub use softmax::{
     log_softmax_last_dim, log_softmax_last_dim_composed, softmax_last_dim,
     softmax_last_dim_composed,

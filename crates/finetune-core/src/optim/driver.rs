@@ -91,7 +91,10 @@ fn run_chunks<R: UpdateRule>(
 ) {
     if p.len() <= CHUNK {
         let mut s: Vec<&mut [f32]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
-        rule.update(h, p, g, &mut s);
+        crate::ops::simd::wide(
+            #[inline(always)]
+            || rule.update(h, p, g, &mut s),
+        );
         return;
     }
     let mut slot_iters: Vec<_> = slots.iter_mut().map(|s| s.chunks_mut(CHUNK)).collect();
@@ -107,8 +110,12 @@ fn run_chunks<R: UpdateRule>(
             (pc, gc, sc)
         })
         .collect();
-    jobs.into_par_iter()
-        .for_each(|(pc, gc, mut sc)| rule.update(h, pc, gc, &mut sc));
+    jobs.into_par_iter().for_each(|(pc, gc, mut sc)| {
+        crate::ops::simd::wide(
+            #[inline(always)]
+            || rule.update(h, pc, gc, &mut sc),
+        )
+    });
 }
 
 struct InPlaceStep<'a, R> {
