@@ -163,7 +163,10 @@ impl Geometry {
             )));
         }
         // In-plane positions (and the backward's tags, `y·W + kx < (H + 2)·W`) are u32.
-        if (h + 2).checked_mul(w).is_none_or(|p| p >= u32::MAX as usize) {
+        if (h + 2)
+            .checked_mul(w)
+            .is_none_or(|p| p >= u32::MAX as usize)
+        {
             return Err(Error::config(format!(
                 "{NAME}: planes of {h}×{w} elements are too large (at most about 2³²)"
             )));
