@@ -9,7 +9,7 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use common::{normal, uniform};
 use finetune_core::ops::{self, SimdLevel};
-use finetune_core::Result;
+use finetune_core::{Result, Rng};
 
 /// The forward and the gradients of `sum(f(inputs) · ramp)` w.r.t. every input, as f32 bits.
 fn run(inputs: &[Tensor], f: &dyn Fn(&[Tensor]) -> Result<Tensor>) -> Result<Vec<Vec<u32>>> {
@@ -92,6 +92,18 @@ fn cases() -> Vec<Case> {
             "add_relu",
             vec![f32s(&[5, 3001], 11), f32s(&[5, 3001], 12)],
             Box::new(|t| ops::add_relu(&t[0], &t[1])),
+        ),
+        (
+            "attention, 2 heads, dropout 0.2",
+            vec![
+                f32s(&[2, 19, 8], 17),
+                f32s(&[2, 19, 8], 18),
+                f32s(&[2, 19, 8], 19),
+            ],
+            Box::new(|t| {
+                let mut rng = Rng::seed_from_u64(7);
+                ops::attention(&t[0], &t[1], &t[2], 2, None, 0.2, true, &mut rng)
+            }),
         ),
         (
             // im2col + col2im with stride 2 (the shifted path needs stride 1).

@@ -206,6 +206,22 @@ fn probabilities<T: Real>(
     scale: T,
     p: &mut [T],
 ) {
+    super::simd::wide(
+        #[inline(always)]
+        || probabilities_here(dims, bh, q, k, mask, scale, p),
+    )
+}
+
+#[inline(always)]
+fn probabilities_here<T: Real>(
+    dims: Dims,
+    bh: usize,
+    q: &[T],
+    k: &[T],
+    mask: Option<&[T]>,
+    scale: T,
+    p: &mut [T],
+) {
     let (t, h, base) = (dims.t, dims.h(), dims.base(bh));
     // SAFETY: head bh's q and k blocks are [t, d] with row stride h inside the [B, T, H]
     // inputs (k read transposed); p is a task-local t × t buffer.

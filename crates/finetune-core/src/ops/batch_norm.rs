@@ -227,6 +227,7 @@ impl BnTrain {
             x.len(),
             g.hw,
             kernel::min_rows_per_task(g.hw),
+            #[inline(always)]
             |plane, out| {
                 let (_, scale, shift) = aff[plane % g.c];
                 let (scale, shift) = (T::c(scale), T::c(shift));
@@ -305,6 +306,7 @@ impl BnTrain {
                 x.len(),
                 g.hw,
                 kernel::min_rows_per_task(g.hw),
+                #[inline(always)]
                 |plane, out| {
                     let (k, a, bc, m) = coef[plane % g.c];
                     let (k, a, bc, m) = (T::c(k), T::c(a), T::c(bc), T::c(m));

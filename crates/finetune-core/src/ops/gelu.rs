@@ -125,11 +125,17 @@ impl kernel::UnaryKernel for Kind {
     fn fwd<T: Real>(&self, x: &[T], l: &Layout) -> candle_core::Result<(Vec<T>, Shape)> {
         let kind = *self;
         let c = kernel::ELEMWISE_CHUNK;
-        let y = kernel::par_build(x.len(), c, 1, |i, yc| {
-            for (y, &x) in yc.iter_mut().zip(&x[i * c..]) {
-                y.write(kind.value(x));
-            }
-        });
+        let y = kernel::par_build(
+            x.len(),
+            c,
+            1,
+            #[inline(always)]
+            |i, yc| {
+                for (y, &x) in yc.iter_mut().zip(&x[i * c..]) {
+                    y.write(kind.value(x));
+                }
+            },
+        );
         Ok((y, l.shape().clone()))
     }
 
@@ -140,10 +146,16 @@ impl kernel::UnaryKernel for Kind {
         }
         let kind = *self;
         let c = kernel::ELEMWISE_CHUNK;
-        Ok(kernel::par_build(x.len(), c, 1, |i, dxc| {
-            for ((dx, &x), &dy) in dxc.iter_mut().zip(&x[i * c..]).zip(&dy[i * c..]) {
-                dx.write(dy * kind.derivative(x));
-            }
-        }))
+        Ok(kernel::par_build(
+            x.len(),
+            c,
+            1,
+            #[inline(always)]
+            |i, dxc| {
+                for ((dx, &x), &dy) in dxc.iter_mut().zip(&x[i * c..]).zip(&dy[i * c..]) {
+                    dx.write(dy * kind.derivative(x));
+                }
+            },
+        ))
     }
 }

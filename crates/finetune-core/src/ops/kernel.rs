@@ -220,7 +220,9 @@ const LANES: usize = 8;
 
 /// A vector of `len` elements computed in parallel, `chunk` elements at a time (the last chunk
 /// may be shorter), by `fill(chunk_index, out)`, which must initialise every element of `out`
-/// (with `MaybeUninit::write`). At least `min_chunks` chunks go to one rayon task.
+/// (with `MaybeUninit::write`). At least `min_chunks` chunks go to one rayon task. Each chunk runs
+/// at the CPU's vector level ([`super::simd::wide`]): mark `fill` `#[inline(always)]` so that its
+/// loops are compiled there.
 ///
 /// The buffer is not zero-filled first: for the large outputs of these kernels that memset
 /// costs about as much as a pass of the kernel itself.

@@ -102,13 +102,19 @@ impl LayerNormOp {
     fn fwd<T: Real>(&self, x: &[T], g: &[T], b: &[T]) -> Vec<T> {
         let d = g.len();
         let (inv_d, eps) = (T::c(1.0 / d as f64), T::c(self.eps));
-        kernel::par_build(x.len(), d, kernel::min_rows_per_task(d), |r, yr| {
-            let xr = &x[r * d..(r + 1) * d];
-            let (mean, rstd) = row_stats(xr, inv_d, eps);
-            for (((y, &x), &g), &b) in yr.iter_mut().zip(xr).zip(g).zip(b) {
-                y.write((x - mean) * rstd * g + b);
-            }
-        })
+        kernel::par_build(
+            x.len(),
+            d,
+            kernel::min_rows_per_task(d),
+            #[inline(always)]
+            |r, yr| {
+                let xr = &x[r * d..(r + 1) * d];
+                let (mean, rstd) = row_stats(xr, inv_d, eps);
+                for (((y, &x), &g), &b) in yr.iter_mut().zip(xr).zip(g).zip(b) {
+                    y.write((x - mean) * rstd * g + b);
+                }
+            },
+        )
     }
 }
 
@@ -167,41 +173,48 @@ impl LayerNormBwd {
         let rows_per_task = kernel::min_rows_per_task(d);
         let partials = std::sync::Mutex::new(Vec::new());
         let mut out = Vec::with_capacity(n + 2 * d);
-        kernel::par_append(&mut out, n, rows_per_task * d, 1, |task, dxc| {
-            let mut acc = vec![T::ZERO; 2 * d];
-            let (dg, db) = acc.split_at_mut(d);
-            for (i, dxr) in dxc.chunks_mut(d).enumerate() {
-                let r = task * rows_per_task + i;
-                let xr = &x[r * d..(r + 1) * d];
-                let dyr = &dy[r * d..(r + 1) * d];
-                let (mean, rstd) = row_stats(xr, inv_d, eps);
-                // Σ dy·γ and Σ dy·γ·(x - mean), lane-split for vectorisation.
-                let (mut s_g, mut s_gx) = ([T::ZERO; 8], [T::ZERO; 8]);
-                for ((xc, dc), gc) in xr.chunks(8).zip(dyr.chunks(8)).zip(g.chunks(8)) {
-                    for j in 0..xc.len() {
-                        let gi = dc[j] * gc[j];
-                        s_g[j] += gi;
-                        s_gx[j] += gi * (xc[j] - mean);
+        kernel::par_append(
+            &mut out,
+            n,
+            rows_per_task * d,
+            1,
+            #[inline(always)]
+            |task, dxc| {
+                let mut acc = vec![T::ZERO; 2 * d];
+                let (dg, db) = acc.split_at_mut(d);
+                for (i, dxr) in dxc.chunks_mut(d).enumerate() {
+                    let r = task * rows_per_task + i;
+                    let xr = &x[r * d..(r + 1) * d];
+                    let dyr = &dy[r * d..(r + 1) * d];
+                    let (mean, rstd) = row_stats(xr, inv_d, eps);
+                    // Σ dy·γ and Σ dy·γ·(x - mean), lane-split for vectorisation.
+                    let (mut s_g, mut s_gx) = ([T::ZERO; 8], [T::ZERO; 8]);
+                    for ((xc, dc), gc) in xr.chunks(8).zip(dyr.chunks(8)).zip(g.chunks(8)) {
+                        for j in 0..xc.len() {
+                            let gi = dc[j] * gc[j];
+                            s_g[j] += gi;
+                            s_gx[j] += gi * (xc[j] - mean);
+                        }
+                    }
+                    let mean_g = s_g.into_iter().sum::<T>() * inv_d;
+                    let mean_gx = s_gx.into_iter().sum::<T>() * inv_d * rstd;
+                    // Zipped iterators (no bounds checks) so this loop vectorises.
+                    let sums = dg.iter_mut().zip(db.iter_mut());
+                    for ((((dx, &x), &dy), &gj), (dg, db)) in
+                        dxr.iter_mut().zip(xr).zip(dyr).zip(g).zip(sums)
+                    {
+                        let xhat = (x - mean) * rstd;
+                        dx.write(rstd * (dy * gj - mean_g - xhat * mean_gx));
+                        *dg += dy * xhat;
+                        *db += dy;
                     }
                 }
-                let mean_g = s_g.into_iter().sum::<T>() * inv_d;
-                let mean_gx = s_gx.into_iter().sum::<T>() * inv_d * rstd;
-                // Zipped iterators (no bounds checks) so this loop vectorises.
-                let sums = dg.iter_mut().zip(db.iter_mut());
-                for ((((dx, &x), &dy), &gj), (dg, db)) in
-                    dxr.iter_mut().zip(xr).zip(dyr).zip(g).zip(sums)
-                {
-                    let xhat = (x - mean) * rstd;
-                    dx.write(rstd * (dy * gj - mean_g - xhat * mean_gx));
-                    *dg += dy * xhat;
-                    *db += dy;
-                }
-            }
-            partials
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((task, acc));
-        });
+                partials
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((task, acc));
+            },
+        );
         // Add the partials in task order, whatever order the tasks finished in.
         let mut partials = partials.into_inner().unwrap_or_else(|e| e.into_inner());
         partials.sort_unstable_by_key(|&(task, _)| task);

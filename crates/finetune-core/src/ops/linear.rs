@@ -101,6 +101,7 @@ fn forward<T: Real>(x: &[T], w: &[T], b: &[T]) -> Vec<T> {
         n * out_dim,
         out_dim.max(1),
         kernel::min_rows_per_task(out_dim),
+        #[inline(always)]
         |_, row| {
             for (o, &bv) in row.iter_mut().zip(b) {
                 o.write(bv);

@@ -72,11 +72,17 @@ fn positive<T: Real>(v: T) -> T {
 /// `dy` where `y > 0`, else 0, chunk by chunk.
 fn mask_grad<T: Real>(y: &[T], dy: &[T]) -> Vec<T> {
     let c = kernel::ELEMWISE_CHUNK;
-    kernel::par_build(y.len(), c, 1, |i, out| {
-        for ((o, &yv), &g) in out.iter_mut().zip(&y[i * c..]).zip(&dy[i * c..]) {
-            o.write(if yv > T::ZERO { g } else { T::ZERO });
-        }
-    })
+    kernel::par_build(
+        y.len(),
+        c,
+        1,
+        #[inline(always)]
+        |i, out| {
+            for ((o, &yv), &g) in out.iter_mut().zip(&y[i * c..]).zip(&dy[i * c..]) {
+                o.write(if yv > T::ZERO { g } else { T::ZERO });
+            }
+        },
+    )
 }
 
 impl kernel::UnaryKernel for Relu {
@@ -90,11 +96,17 @@ impl kernel::UnaryKernel for Relu {
 
     fn fwd<T: Real>(&self, x: &[T], l: &Layout) -> candle_core::Result<(Vec<T>, Shape)> {
         let c = kernel::ELEMWISE_CHUNK;
-        let y = kernel::par_build(x.len(), c, 1, |i, out| {
-            for (o, &v) in out.iter_mut().zip(&x[i * c..]) {
-                o.write(positive(v));
-            }
-        });
+        let y = kernel::par_build(
+            x.len(),
+            c,
+            1,
+            #[inline(always)]
+            |i, out| {
+                for (o, &v) in out.iter_mut().zip(&x[i * c..]) {
+                    o.write(positive(v));
+                }
+            },
+        );
         Ok((y, l.shape().clone()))
     }
 
@@ -126,7 +138,7 @@ impl CustomOp2 for AddRelu {
                 candle_core::bail!("{}: operand sizes differ", self.name());
             }
             let c = kernel::ELEMWISE_CHUNK;
-            let y = kernel::par_build(a.len(), c, 1, |i, out| {
+            let y = kernel::par_build(a.len(), c, 1, #[inline(always)] |i, out| {
                 for ((o, &x), &z) in out.iter_mut().zip(&a[i * c..]).zip(&b[i * c..]) {
                     o.write(positive(x + z));
                 }

@@ -97,24 +97,30 @@ impl kernel::UnaryKernel for Kind {
         let kind = *self;
         // One pass for the max, one writing exp(x - max), one summing it, one normalising
         // in place; all of them vectorise.
-        let y = kernel::par_build(x.len(), d, kernel::min_rows_per_task(d), |r, yr| {
-            let xr = &x[r * d..r * d + yr.len()];
-            let m = kernel::max(xr);
-            let yr = kernel::map_init(yr, xr, |v| (v - m).fast_exp());
-            let s = kernel::sum(yr);
-            match kind {
-                Kind::Softmax => {
-                    let inv = T::ONE / s;
-                    yr.iter_mut().for_each(|y| *y *= inv);
-                }
-                Kind::LogSoftmax => {
-                    let lse = m + s.ln();
-                    for (y, &x) in yr.iter_mut().zip(xr) {
-                        *y = x - lse;
+        let y = kernel::par_build(
+            x.len(),
+            d,
+            kernel::min_rows_per_task(d),
+            #[inline(always)]
+            |r, yr| {
+                let xr = &x[r * d..r * d + yr.len()];
+                let m = kernel::max(xr);
+                let yr = kernel::map_init(yr, xr, |v| (v - m).fast_exp());
+                let s = kernel::sum(yr);
+                match kind {
+                    Kind::Softmax => {
+                        let inv = T::ONE / s;
+                        yr.iter_mut().for_each(|y| *y *= inv);
+                    }
+                    Kind::LogSoftmax => {
+                        let lse = m + s.ln();
+                        for (y, &x) in yr.iter_mut().zip(xr) {
+                            *y = x - lse;
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         Ok((y, l.shape().clone()))
     }
 
@@ -129,6 +135,7 @@ impl kernel::UnaryKernel for Kind {
             y.len(),
             d,
             kernel::min_rows_per_task(d),
+            #[inline(always)]
             |r, dxr| {
                 let yr = &y[r * d..r * d + dxr.len()];
                 let dyr = &dy[r * d..r * d + dxr.len()];

@@ -50,6 +50,7 @@ impl Adam {
     }
 
     /// The shared Adam/AdamW update; `decoupled` selects AdamW's decay.
+    #[inline(always)]
     pub(super) fn run(
         &self,
         decoupled: bool,
@@ -129,6 +130,7 @@ impl UpdateRule for Adam {
         self.check(Self::NAME)
     }
 
+    #[inline(always)]
     fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
         self.run(false, h, p, g, slots)
     }

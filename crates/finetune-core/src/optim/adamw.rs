@@ -21,6 +21,7 @@ impl UpdateRule for AdamW {
         self.0.check(Self::NAME)
     }
 
+    #[inline(always)]
     fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
         self.0.run(true, h, p, g, slots)
     }

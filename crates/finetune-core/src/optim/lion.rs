@@ -44,6 +44,7 @@ impl UpdateRule for Lion {
         Ok(())
     }
 
+    #[inline(always)]
     fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
         let lr = h.lr as f32;
         let decay = (1.0 - h.lr * h.weight_decay) as f32;

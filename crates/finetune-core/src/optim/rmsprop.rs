@@ -53,6 +53,7 @@ impl UpdateRule for RmsProp {
         Ok(())
     }
 
+    #[inline(always)]
     fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
         let lr = h.lr as f32;
         let wd = h.weight_decay as f32;

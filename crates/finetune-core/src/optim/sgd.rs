@@ -50,6 +50,7 @@ impl UpdateRule for Sgd {
         Ok(())
     }
 
+    #[inline(always)]
     fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
         let lr = h.lr as f32;
         let wd = h.weight_decay as f32;
