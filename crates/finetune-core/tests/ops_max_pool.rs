@@ -121,7 +121,13 @@ fn forward_and_backward_match_reference_on_random_input() -> Result<()> {
 fn wide_rows_match_reference_in_f32_and_f64() -> Result<()> {
     // Rows long enough for full vector registers plus a remainder (the kernel scans each
     // kernel tap across a whole output row at once), with clipped windows at both ends.
-    for (i, (k, s, p)) in CONFIGS.into_iter().enumerate() {
+    // Horizontal strides 3 and 4 as well: strided rows are scanned as phases of the row.
+    let more = [
+        ((2, 4), (1, 3), (1, 2)),
+        ((3, 3), (3, 3), (1, 1)),
+        ((1, 5), (2, 4), (0, 2)),
+    ];
+    for (i, (k, s, p)) in CONFIGS.into_iter().chain(more).enumerate() {
         for shape in [[1, 2, 7, 75], [2, 1, 12, 40]] {
             let x = normal(&shape, 100 + i as u64);
             check_against_reference(&x, k, s, p)?;

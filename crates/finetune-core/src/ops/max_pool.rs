@@ -9,9 +9,9 @@
 //! window is selected (propagates), as in PyTorch. The backward recomputes each window's
 //! arg-max from the input instead of storing indices, then scatters `dy` to it.
 //!
-//! Both directions scan a whole output row at once, one kernel tap at a time (a contiguous or
-//! strided run of loads with selects, compiled per vector level by
-//! [`multiversion!`](super::simd)), rather than window by window.
+//! Both directions scan a whole output row at once, one kernel tap at a time (a contiguous run
+//! of loads with selects, compiled per vector level by [`multiversion!`](super::simd); with a
+//! stride, over the input row split into its phases), rather than window by window.
 
 use candle_core::{Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -222,15 +222,21 @@ impl Geometry {
     /// (input row `y`, kernel column `kx`), which sits at in-plane index `idx[ox] + ox·sw − pw`.
     ///
     /// The kernel taps are visited in the window's row-major order, each as one pass over the
-    /// output columns that it reaches (contiguous or strided loads that vectorise), a value
+    /// output columns that it reaches (contiguous loads that vectorise), a value
     /// replacing the current one when strictly larger or NaN, as in [`Self::argmax`]. A window
     /// whose real elements are all `-inf` keeps `idx = u32::MAX` (its value, `-inf`, is right);
     /// the caller resolves those with [`Self::argmax`].
+    ///
+    /// With a stride above 1 each input row is first split into its `sw` phases (`phases`,
+    /// scratch of the row's length: `row[p], row[p + sw], …` for `p = 0..sw`), so that every
+    /// tap reads one phase contiguously: LLVM vectorises the contiguous scan but not a strided
+    /// one.
     #[inline(always)]
     fn scan_row<T: Real, const IDX: bool>(
         &self,
         plane: &[T],
         oy: usize,
+        phases: &mut Vec<T>,
         vals: &mut [T],
         idx: &mut [u32],
     ) {
@@ -241,8 +247,15 @@ impl Geometry {
         let y0 = (oy * self.sh) as isize - self.ph as isize;
         let rows = y0.max(0) as usize..((y0 + self.kh as isize) as usize).min(self.h);
         let reach = self.w + self.pw;
+        let sw = self.sw;
         for y in rows {
             let row = &plane[y * self.w..(y + 1) * self.w];
+            if sw > 1 {
+                phases.clear();
+                for p in 0..sw.min(self.w) {
+                    phases.extend(row[p..].iter().step_by(sw));
+                }
+            }
             for kx in 0..self.kw.min(reach) {
                 // Output columns whose tap `kx` lands in the row: pw ≤ ox·sw + kx < w + pw.
                 let lo = self.pw.saturating_sub(kx).div_ceil(self.sw);
@@ -250,13 +263,22 @@ impl Geometry {
                 if lo >= hi {
                     continue;
                 }
-                let first = lo * self.sw + kx - self.pw;
-                let src = &row[first..first + (hi - lo - 1) * self.sw + 1];
+                let first = lo * sw + kx - self.pw;
+                let src = if sw == 1 {
+                    &row[first..first + hi - lo]
+                } else {
+                    // Phase `p` starts at `Σ_{q<p} ⌈(w − q)/sw⌉`; `first` is its element
+                    // `first / sw`.
+                    let p = first % sw;
+                    let start: usize = (0..p).map(|q| (self.w - q).div_ceil(sw)).sum();
+                    let at = start + first / sw;
+                    &phases[at..at + hi - lo]
+                };
                 if IDX {
                     let tag = (y * self.w + kx) as u32;
-                    scan_tap_idx(src, self.sw, tag, &mut vals[lo..hi], &mut idx[lo..hi]);
+                    scan_tap_idx(src, tag, &mut vals[lo..hi], &mut idx[lo..hi]);
                 } else {
-                    scan_tap(src, self.sw, &mut vals[lo..hi]);
+                    scan_tap(src, &mut vals[lo..hi]);
                 }
             }
         }
@@ -268,20 +290,11 @@ impl Geometry {
 }
 
 multiversion! {
-    /// One kernel tap over a run of output columns: `src[j·stride]` competes for output `j`,
-    /// replacing `vals[j]` when strictly larger or NaN.
-    fn scan_tap<T: Real>(src: &[T], stride: usize, vals: &mut [T]) {
-        #[inline(always)]
-        fn run<T: Real>(src: &[T], stride: usize, vals: &mut [T]) {
-            // Selects rather than branches: the form that vectorises.
-            for (best, &v) in vals.iter_mut().zip(src.iter().step_by(stride)) {
-                *best = if v > *best || v.is_nan() { v } else { *best };
-            }
-        }
-        match stride {
-            1 => run(src, 1, vals),
-            2 => run(src, 2, vals),
-            s => run(src, s, vals),
+    /// One kernel tap over a run of output columns: `src[j]` competes for output `j`,
+    /// replacing `vals[j]` when strictly larger or NaN (a select, which vectorises).
+    fn scan_tap<T: Real>(src: &[T], vals: &mut [T]) {
+        for (best, &v) in vals.iter_mut().zip(src) {
+            *best = if v > *best || v.is_nan() { v } else { *best };
         }
     }
 }
@@ -289,22 +302,11 @@ multiversion! {
 multiversion! {
     /// [`scan_tap`] that also sets `idx[j] = tag` where the tap's element replaces the
     /// current one (the caller turns tags back into positions).
-    fn scan_tap_idx<T: Real>(src: &[T], stride: usize, tag: u32, vals: &mut [T], idx: &mut [u32]) {
-        #[inline(always)]
-        fn run<T: Real>(src: &[T], stride: usize, tag: u32, vals: &mut [T], idx: &mut [u32]) {
-            let n = vals.len().min(idx.len());
-            let (vals, idx) = (&mut vals[..n], &mut idx[..n]);
-            for (j, &v) in src.iter().step_by(stride).take(n).enumerate() {
-                let best = vals[j];
-                let take = v > best || v.is_nan();
-                vals[j] = if take { v } else { best };
-                idx[j] = if take { tag } else { idx[j] };
-            }
-        }
-        match stride {
-            1 => run(src, 1, tag, vals, idx),
-            2 => run(src, 2, tag, vals, idx),
-            s => run(src, s, tag, vals, idx),
+    fn scan_tap_idx<T: Real>(src: &[T], tag: u32, vals: &mut [T], idx: &mut [u32]) {
+        for ((best, at), &v) in vals.iter_mut().zip(idx.iter_mut()).zip(src) {
+            let take = v > *best || v.is_nan();
+            *best = if take { v } else { *best };
+            *at = if take { tag } else { *at };
         }
     }
 }
@@ -327,8 +329,9 @@ impl kernel::UnaryKernel for Geometry {
                 .zip(x.par_chunks(plane_in))
                 .with_min_len(kernel::min_rows_per_task(plane_in))
                 .for_each(|(yp, xp)| {
+                    let mut phases = Vec::with_capacity(g.w);
                     for (oy, row) in yp.chunks_exact_mut(g.ow).enumerate() {
-                        g.scan_row::<T, false>(xp, oy, row, &mut []);
+                        g.scan_row::<T, false>(xp, oy, &mut phases, row, &mut []);
                     }
                 });
         }
@@ -350,8 +353,9 @@ impl kernel::UnaryKernel for Geometry {
                 .for_each(|(dxp, (xp, dyp))| {
                     let mut vals = vec![T::ZERO; g.ow];
                     let mut idx = vec![0u32; g.ow];
+                    let mut phases = Vec::with_capacity(g.w);
                     for (oy, dyr) in dyp.chunks_exact(g.ow).enumerate() {
-                        g.scan_row::<T, true>(xp, oy, &mut vals, &mut idx);
+                        g.scan_row::<T, true>(xp, oy, &mut phases, &mut vals, &mut idx);
                         for (ox, (&i, &d)) in idx.iter().zip(dyr).enumerate() {
                             let i = if i == u32::MAX {
                                 g.argmax(xp, oy, ox)
