@@ -280,9 +280,22 @@ impl Geometry {
 
     #[inline(always)]
     fn im2col_here<T: Real>(&self, x: &[T], col: &mut [T], ld: usize, off: usize) {
-        let (p, hw) = (self.p(), self.h * self.w);
+        let (p, hw, s, w) = (self.p(), self.h * self.w, self.stride, self.w);
+        // With a stride, each row is first split into its phases (`row[q], row[q + s], …` for
+        // q = 0..s, one after the other), so that every tap copies a contiguous run instead of
+        // gathering with the stride: one scalar pass over the plane instead of kh·kw.
+        let mut phased: Vec<T> = Vec::with_capacity(if s > 1 { hw } else { 0 });
+        let phase_start = |q: usize| -> usize { (0..q).map(|r| (w - r).div_ceil(s)).sum() };
         for c in 0..self.c {
             let plane = &x[c * hw..(c + 1) * hw];
+            if s > 1 {
+                phased.clear();
+                for row in plane.chunks_exact(w) {
+                    for q in 0..s.min(w) {
+                        phased.extend(row[q..].iter().step_by(s));
+                    }
+                }
+            }
             for ky in 0..self.kh {
                 let y_off = (ky * self.dil) as isize - self.pad as isize;
                 for kx in 0..self.kw {
@@ -304,9 +317,9 @@ impl Geometry {
                             let first = first as usize;
                             out[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
                         } else {
-                            for (k, o) in out[lo..hi].iter_mut().enumerate() {
-                                *o = src[first as usize + k * self.stride];
-                            }
+                            let first = first as usize;
+                            let at = iy as usize * w + phase_start(first % s) + first / s;
+                            out[lo..hi].copy_from_slice(&phased[at..at + hi - lo]);
                         }
                     }
                 }
