@@ -375,7 +375,7 @@ impl Geometry {
 
 multiversion! {
     /// [`Geometry::im2col`], compiled per vector level as a function of its own (its slices
-    /// keep their no-alias guarantees, which the strided gathers need to vectorise).
+    /// keep their no-alias guarantees, so its loops need no run-time overlap checks).
     fn im2col_wide<T: Real>(g: &Geometry, x: &[T], col: &mut [T], ld: usize, off: usize) {
         g.im2col_here(x, col, ld, off)
     }

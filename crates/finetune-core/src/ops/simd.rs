@@ -111,8 +111,10 @@ pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
 
 /// Defines `fn $name<T: Bound>(args)` as copies of `$body`, one compiled per level, and a
 /// dispatcher by [`simd_level`]. Unlike [`wide`], each copy is a function of its own, so its
-/// slice arguments keep the no-alias guarantees that references captured by a closure lose;
-/// loops with strided loads only vectorise with them.
+/// slice arguments keep the no-alias guarantees that references captured by a closure lose, and
+/// its loops need no run-time overlap checks. (Loops with strided loads did not vectorise
+/// either way in this crate: split such data into contiguous runs first, as max pooling and
+/// im2col do.)
 macro_rules! multiversion {
     (
         $(#[$m:meta])*
