@@ -285,7 +285,6 @@ impl Geometry {
         // q = 0..s, one after the other), so that every tap copies a contiguous run instead of
         // gathering with the stride: one scalar pass over the plane instead of kh·kw.
         let mut phased: Vec<T> = Vec::with_capacity(if s > 1 { hw } else { 0 });
-        let phase_start = |q: usize| -> usize { (0..q).map(|r| (w - r).div_ceil(s)).sum() };
         for c in 0..self.c {
             let plane = &x[c * hw..(c + 1) * hw];
             if s > 1 {
@@ -318,7 +317,7 @@ impl Geometry {
                             out[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
                         } else {
                             let first = first as usize;
-                            let at = iy as usize * w + phase_start(first % s) + first / s;
+                            let at = self.phased_at(iy as usize, first);
                             out[lo..hi].copy_from_slice(&phased[at..at + hi - lo]);
                         }
                     }
@@ -335,9 +334,16 @@ impl Geometry {
 
     #[inline(always)]
     fn col2im_here<T: Real>(&self, col: &[T], ld: usize, off: usize, dx: &mut [T]) {
-        let (p, hw) = (self.p(), self.h * self.w);
+        let (p, hw, s, w) = (self.p(), self.h * self.w, self.stride, self.w);
+        // With a stride, each channel accumulates into its phase-split plane (see im2col), with
+        // contiguous adds, and is merged back into `dx` once at the end.
+        let mut phased: Vec<T> = Vec::with_capacity(if s > 1 { hw } else { 0 });
         for c in 0..self.c {
             let plane = &mut dx[c * hw..(c + 1) * hw];
+            if s > 1 {
+                phased.clear();
+                phased.resize(hw, T::ZERO);
+            }
             for ky in 0..self.kh {
                 let y_off = (ky * self.dil) as isize - self.pad as isize;
                 for kx in 0..self.kw {
@@ -358,14 +364,33 @@ impl Geometry {
                                 *d += s;
                             }
                         } else {
-                            for (k, &s) in src[lo..hi].iter().enumerate() {
-                                dst[first + k * self.stride] += s;
+                            let at = self.phased_at(iy as usize, first);
+                            for (d, &v) in phased[at..at + hi - lo].iter_mut().zip(&src[lo..hi]) {
+                                *d += v;
                             }
                         }
                     }
                 }
             }
+            if s > 1 {
+                for (out, split) in plane.chunks_exact_mut(w).zip(phased.chunks_exact(w)) {
+                    let mut vals = split.iter();
+                    for q in 0..s.min(w) {
+                        for (o, &v) in out[q..].iter_mut().step_by(s).zip(&mut vals) {
+                            *o += v;
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    /// Where input element `(iy, ix)` sits in a plane whose rows are split into their `stride`
+    /// phases (`row[q], row[q + s], …` for `q = 0..s`, one after the other).
+    fn phased_at(&self, iy: usize, ix: usize) -> usize {
+        let s = self.stride;
+        let start: usize = (0..ix % s).map(|q| (self.w - q).div_ceil(s)).sum();
+        iy * self.w + start + ix / s
     }
 
     fn out_shape(&self) -> Shape {
