@@ -208,52 +208,41 @@ fn probabilities<T: Real>(
 ) {
     super::simd::wide(
         #[inline(always)]
-        || probabilities_here(dims, bh, q, k, mask, scale, p),
-    )
-}
-
-#[inline(always)]
-fn probabilities_here<T: Real>(
-    dims: Dims,
-    bh: usize,
-    q: &[T],
-    k: &[T],
-    mask: Option<&[T]>,
-    scale: T,
-    p: &mut [T],
-) {
-    let (t, h, base) = (dims.t, dims.h(), dims.base(bh));
-    // SAFETY: head bh's q and k blocks are [t, d] with row stride h inside the [B, T, H]
-    // inputs (k read transposed); p is a task-local t × t buffer.
-    unsafe {
-        gemm::gemm(
-            t,
-            t,
-            dims.d,
-            MatMut::rows(p.as_mut_ptr(), t),
-            false,
-            Mat::rows(q[base..].as_ptr(), h),
-            Mat::rows_t(k[base..].as_ptr(), h),
-            scale,
-            Threads::One,
-        )
-    };
-    let key_mask = mask.map(|m| &m[(bh / dims.heads) * t..][..t]);
-    for row in p.chunks_exact_mut(t) {
-        if let Some(m) = key_mask {
-            for (x, &mv) in row.iter_mut().zip(m) {
-                *x += mv;
+        || {
+            let (t, h, base) = (dims.t, dims.h(), dims.base(bh));
+            // SAFETY: head bh's q and k blocks are [t, d] with row stride h inside the [B, T, H]
+            // inputs (k read transposed); p is a task-local t × t buffer.
+            unsafe {
+                gemm::gemm(
+                    t,
+                    t,
+                    dims.d,
+                    MatMut::rows(p.as_mut_ptr(), t),
+                    false,
+                    Mat::rows(q[base..].as_ptr(), h),
+                    Mat::rows_t(k[base..].as_ptr(), h),
+                    scale,
+                    Threads::One,
+                )
+            };
+            let key_mask = mask.map(|m| &m[(bh / dims.heads) * t..][..t]);
+            for row in p.chunks_exact_mut(t) {
+                if let Some(m) = key_mask {
+                    for (x, &mv) in row.iter_mut().zip(m) {
+                        *x += mv;
+                    }
+                }
+                let mx = kernel::max(row);
+                for x in row.iter_mut() {
+                    *x = (*x - mx).fast_exp();
+                }
+                let inv = T::ONE / kernel::sum(row);
+                for x in row.iter_mut() {
+                    *x *= inv;
+                }
             }
-        }
-        let mx = kernel::max(row);
-        for x in row.iter_mut() {
-            *x = (*x - mx).fast_exp();
-        }
-        let inv = T::ONE / kernel::sum(row);
-        for x in row.iter_mut() {
-            *x *= inv;
-        }
-    }
+        },
+    )
 }
 
 impl AttentionOp {

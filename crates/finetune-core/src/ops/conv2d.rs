@@ -274,12 +274,9 @@ impl Geometry {
     /// (zero outside the image), for one image `x` `[C, H, W]`.
     ///
     /// Row `r` of `col` starts at `r·ld + off` (`ld ≥ OH·OW`: several images side by side).
-    fn im2col<T: Real>(&self, x: &[T], col: &mut [T], ld: usize, off: usize) {
-        im2col_wide(self, x, col, ld, off)
-    }
-
+    /// Callers go through [`im2col_wide`], compiled per vector level.
     #[inline(always)]
-    fn im2col_here<T: Real>(&self, x: &[T], col: &mut [T], ld: usize, off: usize) {
+    fn im2col<T: Real>(&self, x: &[T], col: &mut [T], ld: usize, off: usize) {
         let (p, hw, s, w) = (self.p(), self.h * self.w, self.stride, self.w);
         // With a stride, each row is first split into its phases (`row[q], row[q + s], …` for
         // q = 0..s, one after the other), so that every tap copies a contiguous run instead of
@@ -328,12 +325,9 @@ impl Geometry {
 
     /// The adjoint of [`Self::im2col`]: `dx` (one image, zeroed by the caller) accumulates
     /// every `col` entry at the input position it was read from (rows laid out as there).
-    fn col2im<T: Real>(&self, col: &[T], ld: usize, off: usize, dx: &mut [T]) {
-        col2im_wide(self, col, ld, off, dx)
-    }
-
+    /// Callers go through [`col2im_wide`].
     #[inline(always)]
-    fn col2im_here<T: Real>(&self, col: &[T], ld: usize, off: usize, dx: &mut [T]) {
+    fn col2im<T: Real>(&self, col: &[T], ld: usize, off: usize, dx: &mut [T]) {
         let (p, hw, s, w) = (self.p(), self.h * self.w, self.stride, self.w);
         // With a stride, each channel accumulates into its phase-split plane (see im2col), with
         // contiguous adds, and is merged back into `dx` once at the end.
@@ -402,14 +396,14 @@ multiversion! {
     /// [`Geometry::im2col`], compiled per vector level as a function of its own (its slices
     /// keep their no-alias guarantees, so its loops need no run-time overlap checks).
     fn im2col_wide<T: Real>(g: &Geometry, x: &[T], col: &mut [T], ld: usize, off: usize) {
-        g.im2col_here(x, col, ld, off)
+        g.im2col(x, col, ld, off)
     }
 }
 
 multiversion! {
     /// [`Geometry::col2im`], compiled per vector level like [`im2col_wide`].
     fn col2im_wide<T: Real>(g: &Geometry, col: &[T], ld: usize, off: usize, dx: &mut [T]) {
-        g.col2im_here(col, ld, off, dx)
+        g.col2im(col, ld, off, dx)
     }
 }
 
@@ -539,7 +533,7 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
                     (xg.as_ptr(), yg.as_mut_ptr().cast::<T>())
                 } else {
                     for (i, xn) in xg.chunks_exact(plane_in).enumerate() {
-                        g.im2col(xn, &mut col, ld, i * p);
+                        im2col_wide(g, xn, &mut col, ld, i * p);
                     }
                     // One image: its output block is the GEMM's destination itself.
                     let dst = if k == 1 {
@@ -719,7 +713,7 @@ fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
                 }
                 let dxg = kernel::fill_init(dxg, T::ZERO);
                 for (i, dxn) in dxg.chunks_exact_mut(plane_in).enumerate() {
-                    g.col2im(&dcol, ld, i * p, dxn);
+                    col2im_wide(g, &dcol, ld, i * p, dxn);
                 }
             }
         });
@@ -762,7 +756,7 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
                     (xg, dyc)
                 } else {
                     for (i, xn) in xg.chunks_exact(plane_in).enumerate() {
-                        g.im2col(xn, &mut col, ld, i * p);
+                        im2col_wide(g, xn, &mut col, ld, i * p);
                     }
                     let dsrc = if k == 1 {
                         dyc

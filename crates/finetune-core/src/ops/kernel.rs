@@ -324,28 +324,25 @@ pub(crate) fn sum_sq_dev<T: Real>(xs: &[T], mean: T) -> T {
 pub(crate) fn shifted_sums<T: Real>(xs: &[T], k: T) -> (T, T) {
     super::simd::wide(
         #[inline(always)]
-        || shifted_sums_here(xs, k),
+        || {
+            let (mut a, mut b) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+            let (chunks, rest) = xs.as_chunks::<LANES>();
+            for c in chunks {
+                for i in 0..LANES {
+                    let d = c[i] - k;
+                    a[i] += d;
+                    b[i] += d * d;
+                }
+            }
+            let (mut sa, mut sb) = (a.into_iter().sum::<T>(), b.into_iter().sum::<T>());
+            for &x in rest {
+                let d = x - k;
+                sa += d;
+                sb += d * d;
+            }
+            (sa, sb)
+        },
     )
-}
-
-#[inline(always)]
-fn shifted_sums_here<T: Real>(xs: &[T], k: T) -> (T, T) {
-    let (mut a, mut b) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-    let (chunks, rest) = xs.as_chunks::<LANES>();
-    for c in chunks {
-        for i in 0..LANES {
-            let d = c[i] - k;
-            a[i] += d;
-            b[i] += d * d;
-        }
-    }
-    let (mut sa, mut sb) = (a.into_iter().sum::<T>(), b.into_iter().sum::<T>());
-    for &x in rest {
-        let d = x - k;
-        sa += d;
-        sb += d * d;
-    }
-    (sa, sb)
 }
 
 /// `Σ a_i b_i`, lane-split like [`sum`].
@@ -353,23 +350,20 @@ fn shifted_sums_here<T: Real>(xs: &[T], k: T) -> (T, T) {
 pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     super::simd::wide(
         #[inline(always)]
-        || dot_here(a, b),
+        || {
+            debug_assert_eq!(a.len(), b.len());
+            let n = a.len().min(b.len());
+            let (ca, ra) = a[..n].as_chunks::<LANES>();
+            let (cb, rb) = b[..n].as_chunks::<LANES>();
+            let mut acc = [T::ZERO; LANES];
+            for (xa, xb) in ca.iter().zip(cb) {
+                for i in 0..LANES {
+                    acc[i] += xa[i] * xb[i];
+                }
+            }
+            acc.into_iter().sum::<T>() + ra.iter().zip(rb).map(|(&x, &y)| x * y).sum::<T>()
+        },
     )
-}
-
-#[inline(always)]
-fn dot_here<T: Real>(a: &[T], b: &[T]) -> T {
-    debug_assert_eq!(a.len(), b.len());
-    let n = a.len().min(b.len());
-    let (ca, ra) = a[..n].as_chunks::<LANES>();
-    let (cb, rb) = b[..n].as_chunks::<LANES>();
-    let mut acc = [T::ZERO; LANES];
-    for (xa, xb) in ca.iter().zip(cb) {
-        for i in 0..LANES {
-            acc[i] += xa[i] * xb[i];
-        }
-    }
-    acc.into_iter().sum::<T>() + ra.iter().zip(rb).map(|(&x, &y)| x * y).sum::<T>()
 }
 
 /// Largest element of a non-empty slice (NaN-propagating is not needed here: a NaN row gives
@@ -378,28 +372,25 @@ fn dot_here<T: Real>(a: &[T], b: &[T]) -> T {
 pub(crate) fn max<T: Real>(xs: &[T]) -> T {
     super::simd::wide(
         #[inline(always)]
-        || max_here(xs),
-    )
-}
-
-#[inline(always)]
-fn max_here<T: Real>(xs: &[T]) -> T {
-    let mut acc = [T::NEG_INFINITY; LANES];
-    let (chunks, rest) = xs.as_chunks::<LANES>();
-    for c in chunks {
-        for i in 0..LANES {
-            if c[i] > acc[i] {
-                acc[i] = c[i];
+        || {
+            let mut acc = [T::NEG_INFINITY; LANES];
+            let (chunks, rest) = xs.as_chunks::<LANES>();
+            for c in chunks {
+                for i in 0..LANES {
+                    if c[i] > acc[i] {
+                        acc[i] = c[i];
+                    }
+                }
             }
-        }
-    }
-    let mut m = T::NEG_INFINITY;
-    for &x in acc.iter().chain(rest) {
-        if x > m {
-            m = x;
-        }
-    }
-    m
+            let mut m = T::NEG_INFINITY;
+            for &x in acc.iter().chain(rest) {
+                if x > m {
+                    m = x;
+                }
+            }
+            m
+        },
+    )
 }
 
 /// Runs `f` on the contiguous CPU slices of `tensors` (as `T`): what a backward that reads
