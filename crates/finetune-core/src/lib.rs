@@ -5,6 +5,7 @@
 //! It knows no concrete model, no dataset file format and nothing of the Hub: models hand it
 //! named tensors, and it hands back gradients, updates and schedules.
 
+pub mod candle_pool;
 pub mod device;
 pub mod error;
 pub mod freeze;

@@ -16,8 +16,10 @@ use finetune_core::Result;
 type Case = ([usize; 4], [usize; 4], usize, usize, usize);
 
 /// What ResNet runs (stem 7×7/2 p3, 3×3/1 and /2 p1, 1×1/1 and /2) and a few others, at small
-/// sizes.
-const CASES: [Case; 10] = [
+/// sizes. Output rows up to 8 wide take the gather-table im2col, wider ones the row copies
+/// (with phases under a stride); maps of 1×1, 2×2 under a stride and 1 row drop the kernel
+/// taps that read only padding.
+const CASES: [Case; 16] = [
     ([2, 3, 12, 11], [4, 3, 7, 7], 2, 3, 1),
     ([2, 3, 13, 13], [4, 3, 7, 7], 2, 3, 1),
     ([2, 4, 6, 6], [5, 4, 3, 3], 1, 1, 1),
@@ -28,6 +30,12 @@ const CASES: [Case; 10] = [
     ([2, 2, 7, 5], [3, 2, 2, 2], 3, 0, 1),
     ([2, 2, 5, 5], [2, 2, 5, 5], 1, 0, 1),
     ([3, 2, 4, 4], [2, 2, 3, 3], 1, 0, 1),
+    ([2, 3, 3, 20], [2, 3, 3, 3], 2, 1, 1),
+    ([2, 2, 5, 19], [3, 2, 3, 3], 1, 1, 1),
+    ([2, 4, 1, 1], [3, 4, 3, 3], 1, 1, 1),
+    ([2, 4, 2, 2], [3, 4, 3, 3], 2, 1, 1),
+    ([2, 3, 1, 5], [2, 3, 3, 3], 1, 1, 1),
+    ([1, 2, 1, 12], [2, 2, 3, 3], 1, 1, 1),
 ];
 
 fn inputs(case: &Case, seed: u64, dtype: DType) -> Result<(Tensor, Tensor)> {

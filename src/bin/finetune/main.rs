@@ -47,6 +47,9 @@ enum Command {
 }
 
 fn main() {
+    // Before any thread starts: candle's idle workers soon leave the cores to rayon's
+    // (finetune_core::candle_pool; a value already in the environment stays).
+    finetune_core::candle_pool::limit_spinning();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // --help, --version, and the help `finetune` alone prints.

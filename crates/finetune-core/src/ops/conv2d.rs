@@ -28,12 +28,19 @@
 //! columns: their `col`s (and `dy`s) side by side. The weight gradient's summation order
 //! across ranges and groups depends on the thread count (rounding only).
 //!
+//! im2col and col2im copy whole output rows; where rows are short (ResNet's 7×7 and smaller
+//! maps) they go through a per-geometry gather table instead, one indexed load or add per
+//! element ([`ColRows`]). Kernel taps that read only zero padding for every output (all but
+//! the centre of a 3×3 kernel over a 1×1 map) get no `col` rows and no GEMM work.
+//!
 //! Each gradient is computed only for an input that needs one (a variable, or the result of a
 //! tracked op): no input gradient for the images fed to the stem, no weight gradient for a
 //! frozen layer.
 //!
 //! Semantics are `torch.nn.functional.conv2d` with `groups = 1` and symmetric stride, padding
 //! and dilation: output size `(H + 2·pad − dil·(k − 1) − 1) / stride + 1`, zero padding.
+
+use std::borrow::Cow;
 
 use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp2, Layout, Shape, Tensor, WithDType,
@@ -379,6 +386,48 @@ impl Geometry {
         }
     }
 
+    /// Whether kernel tap `(ky, kx)` reads the image for at least one output (else it reads
+    /// only zero padding: the outer taps of a 3×3 kernel over a 1×1 map).
+    fn tap_live(&self, ky: usize, kx: usize) -> bool {
+        let off = |k: usize| (k * self.dil) as isize - self.pad as isize;
+        let (y0, y1) = Self::valid(off(ky), self.stride, self.h, self.oh);
+        let (x0, x1) = Self::valid(off(kx), self.stride, self.w, self.ow);
+        y0 < y1 && x0 < x1
+    }
+
+    /// [`Self::im2col`] through a [`ColRows`] gather table: one indexed load per `col` entry,
+    /// `C·L` rows for the table's `L` taps.
+    #[inline(always)]
+    fn im2col_table<T: Real>(&self, table: &[u32], x: &[T], col: &mut [T], ld: usize, off: usize) {
+        let (p, hw) = (self.p(), self.h * self.w);
+        let taps = table.len() / p;
+        for (c, plane) in x.chunks_exact(hw).enumerate() {
+            for (t, index) in table.chunks_exact(p).enumerate() {
+                let r = c * taps + t;
+                for (out, &i) in col[r * ld + off..r * ld + off + p].iter_mut().zip(index) {
+                    *out = plane.get(i as usize).copied().unwrap_or(T::ZERO);
+                }
+            }
+        }
+    }
+
+    /// [`Self::col2im`] through a [`ColRows`] gather table: one indexed add per `col` entry.
+    #[inline(always)]
+    fn col2im_table<T: Real>(&self, table: &[u32], col: &[T], ld: usize, off: usize, dx: &mut [T]) {
+        let (p, hw) = (self.p(), self.h * self.w);
+        let taps = table.len() / p;
+        for (c, plane) in dx.chunks_exact_mut(hw).enumerate() {
+            for (t, index) in table.chunks_exact(p).enumerate() {
+                let r = c * taps + t;
+                for (&v, &i) in col[r * ld + off..r * ld + off + p].iter().zip(index) {
+                    if let Some(d) = plane.get_mut(i as usize) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+    }
+
     /// Where input element `(iy, ix)` sits in a plane whose rows are split into their `stride`
     /// phases (`row[q], row[q + s], …` for `q = 0..s`, one after the other).
     fn phased_at(&self, iy: usize, ix: usize) -> usize {
@@ -392,18 +441,132 @@ impl Geometry {
     }
 }
 
+/// The rows of one convolution's `col` matrix: which kernel taps it holds, and how they are
+/// gathered from an image.
+///
+/// A tap that reads only zero padding for every output adds nothing, so its rows are dropped:
+/// `col` holds `C·L` rows for the `L` live taps, and the GEMMs use those taps' weights only
+/// ([`Self::weights`]). A 3×3 kernel over a 1×1 map (ResNet's last stage on 32×32 images)
+/// keeps its centre tap: 9× fewer FLOPs.
+///
+/// Short output rows (`OW ≤ GATHER_MAX_OW`), where a row copy of [`Geometry::im2col`] moves
+/// only a few elements, go through a gather table instead: for every live tap and output
+/// pixel, the input pixel it reads within a channel plane (`iy·W + ix`), or [`PADDING`] where
+/// it falls in the zero padding; `L` rows of `OH·OW`, in weight order. Dropped taps always
+/// go through the table.
+struct ColRows {
+    /// The live taps (`ky·kw + kx`), ascending.
+    live: Vec<usize>,
+    table: Option<Vec<u32>>,
+}
+
+impl ColRows {
+    fn new(g: &Geometry) -> Self {
+        let live: Vec<usize> = (0..g.kh * g.kw)
+            .filter(|&t| g.tap_live(t / g.kw, t % g.kw))
+            .collect();
+        let gather = g.ow <= GATHER_MAX_OW || live.len() < g.kh * g.kw;
+        let table = (gather && g.h * g.w < PADDING as usize).then(|| {
+            let mut table = Vec::with_capacity(live.len() * g.p());
+            for &t in &live {
+                let (ky, kx) = (t / g.kw, t % g.kw);
+                for oy in 0..g.oh {
+                    let iy = (oy * g.stride + ky * g.dil).checked_sub(g.pad);
+                    for ox in 0..g.ow {
+                        let ix = (ox * g.stride + kx * g.dil).checked_sub(g.pad);
+                        table.push(match (iy, ix) {
+                            (Some(iy), Some(ix)) if iy < g.h && ix < g.w => (iy * g.w + ix) as u32,
+                            _ => PADDING,
+                        });
+                    }
+                }
+            }
+            table
+        });
+        // Without a table (a plane too large for u32 indices) im2col copies every tap.
+        let live = if table.is_some() {
+            live
+        } else {
+            (0..g.kh * g.kw).collect()
+        };
+        ColRows { live, table }
+    }
+
+    /// Whether every tap has its rows.
+    fn all(&self, g: &Geometry) -> bool {
+        self.live.len() == g.kh * g.kw
+    }
+
+    /// Rows of `col`: `C·L`.
+    fn count(&self, g: &Geometry) -> usize {
+        g.c * self.live.len()
+    }
+
+    /// The weights as a `[C_out, C·L]` matrix: `w` itself when every tap is live.
+    fn weights<'a, T: Real>(&self, g: &Geometry, w: &'a [T]) -> Cow<'a, [T]> {
+        if self.all(g) {
+            return Cow::Borrowed(w);
+        }
+        let taps = g.kh * g.kw;
+        let mut out = Vec::with_capacity(g.co * self.count(g));
+        for block in w.chunks_exact(taps) {
+            out.extend(self.live.iter().map(|&t| block[t]));
+        }
+        Cow::Owned(out)
+    }
+
+    /// A weight gradient over `col`'s rows (`[C_out, C·L]`) as one over every tap, zero for
+    /// the dropped ones.
+    fn full_weight_grad<T: Real>(&self, g: &Geometry, dw: Vec<T>) -> Vec<T> {
+        if self.all(g) {
+            return dw;
+        }
+        let taps = g.kh * g.kw;
+        let mut out = vec![T::ZERO; g.co * g.ck()];
+        for (block, part) in out
+            .chunks_exact_mut(taps)
+            .zip(dw.chunks_exact(self.live.len()))
+        {
+            for (&t, &v) in self.live.iter().zip(part) {
+                block[t] = v;
+            }
+        }
+        out
+    }
+}
+
 multiversion! {
     /// [`Geometry::im2col`], compiled per vector level as a function of its own (its slices
     /// keep their no-alias guarantees, so its loops need no run-time overlap checks).
-    fn im2col_wide<T: Real>(g: &Geometry, x: &[T], col: &mut [T], ld: usize, off: usize) {
-        g.im2col(x, col, ld, off)
+    fn im2col_wide<T: Real>(
+        g: &Geometry,
+        rows: &ColRows,
+        x: &[T],
+        col: &mut [T],
+        ld: usize,
+        off: usize,
+    ) {
+        match rows.table.as_deref() {
+            Some(table) => g.im2col_table(table, x, col, ld, off),
+            None => g.im2col(x, col, ld, off),
+        }
     }
 }
 
 multiversion! {
     /// [`Geometry::col2im`], compiled per vector level like [`im2col_wide`].
-    fn col2im_wide<T: Real>(g: &Geometry, col: &[T], ld: usize, off: usize, dx: &mut [T]) {
-        g.col2im(col, ld, off, dx)
+    fn col2im_wide<T: Real>(
+        g: &Geometry,
+        rows: &ColRows,
+        col: &[T],
+        ld: usize,
+        off: usize,
+        dx: &mut [T],
+    ) {
+        match rows.table.as_deref() {
+            Some(table) => g.col2im_table(table, col, ld, off, dx),
+            None => g.col2im(col, ld, off, dx),
+        }
     }
 }
 
@@ -461,6 +624,13 @@ struct Plan {
     gemm_threads: usize,
 }
 
+/// The widest output rows that im2col and col2im move through a [`Geometry::gather_table`]
+/// rather than row by row.
+const GATHER_MAX_OW: usize = 8;
+
+/// A [`Geometry::gather_table`] entry that reads the zero padding.
+const PADDING: u32 = u32::MAX;
+
 /// Columns one GEMM should have at least, when images can be grouped to reach it.
 const MIN_GEMM_COLUMNS: usize = 1024;
 
@@ -501,7 +671,7 @@ impl Plan {
 /// `y` is not zero-filled first: every element is written once, by the GEMM itself where one
 /// image makes one GEMM, else copied out of the GEMM's scratch output.
 fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
-    let (ck, p, plane_in, plane_out) = (g.ck(), g.p(), g.plane_in(), g.plane_out());
+    let (p, plane_in, plane_out) = (g.p(), g.plane_in(), g.plane_out());
     let len = g.n * plane_out;
     let mut y: Vec<T> = Vec::with_capacity(len);
     if len == 0 {
@@ -514,6 +684,8 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
         return y;
     }
     let plan = Plan::new(g);
+    let rows = ColRows::new(g);
+    let (ck, w) = (rows.count(g), rows.weights(g, w));
     let direct = plan.direct(g);
     y.spare_capacity_mut()
         .par_chunks_mut(plan.per * plane_out)
@@ -533,7 +705,7 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
                     (xg.as_ptr(), yg.as_mut_ptr().cast::<T>())
                 } else {
                     for (i, xn) in xg.chunks_exact(plane_in).enumerate() {
-                        im2col_wide(g, xn, &mut col, ld, i * p);
+                        im2col_wide(g, &rows, xn, &mut col, ld, i * p);
                     }
                     // One image: its output block is the GEMM's destination itself.
                     let dst = if k == 1 {
@@ -648,7 +820,7 @@ fn gather_dy<T: Real>(g: &Geometry, dy: &[T], dst: &mut [T]) {
 /// `dx` is not zero-filled up front: a direct conv's GEMM writes each image's block whole,
 /// and otherwise each thread zeroes its own images just before `col2im` accumulates into them.
 fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
-    let (ck, p, plane_in, plane_out) = (g.ck(), g.p(), g.plane_in(), g.plane_out());
+    let (p, plane_in, plane_out) = (g.p(), g.plane_in(), g.plane_out());
     let len = g.n * plane_in;
     let mut dx: Vec<T> = Vec::with_capacity(len);
     if len == 0 {
@@ -661,6 +833,8 @@ fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
         return dx;
     }
     let plan = Plan::new(g);
+    let rows = ColRows::new(g);
+    let (ck, w) = (rows.count(g), rows.weights(g, w));
     let direct = plan.direct(g);
     dx.spare_capacity_mut()
         .par_chunks_mut(plan.per * plane_in)
@@ -713,7 +887,7 @@ fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
                 }
                 let dxg = kernel::fill_init(dxg, T::ZERO);
                 for (i, dxn) in dxg.chunks_exact_mut(plane_in).enumerate() {
-                    col2im_wide(g, &dcol, ld, i * p, dxn);
+                    col2im_wide(g, &rows, &dcol, ld, i * p, dxn);
                 }
             }
         });
@@ -733,6 +907,8 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
         return backward_weight_shifted(g, x, dy);
     }
     let plan = Plan::new(g);
+    let rows = ColRows::new(g);
+    let ck = rows.count(g);
     let direct = plan.direct(g);
     let partials: Vec<Vec<T>> = x
         .par_chunks(plan.per * plane_in)
@@ -756,7 +932,7 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
                     (xg, dyc)
                 } else {
                     for (i, xn) in xg.chunks_exact(plane_in).enumerate() {
-                        im2col_wide(g, xn, &mut col, ld, i * p);
+                        im2col_wide(g, &rows, xn, &mut col, ld, i * p);
                     }
                     let dsrc = if k == 1 {
                         dyc
@@ -781,7 +957,7 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
             dw
         })
         .collect();
-    sum_partials(partials, g.co * ck)
+    rows.full_weight_grad(g, sum_partials(partials, g.co * ck))
 }
 
 /// The element-wise sum of per-range weight gradients of `len` elements.
