@@ -507,10 +507,12 @@ impl ColRows {
         if self.all(g) {
             return Cow::Borrowed(w);
         }
-        let taps = g.kh * g.kw;
-        let mut out = Vec::with_capacity(g.co * self.count(g));
-        for block in w.chunks_exact(taps) {
-            out.extend(self.live.iter().map(|&t| block[t]));
+        let (taps, live) = (g.kh * g.kw, self.live.len());
+        let mut out = vec![T::ZERO; g.co * self.count(g)];
+        for (part, block) in out.chunks_exact_mut(live).zip(w.chunks_exact(taps)) {
+            for (v, &t) in part.iter_mut().zip(&self.live) {
+                *v = block[t];
+            }
         }
         Cow::Owned(out)
     }

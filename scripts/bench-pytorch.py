@@ -1,0 +1,63 @@
+"""The PyTorch side of README's same-host comparison: one training step of the configurations
+`finetune bench train` times (random init, fixed random batch, fwd + loss + bwd + optimizer),
+median of K timed steps after two warm-up steps, 2 threads.
+
+Optional and outside the project's build and tests; run it in a throw-away venv:
+    python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch torchvision transformers
+    /tmp/torchvenv/bin/python scripts/bench-pytorch.py resnet18 32 32 full 10
+    /tmp/torchvenv/bin/python scripts/bench-pytorch.py minilm 16 128 last2 5
+Arguments: CONFIG (minilm, bert-base, resnet18, resnet50) BATCH SIZE (seq or image side)
+MODE (full, last2, frozen) [STEPS]. Prints one JSON object with median_s.
+"""
+import sys, time, statistics, json, torch
+torch.set_num_threads(2)
+torch.manual_seed(0)
+def timeit(step, k):
+    step(); step()
+    ts = []
+    for _ in range(k):
+        t = time.perf_counter(); step(); ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+def resnet(name, batch, size, mode, k):
+    import torchvision
+    m = getattr(torchvision.models, name)(num_classes=1000)
+    m.train()
+    if mode == "frozen":
+        for n, p in m.named_parameters():
+            p.requires_grad = n.startswith("fc.")
+    params = [p for p in m.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+    x = torch.randn(batch, 3, size, size); y = torch.randint(0, 1000, (batch,))
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(m(x), y)
+        loss.backward(); opt.step()
+    return timeit(step, k)
+def bert(cfg, batch, seq, mode, k):
+    from transformers import BertConfig, BertForSequenceClassification
+    c = BertConfig(num_labels=2)
+    if cfg == "minilm":
+        c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size = 384, 6, 12, 1536
+    m = BertForSequenceClassification(c); m.train()
+    L = c.num_hidden_layers
+    if mode == "last2":
+        keep = tuple([f"bert.encoder.layer.{l}." for l in range(L - 2, L)] + ["bert.pooler.", "classifier."])
+        for n, p in m.named_parameters():
+            p.requires_grad = n.startswith(keep)
+    params = [p for p in m.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=2e-5)
+    ids = torch.randint(0, c.vocab_size, (batch, seq)); y = torch.randint(0, 2, (batch,))
+    mask = torch.ones(batch, seq, dtype=torch.long)
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out = m(input_ids=ids, attention_mask=mask, labels=y)
+        out.loss.backward(); opt.step()
+    return timeit(step, k)
+what = sys.argv[1]
+if what in ("resnet18", "resnet50"):
+    b, s, mode = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    t = resnet(what, b, s, mode, int(sys.argv[5]) if len(sys.argv) > 5 else 5)
+else:
+    b, s, mode = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    t = bert(what, b, s, mode, int(sys.argv[5]) if len(sys.argv) > 5 else 5)
+print(json.dumps({"torch": torch.__version__, "what": what, "batch": b, "size": s, "mode": mode, "median_s": t}))
