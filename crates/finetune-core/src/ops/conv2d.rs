@@ -294,9 +294,7 @@ impl Geometry {
             if s > 1 {
                 phased.clear();
                 for row in plane.chunks_exact(w) {
-                    for q in 0..s.min(w) {
-                        phased.extend(row[q..].iter().step_by(s));
-                    }
+                    kernel::split_phases(row, s, &mut phased);
                 }
             }
             for ky in 0..self.kh {
@@ -375,12 +373,7 @@ impl Geometry {
             }
             if s > 1 {
                 for (out, split) in plane.chunks_exact_mut(w).zip(phased.chunks_exact(w)) {
-                    let mut vals = split.iter();
-                    for q in 0..s.min(w) {
-                        for (o, &v) in out[q..].iter_mut().step_by(s).zip(&mut vals) {
-                            *o += v;
-                        }
-                    }
+                    kernel::add_phases(split, s, out);
                 }
             }
         }

@@ -252,9 +252,7 @@ impl Geometry {
             let row = &plane[y * self.w..(y + 1) * self.w];
             if sw > 1 {
                 phases.clear();
-                for p in 0..sw.min(self.w) {
-                    phases.extend(row[p..].iter().step_by(sw));
-                }
+                kernel::split_phases(row, sw, phases);
             }
             for kx in 0..self.kw.min(reach) {
                 // Output columns whose tap `kx` lands in the row: pw ≤ ox·sw + kx < w + pw.
