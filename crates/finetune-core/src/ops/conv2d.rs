@@ -917,7 +917,8 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
         .par_chunks(plan.per * plane_in)
         .zip(dy.par_chunks(plan.per * plane_out))
         .map(|(xs, dys)| {
-            let mut dw = vec![T::ZERO; g.co * ck];
+            // Not zero-filled: the first group's GEMM overwrites all of it (see below).
+            let mut dw: Vec<T> = Vec::with_capacity(g.co * ck);
             let cols = plan.group * p;
             let (mut col, mut dyg) = if direct {
                 (Scratch::new(0), Scratch::new(0))
@@ -958,6 +959,10 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
                     )
                 }
             }
+            // SAFETY: the chunk holds at least one group, and the first group's GEMM
+            // (accumulate = false) wrote every one of the co·ck elements of `dw`'s capacity
+            // (co×ck in either layout); later groups read and add to them.
+            unsafe { dw.set_len(g.co * ck) };
             dw
         })
         .collect();
@@ -1060,7 +1065,8 @@ fn backward_weight_shifted<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
         .par_chunks(plan.per * plane_in)
         .zip(dy.par_chunks(plan.per * plane_out))
         .map(|(xs, dys)| {
-            let mut dw = vec![T::ZERO; g.co * ck];
+            // Not zero-filled: the first group's GEMMs overwrite all of it, a tap each.
+            let mut dw: Vec<T> = Vec::with_capacity(g.co * ck);
             let seg_max = plan.group * hp * wp;
             let mut xpad = Scratch::new(g.c * seg_max);
             let mut dgrid = Scratch::new(g.co * seg_max);
@@ -1091,6 +1097,10 @@ fn backward_weight_shifted<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
                     }
                 }
             }
+            // SAFETY: the chunk holds at least one group, and the first group's GEMMs
+            // (accumulate = false) wrote every tap's co×c block, together all co·ck elements
+            // of `dw`'s capacity; later groups read and add to them.
+            unsafe { dw.set_len(g.co * ck) };
             dw
         })
         .collect();
