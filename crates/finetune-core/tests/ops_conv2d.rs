@@ -19,7 +19,7 @@ type Case = ([usize; 4], [usize; 4], usize, usize, usize);
 /// sizes. Output rows up to 8 wide take the gather-table im2col, wider ones the row copies
 /// (with phases under a stride); maps of 1×1, 2×2 under a stride and 1 row drop the kernel
 /// taps that read only padding.
-const CASES: [Case; 17] = [
+const CASES: [Case; 18] = [
     ([2, 3, 12, 11], [4, 3, 7, 7], 2, 3, 1),
     ([2, 3, 13, 13], [4, 3, 7, 7], 2, 3, 1),
     ([2, 4, 6, 6], [5, 4, 3, 3], 1, 1, 1),
@@ -37,6 +37,7 @@ const CASES: [Case; 17] = [
     ([2, 4, 2, 2], [3, 4, 3, 3], 2, 1, 1),
     ([2, 3, 1, 5], [2, 3, 3, 3], 1, 1, 1),
     ([1, 2, 1, 12], [2, 2, 3, 3], 1, 1, 1),
+    ([1, 2, 1, 1], [2, 2, 1, 1], 3, 2, 1),
 ];
 
 fn inputs(case: &Case, seed: u64, dtype: DType) -> Result<(Tensor, Tensor)> {

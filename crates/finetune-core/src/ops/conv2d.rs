@@ -455,9 +455,14 @@ struct ColRows {
 
 impl ColRows {
     fn new(g: &Geometry) -> Self {
-        let live: Vec<usize> = (0..g.kh * g.kw)
+        let mut live: Vec<usize> = (0..g.kh * g.kw)
             .filter(|&t| g.tap_live(t / g.kw, t % g.kw))
             .collect();
+        if live.is_empty() {
+            // Every output reads padding only (a stride that skips the whole image): one tap
+            // of zero rows keeps the GEMMs well-formed and gives zero outputs and gradients.
+            live.push(0);
+        }
         let gather = g.ow <= GATHER_MAX_OW || live.len() < g.kh * g.kw;
         let table = (gather && g.h * g.w < PADDING as usize).then(|| {
             let mut table = Vec::with_capacity(live.len() * g.p());
