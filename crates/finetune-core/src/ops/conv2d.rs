@@ -624,11 +624,11 @@ struct Plan {
     gemm_threads: usize,
 }
 
-/// The widest output rows that im2col and col2im move through a [`Geometry::gather_table`]
+/// The widest output rows that im2col and col2im move through a [`ColRows`] gather table
 /// rather than row by row.
 const GATHER_MAX_OW: usize = 8;
 
-/// A [`Geometry::gather_table`] entry that reads the zero padding.
+/// A [`ColRows`] gather-table entry that reads the zero padding.
 const PADDING: u32 = u32::MAX;
 
 /// Columns one GEMM should have at least, when images can be grouped to reach it.
