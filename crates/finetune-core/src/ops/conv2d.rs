@@ -982,13 +982,9 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
 
 /// `a` (`rows×cols`, row-major) transposed.
 fn transpose<T: Real>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
-    let mut out = vec![T::ZERO; a.len()];
-    for (r, row) in a.chunks_exact(cols).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            out[c * rows + r] = v;
-        }
-    }
-    out
+    (0..cols)
+        .flat_map(|c| a[c..].iter().step_by(cols).take(rows).copied())
+        .collect()
 }
 
 /// The element-wise sum of per-range weight gradients of `len` elements.

@@ -284,18 +284,13 @@ pub(crate) fn map_init<'a, T: Copy>(
 /// does not.
 #[inline(always)]
 pub(crate) fn split_phases<T: Copy>(row: &[T], s: usize, out: &mut Vec<T>) {
-    if s == 2 && !row.is_empty() {
-        let start = out.len();
-        let half = row.len().div_ceil(2);
-        out.resize(start + row.len(), row[0]);
-        let (even, odd) = out[start..].split_at_mut(half);
-        for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(row.chunks_exact(2)) {
-            *e = pair[0];
-            *o = pair[1];
-        }
-        if row.len() % 2 == 1 {
-            even[half - 1] = row[row.len() - 1];
-        }
+    if s == 2 {
+        let pairs = row.chunks_exact(2);
+        let tail = pairs.remainder();
+        out.reserve(row.len());
+        out.extend(pairs.clone().map(|pair| pair[0]));
+        out.extend_from_slice(tail);
+        out.extend(pairs.map(|pair| pair[1]));
         return;
     }
     for q in 0..s.min(row.len()) {
