@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer as _;
 use finetune_core::ops::OpSet;
 use finetune_core::optim::{AdamW, Sgd};
+use finetune_core::tape::Recording;
 use finetune_core::{
     Error, FreezeSpec, Grads, GroupBuilder, Optimizer, OptimizerConfig, ParamStore, Result, Rng,
 };
@@ -208,10 +209,20 @@ impl StepOptimizer {
         })
     }
 
-    /// Backward from `loss` and the update; fills the backward and optimizer times.
-    fn step(&mut self, store: &ParamStore, loss: &Tensor, t: &mut StepTimes) -> Result<()> {
+    /// Backward from `loss` (over the tape when the forward was recorded) and the update;
+    /// fills the backward and optimizer times.
+    fn step(
+        &mut self,
+        store: &ParamStore,
+        loss: &Tensor,
+        recording: Option<Recording>,
+        t: &mut StepTimes,
+    ) -> Result<()> {
         let start = Instant::now();
-        let grads = loss.backward()?;
+        let grads = match recording {
+            Some(r) => r.backward(loss)?,
+            None => loss.backward()?,
+        };
         t.backward_s = start.elapsed().as_secs_f64();
         let start = Instant::now();
         match self {
@@ -234,6 +245,7 @@ struct BertStep {
 impl TrainStep for BertStep {
     fn step(&mut self) -> Result<StepTimes> {
         let start = Instant::now();
+        let recording = (self.model.op_set() == OpSet::Fused).then(Recording::start);
         let logits = self.model.forward_t(&self.batch, true)?;
         let loss = match self.model.op_set() {
             OpSet::Fused => self.model.loss(&logits, &self.targets, 0.0)?,
@@ -244,7 +256,8 @@ impl TrainStep for BertStep {
             forward_s: start.elapsed().as_secs_f64(),
             ..StepTimes::default()
         };
-        self.opt.step(self.model.store(), &loss, &mut t)?;
+        self.opt
+            .step(self.model.store(), &loss, recording, &mut t)?;
         Ok(t)
     }
 
@@ -264,6 +277,7 @@ struct ResNetStep {
 impl TrainStep for ResNetStep {
     fn step(&mut self) -> Result<StepTimes> {
         let start = Instant::now();
+        let recording = (self.side == Side::Ours).then(Recording::start);
         let logits = self.model.forward_t(&self.images, true)?;
         let loss = match self.side {
             Side::Ours => self.model.loss(&logits, &self.targets, 0.0)?,
@@ -274,7 +288,8 @@ impl TrainStep for ResNetStep {
             forward_s: start.elapsed().as_secs_f64(),
             ..StepTimes::default()
         };
-        self.opt.step(self.model.store(), &loss, &mut t)?;
+        self.opt
+            .step(self.model.store(), &loss, recording, &mut t)?;
         Ok(t)
     }
 

@@ -22,6 +22,7 @@ pub mod regularize;
 pub mod rng;
 pub mod safetensors_io;
 pub mod schedule;
+pub mod tape;
 
 pub use device::{select_device, DeviceSpec};
 pub use error::{Error, Result};

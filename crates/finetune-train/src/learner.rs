@@ -23,6 +23,7 @@ use candle_core::{DType, Tensor, D};
 use finetune_core::groups::{encoder_depth, GroupSpec, LrSpec};
 use finetune_core::optim::{Optimizer, OptimizerConfig};
 use finetune_core::schedule::LrScheduler;
+use finetune_core::tape::Recording;
 use finetune_core::{
     Error, FreezeSpec, GradAccumulator, Grads, GroupBuilder, PatternSet, Result, Rng,
 };
@@ -362,6 +363,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                 // Why this step's update is dropped (`--on-nan skip`).
                 let mut skipped: Option<String> = None;
                 for batch in &batches {
+                    let recording = Recording::start();
                     let logits = feature_cache::forward(self.model, &batch.inputs, true)?;
                     let mut loss = self
                         .model
@@ -391,7 +393,7 @@ impl<'m, M: TrainModel> Learner<'m, M> {
                             }
                         }
                     }
-                    let grads = Grads::from_backward(store, &loss.backward()?);
+                    let grads = Grads::from_backward(store, &recording.backward(&loss)?);
                     let share = batch.len() as f64 / step_samples as f64;
                     acc.add(&grads, share)?;
                     step_loss += value * share;

@@ -51,6 +51,6 @@ impl Attention {
             .rng
             .with(|rng| ops.attention(&q, &k, &v, self.heads, mask, p, pass.train, rng))?;
         let out = pass.dropout(&self.dense.forward_with(&ctx, ops)?, self.hidden_dropout)?;
-        self.norm.forward_with(&(out + x)?, ops)
+        self.norm.forward_with(&ops.add(&out, x)?, ops)
     }
 }

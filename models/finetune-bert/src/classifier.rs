@@ -214,7 +214,9 @@ impl BertForSequenceClassification {
 
     /// The pooler's output `[B, H]` (dense + tanh on `[CLS]`), before the head's dropout.
     pub fn pooled(&self, b: &BertBatch, train: bool) -> Result<Tensor> {
-        let seq = self.encode(b, train)?;
+        // The fused part ends here: the [CLS] slice, pooler and head are left to candle's
+        // backward.
+        let seq = finetune_core::tape::cut(&self.encode(b, train)?)?;
         let cls = seq.narrow(1, 0, 1)?.squeeze(1)?;
         Ok(self.pooler.forward_with(&cls, self.ops)?.tanh()?)
     }

@@ -57,7 +57,7 @@ impl Layer {
             HiddenAct::Relu => i.relu()?,
         };
         let o = pass.dropout(&self.output.forward_with(&i, ops)?, self.dropout)?;
-        self.norm.forward_with(&(o + a)?, ops)
+        self.norm.forward_with(&ops.add(&o, &a)?, ops)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The fused ops change speed, not results: 20 AdamW steps of a small random BERT (dropout
 //! on, padded batch) give the same loss curve, to 1e-4, on the fused kernels and on candle's
-//! stock compositions — with everything training, and with the bottom frozen (where the
+//! stock compositions (the fused side's backward over the recorded tape, as the learner
+//! runs it) — with everything training, and with the bottom frozen (where the
 //! fused ops skip the gradients nobody needs).
 
 mod common;
@@ -9,6 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use finetune_bert::{BertBatch, BertForSequenceClassification};
 use finetune_core::ops::OpSet;
 use finetune_core::optim::AdamW;
+use finetune_core::tape::Recording;
 use finetune_core::{FreezeSpec, Grads, GroupBuilder, OptimizerConfig, Result, Rng};
 
 const STEPS: usize = 20;
@@ -46,9 +48,15 @@ fn loss_curve(ops: OpSet, freeze: Option<&[&str]>) -> Result<Vec<f32>> {
     let (b, labels) = batch(&mut Rng::seed_from_u64(11))?;
     let mut losses = Vec::new();
     for _ in 0..STEPS {
+        // The fused side runs its backward as the learner does, over the recorded tape.
+        let recording = (ops == OpSet::Fused).then(Recording::start);
         let loss = model.loss(&model.forward_t(&b, true)?, &labels, 0.0)?;
         losses.push(loss.to_scalar::<f32>()?);
-        let grads = Grads::from_backward(model.store(), &loss.backward()?);
+        let grads = match recording {
+            Some(r) => r.backward(&loss)?,
+            None => loss.backward()?,
+        };
+        let grads = Grads::from_backward(model.store(), &grads);
         opt.step(model.store(), &grads)?;
     }
     Ok(losses)

@@ -14,6 +14,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use finetune_core::optim::OptimizerConfig;
+use finetune_core::tape::Recording;
 use finetune_core::{FreezeSpec, Grads, GroupBuilder, Rng};
 use finetune_resnet::{BnMode, Kernels, ResNet, ResNetConfig};
 use std::time::Instant;
@@ -122,9 +123,10 @@ fn main() -> Result<()> {
     let mut step = |k: Kernels| -> Result<f64> {
         model.set_kernels(k);
         let t = Instant::now();
+        let recording = Recording::start();
         let logits = model.forward_t(&x, true)?;
         let loss = model.loss(&logits, &y, 0.0)?;
-        let grads = Grads::from_backward(store, &loss.backward()?);
+        let grads = Grads::from_backward(store, &recording.backward(&loss)?);
         opt.step(store, &grads)?;
         Ok(t.elapsed().as_secs_f64())
     };

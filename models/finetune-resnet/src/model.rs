@@ -301,7 +301,8 @@ impl ResNet {
         for block in self.stages.iter().flatten() {
             y = block.forward_t(&y, train, k)?;
         }
-        Ok(y.mean((2, 3))?)
+        // The fused part ends here: pooling, head and loss are left to candle's backward.
+        Ok(finetune_core::tape::cut(&y)?.mean((2, 3))?)
     }
 
     /// Logits `[N, num_classes]`; dropout before `fc` is active when `train`.

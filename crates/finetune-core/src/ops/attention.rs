@@ -71,7 +71,7 @@ pub fn attention(
         mask,
         dropout: seed.map(|seed| (p, seed)),
     };
-    Ok(qs.apply_op3(&ks, &vs, op)?.to_dtype(dtype)?)
+    Ok(crate::tape::apply_op3(&qs, &ks, &vs, op)?.to_dtype(dtype)?)
 }
 
 /// The same attention composed from differentiable candle ops and this crate's softmax and
@@ -140,6 +140,7 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, mask: Option<&Tensor>
     Ok(())
 }
 
+#[derive(Clone)]
 struct AttentionOp {
     heads: usize,
     scale: f64,

@@ -61,7 +61,7 @@ pub fn batch_norm_train(
         relu,
         stats: stats.clone(),
     };
-    let y = xs?.apply_op3(&ws?, &bs?, op)?.to_dtype(dtype)?;
+    let y = crate::tape::apply_op3(&xs?, &ws?, &bs?, op)?.to_dtype(dtype)?;
     let Some(st) = stats.get() else {
         return Err(Error::config(format!(
             "{NAME}: the forward kept no statistics"
@@ -167,6 +167,7 @@ struct Stats {
     var: Vec<f64>,
 }
 
+#[derive(Clone)]
 struct BnTrain {
     g: Geometry,
     eps: f64,

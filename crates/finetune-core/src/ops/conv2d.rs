@@ -75,7 +75,7 @@ pub fn conv2d(
     let cd = kernel::compute_dtype(dtype, NAME)?;
     let xs = kernel::kernel_input(x, cd)?;
     let ws = kernel::kernel_input(w, cd)?;
-    let y = xs.apply_op2(&ws, Conv(g))?;
+    let y = crate::tape::apply_op2(&xs, &ws, Conv(g))?;
     Ok(y.to_dtype(dtype)?)
 }
 
@@ -1114,6 +1114,7 @@ fn needs_grad(t: &Tensor) -> bool {
 }
 
 /// The forward op: inputs `x`, `w`.
+#[derive(Clone)]
 struct Conv(Geometry);
 
 impl CustomOp2 for Conv {

@@ -30,7 +30,7 @@ pub fn dropout(x: &Tensor, p: f64, train: bool, rng: &mut Rng) -> Result<Tensor>
     }
     let dtype = x.dtype();
     let xs = kernel::kernel_input(x, kernel::compute_dtype(dtype, NAME)?)?;
-    let y = xs.apply_op1(kernel::Fused(Mask { p, seed }))?;
+    let y = crate::tape::apply_op1(&xs, kernel::Fused(Mask { p, seed }))?;
     Ok(y.to_dtype(dtype)?)
 }
 

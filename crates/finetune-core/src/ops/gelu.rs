@@ -106,7 +106,7 @@ fn apply(x: &Tensor, kind: Kind) -> Result<Tensor> {
     }
     let dtype = x.dtype();
     let xs = kernel::kernel_input(x, kernel::compute_dtype(dtype, kind.name())?)?;
-    let y = xs.apply_op1(kernel::Fused(kind))?;
+    let y = crate::tape::apply_op1(&xs, kernel::Fused(kind))?;
     Ok(y.to_dtype(dtype)?)
 }
 

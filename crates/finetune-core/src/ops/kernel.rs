@@ -118,6 +118,7 @@ pub(crate) trait UnaryKernel: Copy + Send + Sync + 'static {
 }
 
 /// The forward custom op of a [`UnaryKernel`] (apply it with `Tensor::apply_op1`).
+#[derive(Clone)]
 pub(crate) struct Fused<K>(pub K);
 
 /// The backward custom op of a [`UnaryKernel`]: inputs `saved` and `dy`, output `dx`.

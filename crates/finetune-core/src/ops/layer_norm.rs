@@ -34,7 +34,7 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result
     let xs = kernel::kernel_input(x, cdt)?;
     let gs = kernel::kernel_input(gamma, cdt)?;
     let bs = kernel::kernel_input(beta, cdt)?;
-    let y = xs.apply_op3(&gs, &bs, LayerNormOp { eps })?;
+    let y = crate::tape::apply_op3(&xs, &gs, &bs, LayerNormOp { eps })?;
     Ok(y.to_dtype(dtype)?)
 }
 
@@ -93,6 +93,7 @@ fn row_stats<T: Real>(xr: &[T], inv_d: T, eps: T) -> (T, T) {
     (mean, T::ONE / (var + eps).sqrt())
 }
 
+#[derive(Clone)]
 struct LayerNormOp {
     eps: f64,
 }

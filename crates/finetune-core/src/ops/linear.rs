@@ -39,7 +39,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let xs = kernel::kernel_input(x, cdt)?;
     let ws = kernel::kernel_input(w, cdt)?;
     let bs = kernel::kernel_input(b, cdt)?;
-    let y = xs.apply_op3(&ws, &bs, LinearOp)?;
+    let y = crate::tape::apply_op3(&xs, &ws, &bs, LinearOp)?;
     Ok(y.to_dtype(dtype)?)
 }
 
@@ -91,6 +91,7 @@ fn check(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<()> {
     Ok(())
 }
 
+#[derive(Clone)]
 struct LinearOp;
 
 /// `[n, out]` = bias rows, then `+= x Wᵀ`.

@@ -38,7 +38,7 @@ pub fn max_pool2d(
     }
     let dtype = x.dtype();
     let xs = kernel::kernel_input(x, kernel::compute_dtype(dtype, NAME)?)?;
-    let y = xs.apply_op1(kernel::Fused(geom))?;
+    let y = crate::tape::apply_op1(&xs, kernel::Fused(geom))?;
     Ok(y.to_dtype(dtype)?)
 }
 

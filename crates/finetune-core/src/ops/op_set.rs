@@ -30,6 +30,15 @@ impl OpSet {
         }
     }
 
+    /// `a + b`, same shapes (a residual sum); the fused set records it on the
+    /// [`crate::tape`] so that a recorded backward runs through it.
+    pub fn add(self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        match self {
+            OpSet::Fused => crate::tape::add(a, b),
+            OpSet::Stock => Ok((a + b)?),
+        }
+    }
+
     /// Layer norm over the last dimension.
     pub fn layer_norm(self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
         match self {

@@ -23,7 +23,7 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
     }
     let dtype = x.dtype();
     let xs = kernel::kernel_input(x, kernel::compute_dtype(dtype, "relu")?)?;
-    Ok(xs.apply_op1(kernel::Fused(Relu))?.to_dtype(dtype)?)
+    Ok(crate::tape::apply_op1(&xs, kernel::Fused(Relu))?.to_dtype(dtype)?)
 }
 
 /// `max(a + b, 0)` of two tensors of one shape (a residual block's branch and shortcut).
@@ -49,7 +49,7 @@ pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let dtype = a.dtype();
     let cd = kernel::compute_dtype(dtype, "add_relu")?;
     let (a, b) = (kernel::kernel_input(a, cd)?, kernel::kernel_input(b, cd)?);
-    Ok(a.apply_op2(&b, AddRelu)?.to_dtype(dtype)?)
+    Ok(crate::tape::apply_op2(&a, &b, AddRelu)?.to_dtype(dtype)?)
 }
 
 /// [`add_relu`] composed of candle ops (any device).
@@ -118,6 +118,7 @@ impl kernel::UnaryKernel for Relu {
     }
 }
 
+#[derive(Clone)]
 struct AddRelu;
 
 impl CustomOp2 for AddRelu {
