@@ -79,6 +79,15 @@ struct Fixture {
     eval: PathBuf,
 }
 
+/// A passing test removes its fixture (a failing one keeps it, to look at).
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
 fn fixture(tag: &str) -> Fixture {
     let root = tmpdir(tag);
     let (model, train, eval) = (root.join("tiny"), root.join("train"), root.join("eval"));
