@@ -26,9 +26,17 @@ fn inputs(shape: [usize; 4], seed: u64) -> Result<[Tensor; 3]> {
 
 #[test]
 fn fused_matches_composed_with_and_without_relu() -> Result<()> {
-    for (i, shape) in [[4, 3, 5, 6], [2, 8, 7, 7], [3, 2, 1, 1]]
-        .into_iter()
-        .enumerate()
+    // The last two span several chunks of whole planes with a partial last one (1×1 and 2×2
+    // maps: 16 384 and 4 096 planes per chunk).
+    for (i, shape) in [
+        [4, 3, 5, 6],
+        [2, 8, 7, 7],
+        [3, 2, 1, 1],
+        [41, 500, 1, 1],
+        [3, 1500, 2, 2],
+    ]
+    .into_iter()
+    .enumerate()
     {
         let t = inputs(shape, 10 * i as u64)?;
         for relu in [false, true] {

@@ -152,6 +152,18 @@ impl Geometry {
         (self.n * self.hw) as f64
     }
 
+    /// Whole planes per chunk of the element-wise passes: about [`kernel::ELEMWISE_CHUNK`]
+    /// elements, so that small planes (1×1 to 4×4 maps) do not each cost a task step and a
+    /// vector-level dispatch.
+    fn planes_per_chunk(&self) -> usize {
+        (kernel::ELEMWISE_CHUNK / self.hw.max(1)).max(1)
+    }
+
+    /// Channels per rayon task of the per-channel sums, by the same measure.
+    fn min_channels_per_task(&self) -> usize {
+        kernel::min_rows_per_task(self.n * self.hw)
+    }
+
     /// The planes `x[n][c]` of channel `c`, `n = 0..N`.
     fn planes<'a, T>(&self, x: &'a [T], c: usize) -> impl Iterator<Item = &'a [T]> + 'a {
         let (cs, hw) = (self.c, self.hw);
@@ -180,6 +192,7 @@ impl BnTrain {
         let g = self.g;
         let (mean, var): (Vec<f64>, Vec<f64>) = (0..g.c)
             .into_par_iter()
+            .with_min_len(g.min_channels_per_task())
             .map(|c| {
                 // One pass of sums shifted by `k`, an estimate of the mean from the head of the
                 // channel's first plane: Σ(x − k) and Σ(x − k)². With `k` near the mean the
@@ -191,12 +204,20 @@ impl BnTrain {
                 } else {
                     T::c(kernel::sum(head).to_f64() / head.len() as f64)
                 };
-                let (mut s1, mut s2) = (0.0, 0.0);
-                for p in g.planes(x, c) {
-                    let (a, b) = kernel::shifted_sums(p, k);
-                    s1 += a.to_f64();
-                    s2 += b.to_f64();
-                }
+                // One vector-level dispatch per channel, not per plane (ResNet's last stages
+                // have planes of 1 to 16 elements).
+                let (s1, s2) = super::simd::wide(
+                    #[inline(always)]
+                    || {
+                        let (mut s1, mut s2) = (0.0, 0.0);
+                        for p in g.planes(x, c) {
+                            let (a, b) = kernel::shifted_sums(p, k);
+                            s1 += a.to_f64();
+                            s2 += b.to_f64();
+                        }
+                        (s1, s2)
+                    },
+                );
                 let d = s1 / g.count();
                 (k.to_f64() + d, (s2 / g.count() - d * d).max(0.0))
             })
@@ -223,28 +244,32 @@ impl BnTrain {
         let aff = self.affine(st, &w, &b);
         let relu = self.relu;
         let mut y = Vec::with_capacity(x.len());
+        let per = g.planes_per_chunk();
         kernel::par_append(
             &mut y,
             x.len(),
-            g.hw,
-            kernel::min_rows_per_task(g.hw),
+            per * g.hw,
+            1,
             #[inline(always)]
-            |plane, out| {
-                let (_, scale, shift) = aff[plane % g.c];
-                let (scale, shift) = (T::c(scale), T::c(shift));
-                let xs = &x[plane * g.hw..(plane + 1) * g.hw];
-                // One pass, the ReLU as a select (a branch would not vectorise).
-                if relu {
-                    kernel::map_init(out, xs, |v| {
-                        let y = v * scale + shift;
-                        if y < T::ZERO {
-                            T::ZERO
-                        } else {
-                            y
-                        }
-                    });
-                } else {
-                    kernel::map_init(out, xs, |v| v * scale + shift);
+            |chunk, outs| {
+                for (j, out) in outs.chunks_mut(g.hw.max(1)).enumerate() {
+                    let plane = chunk * per + j;
+                    let (_, scale, shift) = aff[plane % g.c];
+                    let (scale, shift) = (T::c(scale), T::c(shift));
+                    let xs = &x[plane * g.hw..(plane + 1) * g.hw];
+                    // One pass, the ReLU as a select (a branch would not vectorise).
+                    if relu {
+                        kernel::map_init(out, xs, |v| {
+                            let y = v * scale + shift;
+                            if y < T::ZERO {
+                                T::ZERO
+                            } else {
+                                y
+                            }
+                        });
+                    } else {
+                        kernel::map_init(out, xs, |v| v * scale + shift);
+                    }
                 }
             },
         );
@@ -266,24 +291,26 @@ impl BnTrain {
         // Per channel Σ g and Σ g·(x − μ), from planes of x, y, dy.
         let sums: Vec<(f64, f64)> = (0..g.c)
             .into_par_iter()
+            .with_min_len(g.min_channels_per_task())
             .map(|c| {
                 let m = T::c(st.mean[c]);
-                let (mut sg, mut sgx) = (0.0, 0.0);
-                for ((xp, yp), dp) in g.planes(x, c).zip(g.planes(y, c)).zip(g.planes(dy, c)) {
-                    let (a, b) = super::simd::wide(
-                        #[inline(always)]
-                        || {
-                            if relu {
+                super::simd::wide(
+                    #[inline(always)]
+                    || {
+                        let (mut sg, mut sgx) = (0.0, 0.0);
+                        let planes = g.planes(x, c).zip(g.planes(y, c)).zip(g.planes(dy, c));
+                        for ((xp, yp), dp) in planes {
+                            let (a, b) = if relu {
                                 grad_sums::<T, true>(xp, yp, dp, m)
                             } else {
                                 grad_sums::<T, false>(xp, yp, dp, m)
-                            }
-                        },
-                    );
-                    sg += a.to_f64();
-                    sgx += b.to_f64();
-                }
-                (sg, sgx)
+                            };
+                            sg += a.to_f64();
+                            sgx += b.to_f64();
+                        }
+                        (sg, sgx)
+                    },
+                )
             })
             .collect();
         let mut dw = Vec::with_capacity(g.c);
@@ -302,20 +329,24 @@ impl BnTrain {
         }
         let dx = want_dx.then(|| {
             let mut dx = Vec::with_capacity(x.len());
+            let per = g.planes_per_chunk();
             kernel::par_append(
                 &mut dx,
                 x.len(),
-                g.hw,
-                kernel::min_rows_per_task(g.hw),
+                per * g.hw,
+                1,
                 #[inline(always)]
-                |plane, out| {
-                    let (k, a, bc, m) = coef[plane % g.c];
-                    let (k, a, bc, m) = (T::c(k), T::c(a), T::c(bc), T::c(m));
-                    let r = plane * g.hw..(plane + 1) * g.hw;
-                    let (xs, ys, ds) = (&x[r.clone()], &y[r.clone()], &dy[r]);
-                    for (((o, &xv), &yv), &dv) in out.iter_mut().zip(xs).zip(ys).zip(ds) {
-                        let gv = if !relu || yv > T::ZERO { dv } else { T::ZERO };
-                        o.write(k * (gv - a - (xv - m) * bc));
+                |chunk, outs| {
+                    for (j, out) in outs.chunks_mut(g.hw.max(1)).enumerate() {
+                        let plane = chunk * per + j;
+                        let (k, a, bc, m) = coef[plane % g.c];
+                        let (k, a, bc, m) = (T::c(k), T::c(a), T::c(bc), T::c(m));
+                        let r = plane * g.hw..(plane + 1) * g.hw;
+                        let (xs, ys, ds) = (&x[r.clone()], &y[r.clone()], &dy[r]);
+                        for (((o, &xv), &yv), &dv) in out.iter_mut().zip(xs).zip(ys).zip(ds) {
+                            let gv = if !relu || yv > T::ZERO { dv } else { T::ZERO };
+                            o.write(k * (gv - a - (xv - m) * bc));
+                        }
                     }
                 },
             );

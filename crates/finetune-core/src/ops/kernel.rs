@@ -363,30 +363,27 @@ pub(crate) fn sum_sq_dev<T: Real>(xs: &[T], mean: T) -> T {
     sum_by(xs, |x| (x - mean) * (x - mean))
 }
 
-/// `(Σ (x_i − k), Σ (x_i − k)²)` in one pass, lane-split like [`sum`].
-#[inline]
+/// `(Σ (x_i − k), Σ (x_i − k)²)` in one pass, lane-split like [`sum`], at the level of the
+/// caller: call it inside [`super::simd::wide`] (once around a loop over many short slices,
+/// rather than a dispatch per slice).
+#[inline(always)]
 pub(crate) fn shifted_sums<T: Real>(xs: &[T], k: T) -> (T, T) {
-    super::simd::wide(
-        #[inline(always)]
-        || {
-            let (mut a, mut b) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-            let (chunks, rest) = xs.as_chunks::<LANES>();
-            for c in chunks {
-                for i in 0..LANES {
-                    let d = c[i] - k;
-                    a[i] += d;
-                    b[i] += d * d;
-                }
-            }
-            let (mut sa, mut sb) = (a.into_iter().sum::<T>(), b.into_iter().sum::<T>());
-            for &x in rest {
-                let d = x - k;
-                sa += d;
-                sb += d * d;
-            }
-            (sa, sb)
-        },
-    )
+    let (mut a, mut b) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+    let (chunks, rest) = xs.as_chunks::<LANES>();
+    for c in chunks {
+        for i in 0..LANES {
+            let d = c[i] - k;
+            a[i] += d;
+            b[i] += d * d;
+        }
+    }
+    let (mut sa, mut sb) = (a.into_iter().sum::<T>(), b.into_iter().sum::<T>());
+    for &x in rest {
+        let d = x - k;
+        sa += d;
+        sb += d * d;
+    }
+    (sa, sb)
 }
 
 /// `Σ a_i b_i`, lane-split like [`sum`].
