@@ -326,12 +326,15 @@ impl kernel::UnaryKernel for Geometry {
             y.par_chunks_mut(plane_out)
                 .zip(x.par_chunks(plane_in))
                 .with_min_len(kernel::min_rows_per_task(plane_in))
-                .for_each(|(yp, xp)| {
-                    let mut phases = Vec::with_capacity(g.w);
-                    for (oy, row) in yp.chunks_exact_mut(g.ow).enumerate() {
-                        g.scan_row::<T, false>(xp, oy, &mut phases, row, &mut []);
-                    }
-                });
+                // Scratch per task, not per plane: small planes come by the thousand.
+                .for_each_init(
+                    || Vec::with_capacity(g.w),
+                    |phases, (yp, xp)| {
+                        for (oy, row) in yp.chunks_exact_mut(g.ow).enumerate() {
+                            g.scan_row::<T, false>(xp, oy, phases, row, &mut []);
+                        }
+                    },
+                );
         }
         Ok((y, g.out_shape()))
     }
@@ -348,22 +351,28 @@ impl kernel::UnaryKernel for Geometry {
             dx.par_chunks_mut(plane_in)
                 .zip(x.par_chunks(plane_in).zip(dy.par_chunks(plane_out)))
                 .with_min_len(kernel::min_rows_per_task(plane_in))
-                .for_each(|(dxp, (xp, dyp))| {
-                    let mut vals = vec![T::ZERO; g.ow];
-                    let mut idx = vec![0u32; g.ow];
-                    let mut phases = Vec::with_capacity(g.w);
-                    for (oy, dyr) in dyp.chunks_exact(g.ow).enumerate() {
-                        g.scan_row::<T, true>(xp, oy, &mut phases, &mut vals, &mut idx);
-                        for (ox, (&i, &d)) in idx.iter().zip(dyr).enumerate() {
-                            let i = if i == u32::MAX {
-                                g.argmax(xp, oy, ox)
-                            } else {
-                                i as usize + ox * g.sw - g.pw
-                            };
-                            dxp[i] += d;
+                .for_each_init(
+                    || {
+                        (
+                            vec![T::ZERO; g.ow],
+                            vec![0u32; g.ow],
+                            Vec::with_capacity(g.w),
+                        )
+                    },
+                    |(vals, idx, phases), (dxp, (xp, dyp))| {
+                        for (oy, dyr) in dyp.chunks_exact(g.ow).enumerate() {
+                            g.scan_row::<T, true>(xp, oy, phases, vals, idx);
+                            for (ox, (&i, &d)) in idx.iter().zip(dyr).enumerate() {
+                                let i = if i == u32::MAX {
+                                    g.argmax(xp, oy, ox)
+                                } else {
+                                    i as usize + ox * g.sw - g.pw
+                                };
+                                dxp[i] += d;
+                            }
                         }
-                    }
-                });
+                    },
+                );
         }
         Ok(dx)
     }
