@@ -102,9 +102,11 @@ fn reference(steps: usize, mut update: impl FnMut(usize, &mut [f64], &[f64])) ->
 fn sgd_variants_match_torch_algorithm() -> Result<()> {
     for (mu, damp, nesterov, wd) in [
         (0.0, 0.0, false, 0.0),
+        (0.0, 0.0, false, 0.02),
         (0.9, 0.0, false, 0.01),
         (0.9, 0.1, false, 0.0),
         (0.8, 0.0, true, 0.05),
+        (0.8, 0.0, true, 0.0),
     ] {
         let lr = 0.05;
         let s = store();

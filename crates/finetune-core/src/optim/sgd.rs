@@ -52,22 +52,78 @@ impl UpdateRule for Sgd {
 
     #[inline(always)]
     fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
-        let lr = h.lr as f32;
-        let wd = h.weight_decay as f32;
-        let mu = self.momentum as f32;
-        let damp = 1.0 - self.dampening as f32;
-        let first = h.step == 1;
-        for i in 0..p.len() {
-            let mut d = g[i];
-            if wd != 0.0 {
-                d += wd * p[i];
+        let c = Coefs {
+            lr: h.lr as f32,
+            wd: h.weight_decay as f32,
+            mu: self.momentum as f32,
+            damp: 1.0 - self.dampening as f32,
+        };
+        // Slices re-cut to the parameter's length and the flags made constants of one loop per
+        // case, so that the loops carry no bounds checks or branches and vectorise (the
+        // arithmetic per element is the same in every case).
+        let n = p.len();
+        let g = &g[..n];
+        let wd = c.wd != 0.0;
+        if c.mu == 0.0 {
+            match wd {
+                true => plain::<true>(&c, p, g),
+                false => plain::<false>(&c, p, g),
             }
-            if mu != 0.0 {
-                let b = &mut slots[0][i];
-                *b = if first { d } else { mu * *b + damp * d };
-                d = if self.nesterov { d + mu * *b } else { *b };
-            }
-            p[i] += -lr * d;
+            return;
         }
+        let b = &mut slots[0][..n];
+        match (wd, h.step == 1, self.nesterov) {
+            (true, true, true) => momentum::<true, true, true>(&c, p, g, b),
+            (true, true, false) => momentum::<true, true, false>(&c, p, g, b),
+            (true, false, true) => momentum::<true, false, true>(&c, p, g, b),
+            (true, false, false) => momentum::<true, false, false>(&c, p, g, b),
+            (false, true, true) => momentum::<false, true, true>(&c, p, g, b),
+            (false, true, false) => momentum::<false, true, false>(&c, p, g, b),
+            (false, false, true) => momentum::<false, false, true>(&c, p, g, b),
+            (false, false, false) => momentum::<false, false, false>(&c, p, g, b),
+        }
+    }
+}
+
+/// One step's coefficients in f32: learning rate, weight decay, momentum, `1 − dampening`.
+struct Coefs {
+    lr: f32,
+    wd: f32,
+    mu: f32,
+    damp: f32,
+}
+
+/// `g + λθ` (or `g` itself without weight decay: `0·θ` is not 0 for an infinite `θ`).
+#[inline(always)]
+fn decayed<const WD: bool>(c: &Coefs, p: f32, g: f32) -> f32 {
+    if WD {
+        g + c.wd * p
+    } else {
+        g
+    }
+}
+
+/// Without momentum: `θ ← θ − γ(g + λθ)`.
+#[inline(always)]
+fn plain<const WD: bool>(c: &Coefs, p: &mut [f32], g: &[f32]) {
+    for (p, &g) in p.iter_mut().zip(g) {
+        let d = decayed::<WD>(c, *p, g);
+        *p += -c.lr * d;
+    }
+}
+
+/// With momentum buffer `b` (as long as `p` and `g`).
+#[inline(always)]
+fn momentum<const WD: bool, const FIRST: bool, const NESTEROV: bool>(
+    c: &Coefs,
+    p: &mut [f32],
+    g: &[f32],
+    b: &mut [f32],
+) {
+    for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
+        let d = decayed::<WD>(c, *p, g);
+        *b = if FIRST { d } else { c.mu * *b + c.damp * d };
+        let d = if NESTEROV { d + c.mu * *b } else { *b };
+        *p += -c.lr * d;
     }
 }
