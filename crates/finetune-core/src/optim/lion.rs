@@ -49,12 +49,14 @@ impl UpdateRule for Lion {
         let lr = h.lr as f32;
         let decay = (1.0 - h.lr * h.weight_decay) as f32;
         let (b1, b2) = (self.betas.0 as f32, self.betas.1 as f32);
-        let m = &mut *slots[0];
-        for i in 0..p.len() {
-            p[i] *= decay;
-            let c = b1 * m[i] + (1.0 - b1) * g[i];
-            p[i] += -lr * sign(c);
-            m[i] = b2 * m[i] + (1.0 - b2) * g[i];
+        // Slices cut to the parameter's length: the loop carries no bounds checks.
+        let n = p.len();
+        let (g, m) = (&g[..n], &mut slots[0][..n]);
+        for ((p, &g), m) in p.iter_mut().zip(g).zip(m.iter_mut()) {
+            *p *= decay;
+            let c = b1 * *m + (1.0 - b1) * g;
+            *p += -lr * sign(c);
+            *m = b2 * *m + (1.0 - b2) * g;
         }
     }
 }

@@ -61,16 +61,20 @@ impl UpdateRule for RmsProp {
         let w = 1.0 - alpha;
         let eps = self.eps as f32;
         let mu = self.momentum as f32;
+        // Every slice cut to the parameter's length: the loop carries no bounds checks.
+        let n = p.len();
+        let g = &g[..n];
         let (sq, rest) = slots.split_at_mut(1);
-        let sq = &mut *sq[0];
+        let sq = &mut sq[0][..n];
         let (gavg, buf) = if self.centered {
             let (a, b) = rest.split_at_mut(1);
-            (Some(&mut *a[0]), b)
+            (Some(&mut a[0][..n]), b)
         } else {
             (None, rest)
         };
+        let mut buf = (mu > 0.0).then(|| &mut buf[0][..n]);
         let mut gavg = gavg;
-        for i in 0..p.len() {
+        for i in 0..n {
             let mut d = g[i];
             if wd != 0.0 {
                 d += wd * p[i];
@@ -83,8 +87,8 @@ impl UpdateRule for RmsProp {
                 }
                 None => sq[i].sqrt() + eps,
             };
-            if mu > 0.0 {
-                let b = &mut buf[0][i];
+            if let Some(buf) = buf.as_deref_mut() {
+                let b = &mut buf[i];
                 *b = mu * *b + d / avg;
                 p[i] += -lr * *b;
             } else {
