@@ -40,7 +40,9 @@
 //! Semantics are `torch.nn.functional.conv2d` with `groups = 1` and symmetric stride, padding
 //! and dilation: output size `(H + 2·pad − dil·(k − 1) − 1) / stride + 1`, zero padding.
 
+use std::any::Any;
 use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp2, Layout, Shape, Tensor, WithDType,
@@ -75,7 +77,7 @@ pub fn conv2d(
     let cd = kernel::compute_dtype(dtype, NAME)?;
     let xs = kernel::kernel_input(x, cd)?;
     let ws = kernel::kernel_input(w, cd)?;
-    let y = crate::tape::apply_op2(&xs, &ws, Conv(g))?;
+    let y = crate::tape::apply_op2(&xs, &ws, Conv(g, LiveWeights::default()))?;
     Ok(y.to_dtype(dtype)?)
 }
 
@@ -500,40 +502,58 @@ impl ColRows {
         g.c * self.live.len()
     }
 
-    /// The weights as a `[C_out, C·L]` matrix: `w` itself when every tap is live.
-    fn weights<'a, T: Real>(&self, g: &Geometry, w: &'a [T]) -> Cow<'a, [T]> {
+    /// The weights as a `[C_out, C·L]` matrix: `w` itself when every tap is live, else the
+    /// live taps' weights, gathered once per forward and kept in `cache` for the backward's
+    /// input gradient (the weights do not change between the two).
+    fn weights<'a, T: Real>(
+        &self,
+        g: &Geometry,
+        w: &'a [T],
+        cache: &'a LiveWeights,
+    ) -> Cow<'a, [T]> {
         if self.all(g) {
             return Cow::Borrowed(w);
         }
-        let (taps, live) = (g.kh * g.kw, self.live.len());
-        let mut out = vec![T::ZERO; g.co * self.count(g)];
-        for (part, block) in out.chunks_exact_mut(live).zip(w.chunks_exact(taps)) {
-            for (v, &t) in part.iter_mut().zip(&self.live) {
-                *v = block[t];
-            }
+        let kept = cache.0.get_or_init(|| Box::new(self.gather_weights(g, w)));
+        match kept.downcast_ref::<Vec<T>>() {
+            Some(v) if v.len() == g.co * self.count(g) => Cow::Borrowed(v),
+            // Not this dtype or geometry: the cache belongs to another call.
+            _ => Cow::Owned(self.gather_weights(g, w)),
         }
-        Cow::Owned(out)
+    }
+
+    /// The live taps' weights, `[C_out, C·L]`, each element written once.
+    fn gather_weights<T: Real>(&self, g: &Geometry, w: &[T]) -> Vec<T> {
+        let mut out = Vec::with_capacity(g.co * self.count(g));
+        for block in w.chunks_exact(g.kh * g.kw) {
+            out.extend(self.live.iter().map(|&t| block[t]));
+        }
+        out
     }
 
     /// A weight gradient over `col`'s rows (`[C_out, C·L]`) as one over every tap, zero for
-    /// the dropped ones.
+    /// the dropped ones (each element written once).
     fn full_weight_grad<T: Real>(&self, g: &Geometry, dw: Vec<T>) -> Vec<T> {
         if self.all(g) {
             return dw;
         }
-        let taps = g.kh * g.kw;
-        let mut out = vec![T::ZERO; g.co * g.ck()];
-        for (block, part) in out
-            .chunks_exact_mut(taps)
-            .zip(dw.chunks_exact(self.live.len()))
-        {
-            for (&t, &v) in self.live.iter().zip(part) {
-                block[t] = v;
-            }
+        // For each tap, its place among the live ones.
+        let mut slot = vec![None; g.kh * g.kw];
+        for (k, &t) in self.live.iter().enumerate() {
+            slot[t] = Some(k);
+        }
+        let mut out = Vec::with_capacity(g.co * g.ck());
+        for part in dw.chunks_exact(self.live.len()) {
+            out.extend(slot.iter().map(|k| k.map_or(T::ZERO, |k| part[k])));
         }
         out
     }
 }
+
+/// The live taps' weights of one forward (see [`ColRows::weights`]), shared by the forward op
+/// and its input-gradient op. Empty until a forward drops a tap.
+#[derive(Clone, Default)]
+struct LiveWeights(Arc<OnceLock<Box<dyn Any + Send + Sync>>>);
 
 multiversion! {
     /// [`Geometry::im2col`], compiled per vector level as a function of its own (its slices
@@ -670,7 +690,7 @@ impl Plan {
 ///
 /// `y` is not zero-filled first: every element is written once, by the GEMM itself where one
 /// image makes one GEMM, else copied out of the GEMM's scratch output.
-fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
+fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], cache: &LiveWeights) -> Vec<T> {
     let (p, plane_in, plane_out) = (g.p(), g.plane_in(), g.plane_out());
     let len = g.n * plane_out;
     let mut y: Vec<T> = Vec::with_capacity(len);
@@ -685,7 +705,7 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
     }
     let plan = Plan::new(g);
     let rows = ColRows::new(g);
-    let (ck, w) = (rows.count(g), rows.weights(g, w));
+    let (ck, w) = (rows.count(g), rows.weights(g, w, cache));
     let direct = plan.direct(g);
     y.spare_capacity_mut()
         .par_chunks_mut(plan.per * plane_out)
@@ -819,7 +839,7 @@ fn gather_dy<T: Real>(g: &Geometry, dy: &[T], dst: &mut [T]) {
 ///
 /// `dx` is not zero-filled up front: a direct conv's GEMM writes each image's block whole,
 /// and otherwise each thread zeroes its own images just before `col2im` accumulates into them.
-fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
+fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T], cache: &LiveWeights) -> Vec<T> {
     let (p, plane_in, plane_out) = (g.p(), g.plane_in(), g.plane_out());
     let len = g.n * plane_in;
     let mut dx: Vec<T> = Vec::with_capacity(len);
@@ -834,7 +854,7 @@ fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
     }
     let plan = Plan::new(g);
     let rows = ColRows::new(g);
-    let (ck, w) = (rows.count(g), rows.weights(g, w));
+    let (ck, w) = (rows.count(g), rows.weights(g, w, cache));
     let direct = plan.direct(g);
     dx.spare_capacity_mut()
         .par_chunks_mut(plan.per * plane_in)
@@ -1115,7 +1135,7 @@ fn needs_grad(t: &Tensor) -> bool {
 
 /// The forward op: inputs `x`, `w`.
 #[derive(Clone)]
-struct Conv(Geometry);
+struct Conv(Geometry, LiveWeights);
 
 impl CustomOp2 for Conv {
     fn name(&self) -> &'static str {
@@ -1131,7 +1151,7 @@ impl CustomOp2 for Conv {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         with_real!(s1.dtype(), self.name(), T => {
             let [x, w] = kernel::slices::<T, 2>([(s1, l1), (s2, l2)], self.name())?;
-            Ok((T::to_cpu_storage_owned(forward(&self.0, x, w)), self.0.out_shape()))
+            Ok((T::to_cpu_storage_owned(forward(&self.0, x, w, &self.1)), self.0.out_shape()))
         })
     }
 
@@ -1144,7 +1164,7 @@ impl CustomOp2 for Conv {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let dx = if needs_grad(x) {
-            Some(w.apply_op2_no_bwd(&dy, &BwdInput(self.0))?)
+            Some(w.apply_op2_no_bwd(&dy, &BwdInput(self.0, self.1.clone()))?)
         } else {
             None
         };
@@ -1158,7 +1178,7 @@ impl CustomOp2 for Conv {
 }
 
 /// Inputs `w`, `dy`; output `dx`.
-struct BwdInput(Geometry);
+struct BwdInput(Geometry, LiveWeights);
 
 impl CustomOp2 for BwdInput {
     fn name(&self) -> &'static str {
@@ -1176,7 +1196,7 @@ impl CustomOp2 for BwdInput {
         with_real!(s1.dtype(), self.name(), T => {
             let [w, dy] = kernel::slices::<T, 2>([(s1, l1), (s2, l2)], self.name())?;
             check_len(dy.len(), g.n * g.plane_out(), self.name())?;
-            let dx = backward_input(&g, w, dy);
+            let dx = backward_input(&g, w, dy, &self.1);
             Ok((T::to_cpu_storage_owned(dx), Shape::from((g.n, g.c, g.h, g.w))))
         })
     }
