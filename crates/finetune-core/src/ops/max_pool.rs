@@ -346,34 +346,42 @@ impl kernel::UnaryKernel for Geometry {
         if dy.len() != g.n * g.c * plane_out {
             candle_core::bail!("{NAME} backward: gradient size mismatch");
         }
-        let mut dx = vec![T::ZERO; x.len()];
-        if plane_in > 0 && plane_out > 0 {
-            dx.par_chunks_mut(plane_in)
-                .zip(x.par_chunks(plane_in).zip(dy.par_chunks(plane_out)))
-                .with_min_len(kernel::min_rows_per_task(plane_in))
-                .for_each_init(
-                    || {
-                        (
-                            vec![T::ZERO; g.ow],
-                            vec![0u32; g.ow],
-                            Vec::with_capacity(g.w),
-                        )
-                    },
-                    |(vals, idx, phases), (dxp, (xp, dyp))| {
-                        for (oy, dyr) in dyp.chunks_exact(g.ow).enumerate() {
-                            g.scan_row::<T, true>(xp, oy, phases, vals, idx);
-                            for (ox, (&i, &d)) in idx.iter().zip(dyr).enumerate() {
-                                let i = if i == u32::MAX {
-                                    g.argmax(xp, oy, ox)
-                                } else {
-                                    i as usize + ox * g.sw - g.pw
-                                };
-                                dxp[i] += d;
-                            }
-                        }
-                    },
-                );
+        if plane_in == 0 || plane_out == 0 {
+            return Ok(vec![T::ZERO; x.len()]);
         }
+        // Not zeroed up front (one thread clearing the whole input's size): each task zeroes
+        // its own planes just before adding into them, while they are in its cache.
+        let mut dx: Vec<T> = Vec::with_capacity(x.len());
+        dx.spare_capacity_mut()[..x.len()]
+            .par_chunks_mut(plane_in)
+            .zip(x.par_chunks(plane_in).zip(dy.par_chunks(plane_out)))
+            .with_min_len(kernel::min_rows_per_task(plane_in))
+            .for_each_init(
+                || {
+                    (
+                        vec![T::ZERO; g.ow],
+                        vec![0u32; g.ow],
+                        Vec::with_capacity(g.w),
+                    )
+                },
+                |(vals, idx, phases), (dxp, (xp, dyp))| {
+                    let dxp = kernel::fill_init(dxp, T::ZERO);
+                    for (oy, dyr) in dyp.chunks_exact(g.ow).enumerate() {
+                        g.scan_row::<T, true>(xp, oy, phases, vals, idx);
+                        for (ox, (&i, &d)) in idx.iter().zip(dyr).enumerate() {
+                            let i = if i == u32::MAX {
+                                g.argmax(xp, oy, ox)
+                            } else {
+                                i as usize + ox * g.sw - g.pw
+                            };
+                            dxp[i] += d;
+                        }
+                    }
+                },
+            );
+        // SAFETY: the planes cover all `x.len()` elements (`x` is whole planes), and each was
+        // initialised by `fill_init` before anything read it.
+        unsafe { dx.set_len(x.len()) };
         Ok(dx)
     }
 }
