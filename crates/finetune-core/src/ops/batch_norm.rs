@@ -152,14 +152,8 @@ impl Geometry {
         (self.n * self.hw) as f64
     }
 
-    /// Whole planes per chunk of the element-wise passes: about [`kernel::ELEMWISE_CHUNK`]
-    /// elements, so that small planes (1×1 to 4×4 maps) do not each cost a task step and a
-    /// vector-level dispatch.
-    fn planes_per_chunk(&self) -> usize {
-        (kernel::ELEMWISE_CHUNK / self.hw.max(1)).max(1)
-    }
-
-    /// Channels per rayon task of the per-channel sums, by the same measure.
+    /// Channels per rayon task of the per-channel sums, about as many elements as
+    /// [`kernel::min_rows_per_task`] gives a task (small planes come by the thousand).
     fn min_channels_per_task(&self) -> usize {
         kernel::min_rows_per_task(self.n * self.hw)
     }
@@ -244,32 +238,28 @@ impl BnTrain {
         let aff = self.affine(st, &w, &b);
         let relu = self.relu;
         let mut y = Vec::with_capacity(x.len());
-        let per = g.planes_per_chunk();
         kernel::par_append(
             &mut y,
             x.len(),
-            per * g.hw,
-            1,
+            g.hw,
+            kernel::min_rows_per_task(g.hw),
             #[inline(always)]
-            |chunk, outs| {
-                for (j, out) in outs.chunks_mut(g.hw.max(1)).enumerate() {
-                    let plane = chunk * per + j;
-                    let (_, scale, shift) = aff[plane % g.c];
-                    let (scale, shift) = (T::c(scale), T::c(shift));
-                    let xs = &x[plane * g.hw..(plane + 1) * g.hw];
-                    // One pass, the ReLU as a select (a branch would not vectorise).
-                    if relu {
-                        kernel::map_init(out, xs, |v| {
-                            let y = v * scale + shift;
-                            if y < T::ZERO {
-                                T::ZERO
-                            } else {
-                                y
-                            }
-                        });
-                    } else {
-                        kernel::map_init(out, xs, |v| v * scale + shift);
-                    }
+            |plane, out| {
+                let (_, scale, shift) = aff[plane % g.c];
+                let (scale, shift) = (T::c(scale), T::c(shift));
+                let xs = &x[plane * g.hw..(plane + 1) * g.hw];
+                // One pass, the ReLU as a select (a branch would not vectorise).
+                if relu {
+                    kernel::map_init(out, xs, |v| {
+                        let y = v * scale + shift;
+                        if y < T::ZERO {
+                            T::ZERO
+                        } else {
+                            y
+                        }
+                    });
+                } else {
+                    kernel::map_init(out, xs, |v| v * scale + shift);
                 }
             },
         );
@@ -329,24 +319,20 @@ impl BnTrain {
         }
         let dx = want_dx.then(|| {
             let mut dx = Vec::with_capacity(x.len());
-            let per = g.planes_per_chunk();
             kernel::par_append(
                 &mut dx,
                 x.len(),
-                per * g.hw,
-                1,
+                g.hw,
+                kernel::min_rows_per_task(g.hw),
                 #[inline(always)]
-                |chunk, outs| {
-                    for (j, out) in outs.chunks_mut(g.hw.max(1)).enumerate() {
-                        let plane = chunk * per + j;
-                        let (k, a, bc, m) = coef[plane % g.c];
-                        let (k, a, bc, m) = (T::c(k), T::c(a), T::c(bc), T::c(m));
-                        let r = plane * g.hw..(plane + 1) * g.hw;
-                        let (xs, ys, ds) = (&x[r.clone()], &y[r.clone()], &dy[r]);
-                        for (((o, &xv), &yv), &dv) in out.iter_mut().zip(xs).zip(ys).zip(ds) {
-                            let gv = if !relu || yv > T::ZERO { dv } else { T::ZERO };
-                            o.write(k * (gv - a - (xv - m) * bc));
-                        }
+                |plane, out| {
+                    let (k, a, bc, m) = coef[plane % g.c];
+                    let (k, a, bc, m) = (T::c(k), T::c(a), T::c(bc), T::c(m));
+                    let r = plane * g.hw..(plane + 1) * g.hw;
+                    let (xs, ys, ds) = (&x[r.clone()], &y[r.clone()], &dy[r]);
+                    for (((o, &xv), &yv), &dv) in out.iter_mut().zip(xs).zip(ys).zip(ds) {
+                        let gv = if !relu || yv > T::ZERO { dv } else { T::ZERO };
+                        o.write(k * (gv - a - (xv - m) * bc));
                     }
                 },
             );

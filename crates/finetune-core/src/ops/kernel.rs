@@ -221,9 +221,10 @@ const LANES: usize = 8;
 
 /// A vector of `len` elements computed in parallel, `chunk` elements at a time (the last chunk
 /// may be shorter), by `fill(chunk_index, out)`, which must initialise every element of `out`
-/// (with `MaybeUninit::write`). At least `min_chunks` chunks go to one rayon task. Each chunk runs
-/// at the CPU's vector level ([`super::simd::wide`]): mark `fill` `#[inline(always)]` so that its
-/// loops are compiled there.
+/// (with `MaybeUninit::write`). Chunks go to rayon in groups of `min_chunks`, and each group runs
+/// at the CPU's vector level ([`super::simd::wide`]) with one dispatch, so that short chunks
+/// (a row, a 1×1 plane) do not each pay a task step and a dispatch: mark `fill`
+/// `#[inline(always)]` so that its loops are compiled there.
 ///
 /// The buffer is not zero-filled first: for the large outputs of these kernels that memset
 /// costs about as much as a pass of the kernel itself.
@@ -246,14 +247,18 @@ where
 {
     v.reserve(len);
     let start = v.len();
+    let (chunk, group) = (chunk.max(1), min_chunks.max(1));
     v.spare_capacity_mut()[..len]
-        .par_chunks_mut(chunk.max(1))
-        .with_min_len(min_chunks.max(1))
+        .par_chunks_mut(chunk * group)
         .enumerate()
-        .for_each(|(i, out)| {
+        .for_each(|(i, outs)| {
             super::simd::wide(
                 #[inline(always)]
-                || fill(i, out),
+                || {
+                    for (j, out) in outs.chunks_mut(chunk).enumerate() {
+                        fill(i * group + j, out);
+                    }
+                },
             )
         });
     // SAFETY: the chunks cover the `len` elements after `start`, and `fill` initialised every
