@@ -59,40 +59,73 @@ fn out_and_grads(
     Ok((y, g[0].clone(), g[1].clone()))
 }
 
+/// Our forward and both gradients against candle's in f64, for `case`.
+fn check_against_candle_f64(case: &Case, seed: u64) -> Result<()> {
+    let (x, w) = inputs(case, seed, DType::F64)?;
+    let (s, p, d) = (case.2, case.3, case.4);
+    let what = format!("{case:?}");
+    if case.0[2] != case.0[3] {
+        // candle 0.11.1's conv2d backward sizes the input gradient's width with the
+        // height's output padding, so it fails on non-square inputs whose two remainders
+        // differ: compare the forward only (finite differences check our gradients).
+        assert_tensors_close(
+            &conv2d(&x, &w, s, p, d)?,
+            &conv2d_candle(&x, &w, s, p, d)?,
+            1e-12,
+            1e-12,
+            &format!("{what}: y"),
+        );
+        return Ok(());
+    }
+    let ours = out_and_grads(&x, &w, |x, w| conv2d(x, w, s, p, d))?;
+    let theirs = out_and_grads(&x, &w, |x, w| conv2d_candle(x, w, s, p, d))?;
+    assert_tensors_close(&ours.0, &theirs.0, 1e-12, 1e-12, &format!("{what}: y"));
+    assert_tensors_close(&ours.1, &theirs.1, 1e-12, 1e-12, &format!("{what}: dx"));
+    assert_tensors_close(&ours.2, &theirs.2, 1e-12, 1e-12, &format!("{what}: dw"));
+    Ok(())
+}
+
 #[test]
 fn matches_candle_forward_and_gradients_in_f64() -> Result<()> {
     for (i, case) in CASES.iter().enumerate() {
-        let (x, w) = inputs(case, 10 * i as u64, DType::F64)?;
-        let (s, p, d) = (case.2, case.3, case.4);
-        let what = format!("case {i} {case:?}");
-        if case.0[2] != case.0[3] {
-            // candle 0.11.1's conv2d backward sizes the input gradient's width with the
-            // height's output padding, so it fails on non-square inputs whose two remainders
-            // differ: compare the forward only (finite differences check our gradients).
-            assert_tensors_close(
-                &conv2d(&x, &w, s, p, d)?,
-                &conv2d_candle(&x, &w, s, p, d)?,
-                1e-12,
-                1e-12,
-                &format!("{what}: y"),
-            );
-            continue;
-        }
-        let ours = out_and_grads(&x, &w, |x, w| conv2d(x, w, s, p, d))?;
-        let theirs = out_and_grads(&x, &w, |x, w| conv2d_candle(x, w, s, p, d))?;
-        assert_tensors_close(&ours.0, &theirs.0, 1e-12, 1e-12, &format!("{what}: y"));
-        assert_tensors_close(&ours.1, &theirs.1, 1e-12, 1e-12, &format!("{what}: dx"));
-        assert_tensors_close(&ours.2, &theirs.2, 1e-12, 1e-12, &format!("{what}: dw"));
+        check_against_candle_f64(case, 10 * i as u64)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn tap_gemms_match_candle_and_finite_differences() -> Result<()> {
+    // Stride-1 convolutions into maps up to 28 wide run as GEMMs per kernel tap and output
+    // row: "same" padding on a non-square map (the centre column's taps make one run of whole
+    // rows), no padding (input rows longer than output rows: a run per row for every tap), a
+    // dilated kernel, a 3×2 kernel whose rows differ in length on both sides, a 2×2 map where
+    // each tap of a 3×3 kernel sees part of it, and a 1×1 map where only the centre tap does.
+    let cases: [Case; 7] = [
+        ([2, 3, 5, 7], [4, 3, 3, 3], 1, 1, 1),
+        ([2, 3, 6, 6], [4, 3, 3, 3], 1, 1, 1),
+        ([3, 2, 6, 5], [3, 2, 3, 3], 1, 0, 1),
+        ([2, 2, 7, 7], [3, 2, 3, 3], 1, 2, 2),
+        ([2, 3, 4, 6], [2, 3, 3, 2], 1, 1, 1),
+        ([4, 3, 2, 2], [5, 3, 3, 3], 1, 1, 1),
+        ([3, 4, 1, 1], [2, 4, 3, 3], 1, 1, 1),
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        check_against_candle_f64(case, 800 + 10 * i as u64)?;
+        let (x, w) = inputs(case, 900 + 10 * i as u64, DType::F64)?;
+        gradcheck(&[x, w], |t| conv2d(&t[0], &t[1], 1, case.3, case.4));
     }
     Ok(())
 }
 
 #[test]
 fn matches_candle_in_f32_at_resnet_shapes() -> Result<()> {
-    // Stem, a layer1 3×3, a stride-2 3×3 and its 1×1/2 downsample, a bottleneck 1×1.
-    let cases: [Case; 5] = [
+    // Stem, a 3×3 at 56×56 (shifted GEMMs), 28×28 and 7×7 (tap GEMMs), a stride-2 3×3 and its
+    // 1×1/2 downsample, a bottleneck 1×1.
+    let cases: [Case; 7] = [
         ([2, 3, 64, 64], [16, 3, 7, 7], 2, 3, 1),
+        ([2, 8, 56, 56], [8, 8, 3, 3], 1, 1, 1),
         ([2, 16, 28, 28], [16, 16, 3, 3], 1, 1, 1),
+        ([3, 64, 7, 7], [64, 64, 3, 3], 1, 1, 1),
         ([2, 16, 28, 28], [32, 16, 3, 3], 2, 1, 1),
         ([2, 16, 28, 28], [32, 16, 1, 1], 2, 0, 1),
         ([2, 32, 14, 14], [64, 32, 1, 1], 1, 0, 1),
@@ -123,9 +156,10 @@ fn gradients_match_finite_differences() {
 
 #[test]
 fn shifted_gemm_gradients_match_finite_differences() {
-    // 30×30, 3×3, no padding: 784 of 900 padded columns are outputs, enough for the shifted
-    // GEMMs; a dilated 2×2 kernel with padding too (900 of 1024).
-    let x = normal(&[2, 2, 30, 30], 311);
+    // 34×34, 3×3, no padding: outputs 32 wide (wider than the tap GEMMs take), 1024 of 1156
+    // padded columns, enough for the shifted GEMMs; a dilated 2×2 kernel with padding too
+    // (1156 of 1296).
+    let x = normal(&[2, 2, 34, 34], 311);
     gradcheck(&[x.clone(), normal(&[2, 2, 3, 3], 312)], |t| {
         conv2d(&t[0], &t[1], 1, 0, 1)
     });

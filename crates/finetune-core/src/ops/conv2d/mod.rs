@@ -14,8 +14,10 @@
 //! reused across layers and steps rather than allocated and zeroed per call.
 //!
 //! A 1×1 convolution with stride 1 and no padding needs no im2col: `x[n]` is its own `col`.
-//! Other stride-1 convolutions with large enough feature maps (ResNet's 56×56 and 28×28
-//! stages) skip im2col and col2im too: over the zero-padded images laid out row after row, each
+//! Other stride-1 convolutions skip im2col and col2im too. Up to 28-wide output maps they run
+//! as GEMMs per kernel tap and output row on a pixel-major copy of the images, which also skips
+//! the multiply-adds with the padding ([`taps`]). On wider maps (ResNet's 56×56 stage), where
+//! enough of the padded grid is output: over the zero-padded images laid out row after row, each
 //! kernel tap is one GEMM of `C` rows reading the padded input at the tap's offset, and the
 //! taps accumulate (`forward_shifted` and its two adjoints). The padded copy is about the
 //! input's size where `col` is `kh·kw` times larger; the price is computing the few columns
@@ -28,8 +30,8 @@
 //! columns: their `col`s (and `dy`s) side by side. The weight gradient's summation order
 //! across ranges and groups depends on the thread count (rounding only).
 //!
-//! im2col and col2im copy whole output rows; where rows are short (ResNet's 7×7 and smaller
-//! maps) they go through a per-geometry gather table instead, one indexed load or add per
+//! im2col and col2im copy whole output rows; where rows are short (the strided convolutions
+//! into ResNet's 7×7 and smaller maps) they go through a per-geometry gather table instead, one indexed load or add per
 //! element ([`ColRows`]). Kernel taps that read only zero padding for every output (all but
 //! the centre of a 3×3 kernel over a 1×1 map) get no `col` rows and no GEMM work.
 //!
@@ -54,6 +56,8 @@ use super::kernel::{self, with_real, Real};
 use super::scratch::Scratch;
 use super::simd::multiversion;
 use crate::{Error, Result};
+
+mod taps;
 
 const NAME: &str = "conv2d";
 
@@ -697,6 +701,12 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], cache: &LiveWeights) -> Vec<
     if len == 0 {
         return y;
     }
+    if g.tapped() {
+        taps::forward(g, x, w, &mut y);
+        // SAFETY: taps::forward initialised all `len` elements (its contract).
+        unsafe { y.set_len(len) };
+        return y;
+    }
     if g.shifted() {
         forward_shifted(g, x, w, &mut y);
         // SAFETY: forward_shifted initialised all `len` elements (its contract).
@@ -846,6 +856,12 @@ fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T], cache: &LiveWeights)
     if len == 0 {
         return dx;
     }
+    if g.tapped() {
+        taps::backward_input(g, w, dy, &mut dx);
+        // SAFETY: taps::backward_input initialised all `len` elements (its contract).
+        unsafe { dx.set_len(len) };
+        return dx;
+    }
     if g.shifted() {
         backward_input_shifted(g, w, dy, &mut dx);
         // SAFETY: backward_input_shifted initialised all `len` elements (its contract).
@@ -922,6 +938,9 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
     let (ck, p, plane_in, plane_out) = (g.ck(), g.p(), g.plane_in(), g.plane_out());
     if g.n == 0 || p == 0 {
         return vec![T::ZERO; g.co * ck];
+    }
+    if g.tapped() {
+        return taps::backward_weight(g, x, dy);
     }
     if g.shifted() {
         return backward_weight_shifted(g, x, dy);

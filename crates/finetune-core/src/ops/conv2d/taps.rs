@@ -1,0 +1,357 @@
+//! Stride-1 convolutions over feature maps up to 28 wide (ResNet's 28×28 to 7×7 stages at
+//! 224×224 images, all of its stages at 32×32) as GEMMs per kernel tap, on a pixel-major copy
+//! of the images.
+//!
+//! With a range of `k` images laid out `[H·W][k][C]` (pixel, image, channel), the input pixels
+//! that kernel tap `(ky, kx)` reads for output row `oy`, columns `x0..x1`, are `(x1 − x0)·k`
+//! consecutive rows of `C` channels, and the outputs they feed are as many consecutive rows of
+//! the output laid out the same way. Each such run is one GEMM:
+//! `y[run] += W[:, :, ky, kx] · x[run shifted by the tap]`. A tap whose columns cover whole rows
+//! (the centre column of a "same"-padded kernel) makes one run of all its output rows.
+//!
+//! Unlike im2col this writes no `kh·kw`-times-larger matrix, and it does no multiply-adds with
+//! the zero padding, which on small maps is a large share of im2col's work for a 3×3 kernel
+//! (16 % at 8×8, 31 % at 4×4, 56 % at 2×2, 18 % at 7×7, 9 % at 14×14); unlike the shifted
+//! GEMMs it computes no output columns that fall in the padding. The price is transposing
+//! each image to and from the pixel-major layout (one pass over input and output) and arranging
+//! the weights tap by tap once per call. At 56×56 the shifted GEMMs, whose waste is small there,
+//! were as fast or faster (README, Performance).
+//!
+//! The weights are arranged so that every GEMM reads its operand with unit stride along the
+//! destination's contiguous dimension, which gemm then uses without packing: `[tap][C][C_out]`
+//! for the forward, `[tap][C_out][C]` for the input gradient; the weight gradient is summed as
+//! `[tap][C_out][C]` and rearranged to `[C_out][C][kh][kw]` at the end. Taps that read only
+//! padding (all but the centre of a 3×3 kernel over a 1×1 map) get no runs and no weights.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::{matmul, Geometry, Plan};
+use crate::ops::gemm::SendPtr;
+use crate::ops::kernel::Real;
+use crate::ops::scratch::Scratch;
+use crate::ops::simd::multiversion;
+
+/// Output maps at most this wide go through the tap GEMMs (stride 1, not pointwise); wider
+/// ones through the shifted GEMMs or im2col.
+pub(super) const TAPS_MAX_OW: usize = 28;
+
+/// One run of a tap: `len` output pixels from `out` (row-major pixel index) read the `len`
+/// input pixels from `inp`; `slot` is the tap's place among the live ones.
+#[derive(Clone, Copy)]
+struct Run {
+    slot: usize,
+    out: usize,
+    inp: usize,
+    len: usize,
+}
+
+/// The runs of every tap that reads the image for at least one output (the live taps, in
+/// weight order), and which taps those are.
+struct Runs {
+    runs: Vec<Run>,
+    live: Vec<usize>,
+}
+
+impl Geometry {
+    /// Whether this convolution runs as tap GEMMs.
+    pub(super) fn tapped(&self) -> bool {
+        self.stride == 1 && !self.pointwise() && self.ow <= TAPS_MAX_OW
+    }
+
+    /// The runs of every live tap: one per output row, or a single one for all rows where
+    /// the tap's columns span whole rows on both sides (the centre column of a "same"-padded
+    /// kernel, whose input and output rows have equal lengths).
+    fn runs(&self) -> Runs {
+        let off = |k: usize| (k * self.dil) as isize - self.pad as isize;
+        let (mut runs, mut live) = (Vec::new(), Vec::new());
+        for tap in 0..self.kh * self.kw {
+            let (dy, dx) = (off(tap / self.kw), off(tap % self.kw));
+            let (y0, y1) = Self::valid(dy, 1, self.h, self.oh);
+            let (x0, x1) = Self::valid(dx, 1, self.w, self.ow);
+            if y0 >= y1 || x0 >= x1 {
+                continue;
+            }
+            let slot = live.len();
+            live.push(tap);
+            let inp = |oy: usize, ox: usize| {
+                (oy as isize + dy) as usize * self.w + (ox as isize + dx) as usize
+            };
+            if x0 == 0 && x1 == self.ow && self.w == self.ow {
+                runs.push(Run {
+                    slot,
+                    out: y0 * self.ow,
+                    inp: inp(y0, 0),
+                    len: (y1 - y0) * self.ow,
+                });
+            } else {
+                runs.extend((y0..y1).map(|oy| Run {
+                    slot,
+                    out: oy * self.ow + x0,
+                    inp: inp(oy, x0),
+                    len: x1 - x0,
+                }));
+            }
+        }
+        Runs { runs, live }
+    }
+}
+
+/// Output channels per task when weights are rearranged: each task reads their rows of `w`
+/// (`[C_out][C][taps]`) once.
+const BLOCK: usize = 16;
+
+/// The live taps' weights of `w` (`[C_out][C][taps]`), as `[live][C][C_out]` (`out_inner`) or
+/// `[live][C_out][C]`.
+fn by_tap<T: Real>(g: &Geometry, w: &[T], live: &[usize], out_inner: bool) -> Vec<T> {
+    let (co, c, taps) = (g.co, g.c, g.kh * g.kw);
+    let len = live.len() * co * c;
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    if len == 0 {
+        return out;
+    }
+    let dst = SendPtr(out.as_mut_ptr());
+    w.par_chunks(BLOCK * c * taps)
+        .enumerate()
+        .for_each(|(b, rows)| {
+            let dst = dst.get();
+            for (slot, &t) in live.iter().enumerate() {
+                if out_inner {
+                    // BLOCK consecutive elements of each row `[slot][ci]`.
+                    for ci in 0..c {
+                        let at = (slot * c + ci) * co + b * BLOCK;
+                        for (i, row) in rows.chunks_exact(c * taps).enumerate() {
+                            // SAFETY: o = b·BLOCK + i < co, so `at + i` lies in the
+                            // `[live][C][C_out]` buffer; each (slot, ci, o) is written by
+                            // this block alone.
+                            unsafe { dst.add(at + i).write(row[ci * taps + t]) }
+                        }
+                    }
+                } else {
+                    // The rows `[slot][o]` of this block, whole.
+                    for (i, row) in rows.chunks_exact(c * taps).enumerate() {
+                        let at = (slot * co + b * BLOCK + i) * c;
+                        for (ci, &v) in row[t..].iter().step_by(taps).enumerate() {
+                            // SAFETY: as above, within the row `[slot][o]` of `c` elements.
+                            unsafe { dst.add(at + ci).write(v) }
+                        }
+                    }
+                }
+            }
+        });
+    // SAFETY: the blocks cover every output channel, and each wrote all its elements of
+    // every live tap: all `len` elements are initialised.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// `src` (`[k][ch][P]`) as `[P][k][ch]` in `dst`.
+fn to_pixel_major<T: Real>(src: &[T], ch: usize, p: usize, dst: &mut [T]) {
+    if src.is_empty() {
+        return;
+    }
+    let k = src.len() / (ch * p);
+    // SAFETY: `transpose` writes initialised values only, so `dst` stays initialised.
+    let dst = unsafe { &mut *(dst as *mut [T] as *mut [MaybeUninit<T>]) };
+    for (i, image) in src.chunks_exact(ch * p).enumerate() {
+        transpose(image, p, ch, p, &mut dst[i * ch..], k * ch);
+    }
+}
+
+/// `src` (`[P][k][ch]`) as `[k][ch][P]` in `dst`, every element written.
+fn from_pixel_major<T: Real>(src: &[T], ch: usize, p: usize, dst: &mut [MaybeUninit<T>]) {
+    if dst.is_empty() {
+        return;
+    }
+    let k = dst.len() / (ch * p);
+    for (i, image) in dst.chunks_exact_mut(ch * p).enumerate() {
+        transpose(&src[i * ch..], k * ch, p, ch, image, p);
+    }
+}
+
+/// Tile side of [`transpose`].
+const TILE: usize = 16;
+
+multiversion! {
+    /// `dst[j·dst_ld + i] = src[i·src_ld + j]` for `i < rows`, `j < cols`, tile by tile so that
+    /// both sides are read and written a cache line at a time.
+    ///
+    /// Panics if either slice is too short for these extents (checked once, up front).
+    fn transpose<T: Real>(
+        src: &[T],
+        src_ld: usize,
+        rows: usize,
+        cols: usize,
+        dst: &mut [MaybeUninit<T>],
+        dst_ld: usize,
+    ) {
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        assert!((rows - 1) * src_ld + cols <= src.len(), "transpose: source too short");
+        assert!((cols - 1) * dst_ld + rows <= dst.len(), "transpose: destination too short");
+        for i0 in (0..rows).step_by(TILE) {
+            for j0 in (0..cols).step_by(TILE) {
+                for j in j0..(j0 + TILE).min(cols) {
+                    for i in i0..(i0 + TILE).min(rows) {
+                        // SAFETY: i < rows and j < cols, so both indices are within the
+                        // extents checked above.
+                        unsafe {
+                            dst.get_unchecked_mut(j * dst_ld + i)
+                                .write(*src.get_unchecked(i * src_ld + j));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `y = conv(x, w)` into the spare capacity of `y` (`N·C_out·OH·OW` elements, all written).
+pub(super) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], y: &mut Vec<T>) {
+    let (p, hw) = (g.p(), g.h * g.w);
+    let (plane_in, plane_out) = (g.plane_in(), g.plane_out());
+    let Runs { runs, live } = g.runs();
+    let wt = by_tap(g, w, &live, true);
+    let plan = Plan::new(g);
+    y.spare_capacity_mut()[..g.n * plane_out]
+        .par_chunks_mut(plan.per * plane_out)
+        .zip(x.par_chunks(plan.per * plane_in))
+        .for_each(|(ys, xs)| {
+            let k = xs.len() / plane_in;
+            let mut xt = Scratch::new(xs.len());
+            let mut yt = Scratch::new(ys.len());
+            to_pixel_major(xs, g.c, hw, &mut xt);
+            yt.fill(T::ZERO);
+            for r in &runs {
+                // SAFETY: the output run is rows r.out·k .. (r.out + r.len)·k of yt (co
+                // each), the input run as many rows of xt (c each) from r.inp·k; both lie in
+                // their buffers (valid() keeps every pixel in range). The tap's weights are
+                // c×co in wt. Runs execute one after the other.
+                unsafe {
+                    matmul(
+                        (g.co, r.len * k, g.c),
+                        (yt.as_mut_ptr().add(r.out * k * g.co), 1, g.co as isize),
+                        true,
+                        (wt.as_ptr().add(r.slot * g.c * g.co), 1, g.co as isize),
+                        (xt.as_ptr().add(r.inp * k * g.c), 1, g.c as isize),
+                        plan.gemm_threads,
+                    )
+                }
+            }
+            from_pixel_major(&yt, g.co, p, ys);
+        });
+}
+
+/// `dx` into the spare capacity of `dx` (`N·C·H·W` elements, all written): the adjoint of
+/// [`forward`], each run adding `W[:, :, ky, kx]ᵀ · dy[run]` to the input pixels it read.
+pub(super) fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T], dx: &mut Vec<T>) {
+    let (p, hw) = (g.p(), g.h * g.w);
+    let (plane_in, plane_out) = (g.plane_in(), g.plane_out());
+    let Runs { runs, live } = g.runs();
+    let wt = by_tap(g, w, &live, false);
+    let plan = Plan::new(g);
+    dx.spare_capacity_mut()[..g.n * plane_in]
+        .par_chunks_mut(plan.per * plane_in)
+        .zip(dy.par_chunks(plan.per * plane_out))
+        .for_each(|(dxs, dys)| {
+            let k = dys.len() / plane_out;
+            let mut dyt = Scratch::new(dys.len());
+            let mut dxt = Scratch::new(dxs.len());
+            to_pixel_major(dys, g.co, p, &mut dyt);
+            dxt.fill(T::ZERO);
+            for r in &runs {
+                // SAFETY: as in forward, with the roles of the two buffers swapped: the
+                // destination is the input run in dxt (c per row), the source the output
+                // run in dyt (co per row); the tap's weights are co×c in wt.
+                unsafe {
+                    matmul(
+                        (g.c, r.len * k, g.co),
+                        (dxt.as_mut_ptr().add(r.inp * k * g.c), 1, g.c as isize),
+                        true,
+                        (wt.as_ptr().add(r.slot * g.co * g.c), 1, g.c as isize),
+                        (dyt.as_ptr().add(r.out * k * g.co), 1, g.co as isize),
+                        plan.gemm_threads,
+                    )
+                }
+            }
+            from_pixel_major(&dxt, g.c, hw, dxs);
+        });
+}
+
+/// `dW` (`[C_out][C][kh][kw]`): per range of images the sum over every run of
+/// `dy[run] · x[shifted run]ᵀ` into its tap's `C_out×C` block, then the ranges' sum.
+pub(super) fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
+    let (p, hw) = (g.p(), g.h * g.w);
+    let (plane_in, plane_out) = (g.plane_in(), g.plane_out());
+    let Runs { runs, live } = g.runs();
+    let plan = Plan::new(g);
+    let live_len = g.co * g.c * live.len();
+    let partials: Vec<Vec<T>> = x
+        .par_chunks(plan.per * plane_in)
+        .zip(dy.par_chunks(plan.per * plane_out))
+        .map(|(xs, dys)| {
+            let k = xs.len() / plane_in;
+            let mut xt = Scratch::new(xs.len());
+            let mut dyt = Scratch::new(dys.len());
+            to_pixel_major(xs, g.c, hw, &mut xt);
+            to_pixel_major(dys, g.co, p, &mut dyt);
+            // [live tap][C_out][C], not zero-filled: each tap's first run overwrites its block.
+            let mut dw: Vec<T> = Vec::with_capacity(live_len);
+            for (i, r) in runs.iter().enumerate() {
+                let first = i == 0 || runs[i - 1].slot != r.slot;
+                // SAFETY: the destination is the tap's co×c block of dw (c contiguous); the
+                // lhs, c × run rows, reads xt's input run (c per row), the rhs, run rows ×
+                // co, dyt's output run (co per row), both inside their buffers (see forward).
+                unsafe {
+                    matmul(
+                        (g.c, g.co, r.len * k),
+                        (dw.as_mut_ptr().add(r.slot * g.co * g.c), 1, g.c as isize),
+                        !first,
+                        (xt.as_ptr().add(r.inp * k * g.c), 1, g.c as isize),
+                        (dyt.as_ptr().add(r.out * k * g.co), g.co as isize, 1),
+                        plan.gemm_threads,
+                    )
+                }
+            }
+            // SAFETY: every live tap has at least one run (a tap without any is not live),
+            // and its first run's GEMM (not accumulating) wrote its whole co×c block.
+            unsafe { dw.set_len(live_len) };
+            dw
+        })
+        .collect();
+    sum_to_oihw(g, &live, &partials)
+}
+
+/// The sum of the ranges' weight gradients (`[live][C_out][C]` each) as `[C_out][C][taps]`,
+/// zero for the taps that read only padding: one pass, a row of output channel `o` per task.
+fn sum_to_oihw<T: Real>(g: &Geometry, live: &[usize], partials: &[Vec<T>]) -> Vec<T> {
+    let (co, c, taps) = (g.co, g.c, g.kh * g.kw);
+    let len = co * c * taps;
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    if len == 0 {
+        return out;
+    }
+    out.spare_capacity_mut()
+        .par_chunks_mut(c * taps)
+        .enumerate()
+        .for_each(|(o, row)| {
+            if live.len() < taps {
+                row.fill(MaybeUninit::new(T::ZERO));
+            }
+            for (slot, &t) in live.iter().enumerate() {
+                let at = (slot * co + o) * c;
+                for ci in 0..c {
+                    let sum = partials
+                        .iter()
+                        .fold(T::ZERO, |acc, part| acc + part[at + ci]);
+                    row[ci * taps + t].write(sum);
+                }
+            }
+        });
+    // SAFETY: the rows cover all `len` elements; each element of a row was written, by the
+    // zero fill or by its live tap.
+    unsafe { out.set_len(len) };
+    out
+}
