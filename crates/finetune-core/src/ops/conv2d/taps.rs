@@ -111,6 +111,13 @@ fn by_tap<T: Real>(g: &Geometry, w: &[T], live: &[usize], out_inner: bool) -> Ve
     if len == 0 {
         return out;
     }
+    // The blocks below write output channel b·BLOCK + i for row i of block b: only in bounds
+    // if `w` holds exactly C_out rows.
+    assert_eq!(
+        w.len(),
+        co * c * taps,
+        "conv2d weights of an unexpected length"
+    );
     let dst = SendPtr(out.as_mut_ptr());
     w.par_chunks(BLOCK * c * taps)
         .enumerate()
