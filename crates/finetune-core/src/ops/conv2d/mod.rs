@@ -702,10 +702,7 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], cache: &LiveWeights) -> Vec<
         return y;
     }
     if g.tapped() {
-        taps::forward(g, x, w, &mut y);
-        // SAFETY: taps::forward initialised all `len` elements (its contract).
-        unsafe { y.set_len(len) };
-        return y;
+        return taps::forward(g, x, w);
     }
     if g.shifted() {
         forward_shifted(g, x, w, &mut y);
@@ -857,10 +854,7 @@ fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T], cache: &LiveWeights)
         return dx;
     }
     if g.tapped() {
-        taps::backward_input(g, w, dy, &mut dx);
-        // SAFETY: taps::backward_input initialised all `len` elements (its contract).
-        unsafe { dx.set_len(len) };
-        return dx;
+        return taps::backward_input(g, w, dy);
     }
     if g.shifted() {
         backward_input_shifted(g, w, dy, &mut dx);

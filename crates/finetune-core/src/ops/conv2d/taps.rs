@@ -215,14 +215,16 @@ multiversion! {
     }
 }
 
-/// `y = conv(x, w)` into the spare capacity of `y` (`N·C_out·OH·OW` elements, all written).
-pub(super) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], y: &mut Vec<T>) {
+/// `y = conv(x, w)`.
+pub(super) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
     let (p, hw) = (g.p(), g.h * g.w);
     let (plane_in, plane_out) = (g.plane_in(), g.plane_out());
+    let len = g.n * plane_out;
+    let mut y: Vec<T> = Vec::with_capacity(len);
     let Runs { runs, live } = g.runs();
     let wt = by_tap(g, w, &live, true);
     let plan = Plan::new(g);
-    y.spare_capacity_mut()[..g.n * plane_out]
+    y.spare_capacity_mut()[..len]
         .par_chunks_mut(plan.per * plane_out)
         .zip(x.par_chunks(plan.per * plane_in))
         .for_each(|(ys, xs)| {
@@ -249,17 +251,22 @@ pub(super) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], y: &mut Vec<T>) {
             }
             from_pixel_major(&yt, g.co, p, ys);
         });
+    // SAFETY: the ranges cover all `len` elements, and from_pixel_major wrote each one.
+    unsafe { y.set_len(len) };
+    y
 }
 
-/// `dx` into the spare capacity of `dx` (`N·C·H·W` elements, all written): the adjoint of
-/// [`forward`], each run adding `W[:, :, ky, kx]ᵀ · dy[run]` to the input pixels it read.
-pub(super) fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T], dx: &mut Vec<T>) {
+/// `dx`, the adjoint of [`forward`]: each run adds `W[:, :, ky, kx]ᵀ · dy[run]` to the input
+/// pixels it read.
+pub(super) fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
     let (p, hw) = (g.p(), g.h * g.w);
     let (plane_in, plane_out) = (g.plane_in(), g.plane_out());
+    let len = g.n * plane_in;
+    let mut dx: Vec<T> = Vec::with_capacity(len);
     let Runs { runs, live } = g.runs();
     let wt = by_tap(g, w, &live, false);
     let plan = Plan::new(g);
-    dx.spare_capacity_mut()[..g.n * plane_in]
+    dx.spare_capacity_mut()[..len]
         .par_chunks_mut(plan.per * plane_in)
         .zip(dy.par_chunks(plan.per * plane_out))
         .for_each(|(dxs, dys)| {
@@ -285,6 +292,9 @@ pub(super) fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T], dx: &mut 
             }
             from_pixel_major(&dxt, g.c, hw, dxs);
         });
+    // SAFETY: the ranges cover all `len` elements, and from_pixel_major wrote each one.
+    unsafe { dx.set_len(len) };
+    dx
 }
 
 /// `dW` (`[C_out][C][kh][kw]`): per range of images the sum over every run of
@@ -340,7 +350,7 @@ fn sum_to_oihw<T: Real>(g: &Geometry, live: &[usize], partials: &[Vec<T>]) -> Ve
     if len == 0 {
         return out;
     }
-    out.spare_capacity_mut()
+    out.spare_capacity_mut()[..len]
         .par_chunks_mut(c * taps)
         .enumerate()
         .for_each(|(o, row)| {
