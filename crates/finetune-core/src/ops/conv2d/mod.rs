@@ -25,14 +25,14 @@
 //! GEMMs run through the `gemm` crate (candle's own matmul kernel). Images are split into one
 //! contiguous range per rayon thread, each thread with its own `col` buffer and a
 //! single-threaded GEMM; with fewer images than threads, images run one after the other with
-//! a multithreaded GEMM. Small feature maps (ResNet's last stages: 7×7 = 49 columns per image)
-//! would make thin, inefficient GEMMs, so images are grouped until a GEMM has about 1024
-//! columns: their `col`s (and `dy`s) side by side. The weight gradient's summation order
+//! a multithreaded GEMM. Small feature maps (a strided conv into ResNet's 7×7 stage: 49
+//! columns per image) would make thin, inefficient GEMMs, so images are grouped until a GEMM
+//! has about 1024 columns: their `col`s (and `dy`s) side by side. The weight gradient's summation order
 //! across ranges and groups depends on the thread count (rounding only).
 //!
 //! im2col and col2im copy whole output rows; where rows are short (the strided convolutions
-//! into ResNet's 7×7 and smaller maps) they go through a per-geometry gather table instead, one indexed load or add per
-//! element ([`ColRows`]). Kernel taps that read only zero padding for every output (all but
+//! into ResNet's 7×7 and smaller maps) they go through a per-geometry gather table instead,
+//! one indexed load or add per element ([`ColRows`]). Kernel taps that read only zero padding for every output (all but
 //! the centre of a 3×3 kernel over a 1×1 map) get no `col` rows and no GEMM work.
 //!
 //! Each gradient is computed only for an input that needs one (a variable, or the result of a
@@ -44,6 +44,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 use std::sync::{Arc, OnceLock};
 
 use candle_core::{
@@ -658,8 +659,9 @@ const PADDING: u32 = u32::MAX;
 /// Columns one GEMM should have at least, when images can be grouped to reach it.
 const MIN_GEMM_COLUMNS: usize = 1024;
 
-/// The least share of useful columns (`OH·OW / (Hp·Wp)`) for which a stride-1 forward runs as
-/// shifted GEMMs: 0.93 at ResNet's 56×56, 0.87 at 28×28, 0.77 at 14×14.
+/// The least share of useful columns (`OH·OW / (Hp·Wp)`) for which a stride-1 convolution too
+/// wide for the tap GEMMs runs as shifted GEMMs: 0.93 at ResNet's 56×56, 0.89 at 32 wide
+/// without padding.
 const SHIFTED_MIN_USEFUL: f64 = 0.85;
 
 impl Plan {
@@ -946,9 +948,9 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
     // The micro-kernels want a column-oriented product, so a row-major `dW` would have gemm
     // transpose the problem and pack `col` (ck×ld) into panels read down its columns: a
     // strided gather of the largest operand. Written as `dWᵀ` (`[ck][co]`), it packs `dy`
-    // (co×ld) instead; that pays where the groups have more columns than `dW` has rows
-    // (ResNet-18's 8×8 maps at 32×32², 32 images: its weight gradient about 2× faster), and
-    // `dW` is transposed back once.
+    // (co×ld) instead; that pays where the groups have more columns than `dW` has rows (it
+    // made the weight gradient of ResNet-18's 8×8 maps at 32×32², 32 images, about 2× faster
+    // when those still ran through im2col), and `dW` is transposed back once.
     let transposed = plan.group * p > g.co;
     let (dst_rs, dst_cs) = if transposed { (1, g.co) } else { (ck, 1) };
     let partials: Vec<Vec<T>> = x
@@ -1015,9 +1017,57 @@ fn backward_weight<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
 
 /// `a` (`rows×cols`, row-major) transposed.
 fn transpose<T: Real>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
-    (0..cols)
-        .flat_map(|c| a[c..].iter().step_by(cols).take(rows).copied())
-        .collect()
+    let len = rows * cols;
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    transpose_into(
+        a,
+        cols,
+        rows,
+        cols,
+        &mut out.spare_capacity_mut()[..len],
+        rows,
+    );
+    // SAFETY: transpose_into wrote element j·rows + i for every i < rows, j < cols: all `len`.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Tile side of [`transpose_into`].
+const TILE: usize = 16;
+
+multiversion! {
+    /// `dst[j·dst_ld + i] = src[i·src_ld + j]` for `i < rows`, `j < cols`, tile by tile so that
+    /// both sides are read and written a cache line at a time.
+    ///
+    /// Panics if either slice is too short for these extents (checked once, up front).
+    fn transpose_into<T: Real>(
+        src: &[T],
+        src_ld: usize,
+        rows: usize,
+        cols: usize,
+        dst: &mut [MaybeUninit<T>],
+        dst_ld: usize,
+    ) {
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        assert!((rows - 1) * src_ld + cols <= src.len(), "transpose: source too short");
+        assert!((cols - 1) * dst_ld + rows <= dst.len(), "transpose: destination too short");
+        for i0 in (0..rows).step_by(TILE) {
+            for j0 in (0..cols).step_by(TILE) {
+                for j in j0..(j0 + TILE).min(cols) {
+                    for i in i0..(i0 + TILE).min(rows) {
+                        // SAFETY: i < rows and j < cols, so both indices are within the
+                        // extents checked above.
+                        unsafe {
+                            dst.get_unchecked_mut(j * dst_ld + i)
+                                .write(*src.get_unchecked(i * src_ld + j));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The element-wise sum of per-range weight gradients of `len` elements.

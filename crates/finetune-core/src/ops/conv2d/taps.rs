@@ -27,11 +27,10 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{matmul, Geometry, Plan};
+use super::{matmul, transpose_into, Geometry, Plan};
 use crate::ops::gemm::SendPtr;
 use crate::ops::kernel::Real;
 use crate::ops::scratch::Scratch;
-use crate::ops::simd::multiversion;
 
 /// Output maps at most this wide go through the tap GEMMs (stride 1, not pointwise); wider
 /// ones through the shifted GEMMs or im2col.
@@ -162,7 +161,7 @@ fn to_pixel_major<T: Real>(src: &[T], ch: usize, p: usize, dst: &mut [T]) {
     // SAFETY: `transpose` writes initialised values only, so `dst` stays initialised.
     let dst = unsafe { &mut *(dst as *mut [T] as *mut [MaybeUninit<T>]) };
     for (i, image) in src.chunks_exact(ch * p).enumerate() {
-        transpose(image, p, ch, p, &mut dst[i * ch..], k * ch);
+        transpose_into(image, p, ch, p, &mut dst[i * ch..], k * ch);
     }
 }
 
@@ -173,128 +172,108 @@ fn from_pixel_major<T: Real>(src: &[T], ch: usize, p: usize, dst: &mut [MaybeUni
     }
     let k = dst.len() / (ch * p);
     for (i, image) in dst.chunks_exact_mut(ch * p).enumerate() {
-        transpose(&src[i * ch..], k * ch, p, ch, image, p);
-    }
-}
-
-/// Tile side of [`transpose`].
-const TILE: usize = 16;
-
-multiversion! {
-    /// `dst[j·dst_ld + i] = src[i·src_ld + j]` for `i < rows`, `j < cols`, tile by tile so that
-    /// both sides are read and written a cache line at a time.
-    ///
-    /// Panics if either slice is too short for these extents (checked once, up front).
-    fn transpose<T: Real>(
-        src: &[T],
-        src_ld: usize,
-        rows: usize,
-        cols: usize,
-        dst: &mut [MaybeUninit<T>],
-        dst_ld: usize,
-    ) {
-        if rows == 0 || cols == 0 {
-            return;
-        }
-        assert!((rows - 1) * src_ld + cols <= src.len(), "transpose: source too short");
-        assert!((cols - 1) * dst_ld + rows <= dst.len(), "transpose: destination too short");
-        for i0 in (0..rows).step_by(TILE) {
-            for j0 in (0..cols).step_by(TILE) {
-                for j in j0..(j0 + TILE).min(cols) {
-                    for i in i0..(i0 + TILE).min(rows) {
-                        // SAFETY: i < rows and j < cols, so both indices are within the
-                        // extents checked above.
-                        unsafe {
-                            dst.get_unchecked_mut(j * dst_ld + i)
-                                .write(*src.get_unchecked(i * src_ld + j));
-                        }
-                    }
-                }
-            }
-        }
+        transpose_into(&src[i * ch..], k * ch, p, ch, image, p);
     }
 }
 
 /// `y = conv(x, w)`.
 pub(super) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
-    let (p, hw) = (g.p(), g.h * g.w);
-    let (plane_in, plane_out) = (g.plane_in(), g.plane_out());
-    let len = g.n * plane_out;
-    let mut y: Vec<T> = Vec::with_capacity(len);
     let Runs { runs, live } = g.runs();
     let wt = by_tap(g, w, &live, true);
-    let plan = Plan::new(g);
-    y.spare_capacity_mut()[..len]
-        .par_chunks_mut(plan.per * plane_out)
-        .zip(x.par_chunks(plan.per * plane_in))
-        .for_each(|(ys, xs)| {
-            let k = xs.len() / plane_in;
-            let mut xt = Scratch::new(xs.len());
-            let mut yt = Scratch::new(ys.len());
-            to_pixel_major(xs, g.c, hw, &mut xt);
-            yt.fill(T::ZERO);
-            for r in &runs {
-                // SAFETY: the output run is rows r.out·k .. (r.out + r.len)·k of yt (co
-                // each), the input run as many rows of xt (c each) from r.inp·k; both lie in
-                // their buffers (valid() keeps every pixel in range). The tap's weights are
-                // c×co in wt. Runs execute one after the other.
-                unsafe {
-                    matmul(
-                        (g.co, r.len * k, g.c),
-                        (yt.as_mut_ptr().add(r.out * k * g.co), 1, g.co as isize),
-                        true,
-                        (wt.as_ptr().add(r.slot * g.c * g.co), 1, g.co as isize),
-                        (xt.as_ptr().add(r.inp * k * g.c), 1, g.c as isize),
-                        plan.gemm_threads,
-                    )
-                }
-            }
-            from_pixel_major(&yt, g.co, p, ys);
-        });
-    // SAFETY: the ranges cover all `len` elements, and from_pixel_major wrote each one.
-    unsafe { y.set_len(len) };
-    y
+    through_runs(g, &runs, Direction::Forward, &wt, x)
 }
 
 /// `dx`, the adjoint of [`forward`]: each run adds `W[:, :, ky, kx]ᵀ · dy[run]` to the input
 /// pixels it read.
 pub(super) fn backward_input<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
-    let (p, hw) = (g.p(), g.h * g.w);
-    let (plane_in, plane_out) = (g.plane_in(), g.plane_out());
-    let len = g.n * plane_in;
-    let mut dx: Vec<T> = Vec::with_capacity(len);
     let Runs { runs, live } = g.runs();
     let wt = by_tap(g, w, &live, false);
+    through_runs(g, &runs, Direction::Adjoint, &wt, dy)
+}
+
+/// Which way [`through_runs`] maps: images to outputs, or output gradients to input gradients.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Forward,
+    Adjoint,
+}
+
+/// `dst = Σ_runs W[slot] · src[run]`, with `wt` the live taps' weights as `[live][src
+/// channels][dst channels]`: per range of images, `src` made pixel-major, one GEMM per run
+/// adding into the pixel-major destination at the run's other end, and the destination laid
+/// out back as `[images][channels][pixels]`.
+///
+/// The destination is not zero-filled where one run covers all of it (the centre tap of a
+/// "same"-padded kernel): that run goes first and overwrites it.
+fn through_runs<T: Real>(
+    g: &Geometry,
+    runs: &[Run],
+    dir: Direction,
+    wt: &[T],
+    src: &[T],
+) -> Vec<T> {
+    let (hw, p) = (g.h * g.w, g.p());
+    let ((src_ch, src_p), (dst_ch, dst_p)) = match dir {
+        Direction::Forward => ((g.c, hw), (g.co, p)),
+        Direction::Adjoint => ((g.co, p), (g.c, hw)),
+    };
+    // A run's (destination, source) first pixels.
+    let ends = |r: &Run| match dir {
+        Direction::Forward => (r.out, r.inp),
+        Direction::Adjoint => (r.inp, r.out),
+    };
+    let cover = runs.iter().position(|r| ends(r).0 == 0 && r.len == dst_p);
+    let order: Vec<&Run> = cover
+        .map(|i| &runs[i])
+        .into_iter()
+        .chain(
+            runs.iter()
+                .enumerate()
+                .filter(|&(i, _)| Some(i) != cover)
+                .map(|(_, r)| r),
+        )
+        .collect();
+    let len = g.n * dst_ch * dst_p;
+    let mut dst: Vec<T> = Vec::with_capacity(len);
     let plan = Plan::new(g);
-    dx.spare_capacity_mut()[..len]
-        .par_chunks_mut(plan.per * plane_in)
-        .zip(dy.par_chunks(plan.per * plane_out))
-        .for_each(|(dxs, dys)| {
-            let k = dys.len() / plane_out;
-            let mut dyt = Scratch::new(dys.len());
-            let mut dxt = Scratch::new(dxs.len());
-            to_pixel_major(dys, g.co, p, &mut dyt);
-            dxt.fill(T::ZERO);
-            for r in &runs {
-                // SAFETY: as in forward, with the roles of the two buffers swapped: the
-                // destination is the input run in dxt (c per row), the source the output
-                // run in dyt (co per row); the tap's weights are co×c in wt.
+    dst.spare_capacity_mut()[..len]
+        .par_chunks_mut(plan.per * dst_ch * dst_p)
+        .zip(src.par_chunks(plan.per * src_ch * src_p))
+        .for_each(|(ds, ss)| {
+            let k = ss.len() / (src_ch * src_p);
+            let mut st = Scratch::new(ss.len());
+            let mut dt = Scratch::new(ds.len());
+            to_pixel_major(ss, src_ch, src_p, &mut st);
+            if cover.is_none() {
+                dt.fill(T::ZERO);
+            }
+            for (i, r) in order.iter().enumerate() {
+                let (d, s) = ends(r);
+                // SAFETY: the destination run is rows d·k .. (d + r.len)·k of dt (dst_ch
+                // each), the source run as many rows of st (src_ch each) from s·k; both lie in
+                // their buffers (valid() keeps every pixel of a run in range). The tap's
+                // weights are src_ch×dst_ch in wt. Runs execute one after the other; the
+                // first overwrites dt only when it covers all of it.
                 unsafe {
                     matmul(
-                        (g.c, r.len * k, g.co),
-                        (dxt.as_mut_ptr().add(r.inp * k * g.c), 1, g.c as isize),
-                        true,
-                        (wt.as_ptr().add(r.slot * g.co * g.c), 1, g.c as isize),
-                        (dyt.as_ptr().add(r.out * k * g.co), 1, g.co as isize),
+                        (dst_ch, r.len * k, src_ch),
+                        (dt.as_mut_ptr().add(d * k * dst_ch), 1, dst_ch as isize),
+                        i > 0 || cover.is_none(),
+                        (
+                            wt.as_ptr().add(r.slot * src_ch * dst_ch),
+                            1,
+                            dst_ch as isize,
+                        ),
+                        (st.as_ptr().add(s * k * src_ch), 1, src_ch as isize),
                         plan.gemm_threads,
                     )
                 }
             }
-            from_pixel_major(&dxt, g.c, hw, dxs);
+            from_pixel_major(&dt, dst_ch, dst_p, ds);
         });
     // SAFETY: the ranges cover all `len` elements, and from_pixel_major wrote each one.
-    unsafe { dx.set_len(len) };
-    dx
+    unsafe { dst.set_len(len) };
+    dst
 }
 
 /// `dW` (`[C_out][C][kh][kw]`): per range of images the sum over every run of
