@@ -27,13 +27,14 @@
 //! single-threaded GEMM; with fewer images than threads, images run one after the other with
 //! a multithreaded GEMM. Small feature maps (a strided conv into ResNet's 7×7 stage: 49
 //! columns per image) would make thin, inefficient GEMMs, so images are grouped until a GEMM
-//! has about 1024 columns: their `col`s (and `dy`s) side by side. The weight gradient's summation order
-//! across ranges and groups depends on the thread count (rounding only).
+//! has about 1024 columns: their `col`s (and `dy`s) side by side. The weight gradient's
+//! summation order across ranges and groups depends on the thread count (rounding only).
 //!
 //! im2col and col2im copy whole output rows; where rows are short (the strided convolutions
 //! into ResNet's 7×7 and smaller maps) they go through a per-geometry gather table instead,
-//! one indexed load or add per element ([`ColRows`]). Kernel taps that read only zero padding for every output (all but
-//! the centre of a 3×3 kernel over a 1×1 map) get no `col` rows and no GEMM work.
+//! one indexed load or add per element ([`ColRows`]). Kernel taps that read only zero padding
+//! for every output (all but the centre of a 3×3 kernel over a 1×1 map) get no `col` rows and
+//! no GEMM work.
 //!
 //! Each gradient is computed only for an input that needs one (a variable, or the result of a
 //! tracked op): no input gradient for the images fed to the stem, no weight gradient for a
