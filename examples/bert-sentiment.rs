@@ -42,8 +42,8 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    // candle's idle workers soon leave the cores to rayon's (must run before any thread starts).
-    candle_finetune::core::candle_pool::limit_spinning();
+    // Process tuning (allocator, candle's worker pool): before any thread starts.
+    candle_finetune::init();
     let args = Args::parse();
     let mut job = TextJob::new(&args.model, &args.output);
     // A demo: a second run replaces the first one's outputs.

@@ -73,8 +73,8 @@ const FASHION: [&str; 10] = [
 ];
 
 fn main() -> Result<()> {
-    // candle's idle workers soon leave the cores to rayon's (must run before any thread starts).
-    candle_finetune::core::candle_pool::limit_spinning();
+    // Process tuning (allocator, candle's worker pool): before any thread starts.
+    candle_finetune::init();
     let args = Args::parse();
     if !args.offline {
         let hub = HubConfig::from_env();

@@ -19,7 +19,10 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const PINS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pinned_runs.json");
+const PINS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/pinned_runs.json"
+);
 
 /// Per-tensor figures of a safetensors file: `[Σx, Σ x·(1 + i mod 7), Σx²]`.
 fn figures(path: &Path) -> BTreeMap<String, [f64; 3]> {
@@ -65,8 +68,7 @@ fn check(run: &str, got: BTreeMap<String, [f64; 3]>, eval_loss: f64) {
     let pin = pins
         .get(run)
         .unwrap_or_else(|| panic!("{PINS} has no figures for `{run}`"));
-    let want: BTreeMap<String, [f64; 3]> =
-        serde_json::from_value(pin["tensors"].clone()).unwrap();
+    let want: BTreeMap<String, [f64; 3]> = serde_json::from_value(pin["tensors"].clone()).unwrap();
     assert_eq!(
         want.keys().collect::<Vec<_>>(),
         got.keys().collect::<Vec<_>>(),
@@ -203,16 +205,29 @@ fn write_tiny_resnet(dir: &Path, num_classes: usize) {
     let mut rng = finetune_core::Rng::seed_from_u64(5);
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
     let mut normal = |name: String, shape: &[usize]| {
-        let t = finetune_core::nn::init::normal(shape, 0.0, 0.3, &mut rng, DType::F32, &Device::Cpu)
-            .unwrap();
+        let t =
+            finetune_core::nn::init::normal(shape, 0.0, 0.3, &mut rng, DType::F32, &Device::Cpu)
+                .unwrap();
         tensors.push((name, t));
     };
     let bn = |name: &str, c: usize, out: &mut Vec<(String, Tensor)>| {
         let d = &Device::Cpu;
-        out.push((format!("{name}.weight"), Tensor::ones(c, DType::F32, d).unwrap()));
-        out.push((format!("{name}.bias"), Tensor::zeros(c, DType::F32, d).unwrap()));
-        out.push((format!("{name}.running_mean"), Tensor::zeros(c, DType::F32, d).unwrap()));
-        out.push((format!("{name}.running_var"), Tensor::ones(c, DType::F32, d).unwrap()));
+        out.push((
+            format!("{name}.weight"),
+            Tensor::ones(c, DType::F32, d).unwrap(),
+        ));
+        out.push((
+            format!("{name}.bias"),
+            Tensor::zeros(c, DType::F32, d).unwrap(),
+        ));
+        out.push((
+            format!("{name}.running_mean"),
+            Tensor::zeros(c, DType::F32, d).unwrap(),
+        ));
+        out.push((
+            format!("{name}.running_var"),
+            Tensor::ones(c, DType::F32, d).unwrap(),
+        ));
         out.push((
             format!("{name}.num_batches_tracked"),
             Tensor::zeros((), DType::I64, d).unwrap(),
@@ -243,8 +258,7 @@ fn write_tiny_resnet(dir: &Path, num_classes: usize) {
     for (n, c) in bns {
         bn(&n, c, &mut tensors);
     }
-    finetune_core::safetensors_io::save_tensors(&dir.join("model.safetensors"), &tensors)
-        .unwrap();
+    finetune_core::safetensors_io::save_tensors(&dir.join("model.safetensors"), &tensors).unwrap();
     let config = json!({
         "architecture": "resnet18", "num_classes": num_classes, "num_features": 8,
         "model_args": {"layers": [1, 1, 1, 1], "channels": [4, 8, 8, 8]}, "stem_channels": 4,

@@ -8,12 +8,12 @@ use crate::bert::{BertBatch, BertConfig, BertForSequenceClassification};
 use crate::resnet::{Kernels, ResNet, ResNetConfig};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer as _;
-use finetune_core::ops::OpSet;
 use finetune_core::optim::{AdamW, Sgd};
-use finetune_core::tape::Recording;
 use finetune_core::{
     Error, FreezeSpec, Grads, GroupBuilder, Optimizer, OptimizerConfig, ParamStore, Result, Rng,
 };
+use finetune_kernels::ops::OpSet;
+use finetune_kernels::tape::Recording;
 use std::time::Instant;
 
 /// Which implementation a step is built from.

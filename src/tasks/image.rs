@@ -537,8 +537,8 @@ pub type ImageRunReport = RunReport;
 /// Trains (fine-tunes, or from scratch for an architecture name), evaluates on the test split,
 /// exports into `job.output`.
 pub fn train_image(job: &ImageJob) -> Result<ImageRunReport> {
-    // A training process: keep freed memory mapped for the next step (finetune_core::malloc).
-    finetune_core::malloc::retain_freed_memory();
+    // A training process: keep freed memory mapped for the next step (finetune_kernels::runtime::malloc).
+    finetune_kernels::runtime::malloc::retain_freed_memory();
     job.config.validate()?;
     super::prepare_output(&job.output, job.resume.is_some(), job.overwrite)?;
     let seed = job.config.seed;

@@ -405,8 +405,8 @@ fn read_splits(job: &TextJob) -> Result<Splits> {
 
 /// Fine-tunes, evaluates on the test split, exports into `job.output`.
 pub fn train_text(job: &TextJob) -> Result<TextRunReport> {
-    // A training process: keep freed memory mapped for the next step (finetune_core::malloc).
-    finetune_core::malloc::retain_freed_memory();
+    // A training process: keep freed memory mapped for the next step (finetune_kernels::runtime::malloc).
+    finetune_kernels::runtime::malloc::retain_freed_memory();
     job.config.validate()?;
     super::prepare_output(&job.output, job.resume.is_some(), job.overwrite)?;
     let splits = read_splits(job)?;

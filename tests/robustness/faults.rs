@@ -525,7 +525,9 @@ impl TrainModel for Poisonable {
     }
 
     fn loss(&self, logits: &Tensor, targets: &Tensor, ls: f64) -> finetune_core::Result<Tensor> {
-        finetune_core::ops::cross_entropy(logits, targets, ls, None)
+        Ok(finetune_kernels::ops::cross_entropy(
+            logits, targets, ls, None,
+        )?)
     }
 
     fn problem(&self) -> Problem {

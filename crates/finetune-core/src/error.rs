@@ -58,3 +58,13 @@ impl Error {
         Error::Config(msg.into())
     }
 }
+
+/// A kernel's error keeps its message (and a candle error stays one).
+impl From<finetune_kernels::Error> for Error {
+    fn from(e: finetune_kernels::Error) -> Self {
+        match e {
+            finetune_kernels::Error::Candle(e) => Error::Candle(e),
+            finetune_kernels::Error::Config(m) => Error::Config(m),
+        }
+    }
+}

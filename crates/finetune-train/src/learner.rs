@@ -23,10 +23,10 @@ use candle_core::{DType, Tensor, D};
 use finetune_core::groups::{encoder_depth, GroupSpec, LrSpec};
 use finetune_core::optim::{Optimizer, OptimizerConfig};
 use finetune_core::schedule::LrScheduler;
-use finetune_core::tape::Recording;
 use finetune_core::{
     Error, FreezeSpec, GradAccumulator, Grads, GroupBuilder, PatternSet, Result, Rng,
 };
+use finetune_kernels::tape::Recording;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -74,7 +74,9 @@ impl TrainModel for Split {
     }
 
     fn loss(&self, logits: &Tensor, targets: &Tensor, ls: f64) -> Result<Tensor> {
-        finetune_core::ops::cross_entropy(logits, targets, ls, None)
+        Ok(finetune_kernels::ops::cross_entropy(
+            logits, targets, ls, None,
+        )?)
     }
 
     fn problem(&self) -> Problem {
@@ -109,13 +111,18 @@ impl TrainModel for Split {
             .fetch_add(x.dim(0)? as u64, Ordering::SeqCst);
         let h = self.backbone.forward(x)?.relu()?;
         let mut rng = self.rng.lock().unwrap();
-        finetune_core::ops::dropout(&h, self.backbone_dropout, train, &mut rng)
+        Ok(finetune_kernels::ops::dropout(
+            &h,
+            self.backbone_dropout,
+            train,
+            &mut rng,
+        )?)
     }
 
     fn head_forward(&self, f: &Tensor, train: bool) -> Result<Tensor> {
         let h = {
             let mut rng = self.rng.lock().unwrap();
-            finetune_core::ops::dropout(f, self.head_dropout, train, &mut rng)?
+            finetune_kernels::ops::dropout(f, self.head_dropout, train, &mut rng)?
         };
         Ok(self.head.forward(&h)?)
     }

@@ -209,7 +209,9 @@ impl finetune_train::TrainModel for Passthrough {
         targets: &candle_core::Tensor,
         _: f64,
     ) -> finetune_core::Result<candle_core::Tensor> {
-        finetune_core::ops::binary_cross_entropy_with_logits(logits, targets)
+        Ok(finetune_kernels::ops::binary_cross_entropy_with_logits(
+            logits, targets,
+        )?)
     }
     fn problem(&self) -> finetune_train::Problem {
         finetune_train::Problem::MultiLabel { labels: labels(4) }

@@ -9,9 +9,9 @@ use crate::load::{load_checkpoint, LoadReport};
 use crate::pass::Pass;
 use candle_core::{DType, Device, Tensor};
 use finetune_core::nn::{init, linear, Linear};
-use finetune_core::ops::{self, OpSet};
 use finetune_core::safetensors_io::Checkpoint;
 use finetune_core::{Error, ParamStore, Result, Rng, TensorKind};
+use finetune_kernels::ops::{self, OpSet};
 use std::path::Path;
 
 /// One batch of token ids, `[B, T]` each (`u32`); absent token types mean all zeros and an
@@ -216,7 +216,7 @@ impl BertForSequenceClassification {
     pub fn pooled(&self, b: &BertBatch, train: bool) -> Result<Tensor> {
         // The fused part ends here: the [CLS] slice, pooler and head are left to candle's
         // backward.
-        let seq = finetune_core::tape::cut(&self.encode(b, train)?)?;
+        let seq = finetune_kernels::tape::cut(&self.encode(b, train)?)?;
         let cls = seq.narrow(1, 0, 1)?.squeeze(1)?;
         Ok(self.pooler.forward_with(&cls, self.ops)?.tanh()?)
     }
@@ -248,14 +248,18 @@ impl BertForSequenceClassification {
     pub fn loss(&self, logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor> {
         match self.config.problem() {
             ProblemType::SingleLabelClassification => {
-                ops::cross_entropy(logits, targets, label_smoothing, None)
+                Ok(ops::cross_entropy(logits, targets, label_smoothing, None)?)
             }
-            ProblemType::MultiLabelClassification => {
-                ops::binary_cross_entropy_with_logits(logits, &targets.to_dtype(logits.dtype())?)
-            }
+            ProblemType::MultiLabelClassification => Ok(ops::binary_cross_entropy_with_logits(
+                logits,
+                &targets.to_dtype(logits.dtype())?,
+            )?),
             ProblemType::Regression => {
                 let pred = logits.flatten_all()?;
-                ops::mse(&pred, &targets.flatten_all()?.to_dtype(pred.dtype())?)
+                Ok(ops::mse(
+                    &pred,
+                    &targets.flatten_all()?.to_dtype(pred.dtype())?,
+                )?)
             }
         }
     }

@@ -2,8 +2,8 @@
 //! fixed order per forward, so a run is reproducible and its state can be checkpointed.
 
 use candle_core::Tensor;
-use finetune_core::ops::OpSet;
 use finetune_core::{Result, Rng};
+use finetune_kernels::ops::OpSet;
 use std::sync::Mutex;
 
 pub struct DropoutRng(Mutex<Rng>);
@@ -22,7 +22,7 @@ impl DropoutRng {
         if !train || p == 0.0 {
             return Ok(x.clone());
         }
-        ops.dropout(x, p, train, &mut self.lock())
+        Ok(ops.dropout(x, p, train, &mut self.lock())?)
     }
 
     /// Runs `f` with the stream (for ops that draw dropout seeds themselves).

@@ -3,8 +3,8 @@
 
 use crate::dropout::DropoutRng;
 use candle_core::Tensor;
-use finetune_core::ops::OpSet;
 use finetune_core::Result;
+use finetune_kernels::ops::OpSet;
 
 #[derive(Clone, Copy)]
 pub struct Pass<'a> {

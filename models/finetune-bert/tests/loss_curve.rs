@@ -8,10 +8,10 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use finetune_bert::{BertBatch, BertForSequenceClassification};
-use finetune_core::ops::OpSet;
 use finetune_core::optim::AdamW;
-use finetune_core::tape::Recording;
 use finetune_core::{FreezeSpec, Grads, GroupBuilder, OptimizerConfig, Result, Rng};
+use finetune_kernels::ops::OpSet;
+use finetune_kernels::tape::Recording;
 
 const STEPS: usize = 20;
 

@@ -14,8 +14,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use finetune_core::optim::OptimizerConfig;
-use finetune_core::tape::Recording;
 use finetune_core::{FreezeSpec, Grads, GroupBuilder, Rng};
+use finetune_kernels::tape::Recording;
 use finetune_resnet::{BnMode, Kernels, ResNet, ResNetConfig};
 use std::time::Instant;
 

@@ -18,7 +18,8 @@
 use crate::kernels::Kernels;
 use candle_core::{DType, Tensor};
 use finetune_core::nn::{join, param};
-use finetune_core::{ops, Error, Param, ParamStore, Result};
+use finetune_core::{Error, Param, ParamStore, Result};
+use finetune_kernels::ops;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// What a BatchNorm layer does with its statistics in training mode.

@@ -8,7 +8,8 @@ use crate::conv::{conv2d, Conv2d};
 use crate::kernels::Kernels;
 use crate::naming::BlockShape;
 use candle_core::Tensor;
-use finetune_core::{ops, ParamStore, Result};
+use finetune_core::{ParamStore, Result};
+use finetune_kernels::ops;
 
 /// A conv followed by its BatchNorm.
 #[derive(Debug)]
@@ -110,8 +111,8 @@ impl Block {
             None => x.clone(),
         };
         match kernels {
-            Kernels::Fused => ops::add_relu(&y, &shortcut),
-            Kernels::Candle => ops::add_relu_composed(&y, &shortcut),
+            Kernels::Fused => Ok(ops::add_relu(&y, &shortcut)?),
+            Kernels::Candle => Ok(ops::add_relu_composed(&y, &shortcut)?),
         }
     }
 

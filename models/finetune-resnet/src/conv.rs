@@ -4,7 +4,8 @@
 use crate::kernels::Kernels;
 use candle_core::Tensor;
 use finetune_core::nn::param;
-use finetune_core::{ops, Param, ParamStore, Result};
+use finetune_core::{Param, ParamStore, Result};
+use finetune_kernels::ops;
 
 #[derive(Debug, Clone)]
 pub struct Conv2d {
@@ -33,7 +34,7 @@ impl Conv2d {
     pub fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
         let w = self.weight.tensor();
         match kernels {
-            Kernels::Fused => ops::conv2d(x, &w, self.stride, self.padding, 1),
+            Kernels::Fused => Ok(ops::conv2d(x, &w, self.stride, self.padding, 1)?),
             Kernels::Candle => Ok(x.conv2d(&w, self.padding, self.stride, 1, 1)?),
         }
     }

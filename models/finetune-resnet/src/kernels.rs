@@ -6,7 +6,7 @@
 /// The kernel family of a forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kernels {
-    /// `finetune_core::ops` (the default).
+    /// `finetune_kernels::ops` (the default).
     #[default]
     Fused,
     /// candle's `Tensor::conv2d` and BatchNorm composed of candle tensor ops.

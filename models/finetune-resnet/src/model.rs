@@ -11,7 +11,8 @@ use crate::naming::{block_shapes, canonical_name, expected_tensors, Role};
 use candle_core::{DType, Device, Module, Tensor};
 use finetune_core::nn::{linear, Linear};
 use finetune_core::safetensors_io::Checkpoint;
-use finetune_core::{ops, Error, NamePattern, ParamStore, Result, Rng};
+use finetune_core::{Error, NamePattern, ParamStore, Result, Rng};
+use finetune_kernels::ops;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -302,7 +303,7 @@ impl ResNet {
             y = block.forward_t(&y, train, k)?;
         }
         // The fused part ends here: pooling, head and loss are left to candle's backward.
-        Ok(finetune_core::tape::cut(&y)?.mean((2, 3))?)
+        Ok(finetune_kernels::tape::cut(&y)?.mean((2, 3))?)
     }
 
     /// Logits `[N, num_classes]`; dropout before `fc` is active when `train`.
@@ -341,7 +342,7 @@ impl ResNet {
 
     /// Mean cross-entropy of `logits` `[N, C]` against class ids `[N]`, with label smoothing.
     pub fn loss(&self, logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor> {
-        ops::cross_entropy(logits, targets, label_smoothing, None)
+        Ok(ops::cross_entropy(logits, targets, label_smoothing, None)?)
     }
 
     /// Replaces `fc` by a fresh one for `labels` (initialised like `torch.nn.Linear` from

@@ -7,7 +7,7 @@ use candle_finetune::bench::{
     run_train_bench, Input, Mode, ModelConfig, OptimizerKind, Side, TrainBenchReport,
     TrainBenchSpec,
 };
-use finetune_core::ops::bench::{bench_ops, rayon_threads, BenchScale, OpTiming};
+use finetune_kernels::bench::{bench_ops, rayon_threads, BenchScale, OpTiming};
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {

@@ -48,8 +48,8 @@ enum Command {
 
 fn main() {
     // Before any thread starts: candle's idle workers soon leave the cores to rayon's
-    // (finetune_core::candle_pool; a value already in the environment stays).
-    finetune_core::candle_pool::limit_spinning();
+    // (finetune_kernels::runtime::candle_pool; a value already in the environment stays).
+    finetune_kernels::runtime::candle_pool::limit_spinning();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // --help, --version, and the help `finetune` alone prints.
@@ -66,8 +66,8 @@ fn main() {
         }
     };
     // Training and benchmark steps reuse freed memory instead of faulting in fresh pages
-    // (finetune_core::malloc; `FINETUNE_MALLOC=default` keeps glibc's defaults).
-    finetune_core::malloc::retain_freed_memory();
+    // (finetune_kernels::runtime::malloc; `FINETUNE_MALLOC=default` keeps glibc's defaults).
+    finetune_kernels::runtime::malloc::retain_freed_memory();
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::LrSchedule(a) => lr_schedule::run(*a),

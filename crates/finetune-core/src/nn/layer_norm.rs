@@ -1,5 +1,5 @@
 //! `LayerNorm` over the last dimension, through the fused differentiable
-//! [`ops::layer_norm`](crate::ops::layer_norm) (candle-nn's has no gradient).
+//! [`ops::layer_norm`](finetune_kernels::ops::layer_norm) (candle-nn's has no gradient).
 
 use super::{join, param};
 use crate::error::Result;
@@ -24,11 +24,16 @@ pub fn layer_norm(store: &ParamStore, prefix: &str, dim: usize, eps: f64) -> Res
 
 impl LayerNorm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        crate::ops::layer_norm(x, &self.weight.tensor(), &self.bias.tensor(), self.eps)
+        Ok(finetune_kernels::ops::layer_norm(
+            x,
+            &self.weight.tensor(),
+            &self.bias.tensor(),
+            self.eps,
+        )?)
     }
 
     /// The layer through `ops` (fused, or candle_nn's composed `layer_norm_slow`).
-    pub fn forward_with(&self, x: &Tensor, ops: crate::ops::OpSet) -> Result<Tensor> {
-        ops.layer_norm(x, &self.weight.tensor(), &self.bias.tensor(), self.eps)
+    pub fn forward_with(&self, x: &Tensor, ops: finetune_kernels::ops::OpSet) -> Result<Tensor> {
+        Ok(ops.layer_norm(x, &self.weight.tensor(), &self.bias.tensor(), self.eps)?)
     }
 }

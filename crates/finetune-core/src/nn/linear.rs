@@ -2,9 +2,9 @@
 
 use super::{join, param};
 use crate::error::Result;
-use crate::ops::OpSet;
 use crate::params::{Param, ParamStore};
 use candle_core::{Module, Tensor};
+use finetune_kernels::ops::OpSet;
 
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -39,11 +39,11 @@ impl Linear {
         self.bias.as_ref()
     }
 
-    /// The layer through `ops` (the fused [`crate::ops::linear`] or the stock composition
+    /// The layer through `ops` (the fused [`finetune_kernels::ops::linear`] or the stock composition
     /// [`Module::forward`] also uses).
     pub fn forward_with(&self, x: &Tensor, ops: OpSet) -> Result<Tensor> {
         let b = self.bias.as_ref().map(Param::tensor);
-        ops.linear(x, &self.weight.tensor(), b.as_ref())
+        Ok(ops.linear(x, &self.weight.tensor(), b.as_ref())?)
     }
 }
 

@@ -91,7 +91,7 @@ fn run_chunks<R: UpdateRule>(
 ) {
     if p.len() <= CHUNK {
         let mut s: Vec<&mut [f32]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
-        crate::ops::simd::wide(
+        finetune_kernels::ops::simd::wide(
             #[inline(always)]
             || rule.update(h, p, g, &mut s),
         );
@@ -111,7 +111,7 @@ fn run_chunks<R: UpdateRule>(
         })
         .collect();
     jobs.into_par_iter().for_each(|(pc, gc, mut sc)| {
-        crate::ops::simd::wide(
+        finetune_kernels::ops::simd::wide(
             #[inline(always)]
             || rule.update(h, pc, gc, &mut sc),
         )

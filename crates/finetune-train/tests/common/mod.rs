@@ -106,7 +106,7 @@ impl TrainModel for Mlp {
         for layer in &self.layers {
             h = layer.forward(&h)?.relu()?;
             let mut rng = self.rng.lock().unwrap();
-            h = finetune_core::ops::dropout(&h, self.dropout, train, &mut rng)?;
+            h = finetune_kernels::ops::dropout(&h, self.dropout, train, &mut rng)?;
         }
         let logits = self.head.forward(&h)?;
         let n = self.train_forwards.load(Ordering::SeqCst);
@@ -117,7 +117,12 @@ impl TrainModel for Mlp {
     }
 
     fn loss(&self, logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor> {
-        finetune_core::ops::cross_entropy(logits, targets, label_smoothing, None)
+        Ok(finetune_kernels::ops::cross_entropy(
+            logits,
+            targets,
+            label_smoothing,
+            None,
+        )?)
     }
 
     fn problem(&self) -> Problem {

@@ -1,0 +1,323 @@
+//! `ops::cross_entropy` (label smoothing, ignore_index), `ops::binary_cross_entropy_with_logits`
+//! and `ops::mse`: values against PyTorch's formulas written out here, against candle's losses
+//! where they coincide, gradients against finite differences, and bad input.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use common::{
+    analytic_grads, assert_close, check_f32_matches_f64, gradcheck, normal, uniform, values,
+};
+use finetune_kernels::ops::{binary_cross_entropy_with_logits, cross_entropy, mse};
+use finetune_kernels::Result;
+
+/// `torch.nn.functional.cross_entropy(x, t, ignore_index=ii, label_smoothing=eps)` with mean
+/// reduction, from its documented definition: for each kept row (target != ignore_index)
+/// `l_n = (1 - eps)·(-log p_{t_n}) + eps/C · Σ_c (-log p_c)`, with `log p = log_softmax(x)`;
+/// the loss is `Σ_n l_n / #kept`.
+fn torch_cross_entropy(x: &[f64], c: usize, t: &[i64], eps: f64, ii: Option<i64>) -> f64 {
+    let (mut total, mut kept) = (0.0, 0usize);
+    for (row, &tn) in x.chunks(c).zip(t) {
+        if Some(tn) == ii {
+            continue;
+        }
+        let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+        let nll = lse - row[tn as usize];
+        let smooth: f64 = row.iter().map(|v| lse - v).sum::<f64>() / c as f64;
+        total += (1.0 - eps) * nll + eps * smooth;
+        kept += 1;
+    }
+    total / kept as f64
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    values(t)[0]
+}
+
+/// Logits and targets with about a third of the targets set to -100.
+fn batch(n: usize, c: usize, seed: u64) -> (Tensor, Vec<i64>) {
+    let x = (normal(&[n, c], seed) * 2.0).unwrap();
+    let mut rng = finetune_kernels::Rng::seed_from_u64(seed + 1);
+    let t = (0..n)
+        .map(|i| {
+            if i % 3 == 1 {
+                -100
+            } else {
+                rng.below(c as u64) as i64
+            }
+        })
+        .collect();
+    (x, t)
+}
+
+#[test]
+fn cross_entropy_matches_the_torch_formula() -> Result<()> {
+    let dev = Device::Cpu;
+    for (n, c, seed) in [(7, 5, 1), (12, 3, 2), (4, 40, 3), (1, 2, 4)] {
+        let (x, t) = batch(n, c, seed);
+        let xs = values(&x);
+        let t_kept: Vec<i64> = t.iter().map(|&v| if v < 0 { 0 } else { v }).collect();
+        for eps in [0.0, 0.1, 0.37, 1.0] {
+            // With ignore_index.
+            let targets = Tensor::new(t.as_slice(), &dev)?;
+            let got = scalar(&cross_entropy(&x, &targets, eps, Some(-100))?);
+            let want = torch_cross_entropy(&xs, c, &t, eps, Some(-100));
+            assert!(
+                (got - want).abs() < 1e-12,
+                "n {n} c {c} eps {eps}: {got} vs {want}"
+            );
+            // Without: every row counts.
+            let targets = Tensor::new(t_kept.as_slice(), &dev)?;
+            let got = scalar(&cross_entropy(&x, &targets, eps, None)?);
+            let want = torch_cross_entropy(&xs, c, &t_kept, eps, None);
+            assert!(
+                (got - want).abs() < 1e-12,
+                "n {n} c {c} eps {eps}: {got} vs {want}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn cross_entropy_accepts_any_integer_target_dtype_and_in_range_ignore_index() -> Result<()> {
+    let dev = Device::Cpu;
+    let x = normal(&[6, 4], 5);
+    let t: Vec<i64> = vec![0, 3, 1, 0, 2, 3];
+    let want = torch_cross_entropy(&values(&x), 4, &t, 0.2, None);
+    let tu: Vec<u32> = t.iter().map(|&v| v as u32).collect();
+    let t8: Vec<u8> = t.iter().map(|&v| v as u8).collect();
+    for targets in [
+        Tensor::new(t.as_slice(), &dev)?,
+        Tensor::new(tu.as_slice(), &dev)?,
+        Tensor::new(t8.as_slice(), &dev)?,
+    ] {
+        assert!((scalar(&cross_entropy(&x, &targets, 0.2, None)?) - want).abs() < 1e-12);
+    }
+    // ignore_index may be a real class: its rows drop out.
+    let want = torch_cross_entropy(&values(&x), 4, &t, 0.2, Some(0));
+    let got = scalar(&cross_entropy(
+        &x,
+        &Tensor::new(t.as_slice(), &dev)?,
+        0.2,
+        Some(0),
+    )?);
+    assert!((got - want).abs() < 1e-12);
+    Ok(())
+}
+
+#[test]
+fn cross_entropy_matches_candle_without_smoothing() -> Result<()> {
+    let x = (normal(&[9, 13], 6) * 3.0)?.to_dtype(DType::F32)?;
+    let t: Vec<u32> = (0..9).map(|i| (i * 5 % 13) as u32).collect();
+    let targets = Tensor::new(t.as_slice(), &Device::Cpu)?;
+    let ours = cross_entropy(&x, &targets, 0.0, None)?;
+    assert_eq!(ours.dtype(), DType::F32);
+    let candle = candle_nn::loss::cross_entropy(&x, &targets)?;
+    assert!((scalar(&ours) - scalar(&candle)).abs() < 1e-5);
+    Ok(())
+}
+
+#[test]
+fn cross_entropy_gradient_matches_finite_differences() -> Result<()> {
+    let dev = Device::Cpu;
+    for (n, c, seed) in [(7, 5, 11), (5, 1, 12), (3, 17, 13)] {
+        let (x, t) = batch(n, c, seed);
+        let targets = Tensor::new(t.as_slice(), &dev)?;
+        for eps in [0.0, 0.1, 1.0] {
+            gradcheck(std::slice::from_ref(&x), |v| {
+                cross_entropy(&v[0], &targets, eps, Some(-100))
+            });
+        }
+        // Logits stored class-major and transposed: a strided input.
+        let xt = x.t()?.contiguous()?;
+        gradcheck(&[xt], |v| {
+            let l = v[0].t()?;
+            assert!(c == 1 || !l.is_contiguous());
+            cross_entropy(&l, &targets, 0.1, Some(-100))
+        });
+    }
+    Ok(())
+}
+
+#[test]
+fn ignored_rows_receive_zero_gradient() -> Result<()> {
+    let (x, t) = batch(9, 4, 21);
+    let targets = Tensor::new(t.as_slice(), &Device::Cpu)?;
+    let g = analytic_grads(&[x], &|v: &[Tensor]| {
+        cross_entropy(&v[0], &targets, 0.1, Some(-100))
+    })?;
+    let g = values(&g[0]);
+    for (row, &tn) in g.chunks(4).zip(&t) {
+        if tn == -100 {
+            assert!(row.iter().all(|&v| v == 0.0), "{row:?}");
+        } else {
+            assert!(row.iter().any(|&v| v != 0.0));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn cross_entropy_with_every_row_ignored_is_nan_like_torch() -> Result<()> {
+    let x = normal(&[3, 4], 22);
+    let targets = Tensor::new(&[-100i64, -100, -100], &Device::Cpu)?;
+    assert!(scalar(&cross_entropy(&x, &targets, 0.0, Some(-100))?).is_nan());
+    Ok(())
+}
+
+#[test]
+fn cross_entropy_f32_matches_f64_and_half_precision_is_accepted() -> Result<()> {
+    let (x, t) = batch(8, 30, 23);
+    let targets = Tensor::new(t.as_slice(), &Device::Cpu)?;
+    check_f32_matches_f64(std::slice::from_ref(&x), 1e-5, |v| {
+        cross_entropy(&v[0], &targets, 0.1, Some(-100))
+    });
+    for dt in [DType::F16, DType::BF16] {
+        let xh = x.to_dtype(dt)?;
+        let loss = cross_entropy(&xh, &targets, 0.1, Some(-100))?;
+        assert_eq!(loss.dtype(), dt);
+        let want = torch_cross_entropy(&values(&xh), 30, &t, 0.1, Some(-100));
+        assert!((scalar(&loss) - want).abs() < 2e-2 * want.abs().max(1.0));
+        let g = analytic_grads(std::slice::from_ref(&xh), &|v: &[Tensor]| {
+            cross_entropy(&v[0], &targets, 0.1, Some(-100))
+        })?;
+        let g64 = analytic_grads(&[xh.to_dtype(DType::F64)?], &|v: &[Tensor]| {
+            cross_entropy(&v[0], &targets, 0.1, Some(-100))
+        })?;
+        assert_close(
+            &values(&g[0]),
+            &values(&g64[0]),
+            1e-3,
+            2e-2,
+            "half gradient",
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn cross_entropy_bad_input_is_an_error() -> Result<()> {
+    let dev = Device::Cpu;
+    let x = Tensor::zeros((3, 4), DType::F32, &dev)?;
+    let t = Tensor::new(&[0u32, 1, 3], &dev)?;
+    assert!(cross_entropy(&x, &t, 0.0, None).is_ok());
+    for (what, r) in [
+        (
+            "1-d logits",
+            cross_entropy(&x.flatten_all()?, &t, 0.0, None),
+        ),
+        ("3-d logits", cross_entropy(&x.unsqueeze(0)?, &t, 0.0, None)),
+        (
+            "targets too short",
+            cross_entropy(&x, &Tensor::new(&[0u32, 1], &dev)?, 0.0, None),
+        ),
+        (
+            "2-d targets",
+            cross_entropy(&x, &t.unsqueeze(1)?, 0.0, None),
+        ),
+        (
+            "float targets",
+            cross_entropy(&x, &t.to_dtype(DType::F32)?, 0.0, None),
+        ),
+        (
+            "target == C",
+            cross_entropy(&x, &Tensor::new(&[0u32, 4, 1], &dev)?, 0.0, None),
+        ),
+        (
+            "negative target, not ignored",
+            cross_entropy(&x, &Tensor::new(&[0i64, -100, 1], &dev)?, 0.0, None),
+        ),
+        (
+            "negative target, other ignore_index",
+            cross_entropy(&x, &Tensor::new(&[0i64, -1, 1], &dev)?, 0.0, Some(-100)),
+        ),
+        ("smoothing < 0", cross_entropy(&x, &t, -0.1, None)),
+        ("smoothing > 1", cross_entropy(&x, &t, 1.5, None)),
+        ("smoothing NaN", cross_entropy(&x, &t, f64::NAN, None)),
+        (
+            "integer logits",
+            cross_entropy(&x.to_dtype(DType::U32)?, &t, 0.0, None),
+        ),
+    ] {
+        assert!(r.is_err(), "{what}: expected an error");
+    }
+    Ok(())
+}
+
+/// `t·log σ(x) + (1 - t)·log(1 - σ(x))`, negated and averaged: the textbook form, fine for
+/// moderate logits.
+fn bce_naive(x: &[f64], t: &[f64]) -> f64 {
+    let s: f64 = x
+        .iter()
+        .zip(t)
+        .map(|(&x, &t)| {
+            let p = 1.0 / (1.0 + (-x).exp());
+            -(t * p.ln() + (1.0 - t) * (1.0 - p).ln())
+        })
+        .sum();
+    s / x.len() as f64
+}
+
+#[test]
+fn bce_with_logits_matches_formula_candle_and_is_stable() -> Result<()> {
+    let x = (normal(&[5, 6], 31) * 3.0)?;
+    let t = uniform(&[5, 6], 0.0, 1.0, 32); // soft labels
+    let got = scalar(&binary_cross_entropy_with_logits(&x, &t)?);
+    assert!((got - bce_naive(&values(&x), &values(&t))).abs() < 1e-12);
+    let (x32, t32) = (x.to_dtype(DType::F32)?, t.to_dtype(DType::F32)?);
+    let candle = candle_nn::loss::binary_cross_entropy_with_logit(&x32, &t32)?;
+    let ours = binary_cross_entropy_with_logits(&x32, &t32)?;
+    assert_eq!(ours.dtype(), DType::F32);
+    assert!((scalar(&ours) - scalar(&candle)).abs() < 1e-5);
+    // Saturated logits: the naive form gives inf/NaN, the stable one the right values.
+    let x = Tensor::new(&[100f32, -100.0, 100.0, -100.0], &Device::Cpu)?;
+    let t = Tensor::new(&[0f32, 1.0, 1.0, 0.0], &Device::Cpu)?;
+    let got = scalar(&binary_cross_entropy_with_logits(&x, &t)?);
+    assert!((got - 50.0).abs() < 1e-4, "{got}");
+    Ok(())
+}
+
+#[test]
+fn bce_with_logits_gradients_match_finite_differences() {
+    let x = (normal(&[4, 5], 33) * 2.0).unwrap();
+    let t = uniform(&[4, 5], 0.0, 1.0, 34);
+    gradcheck(&[x.clone(), t.clone()], |v| {
+        binary_cross_entropy_with_logits(&v[0], &v[1])
+    });
+    gradcheck(&[x, t], |v| {
+        binary_cross_entropy_with_logits(&v[0].t()?, &v[1].t()?)
+    });
+}
+
+#[test]
+fn mse_matches_formula_candle_and_finite_differences() -> Result<()> {
+    let p = normal(&[3, 7], 41);
+    let t = normal(&[3, 7], 42);
+    let want: f64 = values(&p)
+        .iter()
+        .zip(values(&t))
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f64>()
+        / 21.0;
+    assert!((scalar(&mse(&p, &t)?) - want).abs() < 1e-12);
+    let (p32, t32) = (p.to_dtype(DType::F32)?, t.to_dtype(DType::F32)?);
+    let candle = candle_nn::loss::mse(&p32, &t32)?;
+    assert!((scalar(&mse(&p32, &t32)?) - scalar(&candle)).abs() < 1e-5);
+    gradcheck(&[p.clone(), t.clone()], |v| mse(&v[0], &v[1]));
+    gradcheck(&[p, t], |v| mse(&v[0].t()?, &v[1].t()?));
+    Ok(())
+}
+
+#[test]
+fn bce_and_mse_bad_input_is_an_error() -> Result<()> {
+    let dev = Device::Cpu;
+    let a = Tensor::zeros((2, 3), DType::F32, &dev)?;
+    let b = Tensor::zeros((3, 2), DType::F32, &dev)?;
+    let ints = Tensor::zeros((2, 3), DType::U32, &dev)?;
+    assert!(binary_cross_entropy_with_logits(&a, &b).is_err());
+    assert!(mse(&a, &b).is_err());
+    assert!(binary_cross_entropy_with_logits(&ints, &ints).is_err());
+    assert!(mse(&ints, &ints).is_err());
+    Ok(())
+}
