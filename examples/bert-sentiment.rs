@@ -7,7 +7,9 @@
 
 use anyhow::{Context, Result};
 use candle_finetune::hub::{resolve_dataset, DatasetOptions, HubConfig};
-use candle_finetune::tasks::text::{train_text, TextClassifier, TextJob, TextModelOptions};
+use candle_finetune::settings::{RunSettings, Task};
+use candle_finetune::tasks::{self, text::TextClassifier, text::TextModelOptions};
+use candle_finetune::train::Metric;
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -45,15 +47,15 @@ fn main() -> Result<()> {
     // Process tuning (allocator, candle's worker pool): before any thread starts.
     candle_finetune::init();
     let args = Args::parse();
-    let mut job = TextJob::new(&args.model, &args.output);
+    let mut job = RunSettings::new(Task::TextClassification, &args.model, &args.output);
     // A demo: a second run replaces the first one's outputs.
-    job.overwrite = true;
+    job.job.overwrite = true;
     match resolve_dataset(
         &args.dataset,
         &HubConfig::from_env(),
         &DatasetOptions::default(),
     ) {
-        Ok(_) => job.dataset = Some(args.dataset.clone()),
+        Ok(_) => job.data.dataset = Some(args.dataset.clone()),
         Err(e) => {
             eprintln!(
                 "The Hub is out of reach ({e}); using {}",
@@ -65,16 +67,16 @@ fn main() -> Result<()> {
                     format!("{} is missing: run scripts/fetch-assets.sh", p.display())
                 })
             };
-            (job.train, job.eval, job.test) =
-                (split("train")?, split("validation")?, split("test")?);
+            let d = &mut job.data;
+            (d.train, d.eval, d.test) = (split("train")?, split("validation")?, split("test")?);
         }
     }
-    job.max_length = Some(64);
-    job.max_train_samples = Some(args.max_train_samples);
-    job.device = args.device.clone();
-    let c = &mut job.config;
+    job.text.max_length = Some(64);
+    job.data.max_train_samples = Some(args.max_train_samples);
+    job.job.device = args.device.clone();
+    let c = &mut job.train;
     (c.epochs, c.lr, c.batch_size, c.warmup_ratio) = (args.epochs, args.lr, 16, Some(0.1));
-    (c.schedule, c.weight_decay, c.metric) = ("linear".into(), 0.01, "accuracy".into());
+    (c.weight_decay, c.metric) = (0.01, Metric::Accuracy);
     c.freeze = if args.no_freeze {
         vec![]
     } else {
@@ -89,7 +91,7 @@ fn main() -> Result<()> {
         }
     );
 
-    let report = train_text(&job)?;
+    let report = tasks::train(&job)?;
     println!("frozen parameters: {} tensors", report.frozen.len());
     if let Some(test) = report.test.as_ref().and_then(|t| t.classification.as_ref()) {
         println!(

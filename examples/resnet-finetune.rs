@@ -13,9 +13,11 @@
 //! CPU for the pretraining (once), a minute for the three fine-tunes.
 
 use anyhow::{Context, Result};
+use candle_finetune::core::{OptimizerKind, ScheduleKind};
 use candle_finetune::hub::{resolve_dataset, resolve_model, DatasetOptions, HubConfig};
-use candle_finetune::tasks::image::{train_image, ImageJob};
-use candle_finetune::tasks::RunReport;
+use candle_finetune::settings::{RunSettings, Task};
+use candle_finetune::tasks::{self, RunReport};
+use candle_finetune::train::Metric;
 use clap::Parser;
 use std::path::{Path, PathBuf};
 
@@ -88,14 +90,15 @@ fn main() -> Result<()> {
     offline_demo(&args)
 }
 
-fn job(args: &Args, model: &str, output: &Path) -> ImageJob {
-    let mut job = ImageJob::new(model, output);
+fn job(args: &Args, model: &str, output: &Path) -> RunSettings {
+    let mut job = RunSettings::new(Task::ImageClassification, model, output);
     // A demo: a second run replaces the first one's outputs.
-    job.overwrite = true;
-    job.device = args.device.clone();
-    let c = &mut job.config;
-    (c.optimizer, c.schedule, c.warmup_ratio) = ("adamw".into(), "cosine".into(), Some(0.1));
-    (c.batch_size, c.eval_batch_size, c.metric) = (32, 200, "accuracy".into());
+    job.job.overwrite = true;
+    job.job.device = args.device.clone();
+    let c = &mut job.train;
+    (c.optimizer, c.schedule, c.warmup_ratio) =
+        (OptimizerKind::AdamW, ScheduleKind::Cosine, Some(0.1));
+    (c.batch_size, c.eval_batch_size, c.metric) = (32, 200, Metric::Accuracy);
     (c.weight_decay, c.logging_steps, c.save_total_limit) = (0.01, 20, Some(1));
     job
 }
@@ -108,19 +111,19 @@ fn accuracy(r: &RunReport) -> f64 {
 
 fn hub_demo(args: &Args) -> Result<()> {
     let mut job = job(args, &args.model, &args.output.join("hub"));
-    job.dataset = Some(args.dataset.clone());
-    job.image_column = args.image_column.clone();
-    job.image_size = Some(args.image_size);
-    (job.max_train_samples, job.max_eval_samples) = (Some(3000), Some(1000));
-    job.augment = "light".parse()?;
-    (job.config.epochs, job.config.lr, job.config.head_lr) = (1, args.lr / 10.0, Some(args.lr));
+    job.data.dataset = Some(args.dataset.clone());
+    job.image.image_column = args.image_column.clone();
+    job.image.image_size = Some(args.image_size);
+    (job.data.max_train_samples, job.image.max_eval_samples) = (Some(3000), Some(1000));
+    job.image.augment = "light".parse()?;
+    (job.train.epochs, job.train.lr, job.train.head_lr) = (1, args.lr / 10.0, Some(args.lr));
     println!(
         "fine-tuning {} on 3,000 images of {} at {px}x{px}, 1 epoch",
         args.model,
         args.dataset,
         px = args.image_size
     );
-    let r = train_image(&job)?;
+    let r = tasks::train(&job)?;
     println!("accuracy on 1,000 held-out images: {:.2}%", accuracy(&r));
     println!("exported model: {}", r.output.display());
     Ok(())
@@ -150,13 +153,14 @@ fn offline_demo(args: &Args) -> Result<()> {
             pretrained.display()
         );
         let mut job = job(args, "resnet18", &pretrained);
-        (job.train, job.test) = (vec![fashion.clone()], vec![fashion.clone()]);
-        job.labels = Some(FASHION.map(String::from).to_vec());
-        (job.image_size, job.channels) = (Some(28), Some(1));
-        (job.max_train_samples, job.max_eval_samples) = (Some(args.pretrain_samples), Some(1000));
-        job.augment = "none".parse()?;
-        (job.config.epochs, job.config.lr) = (args.pretrain_epochs, 2e-3);
-        let r = train_image(&job)?;
+        (job.data.train, job.data.test) = (vec![fashion.clone()], vec![fashion.clone()]);
+        job.data.labels = Some(FASHION.map(String::from).to_vec());
+        (job.image.image_size, job.image.channels) = (Some(28), Some(1));
+        job.data.max_train_samples = Some(args.pretrain_samples);
+        job.image.max_eval_samples = Some(1000);
+        job.image.augment = "none".parse()?;
+        (job.train.epochs, job.train.lr) = (args.pretrain_epochs, 2e-3);
+        let r = tasks::train(&job)?;
         println!(
             "Fashion-MNIST test accuracy (1,000 images): {:.2}%",
             accuracy(&r)
@@ -188,19 +192,19 @@ fn offline_demo(args: &Args) -> Result<()> {
     let mut rows = Vec::new();
     for (i, (name, model, backbone_lr, head_lr)) in setups.into_iter().enumerate() {
         let mut job = job(args, model, &args.output.join(format!("mnist-{}", i + 1)));
-        job.train = vec![digits.clone()];
-        job.validation_split = Some(0.1);
-        job.max_train_samples = Some(args.train_samples);
-        (job.image_size, job.channels) = (Some(28), Some(1));
-        job.augment = "scale=0.85:1,hflip=0,rotation=10".parse()?;
-        let c = &mut job.config;
+        job.data.train = vec![digits.clone()];
+        job.data.validation_split = Some(0.1);
+        job.data.max_train_samples = Some(args.train_samples);
+        (job.image.image_size, job.image.channels) = (Some(28), Some(1));
+        job.image.augment = "scale=0.85:1,hflip=0,rotation=10".parse()?;
+        let c = &mut job.train;
         c.epochs = args.epochs;
         (c.lr, c.head_lr) = (backbone_lr.unwrap_or(head_lr), Some(head_lr));
         if backbone_lr.is_none() {
             (c.freeze, c.unfreeze, c.freeze_bn) = (vec!["*".into()], vec!["fc.*".into()], true);
         }
         println!("- {name} ...");
-        let r = train_image(&job)?;
+        let r = tasks::train(&job)?;
         let lrs = match backbone_lr {
             Some(b) => format!("{b:.0e} / {head_lr:.0e}"),
             None => format!("frozen / {head_lr:.0e}"),

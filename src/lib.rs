@@ -1,15 +1,52 @@
-//! `candle-finetune`: fine-tune pretrained Hub models with candle. This facade re-exports the
-//! workspace's crates and hosts the `finetune` binary, the examples and the end-to-end tests.
+//! `candle-finetune`: fine-tune pretrained Hugging Face Hub models with candle — what
+//! `transformers.Trainer` and timm's train script are to PyTorch. This crate is the front door:
+//! the run settings ([`settings`]), the model families ([`families`]), the tasks that turn
+//! settings into a fine-tuned, evaluated, exported model ([`tasks`]), benchmarks ([`bench`]),
+//! the `finetune` binary, and re-exports of the workspace's crates.
+//!
+//! Fine-tuning a text classifier from Rust (the `finetune train` flags are the same fields):
+//!
+//! ```no_run
+//! use candle_finetune::settings::{RunSettings, Task};
+//! use candle_finetune::tasks;
+//!
+//! fn main() -> anyhow::Result<()> {
+//!     candle_finetune::init(); // process tuning, first thing in main
+//!     let mut s = RunSettings::new(
+//!         Task::TextClassification,
+//!         "sentence-transformers/all-MiniLM-L6-v2", // a Hub id or a local folder
+//!         "runs/reviews",
+//!     );
+//!     s.data.train = vec!["assets/rotten_tomatoes/train.csv".into()];
+//!     s.data.eval = vec!["assets/rotten_tomatoes/validation.csv".into()];
+//!     s.text.max_length = Some(64);
+//!     s.train.freeze = vec!["bert.embeddings.word_embeddings.*".into()];
+//!     s.train.lr = 5e-5;
+//!     s.train.epochs = 1;
+//!     let report = tasks::train(&s)?; // checkpoints, logs and the export in runs/reviews
+//!     println!("{:?}", report.summary.final_eval);
+//!     let clf = tasks::text::TextClassifier::load(
+//!         "runs/reviews",
+//!         &Default::default(),
+//!         &candle_core::Device::Cpu,
+//!     )?;
+//!     println!("{:?}", clf.predict(&["A joy from start to finish."], 2)?);
+//!     Ok(())
+//! }
+//! ```
 
 pub mod bench;
+pub mod families;
+pub mod settings;
+pub mod tasks;
+
 pub use finetune_bert as bert;
 pub use finetune_core as core;
 pub use finetune_data as data;
 pub use finetune_hub as hub;
 pub use finetune_kernels as kernels;
-pub use finetune_train as train;
-pub mod tasks;
 pub use finetune_resnet as resnet;
+pub use finetune_train as train;
 
 /// Tunes the process for training: the allocator keeps freed memory for the next step, and
 /// candle's idle worker threads soon hand their cores back to rayon's (see

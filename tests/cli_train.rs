@@ -515,7 +515,9 @@ fn config_file_with_hf_aliases_and_flag_overrides() {
     )
     .unwrap();
     finetune_ok(&["train", "--config", s(&toml)]);
-    let c = read_json(&out.join("train_config.json"));
+    // One file holds the resolved settings, under the flags' names.
+    assert!(!out.join("train_config.json").exists());
+    let c = read_json(&out.join("run_config.json"));
     assert_eq!(c["lr"], 0.003);
     assert_eq!(c["epochs"], 1);
     assert_eq!(c["batch_size"], 4);
@@ -524,8 +526,9 @@ fn config_file_with_hf_aliases_and_flag_overrides() {
     assert_eq!(c["schedule"], "cosine");
     assert_eq!(c["seed"], 5);
     assert_eq!(read_json(&out.join("train_summary.json"))["global_step"], 6);
-    let run = read_json(&out.join("run_config.json"));
-    assert_eq!(run["max_length"], 16);
+    assert_eq!(c["max_length"], 16);
+    assert_eq!(c["task"], "text-classification");
+    assert!(c.get("augment").is_none(), "image settings stay out: {c}");
 
     // Flags override the file.
     let out2 = t.dir.join("overridden");
@@ -540,7 +543,7 @@ fn config_file_with_hf_aliases_and_flag_overrides() {
         "--batch-size",
         "8",
     ]);
-    let c = read_json(&out2.join("train_config.json"));
+    let c = read_json(&out2.join("run_config.json"));
     assert_eq!(c["lr"], 0.005);
     assert_eq!(c["batch_size"], 8);
     assert_eq!(c["seed"], 5, "the rest still comes from the file");
@@ -548,6 +551,31 @@ fn config_file_with_hf_aliases_and_flag_overrides() {
         read_json(&out2.join("train_summary.json"))["global_step"],
         3
     );
+
+    // The resolved settings read back as a settings file give the same run.
+    let out3 = t.dir.join("again");
+    let resolved = out2.join("run_config.json");
+    finetune_ok(&["train", "--config", s(&resolved), "--output", s(&out3)]);
+    let mut want = c.clone();
+    want["output"] = serde_json::json!(s(&out3));
+    assert_eq!(read_json(&out3.join("run_config.json")), want);
+    assert_same_tensors(
+        &out2.join("model.safetensors"),
+        &out3.join("model.safetensors"),
+    );
+
+    // `--betas` takes `B1,B2` as well as `B1 B2`.
+    for (tag, betas) in [("comma", &["0.8,0.95"][..]), ("space", &["0.8", "0.95"])] {
+        let out = t.dir.join(format!("betas-{tag}"));
+        let mut args = vec!["train", "--config", s(&toml), "--output", s(&out)];
+        args.extend(["--max-steps", "1", "--betas"]);
+        args.extend(betas);
+        finetune_ok(&args);
+        assert_eq!(
+            read_json(&out.join("run_config.json"))["betas"],
+            serde_json::json!([0.8, 0.95])
+        );
+    }
 
     // An unknown key: exit status 1, naming the key and the file.
     let bad = t.dir.join("bad.toml");

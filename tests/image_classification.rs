@@ -5,10 +5,10 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_finetune::resnet::{ResNet, ResNetConfig};
+use candle_finetune::settings::{RunSettings, Task};
 use candle_finetune::tasks::augment::Augment;
-use candle_finetune::tasks::image::{
-    export_image, train_image, ImageClassifier, ImageJob, ImageModelOptions,
-};
+use candle_finetune::tasks::image::{ImageClassifier, ImageModelOptions};
+use candle_finetune::tasks::{self, export};
 use candle_finetune::train::{BatchSource, Learner, TrainConfig};
 use finetune_data::image::{open, ImageOpenOptions};
 use finetune_data::{OnBadSample, SkipLog};
@@ -69,7 +69,7 @@ fn write_tiny_resnet(dir: &Path, num_classes: usize) {
     });
     let cfg = ResNetConfig::from_timm_json(v.as_object().unwrap()).unwrap();
     let model = ResNet::init(cfg, DType::F32, &Device::Cpu, 7).unwrap();
-    model.export(dir, None).unwrap();
+    model.export_as(dir, None).unwrap();
 }
 
 struct Fixture {
@@ -244,7 +244,7 @@ fn dataset(path: &Path) -> finetune_data::image::ImageDataset {
 fn all_logits(clf: &ImageClassifier, src: &dyn BatchSource<Tensor>) -> Vec<Vec<f32>> {
     let idx: Vec<usize> = (0..src.len()).collect();
     let batch = src.batch(&idx, 0, false).unwrap();
-    clf.model
+    clf.model()
         .forward_t(&batch.inputs, false)
         .unwrap()
         .to_vec2::<f32>()
@@ -263,12 +263,12 @@ fn exported_model_reloads_with_identical_logits() {
             .unwrap()
     };
     let out = f.root.join("out");
-    let learner = Learner::new(&clf, quiet_config(2), &out).unwrap();
+    let learner = Learner::new(clf.model(), quiet_config(2), &out).unwrap();
     learner.fit(&src(&train), None, None).unwrap();
     let before = all_logits(&clf, &src(&eval));
 
     let exported = f.root.join("exported");
-    export_image(&out, &exported, Some(DType::F32)).unwrap();
+    export(&out, &exported, Some(DType::F32)).unwrap();
     let back =
         ImageClassifier::load(s(&exported), &ImageModelOptions::default(), &Device::Cpu).unwrap();
     assert_eq!(back.labels(), CLASSES);
@@ -281,7 +281,7 @@ fn exported_model_reloads_with_identical_logits() {
     assert_eq!(before, after);
     // Training moved the BatchNorm statistics, and they were exported with the weights.
     let nbt = back
-        .model
+        .model()
         .store()
         .get("bn1.num_batches_tracked")
         .unwrap()
@@ -290,7 +290,7 @@ fn exported_model_reloads_with_identical_logits() {
     assert_eq!(nbt, 8);
     // A half-precision export stays close, but is a different model.
     let half = f.root.join("half");
-    export_image(&out, &half, Some(DType::F16)).unwrap();
+    export(&out, &half, Some(DType::F16)).unwrap();
     let h = ImageClassifier::load(s(&half), &ImageModelOptions::default(), &Device::Cpu).unwrap();
     let approx = all_logits(
         &h,
@@ -336,7 +336,7 @@ fn augmentation_changes_training_batches_only() {
     assert_ne!(e1, pixels(&strong, 2, true));
     // Same metrics from an eval run whatever the augmentation.
     let m = |src| {
-        candle_finetune::train::learner::evaluate(&clf, src, 4)
+        candle_finetune::train::learner::evaluate(clf.model(), src, 4)
             .unwrap()
             .loss
     };
@@ -347,25 +347,25 @@ fn augmentation_changes_training_batches_only() {
 fn resumed_run_with_augmentation_matches_uninterrupted_run() {
     let f = fixture("resume");
     let job = |out: &Path, resume: Option<String>| {
-        let mut job = ImageJob::new(s(&f.model), out);
-        job.train = vec![f.train.clone()];
-        job.augment = "strong".parse().unwrap();
-        job.dropout = Some(0.2);
-        job.device = "cpu".into();
-        job.resume = resume;
-        job.config = TrainConfig {
+        let mut job = RunSettings::new(Task::ImageClassification, s(&f.model), out);
+        job.data.train = vec![f.train.clone()];
+        job.image.augment = "strong".parse().unwrap();
+        job.job.dropout = Some(0.2);
+        job.job.device = "cpu".into();
+        job.job.resume = resume;
+        job.train = TrainConfig {
             save_steps: Some(3),
             ..quiet_config(2)
         };
         job
     };
     let full = f.root.join("full");
-    let report = train_image(&job(&full, None)).unwrap();
+    let report = tasks::train(&job(&full, None)).unwrap();
     assert_eq!(report.summary.global_step, 8);
     // A second output folder that starts from the first run's step-3 checkpoint.
     let resumed = f.root.join("resumed");
     let ckpt = full.join("checkpoint-3");
-    train_image(&job(&resumed, Some(s(&ckpt).to_string()))).unwrap();
+    tasks::train(&job(&resumed, Some(s(&ckpt).to_string()))).unwrap();
     let read = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
     assert_eq!(read(&full), read(&resumed));
 }
@@ -373,17 +373,17 @@ fn resumed_run_with_augmentation_matches_uninterrupted_run() {
 #[test]
 fn fresh_architecture_trains_from_scratch_on_gray_images() {
     let f = fixture("scratch");
-    let mut job = ImageJob::new("resnet18", f.root.join("out"));
-    job.train = vec![f.train.clone()];
-    job.eval = vec![f.eval.clone()];
-    job.image_size = Some(16);
-    job.channels = Some(1);
-    job.augment = "none".parse().unwrap();
-    job.config = TrainConfig {
+    let mut job = RunSettings::new(Task::ImageClassification, "resnet18", f.root.join("out"));
+    job.data.train = vec![f.train.clone()];
+    job.data.eval = vec![f.eval.clone()];
+    job.image.image_size = Some(16);
+    job.image.channels = Some(1);
+    job.image.augment = "none".parse().unwrap();
+    job.train = TrainConfig {
         max_steps: Some(1),
         ..quiet_config(1)
     };
-    let report = train_image(&job).unwrap();
+    let report = tasks::train(&job).unwrap();
     assert_eq!(report.labels, CLASSES);
     assert!(report.frozen.is_empty());
     assert_eq!(report.summary.trainable_params, report.summary.total_params);

@@ -43,6 +43,21 @@ pub struct Augment {
     pub hue: f64,
 }
 
+/// Written as its canonical string (`scale=0.5:1,ratio=...`), read from any form `--augment`
+/// takes.
+impl serde::Serialize for Augment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Augment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 pub const PRESETS: [&str; 4] = ["none", "light", "timm", "strong"];
 
 impl Augment {

@@ -218,7 +218,7 @@ fn tiny_resnet(dir: &Path, classes: usize) {
     let cfg = ResNetConfig::from_timm_json(v.as_object().unwrap()).unwrap();
     ResNet::init(cfg, DType::F32, &Device::Cpu, 7)
         .unwrap()
-        .export(dir, None)
+        .export_as(dir, None)
         .unwrap();
 }
 

@@ -343,14 +343,7 @@ fn a_full_disk_while_writing_a_checkpoint_keeps_the_previous_one() {
     let out = f.dir.join("full");
     for e in std::fs::read_dir(&reference).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if [
-            "checkpoint-5",
-            "checkpoint-10",
-            "run_config.json",
-            "train_config.json",
-        ]
-        .contains(&name.as_str())
-        {
+        if ["checkpoint-5", "checkpoint-10", "run_config.json"].contains(&name.as_str()) {
             if e.path().is_dir() {
                 copy_dir(&e.path(), &out.join(&name));
             } else {
@@ -536,6 +529,10 @@ impl TrainModel for Poisonable {
         }
     }
 
+    fn layout(&self) -> finetune_core::ParamLayout {
+        finetune_core::ParamLayout::new(["head.*"], |_| None)
+    }
+
     fn export(&self, dir: &Path) -> finetune_core::Result<()> {
         self.store
             .save(&dir.join("model.safetensors"), |n| Some(n.to_string()))
@@ -587,9 +584,9 @@ fn poison_config(on_nan: OnNan) -> TrainConfig {
     TrainConfig {
         epochs: 2,
         batch_size: 4,
-        optimizer: "sgd".into(),
+        optimizer: finetune_core::OptimizerKind::Sgd,
         lr: 0.1,
-        schedule: "constant".into(),
+        schedule: finetune_core::ScheduleKind::Constant,
         save_steps: Some(1),
         logging_steps: 1,
         progress: false,

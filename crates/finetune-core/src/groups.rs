@@ -73,20 +73,6 @@ pub struct ParamGroup {
 /// Depth of a parameter for layer-wise LR decay; `None` means "head" (depth `L + 1`).
 pub type DepthFn = Arc<dyn Fn(&str) -> Option<usize> + Send + Sync>;
 
-/// The usual depth of transformer-encoder names: `*embeddings*` → 0, `*.layer.N.*` → N + 1,
-/// anything else (pooler, classifier) → head.
-pub fn encoder_depth(name: &str) -> Option<usize> {
-    if name.contains("embeddings") {
-        return Some(0);
-    }
-    let parts: Vec<&str> = name.split('.').collect();
-    parts
-        .windows(2)
-        .find(|w| w[0] == "layer" || w[0] == "layers")
-        .and_then(|w| w[1].parse::<usize>().ok())
-        .map(|n| n + 1)
-}
-
 pub const DEFAULT_NO_DECAY: [&str; 6] = [
     "*.bias",
     "*LayerNorm*",
@@ -308,6 +294,15 @@ mod tests {
         Ok(())
     }
 
+    /// `bert_like`'s depths: embeddings 0, `layer.N` N + 1, the rest the head.
+    fn bert_depth(name: &str) -> Option<usize> {
+        if name.contains("embeddings") {
+            return Some(0);
+        }
+        let rest = name.strip_prefix("bert.encoder.layer.")?;
+        rest.split('.').next()?.parse::<usize>().ok().map(|n| n + 1)
+    }
+
     #[test]
     fn layer_wise_decay_and_head_lr() -> Result<()> {
         let layers = 3;
@@ -315,7 +310,7 @@ mod tests {
         let base = 1e-3;
         let d = 0.8;
         let groups = GroupBuilder::new(base, 0.0)
-            .layer_decay(d, layers, Arc::new(encoder_depth))
+            .layer_decay(d, layers, Arc::new(bert_depth))
             .spec(GroupSpec::new("head", &["classifier.*"])?.lr(LrSpec::Scale(10.0)))
             .build(&s)?;
         let lr = |n: &str| lookup(&groups, n).base_lr;

@@ -13,6 +13,9 @@ pub mod freeze;
 pub mod fsutil;
 pub mod grads;
 pub mod groups;
+pub mod model;
+pub mod model_io;
+pub mod names;
 pub mod nn;
 pub mod optim;
 pub mod params;
@@ -27,9 +30,13 @@ pub use finetune_kernels::rng::{self, Rng};
 pub use freeze::FreezeSpec;
 pub use grads::{GradAccumulator, Grads};
 pub use groups::{GroupBuilder, GroupSpec, LrSpec, ParamGroup};
-pub use optim::{Optimizer, OptimizerConfig, OptimizerState};
+pub use model::{HeadSplit, Output, ParamLayout, Problem, TrainModel};
+pub use optim::{Optimizer, OptimizerConfig, OptimizerKind, OptimizerState};
 pub use params::{Param, ParamCounts, ParamInfo, ParamStore, TensorKind};
 pub use pattern::{NamePattern, PatternSet};
 pub use schedule::{
-    LrScheduler, PlateauConfig, ReduceLrOnPlateau, Schedule, ScheduleConfig, SchedulerState,
+    LrScheduler, PlateauConfig, ReduceLrOnPlateau, Schedule, ScheduleConfig, ScheduleKind,
+    SchedulerState,
 };
+#[doc(hidden)]
+pub use serde as __serde;

@@ -509,7 +509,7 @@ fn drives_every_param_group_from_its_base_lr() {
     let s = LrScheduler::new(c).unwrap();
     let err = s.check_optimizer(opt.as_ref()).unwrap_err().to_string();
     assert!(
-        err.contains("param group 0") && err.contains("--lr-end"),
+        err.contains("param group 0") && err.contains("`lr_end`"),
         "{err}"
     );
 }
@@ -852,12 +852,12 @@ fn bad_arguments_are_refused_with_clear_messages() {
         assert!(!e.contains('\n'), "one line: {e}");
     };
     expect(config("cosinus", 10, 0), LR, "unknown schedule `cosinus`");
-    expect(config("linear", 0, 0), LR, "--steps");
-    expect(config("linear", 10, 11), LR, "--warmup-steps");
-    expect(config("one-cycle", 10, 2), LR, "--pct-start");
-    expect(config("step", 10, 0), LR, "--step-size");
-    expect(config("multistep", 10, 0), LR, "--milestones");
-    expect(config("exponential", 10, 0), LR, "--gamma");
+    expect(config("linear", 0, 0), LR, "total_steps");
+    expect(config("linear", 10, 11), LR, "`warmup_steps`");
+    expect(config("one-cycle", 10, 2), LR, "`pct_start`");
+    expect(config("step", 10, 0), LR, "`step_size`");
+    expect(config("multistep", 10, 0), LR, "`milestones`");
+    expect(config("exponential", 10, 0), LR, "`gamma`");
     expect(config("constant", 10, 0), 0.0, "learning rate");
     expect(config("constant", 10, 0), -1.0, "learning rate");
     expect(config("constant", 10, 0), f64::NAN, "learning rate");
@@ -867,88 +867,88 @@ fn bad_arguments_are_refused_with_clear_messages() {
         f(&mut c);
         c
     };
-    expect(with("step", &|c| c.step_size = Some(0)), LR, "--step-size");
+    expect(with("step", &|c| c.step_size = Some(0)), LR, "`step_size`");
     expect(
         with("step", &|c| {
             c.step_size = Some(2);
             c.gamma = Some(0.0)
         }),
         LR,
-        "--gamma",
+        "`gamma`",
     );
     expect(
         with("exponential", &|c| c.gamma = Some(f64::NAN)),
         LR,
-        "--gamma",
+        "`gamma`",
     );
     expect(
         with("multistep", &|c| c.milestones = Some(vec![])),
         LR,
-        "--milestones",
+        "`milestones`",
     );
     expect(
         with("cosine", &|c| c.num_cycles = Some(0.0)),
         LR,
-        "--num-cycles",
+        "`num_cycles`",
     );
-    expect(with("cosine", &|c| c.min_lr = Some(1.0)), LR, "--min-lr");
-    expect(with("cosine", &|c| c.min_lr = Some(-1.0)), LR, "--min-lr");
+    expect(with("cosine", &|c| c.min_lr = Some(1.0)), LR, "`min_lr`");
+    expect(with("cosine", &|c| c.min_lr = Some(-1.0)), LR, "`min_lr`");
     expect(
         with("cosine", &|c| {
             c.min_lr = Some(0.0);
             c.min_lr_rate = Some(0.1)
         }),
         LR,
-        "--min-lr-rate",
+        "`min_lr_rate`",
     );
     expect(
         with("cosine-restarts", &|c| c.num_cycles = Some(1.5)),
         LR,
-        "--num-cycles",
+        "`num_cycles`",
     );
-    expect(with("polynomial", &|c| c.lr_end = Some(LR)), LR, "--lr-end");
+    expect(with("polynomial", &|c| c.lr_end = Some(LR)), LR, "`lr_end`");
     expect(
         with("polynomial", &|c| c.lr_end = Some(1e-3)),
         LR,
-        "--lr-end",
+        "`lr_end`",
     );
-    expect(with("polynomial", &|c| c.power = Some(0.0)), LR, "--power");
+    expect(with("polynomial", &|c| c.power = Some(0.0)), LR, "`power`");
     expect(config("polynomial", 10, 10), LR, "warm-up");
     expect(
         with("inverse-sqrt", &|c| c.timescale = Some(0)),
         LR,
-        "--timescale",
+        "`timescale`",
     );
     expect(
         with("one-cycle", &|c| c.pct_start = Some(1.5)),
         LR,
-        "--pct-start",
+        "`pct_start`",
     );
     expect(
         with("one-cycle", &|c| c.pct_start = Some(0.1)),
         LR,
-        "--pct-start",
+        "`pct_start`",
     ); // 0/0 phase
     expect(
         with("one-cycle", &|c| c.div_factor = Some(0.0)),
         LR,
-        "--div-factor",
+        "`div_factor`",
     );
     expect(
         with("one-cycle", &|c| c.final_div_factor = Some(-2.0)),
         LR,
-        "--final-div-factor",
+        "`final_div_factor`",
     );
     // An argument of another schedule.
     expect(
         with("linear", &|c| c.power = Some(2.0)),
         LR,
-        "linear takes no --power",
+        "linear takes no `power`",
     );
     expect(
         with("cosine", &|c| c.three_phase = true),
         LR,
-        "--three-phase",
+        "`three_phase`",
     );
     expect(
         with("step", &|c| {
@@ -956,7 +956,7 @@ fn bad_arguments_are_refused_with_clear_messages() {
             c.milestones = Some(vec![3])
         }),
         LR,
-        "--milestones",
+        "`milestones`",
     );
     // Plateau arguments.
     for bad in [

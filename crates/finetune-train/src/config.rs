@@ -1,91 +1,187 @@
-//! The run's settings. Field names are the CLI's flag names with `_` for `-`; the names of
-//! transformers' `TrainingArguments` are accepted as aliases (`learning_rate`,
-//! `num_train_epochs`, `per_device_train_batch_size`, ...), so a TOML file written for either
-//! reads the same.
+//! The training settings: one typed struct that is both the `finetune train` flags (clap) and
+//! the keys of a settings file (serde), see [`crate::settings`]. Field names are the keys;
+//! transformers' `TrainingArguments` names are flag aliases (`--learning-rate`,
+//! `--num-train-epochs`, hidden ones such as `--per-device-train-batch-size`), so a file written
+//! for either reads the same (`learning_rate = 2e-5`). Defaults are the flags' defaults.
 
-use finetune_core::schedule::ScheduleConfig;
-use finetune_core::{Error, Result};
+use crate::metrics::Metric;
+use crate::UnfreezeSchedule;
+use clap::ArgAction;
+use finetune_core::schedule::{ScheduleConfig, ScheduleKind};
+use finetune_core::{Error, OptimizerKind, Result};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
 pub struct TrainConfig {
-    /// A whole number; `3.0` (how `TrainingArguments` writes `num_train_epochs`) reads as 3.
-    #[serde(alias = "num_train_epochs", deserialize_with = "whole_number")]
+    /// Passes over the training data (a whole number; `3.0`, as transformers writes it,
+    /// reads as 3).
+    #[arg(
+        long,
+        visible_alias = "num-train-epochs",
+        default_value_t = 3,
+        help_heading = "Training"
+    )]
+    #[serde(deserialize_with = "whole_number")]
     pub epochs: u64,
-    /// Optimizer steps; overrides `epochs` when set.
+    /// Optimizer steps; overrides --epochs when set.
+    #[arg(long, help_heading = "Training")]
     pub max_steps: Option<u64>,
-    #[serde(alias = "per_device_train_batch_size")]
+    /// Training samples per micro-batch.
+    #[arg(
+        long,
+        alias = "per-device-train-batch-size",
+        default_value_t = 16,
+        help_heading = "Training"
+    )]
     pub batch_size: usize,
-    #[serde(alias = "per_device_eval_batch_size")]
+    /// Samples per evaluation batch.
+    #[arg(
+        long,
+        alias = "per-device-eval-batch-size",
+        default_value_t = 64,
+        help_heading = "Training"
+    )]
     pub eval_batch_size: usize,
-    #[serde(alias = "gradient_accumulation_steps")]
+    /// Micro-batches whose gradients make one optimizer step.
+    #[arg(
+        long,
+        visible_alias = "gradient-accumulation-steps",
+        default_value_t = 1,
+        help_heading = "Training"
+    )]
     pub grad_accum: usize,
-    #[serde(alias = "learning_rate")]
-    pub lr: f64,
-    #[serde(alias = "optim")]
-    pub optimizer: String,
-    pub momentum: Option<f64>,
-    pub nesterov: bool,
-    pub weight_decay: f64,
-    pub betas: Option<[f64; 2]>,
-    #[serde(alias = "adam_epsilon")]
-    pub eps: Option<f64>,
-    #[serde(alias = "lr_scheduler_type")]
-    pub schedule: String,
-    pub warmup_steps: Option<u64>,
-    pub warmup_ratio: Option<f64>,
-    pub min_lr: Option<f64>,
-    pub num_cycles: Option<f64>,
-    /// Clip the global L2 norm of the gradients; 0 or absent: no clipping.
-    pub max_grad_norm: Option<f64>,
-    #[serde(alias = "label_smoothing_factor")]
-    pub label_smoothing: f64,
-    /// Freeze patterns applied at the start (see `finetune inspect`).
-    pub freeze: Vec<String>,
-    pub unfreeze: Vec<String>,
-    /// Gradual unfreezing: `"EPOCH:PATTERN,..."` (see [`crate::UnfreezeSchedule`]).
-    pub unfreeze_schedule: Option<String>,
-    /// Gradual unfreezing one layer every N epochs, top layer first (see
-    /// [`crate::UnfreezeSchedule::by_layer`]).
-    pub unfreeze_every: Option<u64>,
-    /// Keep batch norm in eval mode for frozen parameters.
-    pub freeze_bn: bool,
-    /// Layer-wise lr decay factor in (0, 1].
-    pub layer_lr_decay: Option<f64>,
-    /// Lr for the head (`classifier.*`, `fc.*`), when different from `lr`.
-    pub head_lr: Option<f64>,
-    pub l1: f64,
-    pub l2: f64,
-    /// Evaluate every N optimizer steps (also at the end of each epoch).
-    pub eval_steps: Option<u64>,
-    /// Save a checkpoint every N optimizer steps (also at the end).
-    pub save_steps: Option<u64>,
-    pub save_total_limit: Option<usize>,
-    /// Log the training loss every N optimizer steps.
-    pub logging_steps: u64,
-    pub early_stopping_patience: Option<usize>,
-    /// `loss`, `accuracy`, `f1`, `precision`, `recall`, `mse`, `pearson` (eval metrics).
-    #[serde(alias = "metric_for_best_model")]
-    pub metric: String,
-    #[serde(alias = "load_best_model_at_end")]
-    pub load_best_at_end: bool,
+    /// Seeds the data order, new heads, dropout and augmentation.
+    #[arg(long, default_value_t = 42, help_heading = "Training")]
     pub seed: u64,
     /// Drop the last incomplete training batch of each epoch.
-    #[serde(alias = "dataloader_drop_last")]
+    #[arg(long, alias = "dataloader-drop-last", help_heading = "Training")]
     pub drop_last: bool,
-    /// Show a progress bar (when stderr is a terminal).
-    pub progress: bool,
-    /// What a non-finite (NaN/Inf) training loss or gradient does: stop the run (naming the
-    /// last good checkpoint) or skip that optimizer step.
+    /// A step whose loss or gradients are NaN/Inf: `stop` the run (the last good checkpoint is
+    /// named) or `skip` that optimizer step (logged in metrics.jsonl).
+    #[arg(long, value_enum, default_value_t = OnNan::Stop, help_heading = "Training")]
     pub on_nan: OnNan,
-    /// Compute a frozen backbone's features once and train the head on them, when that gives
-    /// the same run (see [`crate::feature_cache`]); `false`: always the full forward.
+    /// Always run the whole model, even when a frozen backbone's features could be cached.
+    #[arg(long = "no-feature-cache", action = ArgAction::SetFalse, help_heading = "Training")]
     pub feature_cache: bool,
+
+    /// Peak learning rate.
+    #[arg(
+        long,
+        visible_alias = "learning-rate",
+        default_value_t = 5e-5,
+        help_heading = "Optimizer and schedule"
+    )]
+    pub lr: f64,
+    /// sgd, adam, adamw, rmsprop or lion.
+    #[arg(long, alias = "optim", default_value_t = OptimizerKind::AdamW, help_heading = "Optimizer and schedule")]
+    pub optimizer: OptimizerKind,
+    /// SGD / RMSprop momentum (default 0).
+    #[arg(long, help_heading = "Optimizer and schedule")]
+    pub momentum: Option<f64>,
+    /// Nesterov momentum (SGD).
+    #[arg(long, help_heading = "Optimizer and schedule")]
+    pub nesterov: bool,
+    /// Weight decay (decoupled for adamw; biases and norm weights excluded).
+    #[arg(long, default_value_t = 0.0, help_heading = "Optimizer and schedule")]
+    pub weight_decay: f64,
+    /// Adam / Lion betas: `0.9,0.999` or `0.9 0.999`.
+    #[arg(long, value_delimiter = ',', num_args = 1..=2, help_heading = "Optimizer and schedule")]
+    pub betas: Option<Vec<f64>>,
+    /// Adam / RMSprop epsilon.
+    #[arg(long, alias = "adam-epsilon", help_heading = "Optimizer and schedule")]
+    pub eps: Option<f64>,
+    /// constant, linear, cosine, cosine-restarts, polynomial, inverse-sqrt, step, multistep,
+    /// exponential or one-cycle (see `finetune lr-schedule --help`).
+    #[arg(long, visible_alias = "lr-scheduler-type", default_value_t = ScheduleKind::Linear, help_heading = "Optimizer and schedule")]
+    pub schedule: ScheduleKind,
+    /// Linear warm-up steps.
+    #[arg(long, help_heading = "Optimizer and schedule")]
+    pub warmup_steps: Option<u64>,
+    /// Linear warm-up as a fraction of the run's steps (rounded up).
+    #[arg(long, help_heading = "Optimizer and schedule")]
+    pub warmup_ratio: Option<f64>,
+    /// cosine: the lr's floor.
+    #[arg(long, help_heading = "Optimizer and schedule")]
+    pub min_lr: Option<f64>,
+    /// cosine (default 0.5) and cosine-restarts (default 1).
+    #[arg(long, help_heading = "Optimizer and schedule")]
+    pub num_cycles: Option<f64>,
+    /// Clip the global L2 norm of the gradients (0: no clipping).
+    #[arg(long, default_value = "1.0", help_heading = "Optimizer and schedule")]
+    pub max_grad_norm: Option<f64>,
+
+    /// Freeze parameters matching these globs (`bert.encoder.layer.[0-3].*`, `*.bias`; see
+    /// `finetune inspect`), applied at the start.
+    #[arg(long, num_args = 1.., help_heading = "Freezing and LR groups")]
+    pub freeze: Vec<String>,
+    /// Unfreeze parameters matching these globs (applied after --freeze).
+    #[arg(long, num_args = 1.., help_heading = "Freezing and LR groups")]
+    pub unfreeze: Vec<String>,
+    /// Gradual unfreezing: `EPOCH:PATTERN,...` (epochs count from 0; see [`UnfreezeSchedule`]).
+    #[arg(long, help_heading = "Freezing and LR groups")]
+    pub unfreeze_schedule: Option<String>,
+    /// Gradual unfreezing: one more layer, top first, every N epochs.
+    #[arg(long, help_heading = "Freezing and LR groups")]
+    pub unfreeze_every: Option<u64>,
+    /// Keep batch-norm statistics fixed in frozen layers.
+    #[arg(long, help_heading = "Freezing and LR groups")]
+    pub freeze_bn: bool,
+    /// Layer-wise lr decay in (0, 1]: layer k from the top trains at lr · decay^k.
+    #[arg(long, help_heading = "Freezing and LR groups")]
+    pub layer_lr_decay: Option<f64>,
+    /// Learning rate of the model's head, when different from --lr.
+    #[arg(long, help_heading = "Freezing and LR groups")]
+    pub head_lr: Option<f64>,
+
+    /// Label smoothing of the cross-entropy, in [0, 1).
+    #[arg(
+        long,
+        alias = "label-smoothing-factor",
+        default_value_t = 0.0,
+        help_heading = "Regularisation"
+    )]
+    pub label_smoothing: f64,
+    /// L1 penalty on every parameter.
+    #[arg(long, default_value_t = 0.0, help_heading = "Regularisation")]
+    pub l1: f64,
+    /// L2 penalty on every parameter.
+    #[arg(long, default_value_t = 0.0, help_heading = "Regularisation")]
+    pub l2: f64,
+
+    /// Evaluate every N optimizer steps (also at the end of each epoch).
+    #[arg(long, help_heading = "Evaluation and checkpoints")]
+    pub eval_steps: Option<u64>,
+    /// Save a checkpoint every N optimizer steps (also at the end).
+    #[arg(long, help_heading = "Evaluation and checkpoints")]
+    pub save_steps: Option<u64>,
+    /// Keep only the newest N checkpoints (and the best one).
+    #[arg(long, help_heading = "Evaluation and checkpoints")]
+    pub save_total_limit: Option<usize>,
+    /// Stop after N evaluations without improvement of --metric.
+    #[arg(long, help_heading = "Evaluation and checkpoints")]
+    pub early_stopping_patience: Option<usize>,
+    /// loss, accuracy, f1, precision, recall, mse or pearson.
+    #[arg(long, visible_alias = "metric-for-best-model", default_value_t = Metric::Loss, help_heading = "Evaluation and checkpoints")]
+    pub metric: Metric,
+    /// Load the checkpoint with the best --metric before exporting.
+    #[arg(
+        long,
+        visible_alias = "load-best-model-at-end",
+        help_heading = "Evaluation and checkpoints"
+    )]
+    pub load_best_at_end: bool,
+
+    /// Log the training loss every N optimizer steps.
+    #[arg(long, default_value_t = 10, help_heading = "Logging")]
+    pub logging_steps: u64,
+    /// No progress bar.
+    #[arg(long = "no-progress", action = ArgAction::SetFalse, help_heading = "Logging")]
+    pub progress: bool,
 }
 
 /// What the learner does with a step whose loss or gradients are not finite.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum OnNan {
     /// Stop the run with an error naming the step and the last good checkpoint.
@@ -97,56 +193,23 @@ pub enum OnNan {
 }
 
 impl Default for TrainConfig {
+    /// The flags' defaults.
     fn default() -> Self {
-        Self {
-            epochs: 3,
-            max_steps: None,
-            batch_size: 16,
-            eval_batch_size: 64,
-            grad_accum: 1,
-            lr: 5e-5,
-            optimizer: "adamw".into(),
-            momentum: None,
-            nesterov: false,
-            weight_decay: 0.0,
-            betas: None,
-            eps: None,
-            schedule: "linear".into(),
-            warmup_steps: None,
-            warmup_ratio: None,
-            min_lr: None,
-            num_cycles: None,
-            max_grad_norm: Some(1.0),
-            label_smoothing: 0.0,
-            freeze: Vec::new(),
-            unfreeze: Vec::new(),
-            unfreeze_schedule: None,
-            unfreeze_every: None,
-            freeze_bn: false,
-            layer_lr_decay: None,
-            head_lr: None,
-            l1: 0.0,
-            l2: 0.0,
-            eval_steps: None,
-            save_steps: None,
-            save_total_limit: None,
-            logging_steps: 10,
-            early_stopping_patience: None,
-            metric: "loss".into(),
-            load_best_at_end: false,
-            seed: 42,
-            drop_last: false,
-            progress: true,
-            on_nan: OnNan::Stop,
-            feature_cache: true,
-        }
+        crate::settings::defaults()
     }
 }
 
 impl TrainConfig {
+    /// The flags of these settings, as a clap command (what [`crate::settings`] reads their
+    /// keys and aliases from).
+    pub fn command() -> clap::Command {
+        <Self as clap::Args>::augment_args(clap::Command::new("train"))
+    }
+
     /// Reads a TOML file of these keys (or their aliases).
     pub fn from_toml(path: &std::path::Path, text: &str) -> Result<Self> {
-        toml_like(path, text)
+        let map = crate::settings::parse_text(path, text, &Self::command())?;
+        crate::settings::from_map(Some(path), map)
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -214,10 +277,16 @@ impl TrainConfig {
         if self.save_total_limit == Some(0) {
             return bad("--save-total-limit must be at least 1".into());
         }
-        crate::metrics::check_metric_name(&self.metric)?;
-        // Names checked up front, not when the first step needs them.
-        finetune_core::OptimizerConfig::default_for(&self.optimizer)?;
-        ScheduleConfig::new(self.schedule.clone(), 1).kind()?;
+        if let Some(b) = &self.betas {
+            if b.len() != 2 || b.iter().any(|x| !(0.0..1.0).contains(x)) {
+                return bad(format!(
+                    "--betas takes two values in [0, 1) (`0.9,0.999`), got {b:?}"
+                ));
+            }
+        }
+        if self.nesterov && self.optimizer != OptimizerKind::Sgd {
+            return bad("--nesterov applies to --optimizer sgd only".into());
+        }
         if self.unfreeze_schedule.is_some() && self.unfreeze_every.is_some() {
             return bad("give --unfreeze-schedule or --unfreeze-every, not both".into());
         }
@@ -225,14 +294,14 @@ impl TrainConfig {
             return bad("--unfreeze-every must be at least 1".into());
         }
         if let Some(s) = &self.unfreeze_schedule {
-            crate::UnfreezeSchedule::parse(s)?;
+            UnfreezeSchedule::parse(s)?;
         }
         Ok(())
     }
 
     /// The LR schedule for a run of `total_steps` optimizer steps.
     pub fn schedule_config(&self, total_steps: u64) -> Result<ScheduleConfig> {
-        let mut c = ScheduleConfig::new(self.schedule.clone(), total_steps);
+        let mut c = ScheduleConfig::new(self.schedule.as_str(), total_steps);
         c.warmup_steps = match (self.warmup_steps, self.warmup_ratio) {
             (Some(w), _) => w,
             (None, Some(r)) => finetune_core::schedule::warmup_from_ratio(r, total_steps)?,
@@ -246,7 +315,7 @@ impl TrainConfig {
 
     /// Whether a larger value of the chosen metric is better.
     pub fn greater_is_better(&self) -> bool {
-        !matches!(self.metric.as_str(), "loss" | "mse")
+        self.metric.greater_is_better()
     }
 }
 
@@ -268,18 +337,4 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u
             "expected a whole number of epochs >= 0",
         )),
     }
-}
-
-fn toml_like(path: &std::path::Path, text: &str) -> Result<TrainConfig> {
-    // A document (a table of keys), not a single TOML value.
-    text.parse::<toml::Table>()
-        .map_err(|e: toml::de::Error| Error::Record {
-            path: path.to_path_buf(),
-            msg: format!("not valid TOML: {e}"),
-        })?;
-    // Deserialised by toml itself, so an error points at the offending key and line.
-    toml::from_str(text).map_err(|e| Error::Record {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    })
 }

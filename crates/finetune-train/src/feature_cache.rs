@@ -4,8 +4,9 @@
 //!
 //! When it applies (all must hold, checked once before training, after the freeze mask):
 //! - `feature_cache` is on in the [`TrainConfig`] (`--no-feature-cache` turns it off);
-//! - the model has a [`HeadSplit`] and its backbone draws no randomness and uses no batch
-//!   statistics in training ([`HeadSplit::backbone_randomness`] is `None`);
+//! - the model has a [`HeadSplit`] (the head above it is its `ParamLayout`'s) and its
+//!   backbone draws no randomness and uses no batch statistics in training
+//!   ([`HeadSplit::backbone_randomness`] is `None`);
 //! - every trainable parameter matches the head's patterns, and no gradual unfreezing can
 //!   change that later;
 //! - the training source is deterministic ([`BatchSource::deterministic_train`]: no
@@ -18,10 +19,10 @@
 //! text), and resuming a cached run is exact (the cache is rebuilt from the restored weights).
 //! The evaluation set is cached too (eval-mode features) while the backbone stays frozen.
 
-use crate::model::{HeadSplit, TrainModel};
 use crate::source::{Batch, BatchSource};
 use crate::TrainConfig;
 use candle_core::{Device, Tensor};
+use finetune_core::{HeadSplit, TrainModel};
 use finetune_core::{PatternSet, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -65,7 +66,7 @@ pub fn applicable<M: TrainModel + ?Sized, I>(
     if gradual_unfreezing {
         return Err("gradual unfreezing changes what trains".into());
     }
-    let head = PatternSet::new(&split.head).map_err(|e| e.to_string())?;
+    let head = PatternSet::new(&model.layout().head).map_err(|e| e.to_string())?;
     let store = model.store();
     let backbone: Vec<String> = store
         .infos()

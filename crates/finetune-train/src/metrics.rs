@@ -5,28 +5,27 @@
 //! precision/recall/F1 (scikit-learn's `average="micro"`), macro F1 over the labels present in
 //! the truth or the predictions, and each label's F1.
 
-use finetune_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// Names accepted by `--metric`.
-pub const METRIC_NAMES: [&str; 7] = [
-    "loss",
-    "accuracy",
-    "f1",
-    "precision",
-    "recall",
-    "mse",
-    "pearson",
-];
+finetune_core::named_enum! {
+    /// What `--metric` picks the best checkpoint and early stopping by. For multi-label
+    /// problems `accuracy` is the exact-match accuracy and `f1`, `precision`, `recall` are the
+    /// micro averages.
+    pub enum Metric("metric") {
+        Loss = "loss",
+        Accuracy = "accuracy",
+        F1 = "f1",
+        Precision = "precision",
+        Recall = "recall",
+        Mse = "mse",
+        Pearson = "pearson",
+    }
+}
 
-pub fn check_metric_name(name: &str) -> Result<()> {
-    if METRIC_NAMES.contains(&name) {
-        Ok(())
-    } else {
-        Err(Error::config(format!(
-            "unknown metric `{name}`: expected one of {}",
-            METRIC_NAMES.join(", ")
-        )))
+impl Metric {
+    /// Whether a larger value is better (all but the losses).
+    pub fn greater_is_better(self) -> bool {
+        !matches!(self, Metric::Loss | Metric::Mse)
     }
 }
 
@@ -189,20 +188,19 @@ pub struct EvalMetrics {
 
 impl EvalMetrics {
     /// The value of a metric named by `--metric`, if this evaluation has it.
-    pub fn get(&self, name: &str) -> Option<f64> {
+    pub fn get(&self, metric: Metric) -> Option<f64> {
         let c = self.classification.as_ref();
         let r = self.regression.as_ref();
         let m = self.multi_label.as_ref();
-        match name {
-            "loss" => Some(self.loss),
+        match metric {
+            Metric::Loss => Some(self.loss),
             // Multi-label: exact-match accuracy and micro-averaged precision/recall/F1.
-            "accuracy" => c.map(|c| c.accuracy).or(m.map(|m| m.exact_match)),
-            "f1" => c.map(|c| c.f1).or(m.map(|m| m.micro_f1)),
-            "precision" => c.map(|c| c.precision).or(m.map(|m| m.micro_precision)),
-            "recall" => c.map(|c| c.recall).or(m.map(|m| m.micro_recall)),
-            "mse" => r.map(|r| r.mse),
-            "pearson" => r.map(|r| r.pearson),
-            _ => None,
+            Metric::Accuracy => c.map(|c| c.accuracy).or(m.map(|m| m.exact_match)),
+            Metric::F1 => c.map(|c| c.f1).or(m.map(|m| m.micro_f1)),
+            Metric::Precision => c.map(|c| c.precision).or(m.map(|m| m.micro_precision)),
+            Metric::Recall => c.map(|c| c.recall).or(m.map(|m| m.micro_recall)),
+            Metric::Mse => r.map(|r| r.mse),
+            Metric::Pearson => r.map(|r| r.pearson),
         }
     }
 }

@@ -50,15 +50,17 @@ impl UnfreezeSchedule {
         Ok(Self { steps })
     }
 
-    /// The freeze rules in force during `epoch` (0-based).
     /// ULMFiT-style gradual unfreezing over `names`: every `every` epochs the next layer down
-    /// (by [`crate::learner::layer_depth`]: the top encoder layer / ResNet stage first, the
-    /// embeddings / stem last) is unfrozen. Names without a depth (the head) are left to the
-    /// freeze patterns.
-    pub fn by_layer(every: u64, names: &[String]) -> Result<Self> {
+    /// (by the model's `depth`: the top layer first, the embeddings or stem last) is
+    /// unfrozen. Names without a depth (the head) are left to the freeze patterns.
+    pub fn by_layer(
+        every: u64,
+        names: &[String],
+        depth: &dyn Fn(&str) -> Option<usize>,
+    ) -> Result<Self> {
         let depths: Vec<(usize, &String)> = names
             .iter()
-            .filter_map(|n| crate::learner::layer_depth(n).map(|d| (d, n)))
+            .filter_map(|n| depth(n).map(|d| (d, n)))
             .collect();
         let top = depths.iter().map(|(d, _)| *d).max().ok_or_else(|| {
             Error::config("--unfreeze-every: no parameter belongs to a numbered layer")
@@ -73,6 +75,7 @@ impl UnfreezeSchedule {
         Ok(Self { steps })
     }
 
+    /// The freeze rules in force during `epoch` (0-based).
     pub fn spec_at(&self, base: &FreezeSpec, epoch: u64) -> Result<FreezeSpec> {
         let mut spec = base.clone();
         for (e, p) in &self.steps {

@@ -1,7 +1,8 @@
 //! `TrainConfig` from TOML: native names and transformers' `TrainingArguments` aliases read the
 //! same; unknown keys and invalid values are clear errors.
 
-use finetune_train::TrainConfig;
+use finetune_core::{OptimizerKind, ScheduleKind};
+use finetune_train::{Metric, TrainConfig};
 use std::path::Path;
 
 fn parse(text: &str) -> finetune_core::Result<TrainConfig> {
@@ -69,11 +70,11 @@ fn transformers_names_read_like_native_names() {
         grad_accum: 2,
         warmup_ratio: Some(0.1),
         weight_decay: 0.01,
-        schedule: "cosine".into(),
-        optimizer: "adamw".into(),
+        schedule: ScheduleKind::Cosine,
+        optimizer: OptimizerKind::AdamW,
         eps: Some(1e-6),
         label_smoothing: 0.1,
-        metric: "f1".into(),
+        metric: Metric::F1,
         load_best_at_end: true,
         drop_last: true,
         ..TrainConfig::default()
@@ -114,12 +115,22 @@ fn unknown_keys_and_wrong_types_are_errors_naming_them() {
     );
     let err = parse_err("lr = ");
     assert!(err.contains("not valid TOML"), "{err}");
+    // Names are checked as they are read, with the valid ones listed.
+    let err = parse_err("metric = \"auc\"");
+    assert!(err.contains("auc") && err.contains("accuracy"), "{err}");
+    let err = parse_err("optimizer = \"adamax\"");
+    assert!(err.contains("adamax") && err.contains("adamw"), "{err}");
+    let err = parse_err("schedule = \"sine\"");
+    assert!(err.contains("unknown schedule `sine`"), "{err}");
+    // A typo gets the nearest key.
+    let err = parse_err("learnig_rate = 1e-4");
+    assert!(err.contains("did you mean `learning_rate`"), "{err}");
 }
 
 #[test]
 fn invalid_values_fail_validation_clearly() {
     type Edit = fn(&mut TrainConfig);
-    let cases: [(Edit, &[&str]); 18] = [
+    let cases: [(Edit, &[&str]); 19] = [
         (|c| c.lr = -1e-3, &["--lr", "-0.001"]),
         (|c| c.lr = f64::NAN, &["--lr"]),
         (|c| c.grad_accum = 0, &["--grad-accum"]),
@@ -138,7 +149,11 @@ fn invalid_values_fail_validation_clearly() {
         (|c| c.max_grad_norm = Some(-1.0), &["--max-grad-norm"]),
         (|c| c.save_steps = Some(0), &["--save-steps"]),
         (|c| c.save_total_limit = Some(0), &["--save-total-limit"]),
-        (|c| c.metric = "auc".into(), &["auc"]),
+        (|c| c.betas = Some(vec![0.9]), &["--betas", "0.9"]),
+        (
+            |c| (c.nesterov, c.optimizer) = (true, OptimizerKind::AdamW),
+            &["--nesterov"],
+        ),
         (
             |c| c.unfreeze_schedule = Some("one:encoder.*".into()),
             &["one"],

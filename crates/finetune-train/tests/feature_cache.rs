@@ -85,6 +85,14 @@ impl TrainModel for Split {
         }
     }
 
+    fn layout(&self) -> finetune_core::ParamLayout {
+        // `encoder.layer.N.*` at depth N + 1, the head `classifier.*`.
+        finetune_core::ParamLayout::new(["classifier.*"], |name| {
+            let rest = name.strip_prefix("encoder.layer.")?;
+            rest.split('.').next()?.parse::<usize>().ok().map(|n| n + 1)
+        })
+    }
+
     fn rng_state(&self) -> Option<Rng> {
         Some(self.rng.lock().unwrap().clone())
     }
@@ -100,7 +108,6 @@ impl TrainModel for Split {
 
     fn head_split(&self) -> Option<HeadSplit> {
         Some(HeadSplit {
-            head: vec!["classifier.*".into()],
             backbone_randomness: (self.backbone_dropout > 0.0)
                 .then(|| "dropout in the backbone".to_string()),
         })
@@ -161,7 +168,7 @@ fn head_config() -> TrainConfig {
         epochs: 3,
         batch_size: 8,
         eval_batch_size: 16,
-        optimizer: "adamw".into(),
+        optimizer: "adamw".parse().unwrap(),
         lr: 5e-2,
         weight_decay: 0.01,
         freeze: vec!["encoder.*".into()],

@@ -76,7 +76,7 @@ fn learns_separable_data_and_writes_logs_summary_and_plot() -> Result<()> {
         batch_size: 16,
         lr: 5e-2,
         eval_steps: Some(4),
-        metric: "accuracy".into(),
+        metric: "accuracy".parse().unwrap(),
         ..config()
     };
     let learner = Learner::new(&model, cfg.clone(), out)?;
@@ -152,10 +152,12 @@ fn learns_separable_data_and_writes_logs_summary_and_plot() -> Result<()> {
     assert_eq!(s["interrupted"], false);
     assert_eq!(s["best_step"], summary.best_step.unwrap());
 
-    // The resolved config, the export and the final checkpoint.
-    let saved: TrainConfig =
-        serde_json::from_str(&std::fs::read_to_string(out.join("train_config.json")).unwrap())
-            .unwrap();
+    // The settings (in every checkpoint's state), the export and the final checkpoint.
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(checkpoint::dir_for(out, 24).join("trainer_state.json")).unwrap(),
+    )
+    .unwrap();
+    let saved: TrainConfig = serde_json::from_value(state["config"].clone()).unwrap();
     assert_eq!(saved, cfg);
     assert_bits_eq(
         &file_weights(&out.join(MODEL_FILE)),
@@ -188,9 +190,9 @@ fn sgd_weights(batch_size: usize, grad_accum: usize) -> Weights {
         epochs: 2,
         batch_size,
         grad_accum,
-        optimizer: "sgd".into(),
+        optimizer: "sgd".parse().unwrap(),
         lr: 0.2,
-        schedule: "constant".into(),
+        schedule: "constant".parse().unwrap(),
         max_grad_norm: None,
         ..config()
     };
@@ -235,10 +237,10 @@ fn resume_config() -> TrainConfig {
         epochs: 3,
         batch_size: 8,
         grad_accum: 2,
-        optimizer: "adamw".into(),
+        optimizer: "adamw".parse().unwrap(),
         lr: 3e-2,
         weight_decay: 0.01,
-        schedule: "linear".into(),
+        schedule: "linear".parse().unwrap(),
         warmup_ratio: Some(0.25),
         logging_steps: 3,
         save_steps: Some(5),
@@ -342,7 +344,7 @@ fn rotation_keeps_the_last_complete_checkpoints() -> Result<()> {
     let cfg = TrainConfig {
         epochs: 1,
         batch_size: 8,
-        optimizer: "sgd".into(),
+        optimizer: "sgd".parse().unwrap(),
         momentum: Some(0.9),
         lr: 0.05,
         save_steps: Some(1),
@@ -391,7 +393,7 @@ fn rotation_keeps_the_best_and_the_newest_checkpoint() -> Result<()> {
     let cfg = TrainConfig {
         epochs: 1,
         batch_size: 8,
-        optimizer: "sgd".into(),
+        optimizer: "sgd".parse().unwrap(),
         lr: 0.1,
         eval_steps: Some(1),
         save_steps: Some(1),
@@ -425,11 +427,11 @@ fn early_stopping_stops_and_restores_the_best_weights() -> Result<()> {
     let cfg = TrainConfig {
         epochs: 5,
         batch_size: 8,
-        optimizer: "sgd".into(),
+        optimizer: "sgd".parse().unwrap(),
         lr: 0.05,
         eval_steps: Some(1),
         early_stopping_patience: Some(patience),
-        metric: "loss".into(),
+        metric: "loss".parse().unwrap(),
         load_best_at_end: true,
         ..config()
     };
@@ -483,7 +485,7 @@ fn gradual_unfreezing_trains_a_layer_from_its_epoch_on() -> Result<()> {
     let cfg = TrainConfig {
         epochs: 2,
         batch_size: 8,
-        optimizer: "adamw".into(),
+        optimizer: "adamw".parse().unwrap(),
         weight_decay: 0.1,
         lr: 1e-2,
         freeze: vec!["encoder.layer.1.*".into()],
@@ -537,7 +539,7 @@ fn sgd_run(cfg: TrainConfig) -> Weights {
     let cfg = TrainConfig {
         epochs: 1,
         batch_size: 8,
-        optimizer: "sgd".into(),
+        optimizer: "sgd".parse().unwrap(),
         ..cfg
     };
     Learner::new(&model, cfg, dir.path())
@@ -626,7 +628,7 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() -> Result<()> {
     let cfg = TrainConfig {
         epochs: 2,
         batch_size: 8,
-        optimizer: "sgd".into(),
+        optimizer: "sgd".parse().unwrap(),
         lr: 0.05,
         save_steps: Some(2),
         ..config()
@@ -668,9 +670,9 @@ fn a_diverging_run_stops_and_names_a_checkpoint_with_finite_weights() -> Result<
         let cfg = TrainConfig {
             epochs: 2,
             batch_size: 8,
-            optimizer: "sgd".into(),
+            optimizer: "sgd".parse().unwrap(),
             lr,
-            schedule: "constant".into(),
+            schedule: "constant".parse().unwrap(),
             max_grad_norm: None,
             save_steps: Some(1),
             ..config()
@@ -708,9 +710,9 @@ fn clipping_scales_the_first_update_to_lr_times_max_norm() -> Result<()> {
     let cfg = TrainConfig {
         max_steps: Some(1),
         batch_size: 16,
-        optimizer: "sgd".into(),
+        optimizer: "sgd".parse().unwrap(),
         lr,
-        schedule: "constant".into(),
+        schedule: "constant".parse().unwrap(),
         max_grad_norm: Some(max_norm),
         ..config()
     };

@@ -2,8 +2,9 @@
 //! (`precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)`,
 //! `confusion_matrix`, `f1_score(average=None)`) and from the MSE / Pearson formulas.
 
-use finetune_train::metrics::check_metric_name;
-use finetune_train::{ClassificationMetrics, EvalMetrics, MultiLabelMetrics, RegressionMetrics};
+use finetune_train::{
+    ClassificationMetrics, EvalMetrics, Metric, MultiLabelMetrics, RegressionMetrics,
+};
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-12
@@ -116,12 +117,12 @@ fn eval_metrics_by_name_and_as_json() {
         regression: None,
         multi_label: None,
     };
-    assert_eq!(m.get("loss"), Some(0.5));
-    assert_eq!(m.get("accuracy"), Some(c.accuracy));
-    assert_eq!(m.get("f1"), Some(c.f1));
-    assert_eq!(m.get("precision"), Some(c.precision));
-    assert_eq!(m.get("recall"), Some(c.recall));
-    assert_eq!(m.get("pearson"), None);
+    assert_eq!(m.get(Metric::Loss), Some(0.5));
+    assert_eq!(m.get(Metric::Accuracy), Some(c.accuracy));
+    assert_eq!(m.get(Metric::F1), Some(c.f1));
+    assert_eq!(m.get(Metric::Precision), Some(c.precision));
+    assert_eq!(m.get(Metric::Recall), Some(c.recall));
+    assert_eq!(m.get(Metric::Pearson), None);
     let json = serde_json::to_value(&m).unwrap();
     assert_eq!(json["accuracy"], c.accuracy);
     assert_eq!(json["confusion"][0], serde_json::json!([3, 1, 0]));
@@ -136,10 +137,10 @@ fn eval_metrics_by_name_and_as_json() {
         regression: Some(RegressionMetrics::compute(&[1.0, 2.0], &[1.0, 3.0])),
         multi_label: None,
     };
-    assert_eq!(r.get("mse"), Some(0.5));
-    assert_eq!(r.get("accuracy"), None);
-    assert!(check_metric_name("f1").is_ok());
-    let err = check_metric_name("auc").unwrap_err().to_string();
+    assert_eq!(r.get(Metric::Mse), Some(0.5));
+    assert_eq!(r.get(Metric::Accuracy), None);
+    assert_eq!("f1".parse::<Metric>().unwrap(), Metric::F1);
+    let err = "auc".parse::<Metric>().unwrap_err().to_string();
     assert!(err.contains("auc") && err.contains("accuracy"), "{err}");
 }
 
@@ -177,9 +178,9 @@ fn multi_label_matches_scikit_learn_micro_and_macro() {
         regression: None,
         multi_label: Some(m.clone()),
     };
-    assert_eq!(e.get("accuracy"), Some(0.5));
-    assert_eq!(e.get("f1"), Some(m.micro_f1));
-    assert_eq!(e.get("mse"), None);
+    assert_eq!(e.get(Metric::Accuracy), Some(0.5));
+    assert_eq!(e.get(Metric::F1), Some(m.micro_f1));
+    assert_eq!(e.get(Metric::Mse), None);
     let json = serde_json::to_value(&e).unwrap();
     assert_eq!(json["micro_f1"], m.micro_f1);
     assert!(json.get("confusion").is_none());
@@ -215,6 +216,9 @@ impl finetune_train::TrainModel for Passthrough {
     }
     fn problem(&self) -> finetune_train::Problem {
         finetune_train::Problem::MultiLabel { labels: labels(4) }
+    }
+    fn layout(&self) -> finetune_train::ParamLayout {
+        finetune_train::ParamLayout::new(Vec::<String>::new(), |_| None)
     }
     fn export(&self, _: &std::path::Path) -> finetune_core::Result<()> {
         Ok(())
@@ -286,4 +290,88 @@ fn evaluate_scores_multi_label_models_by_the_sign_of_each_logit() {
         total / 16.0
     );
     assert!(finetune_train::learner::describe(&m).contains("micro F1 0.8000"));
+}
+
+/// A token-level "model" whose logits `[N, S, 3]` are its inputs: evaluation must score only
+/// the tokens whose target is not -100, as transformers' token classification does.
+struct PerToken(finetune_core::ParamStore);
+
+impl finetune_train::TrainModel for PerToken {
+    type Inputs = candle_core::Tensor;
+    fn store(&self) -> &finetune_core::ParamStore {
+        &self.0
+    }
+    fn forward_t(
+        &self,
+        x: &candle_core::Tensor,
+        _: bool,
+    ) -> finetune_core::Result<candle_core::Tensor> {
+        Ok(x.clone())
+    }
+    fn loss(
+        &self,
+        logits: &candle_core::Tensor,
+        _targets: &candle_core::Tensor,
+        _: f64,
+    ) -> finetune_core::Result<candle_core::Tensor> {
+        Ok(logits.sum_all()?.affine(0.0, 1.0)?)
+    }
+    fn problem(&self) -> finetune_train::Problem {
+        finetune_train::Problem::SingleLabel { labels: labels(3) }
+    }
+    fn output(&self) -> finetune_train::Output {
+        finetune_train::Output::PerToken
+    }
+    fn layout(&self) -> finetune_train::ParamLayout {
+        finetune_train::ParamLayout::new(Vec::<String>::new(), |_| None)
+    }
+    fn export(&self, _: &std::path::Path) -> finetune_core::Result<()> {
+        Ok(())
+    }
+}
+
+/// Two sentences of three tokens; each token's logits put their maximum on one class.
+struct Tokens;
+
+impl finetune_train::BatchSource<candle_core::Tensor> for Tokens {
+    fn len(&self) -> usize {
+        2
+    }
+    fn batch(
+        &self,
+        idx: &[usize],
+        _: u64,
+        _: bool,
+    ) -> finetune_core::Result<finetune_train::Batch<candle_core::Tensor>> {
+        // Predicted classes per token, and the targets (-100: no label).
+        let pred = [[0usize, 2, 1], [1, 1, 0]];
+        let truth = [[0i64, -100, 2], [1, -100, -100]];
+        let mut logits = Vec::new();
+        let mut targets = Vec::new();
+        for &i in idx {
+            for t in 0..3 {
+                logits.extend((0..3).map(|c| if c == pred[i][t] { 1f32 } else { 0.0 }));
+                targets.push(truth[i][t]);
+            }
+        }
+        let dev = &candle_core::Device::Cpu;
+        Ok(finetune_train::Batch {
+            inputs: candle_core::Tensor::from_vec(logits, (idx.len(), 3, 3), dev)?,
+            targets: candle_core::Tensor::from_vec(targets, (idx.len(), 3), dev)?,
+        })
+    }
+}
+
+#[test]
+fn per_token_evaluation_scores_the_labelled_tokens_only() {
+    let model = PerToken(finetune_core::ParamStore::new());
+    let m = finetune_train::learner::evaluate(&model, &Tokens, 1).unwrap();
+    let c = m.classification.unwrap();
+    // Labelled tokens: (truth, pred) = (0, 0), (2, 1), (1, 1): two of three right.
+    assert!(close(c.accuracy, 2.0 / 3.0), "{}", c.accuracy);
+    assert_eq!(
+        c.confusion,
+        vec![vec![1, 0, 0], vec![0, 1, 0], vec![0, 1, 0]]
+    );
+    assert_eq!(m.samples, 2);
 }

@@ -12,7 +12,7 @@ use finetune_core::nn::{init, linear, Linear};
 use finetune_core::safetensors_io::Checkpoint;
 use finetune_core::{Error, ParamStore, Result, Rng, TensorKind};
 use finetune_kernels::ops::{self, OpSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One batch of token ids, `[B, T]` each (`u32`); absent token types mean all zeros and an
 /// absent mask means "attend everywhere".
@@ -62,6 +62,8 @@ pub struct BertForSequenceClassification {
     classifier: Linear,
     rng: DropoutRng,
     ops: OpSet,
+    /// The folder the model was loaded from: its tokenizer files go with every export.
+    source: Option<PathBuf>,
 }
 
 impl BertForSequenceClassification {
@@ -77,6 +79,7 @@ impl BertForSequenceClassification {
             classifier: linear(&store, "classifier", h, config.num_labels(), true)?,
             rng: DropoutRng::new(seed),
             ops: OpSet::default(),
+            source: None,
             config,
             store,
         })
@@ -139,12 +142,19 @@ impl BertForSequenceClassification {
         let ckpt = Checkpoint::open(dir)?;
         let mut rng = Rng::seed_from_u64(opts.seed);
         let (store, report) = load_checkpoint(&ckpt, &config, &opts.device, opts.dtype, &mut rng)?;
-        let model = Self::new(store, config, rng.next_u64())?;
+        let mut model = Self::new(store, config, rng.next_u64())?;
+        model.source = Some(dir.to_path_buf());
         Ok((model, report))
     }
 
     pub fn config(&self) -> &BertConfig {
         &self.config
+    }
+
+    /// The folder the model was loaded from (`None` for a model built in memory), whose
+    /// tokenizer files exports copy.
+    pub fn source_dir(&self) -> Option<&Path> {
+        self.source.as_deref()
     }
 
     pub fn store(&self) -> &ParamStore {

@@ -16,6 +16,7 @@ pub mod load;
 pub mod naming;
 mod pass;
 pub mod tokenizer;
+mod train_model;
 
 pub use classifier::{BertBatch, BertForSequenceClassification, LoadOptions};
 pub use config::{BertConfig, HiddenAct, ProblemType};

@@ -64,7 +64,7 @@ fn both_namings_load_and_export_round_trips_with_identical_logits() -> Result<()
         let logits = model.forward_t(&batch(&dev), false)?;
         assert_eq!(logits.dims(), &[3, 2]);
         let out = dir.join("export");
-        model.export(&out, None, None)?;
+        model.export_as(&out, None)?;
         let exported = finetune_core::safetensors_io::Checkpoint::open(&out)?;
         let mut names: Vec<String> = exported.headers().iter().map(|h| h.name.clone()).collect();
         names.sort();
@@ -293,7 +293,7 @@ fn half_precision_and_sharded_checkpoints_load_as_f32() -> Result<()> {
 
 #[test]
 fn freezing_and_layer_decay_address_exported_names_whatever_the_checkpoint_naming() -> Result<()> {
-    use finetune_core::groups::encoder_depth;
+    use finetune_bert::naming::layer_depth;
     use finetune_core::optim::Sgd;
     use finetune_core::{FreezeSpec, GroupBuilder, OptimizerConfig};
     use std::sync::Arc;
@@ -321,7 +321,7 @@ fn freezing_and_layer_decay_address_exported_names_whatever_the_checkpoint_namin
 
     // Layer-wise decay 0.5 over 2 layers: embeddings 0.5^3, layer 1 0.5, classifier 1.
     let groups = GroupBuilder::new(0.1, 0.0)
-        .layer_decay(0.5, cfg.num_hidden_layers, Arc::new(encoder_depth))
+        .layer_decay(0.5, cfg.num_hidden_layers, Arc::new(layer_depth))
         .build(model.store())?;
     let lr_of = |name: &str| {
         groups

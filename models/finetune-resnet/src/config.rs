@@ -43,6 +43,17 @@ pub const ARCHITECTURES: [(&str, BlockKind, [usize; 4]); 5] = [
     ("resnet152", BlockKind::Bottleneck, [3, 8, 36, 3]),
 ];
 
+/// The names of [`ARCHITECTURES`] (what timm's `architecture` key holds).
+pub const ARCHITECTURE_NAMES: [&str; ARCHITECTURES.len()] = {
+    let mut names = [""; ARCHITECTURES.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = ARCHITECTURES[i].0;
+        i += 1;
+    }
+    names
+};
+
 /// Stage widths ("planes") and stem width of every standard architecture.
 pub const DEFAULT_CHANNELS: [usize; 4] = [64, 128, 256, 512];
 pub const DEFAULT_STEM_WIDTH: usize = 64;

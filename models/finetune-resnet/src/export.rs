@@ -19,28 +19,15 @@
 
 use crate::model::ResNet;
 use candle_core::DType;
-use finetune_core::fsutil::write_bytes_atomically;
-use finetune_core::safetensors_io::save_tensors;
-use finetune_core::{Error, Result};
+use finetune_core::model_io::export_folder;
+use finetune_core::Result;
 use std::path::Path;
 
 impl ResNet {
     /// Writes the model to `dir` (created if needed), floating tensors in `dtype` when given.
     /// Each file is written atomically.
-    pub fn export(&self, dir: &Path, dtype: Option<DType>) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let tensors = self
-            .store()
-            .tensors()
-            .into_iter()
-            .map(|(n, t)| match dtype {
-                Some(d) if t.dtype().is_float() => Ok((n, t.to_dtype(d)?)),
-                _ => Ok((n, t)),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        save_tensors(&dir.join("model.safetensors"), &tensors)?;
+    pub fn export_as(&self, dir: &Path, dtype: Option<DType>) -> Result<()> {
         let config = self.config().to_timm_json();
-        let text = serde_json::to_vec_pretty(&config).map_err(|e| Error::config(e.to_string()))?;
-        write_bytes_atomically(&dir.join("config.json"), &text)
+        export_folder(dir, self.store(), dtype, &config, None, &[])
     }
 }

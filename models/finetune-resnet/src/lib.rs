@@ -18,6 +18,7 @@ pub mod load;
 pub mod model;
 pub mod naming;
 pub mod preprocess;
+mod train_model;
 
 pub use batch_norm::{batch_norm2d, BatchNorm2d, BnMode};
 pub use config::{BlockKind, ResNetConfig};

@@ -5,48 +5,12 @@ use crate::config::ResNetConfig;
 use crate::init::init_tensor;
 use crate::naming::{canonical_name, expected_tensors, naming_of, transformers_name, Naming, Role};
 use candle_core::{DType, Device};
+use finetune_core::model_io::{load_float, Sources};
 use finetune_core::safetensors_io::Checkpoint;
 use finetune_core::{Error, ParamStore, Result, Rng};
-use std::collections::HashMap;
 
-/// What loading did besides copying tensors.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoadReport {
-    /// The checkpoint's naming.
-    pub naming: Naming,
-    /// Model tensors not in the checkpoint, initialised fresh (the head, or
-    /// `num_batches_tracked` of very old checkpoints).
-    pub newly_initialized: Vec<String>,
-    /// Head tensors replaced by fresh ones because another number of classes was asked for:
-    /// `(name, checkpoint shape, model shape)`.
-    pub resized: Vec<(String, Vec<usize>, Vec<usize>)>,
-    /// Checkpoint tensors the model does not use, under their checkpoint names.
-    pub unused: Vec<String>,
-}
-
-impl std::fmt::Display for LoadReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "loaded a {}-named ResNet checkpoint",
-            self.naming.as_str()
-        )?;
-        if !self.newly_initialized.is_empty() {
-            write!(
-                f,
-                "; newly initialised: {}",
-                self.newly_initialized.join(", ")
-            )?;
-        }
-        for (n, from, to) in &self.resized {
-            write!(f, "; `{n}` replaced: {from:?} -> {to:?} (new head)")?;
-        }
-        if !self.unused.is_empty() {
-            write!(f, "; unused checkpoint tensors: {}", self.unused.join(", "))?;
-        }
-        Ok(())
-    }
-}
+/// What loading did besides copying tensors, with the checkpoint's [`Naming`].
+pub type LoadReport = finetune_core::model_io::LoadReport<Naming>;
 
 /// How the head is treated on load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,46 +33,26 @@ pub fn load_checkpoint(
     dtype: DType,
     rng: &mut Rng,
 ) -> Result<(ParamStore, LoadReport)> {
-    let mut sources: HashMap<String, String> = HashMap::new();
-    let mut report = LoadReport {
-        naming: Naming::Torchvision,
-        newly_initialized: Vec::new(),
-        resized: Vec::new(),
-        unused: Vec::new(),
+    let transformers = ckpt
+        .headers()
+        .iter()
+        .any(|h| naming_of(&h.name) == Naming::Transformers);
+    let naming = if transformers {
+        Naming::Transformers
+    } else {
+        Naming::Torchvision
     };
-    let mut namings = (false, false);
-    for h in ckpt.headers() {
-        match naming_of(&h.name) {
-            Naming::Transformers => namings.1 = true,
-            Naming::Torchvision => namings.0 = true,
-        }
-        match canonical_name(&h.name) {
-            Some(c) => {
-                if let Some(prev) = sources.insert(c.clone(), h.name.clone()) {
-                    return Err(Error::config(format!(
-                        "checkpoint holds both `{prev}` and `{}` for `{c}`",
-                        h.name
-                    )));
-                }
-            }
-            None => report.unused.push(h.name.clone()),
-        }
-    }
-    if namings.1 {
-        report.naming = Naming::Transformers;
-    }
+    let mut report = LoadReport::new("ResNet", naming);
+    let mut sources = Sources::map(ckpt, canonical_name)?;
     let store = ParamStore::new();
     for e in expected_tensors(config) {
-        let src = sources.remove(&e.name);
-        let loaded = match src {
+        let loaded = match sources.take(&e.name) {
             Some(src) if !(e.role == Role::Head && head == HeadPolicy::Replace) => {
-                let t = ckpt.load(&src, device)?;
-                if e.role != Role::Counter && !t.dtype().is_float() {
-                    return Err(Error::config(format!(
-                        "tensor `{src}` has dtype {:?}; a floating-point dtype is expected",
-                        t.dtype()
-                    )));
-                }
+                let t = if e.role == Role::Counter {
+                    ckpt.load(&src, device)?
+                } else {
+                    load_float(ckpt, &src, device)?
+                };
                 if t.dims() == e.shape.as_slice() {
                     Some(if e.role == Role::Counter {
                         t.to_dtype(DType::I64)?
@@ -172,8 +116,6 @@ pub fn load_checkpoint(
         };
         store.insert(&e.name, &t, e.kind)?;
     }
-    let mut extra: Vec<String> = sources.into_values().collect();
-    extra.sort();
-    report.unused.extend(extra);
+    report.unused = sources.unused();
     Ok((store, report))
 }

@@ -54,6 +54,12 @@ impl Naming {
     }
 }
 
+impl std::fmt::Display for Naming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The BatchNorm tensors of `{prefix}` with `c` channels, in PyTorch's state-dict order.
 fn push_bn(out: &mut Vec<Expected>, prefix: &str, c: usize) {
     for (leaf, kind) in [
@@ -348,4 +354,22 @@ mod tests {
         assert_eq!(params, 11_689_512);
         assert!(!t.iter().any(|e| e.name.starts_with("layer1.0.downsample")));
     }
+}
+
+/// The head's parameters: `fc.*`.
+pub const HEAD: [&str; 1] = ["fc.*"];
+
+/// How deep a parameter sits, for layer-wise LR decay and gradual unfreezing: the stem
+/// (`conv1.*`, `bn1.*`) 0, stage `layerN.*` N, the head `None`.
+pub fn layer_depth(name: &str) -> Option<usize> {
+    if name.starts_with("conv1.") || name.starts_with("bn1.") {
+        return Some(0);
+    }
+    let first = name.split('.').next()?;
+    first.strip_prefix("layer")?.parse().ok()
+}
+
+/// The head and every parameter's depth ([`HEAD`], [`layer_depth`]).
+pub fn layout() -> finetune_core::ParamLayout {
+    finetune_core::ParamLayout::new(HEAD, layer_depth)
 }

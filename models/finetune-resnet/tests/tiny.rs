@@ -46,7 +46,7 @@ fn both_namings_load_and_export_round_trips_with_identical_logits() -> Result<()
             assert_eq!(eval.dims(), &[2, 3]);
 
             let out = tmpdir(&format!("{block:?}-{}-export", naming.as_str()));
-            model.export(&out, None)?;
+            model.export_as(&out, None)?;
             let (back, report) = ResNet::from_pretrained(&out, &LoadOptions::default())?;
             assert_eq!(report.naming, Naming::Torchvision);
             assert_eq!(max_abs_diff(&back.forward_t(&x, false)?, &eval), 0.0);
@@ -80,7 +80,7 @@ fn both_namings_load_and_export_round_trips_with_identical_logits() -> Result<()
             // Training-mode forwards move the statistics; export carries them.
             model.forward_t(&x, true)?;
             model.forward_t(&x, true)?;
-            model.export(&out, None)?;
+            model.export_as(&out, None)?;
             let (back, _) = ResNet::from_pretrained(&out, &LoadOptions::default())?;
             assert_eq!(
                 back.store()
@@ -132,7 +132,7 @@ fn head_is_replaced_only_when_asked_and_labels_travel_to_the_export() -> Result<
     let bound = 1.0 / (8f32).sqrt();
     assert!(w.iter().all(|v| v.abs() <= bound) && w.iter().any(|v| v.abs() > 0.5 * bound));
     let out = tmpdir("head-export");
-    model.export(&out, None)?;
+    model.export_as(&out, None)?;
     let (back, report) = ResNet::from_pretrained(&out, &LoadOptions::default())?;
     assert!(report.resized.is_empty() && report.newly_initialized.is_empty());
     assert_eq!(back.config().labels(), labels);

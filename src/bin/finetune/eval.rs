@@ -1,10 +1,11 @@
 //! `finetune eval`: metrics of a fine-tuned model on labelled data.
 
-use crate::model_kind::{self, ModelKind};
 use anyhow::Result;
 use candle_finetune::data::text::TextColumns;
-use candle_finetune::tasks::image::{evaluate_image, ImageColumns};
-use candle_finetune::tasks::text::{evaluate_text, TextModelOptions};
+use candle_finetune::settings::Task;
+use candle_finetune::tasks;
+use candle_finetune::tasks::image::{self, ImageColumns};
+use candle_finetune::tasks::text::{self, TextModelOptions};
 use candle_finetune::train::learner::describe;
 use std::path::PathBuf;
 
@@ -40,9 +41,10 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let metrics = match model_kind::detect(&a.model)? {
-        ModelKind::Text => evaluate_text(
-            &a.model,
+    let source = tasks::open(&a.model)?;
+    let metrics = match source.family.task() {
+        Task::TextClassification => text::evaluate(
+            &source,
             &a.data,
             &TextColumns {
                 text: a.text_column.clone(),
@@ -57,8 +59,8 @@ pub fn run(a: Args) -> Result<()> {
             a.batch_size,
             &a.device,
         )?,
-        ModelKind::Image => evaluate_image(
-            &a.model,
+        Task::ImageClassification => image::evaluate(
+            &source,
             &a.data,
             &ImageColumns {
                 image: a.image_column.clone(),

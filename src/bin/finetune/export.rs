@@ -1,10 +1,8 @@
 //! `finetune export`: a checkpoint (or training output) as a transformers / timm folder.
 
-use crate::model_kind::{self, ModelKind};
 use anyhow::Result;
 use candle_core::DType;
-use candle_finetune::tasks::image::export_image;
-use candle_finetune::tasks::text::export_text;
+use candle_finetune::tasks;
 use clap::ValueEnum;
 use std::path::PathBuf;
 
@@ -34,10 +32,7 @@ pub fn run(a: Args) -> Result<()> {
         ExportDtype::F16 => DType::F16,
         ExportDtype::Bf16 => DType::BF16,
     };
-    match model_kind::detect(&a.checkpoint.display().to_string())? {
-        ModelKind::Text => export_text(&a.checkpoint, &a.output, Some(dtype))?,
-        ModelKind::Image => export_image(&a.checkpoint, &a.output, Some(dtype))?,
-    }
+    tasks::export(&a.checkpoint, &a.output, Some(dtype))?;
     eprintln!(
         "exported {} to {}",
         a.checkpoint.display(),

@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long, allow_negative_numbers = true)]
     pub lr: f64,
     /// Optimizer steps in the run; the lr is printed for steps 0..N-1.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", alias = "total-steps")]
     pub steps: u64,
     /// Linear warm-up from 0 over this many steps (not for one-cycle).
     #[arg(long, value_name = "W", conflicts_with = "warmup_ratio")]

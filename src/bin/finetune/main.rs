@@ -2,15 +2,13 @@
 //! logic lives here.
 
 use clap::error::ErrorKind;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod bench;
-mod config_file;
 mod eval;
 mod export;
 mod inspect;
 mod lr_schedule;
-mod model_kind;
 mod predict;
 mod train;
 
@@ -50,8 +48,11 @@ fn main() {
     // Before any thread starts: candle's idle workers soon leave the cores to rayon's
     // (finetune_kernels::runtime::candle_pool; a value already in the environment stays).
     finetune_kernels::runtime::candle_pool::limit_spinning();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         // --help, --version, and the help `finetune` alone prints.
         Err(e)
             if !e.use_stderr()
@@ -65,23 +66,52 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // Training and benchmark steps reuse freed memory instead of faulting in fresh pages
-    // (finetune_kernels::runtime::malloc; `FINETUNE_MALLOC=default` keeps glibc's defaults).
-    finetune_kernels::runtime::malloc::retain_freed_memory();
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::LrSchedule(a) => lr_schedule::run(*a),
-        Command::Train(a) => train::run(*a),
+        Command::Train(a) => {
+            let sub = matches
+                .subcommand_matches("train")
+                .expect("the train subcommand");
+            train::run(*a, sub)
+        }
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Export(a) => export::run(a),
         Command::Bench { command } => bench::run(command),
     };
     if let Err(e) = result {
-        // One clear line, never a panic message.
-        eprintln!("error: {e:#}");
+        // One clear line, never a panic message; settings named by their keys in the
+        // libraries' messages are named by this command's flags.
+        let command = matches
+            .subcommand_name()
+            .and_then(|n| Cli::command().find_subcommand(n).cloned());
+        let msg = format!("{e:#}");
+        let msg = match command {
+            Some(c) => flags_for_keys(&c, &msg),
+            None => msg,
+        };
+        eprintln!("error: {msg}");
         std::process::exit(1);
     }
+}
+
+/// `msg` with each `` `key` `` that names a setting of `cmd` (its id, or one of its flag's
+/// aliases with `_` for `-`) written as that setting's flag (`--key`).
+fn flags_for_keys(cmd: &clap::Command, msg: &str) -> String {
+    let mut out = msg.to_string();
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else {
+            continue;
+        };
+        let aliases = arg.get_all_aliases().unwrap_or_default();
+        let keys = std::iter::once(arg.get_id().to_string())
+            .chain(aliases.into_iter().map(|a| a.replace('-', "_")));
+        for key in keys {
+            out = out.replace(&format!("`{key}`"), &format!("--{long}"));
+        }
+    }
+    out
 }
 
 /// clap's multi-line error (message, tips, usage) as one line: the lines before `Usage:`,

@@ -1,8 +1,9 @@
 //! `finetune predict`: a fine-tuned model's predictions for texts or images.
 
-use crate::model_kind::{self, ModelKind};
 use anyhow::{bail, Context, Result};
 use candle_finetune::core::select_device;
+use candle_finetune::settings::Task;
+use candle_finetune::tasks;
 use candle_finetune::tasks::image::{ImageClassifier, ImageModelOptions};
 use candle_finetune::tasks::text::{TextClassifier, TextModelOptions};
 use std::path::PathBuf;
@@ -37,8 +38,9 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let device = select_device(&a.device)?;
-    let (inputs, predictions) = match model_kind::detect(&a.model)? {
-        ModelKind::Text => {
+    let source = tasks::open(&a.model)?;
+    let (inputs, predictions) = match source.family.task() {
+        Task::TextClassification => {
             if !a.image.is_empty() {
                 bail!("--image needs an image model; {} is a text model", a.model);
             }
@@ -48,12 +50,12 @@ pub fn run(a: Args) -> Result<()> {
                 max_length: a.max_length,
                 ..Default::default()
             };
-            let clf = TextClassifier::load(&a.model, &opts, &device)?;
+            let clf = TextClassifier::from_source(&source, &opts, &device)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let p = clf.predict(&refs, a.top_k)?;
             (texts, p)
         }
-        ModelKind::Image => {
+        Task::ImageClassification => {
             if !a.text.is_empty() {
                 bail!("--text needs a text model; {} is an image model", a.model);
             }
@@ -63,7 +65,8 @@ pub fn run(a: Args) -> Result<()> {
                     .into_iter()
                     .map(PathBuf::from),
             );
-            let clf = ImageClassifier::load(&a.model, &ImageModelOptions::default(), &device)?;
+            let opts = ImageModelOptions::default();
+            let clf = ImageClassifier::from_source(&source, &opts, &device)?;
             let p = clf.predict(&images, a.top_k)?;
             let names = images.iter().map(|p| p.display().to_string()).collect();
             (names, p)

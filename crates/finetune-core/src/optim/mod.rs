@@ -42,6 +42,17 @@ pub trait Optimizer: Send {
     fn load_state(&mut self, state: OptimizerState) -> Result<()>;
 }
 
+crate::named_enum! {
+    /// The optimizers by name (`--optimizer`, `optimizer = "..."`).
+    pub enum OptimizerKind("optimizer") {
+        Sgd = "sgd",
+        Adam = "adam",
+        AdamW = "adamw",
+        RmsProp = "rmsprop",
+        Lion = "lion",
+    }
+}
+
 /// An optimizer by name with its hyper-parameters (lr and weight decay live in the groups).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "lowercase")]
@@ -58,18 +69,18 @@ pub enum OptimizerConfig {
 impl OptimizerConfig {
     /// The optimizer of that name with PyTorch's default hyper-parameters.
     pub fn default_for(name: &str) -> Result<Self> {
-        Ok(match name {
-            "sgd" => Self::Sgd(Sgd::default()),
-            "adam" => Self::Adam(Adam::default()),
-            "adamw" => Self::AdamW(AdamW::default()),
-            "rmsprop" => Self::RmsProp(RmsProp::default()),
-            "lion" => Self::Lion(Lion::default()),
-            other => {
-                return Err(crate::Error::config(format!(
-                    "unknown optimizer `{other}`: expected sgd, adam, adamw, rmsprop or lion"
-                )))
-            }
-        })
+        Ok(Self::defaults(name.parse()?))
+    }
+
+    /// The optimizer of that kind with PyTorch's default hyper-parameters.
+    pub fn defaults(kind: OptimizerKind) -> Self {
+        match kind {
+            OptimizerKind::Sgd => Self::Sgd(Sgd::default()),
+            OptimizerKind::Adam => Self::Adam(Adam::default()),
+            OptimizerKind::AdamW => Self::AdamW(AdamW::default()),
+            OptimizerKind::RmsProp => Self::RmsProp(RmsProp::default()),
+            OptimizerKind::Lion => Self::Lion(Lion::default()),
+        }
     }
 
     pub fn build(&self, groups: Vec<ParamGroup>) -> Result<Box<dyn Optimizer>> {

@@ -1,8 +1,5 @@
 //! [`ScheduleConfig`]: a schedule by name with all its arguments, as a run's config and
-//! checkpoints store it, validated with errors that name the offending flag.
-
-use std::fmt;
-use std::str::FromStr;
+//! checkpoints store it, validated with errors that name the offending argument (its config key).
 
 use serde::{Deserialize, Serialize};
 
@@ -13,72 +10,19 @@ use super::{
 };
 use crate::error::{Error, Result};
 
-/// The schedules by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ScheduleKind {
-    Constant,
-    Linear,
-    Cosine,
-    CosineRestarts,
-    Polynomial,
-    InverseSqrt,
-    Step,
-    MultiStep,
-    Exponential,
-    OneCycle,
-}
-
-impl ScheduleKind {
-    pub const ALL: [ScheduleKind; 10] = [
-        ScheduleKind::Constant,
-        ScheduleKind::Linear,
-        ScheduleKind::Cosine,
-        ScheduleKind::CosineRestarts,
-        ScheduleKind::Polynomial,
-        ScheduleKind::InverseSqrt,
-        ScheduleKind::Step,
-        ScheduleKind::MultiStep,
-        ScheduleKind::Exponential,
-        ScheduleKind::OneCycle,
-    ];
-
-    /// The name used by `--schedule` and in configs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScheduleKind::Constant => "constant",
-            ScheduleKind::Linear => "linear",
-            ScheduleKind::Cosine => "cosine",
-            ScheduleKind::CosineRestarts => "cosine-restarts",
-            ScheduleKind::Polynomial => "polynomial",
-            ScheduleKind::InverseSqrt => "inverse-sqrt",
-            ScheduleKind::Step => "step",
-            ScheduleKind::MultiStep => "multistep",
-            ScheduleKind::Exponential => "exponential",
-            ScheduleKind::OneCycle => "one-cycle",
-        }
-    }
-}
-
-impl fmt::Display for ScheduleKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ScheduleKind {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
-                Error::config(format!(
-                    "unknown schedule `{s}`: expected one of {}",
-                    names.join(", ")
-                ))
-            })
+crate::named_enum! {
+    /// The schedules by name (`--schedule`, `schedule = "..."`).
+    pub enum ScheduleKind("schedule") {
+        Constant = "constant",
+        Linear = "linear",
+        Cosine = "cosine",
+        CosineRestarts = "cosine-restarts",
+        Polynomial = "polynomial",
+        InverseSqrt = "inverse-sqrt",
+        Step = "step",
+        MultiStep = "multistep",
+        Exponential = "exponential",
+        OneCycle = "one-cycle",
     }
 }
 
@@ -217,7 +161,7 @@ impl ScheduleConfig {
                     Some(n) if n >= 1.0 && n.fract() == 0.0 && n <= u32::MAX as f64 => n as u64,
                     Some(n) => {
                         return Err(Error::config(format!(
-                            "--num-cycles for cosine-restarts must be a whole number >= 1, got {n}"
+                            "`num_cycles` for cosine-restarts must be a whole number >= 1, got {n}"
                         )))
                     }
                 };
@@ -233,13 +177,13 @@ impl ScheduleConfig {
             ScheduleKind::Step => Box::new(StepLr::new(w, self.required_step_size()?, gamma)?),
             ScheduleKind::MultiStep => {
                 let milestones = self.milestones.as_deref().ok_or_else(|| {
-                    Error::config("multistep needs --milestones (comma-separated steps)")
+                    Error::config("multistep needs `milestones` (comma-separated steps)")
                 })?;
                 Box::new(MultiStepLr::new(w, milestones, gamma)?)
             }
             ScheduleKind::Exponential => {
                 let gamma = self.gamma.ok_or_else(|| {
-                    Error::config("exponential needs --gamma (the per-step lr multiplier)")
+                    Error::config("exponential needs `gamma` (the per-step lr multiplier)")
                 })?;
                 Box::new(ExponentialLr::new(w, gamma)?)
             }
@@ -257,22 +201,24 @@ impl ScheduleConfig {
 
     fn required_step_size(&self) -> Result<u64> {
         self.step_size
-            .ok_or_else(|| Error::config("step needs --step-size (steps between lr decays)"))
+            .ok_or_else(|| Error::config("step needs `step_size` (steps between lr decays)"))
     }
 
     /// Run length, warm-up, and arguments that do not belong to the schedule.
     fn check_structure(&self, kind: ScheduleKind) -> Result<()> {
         if self.total_steps == 0 {
-            return Err(Error::config("--steps must be at least 1"));
+            return Err(Error::config(
+                "a schedule needs at least 1 step (`total_steps`)",
+            ));
         }
         if kind == ScheduleKind::OneCycle && self.warmup_steps > 0 {
             return Err(Error::config(
-                "one-cycle has its own warm-up phase: use --pct-start",
+                "one-cycle has its own warm-up phase: use `pct_start`",
             ));
         }
         if self.warmup_steps > self.total_steps {
             return Err(Error::config(format!(
-                "--warmup-steps ({}) is larger than --steps ({})",
+                "`warmup_steps` ({}) is larger than the run's {} steps",
                 self.warmup_steps, self.total_steps
             )));
         }
@@ -287,7 +233,7 @@ impl ScheduleConfig {
         }
         if self.min_lr.is_some() && self.min_lr_rate.is_some() {
             return Err(Error::config(
-                "--min-lr and --min-lr-rate both set the cosine floor: give one",
+                "`min_lr` and `min_lr_rate` both set the cosine floor: give one",
             ));
         }
         Ok(())
@@ -297,32 +243,32 @@ impl ScheduleConfig {
     fn arguments(&self) -> [(&'static str, bool, &'static [ScheduleKind]); 14] {
         use ScheduleKind as K;
         [
-            ("--min-lr", self.min_lr.is_some(), &[K::Cosine]),
-            ("--min-lr-rate", self.min_lr_rate.is_some(), &[K::Cosine]),
+            ("`min_lr`", self.min_lr.is_some(), &[K::Cosine]),
+            ("`min_lr_rate`", self.min_lr_rate.is_some(), &[K::Cosine]),
             (
-                "--num-cycles",
+                "`num_cycles`",
                 self.num_cycles.is_some(),
                 &[K::Cosine, K::CosineRestarts],
             ),
-            ("--power", self.power.is_some(), &[K::Polynomial]),
-            ("--lr-end", self.lr_end.is_some(), &[K::Polynomial]),
-            ("--timescale", self.timescale.is_some(), &[K::InverseSqrt]),
-            ("--step-size", self.step_size.is_some(), &[K::Step]),
+            ("`power`", self.power.is_some(), &[K::Polynomial]),
+            ("`lr_end`", self.lr_end.is_some(), &[K::Polynomial]),
+            ("`timescale`", self.timescale.is_some(), &[K::InverseSqrt]),
+            ("`step_size`", self.step_size.is_some(), &[K::Step]),
             (
-                "--gamma",
+                "`gamma`",
                 self.gamma.is_some(),
                 &[K::Step, K::MultiStep, K::Exponential],
             ),
-            ("--milestones", self.milestones.is_some(), &[K::MultiStep]),
-            ("--pct-start", self.pct_start.is_some(), &[K::OneCycle]),
-            ("--div-factor", self.div_factor.is_some(), &[K::OneCycle]),
+            ("`milestones`", self.milestones.is_some(), &[K::MultiStep]),
+            ("`pct_start`", self.pct_start.is_some(), &[K::OneCycle]),
+            ("`div_factor`", self.div_factor.is_some(), &[K::OneCycle]),
             (
-                "--final-div-factor",
+                "`final_div_factor`",
                 self.final_div_factor.is_some(),
                 &[K::OneCycle],
             ),
-            ("--anneal", self.anneal.is_some(), &[K::OneCycle]),
-            ("--three-phase", self.three_phase, &[K::OneCycle]),
+            ("`anneal`", self.anneal.is_some(), &[K::OneCycle]),
+            ("`three_phase`", self.three_phase, &[K::OneCycle]),
         ]
     }
 }

@@ -50,18 +50,18 @@ impl Cosine {
         check_warmup_within_total(warmup_steps, total_steps)?;
         if !(num_cycles.is_finite() && num_cycles > 0.0) {
             return Err(Error::config(format!(
-                "--num-cycles must be a finite number > 0, got {num_cycles}"
+                "`num_cycles` must be a finite number > 0, got {num_cycles}"
             )));
         }
         match floor {
             CosineFloor::MinLr(m) if !(m.is_finite() && m >= 0.0) => {
                 return Err(Error::config(format!(
-                    "--min-lr must be a finite number >= 0, got {m}"
+                    "`min_lr` must be a finite number >= 0, got {m}"
                 )))
             }
             CosineFloor::Rate(r) if !(0.0..=1.0).contains(&r) => {
                 return Err(Error::config(format!(
-                    "--min-lr-rate must lie in [0, 1], got {r}"
+                    "`min_lr_rate` must lie in [0, 1], got {r}"
                 )))
             }
             _ => {}
@@ -98,7 +98,7 @@ impl Schedule for Cosine {
         super::check_positive_lr(base_lr)?;
         match self.floor {
             CosineFloor::MinLr(min_lr) if min_lr > base_lr => Err(Error::config(format!(
-                "--min-lr ({min_lr}) is above the learning rate ({base_lr})"
+                "`min_lr` ({min_lr}) is above the learning rate ({base_lr})"
             ))),
             _ => Ok(()),
         }

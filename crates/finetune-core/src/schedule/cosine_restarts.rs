@@ -22,7 +22,7 @@ impl CosineWithHardRestarts {
     pub fn new(warmup_steps: u64, total_steps: u64, num_cycles: u64) -> Result<Self> {
         check_warmup_within_total(warmup_steps, total_steps)?;
         if num_cycles == 0 {
-            return Err(Error::config("--num-cycles must be at least 1"));
+            return Err(Error::config("`num_cycles` must be at least 1"));
         }
         Ok(Self {
             warmup_steps,

@@ -21,7 +21,7 @@ impl InverseSqrt {
     /// `timescale: None` takes transformers' default (`warmup_steps or 10_000`).
     pub fn new(warmup_steps: u64, timescale: Option<u64>) -> Result<Self> {
         let timescale = match timescale {
-            Some(0) => return Err(Error::config("--timescale must be at least 1")),
+            Some(0) => return Err(Error::config("`timescale` must be at least 1")),
             Some(t) => t,
             None if warmup_steps > 0 => warmup_steps,
             None => Self::DEFAULT_TIMESCALE,

@@ -26,7 +26,7 @@ impl MultiStepLr {
 
     pub fn new(warmup_steps: u64, milestones: &[u64], gamma: f64) -> Result<Self> {
         if milestones.is_empty() {
-            return Err(Error::config("--milestones needs at least one step"));
+            return Err(Error::config("`milestones` needs at least one step"));
         }
         check_gamma(gamma)?;
         let mut milestones = milestones.to_vec();

@@ -55,7 +55,7 @@ impl FromStr for Anneal {
             "cos" => Ok(Anneal::Cos),
             "linear" => Ok(Anneal::Linear),
             _ => Err(Error::config(format!(
-                "unknown --anneal `{s}`: expected `cos` or `linear`"
+                "unknown `anneal` `{s}`: expected `cos` or `linear`"
             ))),
         }
     }
@@ -105,12 +105,12 @@ impl OneCycleLr {
         }
         if !(0.0..=1.0).contains(&pct_start) {
             return Err(Error::config(format!(
-                "--pct-start must lie in [0, 1], got {pct_start}"
+                "`pct_start` must lie in [0, 1], got {pct_start}"
             )));
         }
         for (flag, v) in [
-            ("--div-factor", div_factor),
-            ("--final-div-factor", final_div_factor),
+            ("`div_factor`", div_factor),
+            ("`final_div_factor`", final_div_factor),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(Error::config(format!(
@@ -123,8 +123,8 @@ impl OneCycleLr {
         if warm_end == 0.0 {
             // PyTorch divides 0 by 0 at step 0 here (ZeroDivisionError).
             return Err(Error::config(format!(
-                "one-cycle: --pct-start {pct_start} × {total_steps} steps gives a 1-step warm-up \
-                 phase, which PyTorch cannot evaluate (0/0); choose another --pct-start"
+                "one-cycle: `pct_start` {pct_start} × {total_steps} steps gives a 1-step warm-up \
+                 phase, which PyTorch cannot evaluate (0/0); choose another `pct_start`"
             )));
         }
         let phases = if three_phase {

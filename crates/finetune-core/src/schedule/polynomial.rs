@@ -35,12 +35,12 @@ impl PolynomialDecay {
         }
         if !(lr_end.is_finite() && lr_end >= 0.0) {
             return Err(Error::config(format!(
-                "--lr-end must be a finite number >= 0, got {lr_end}"
+                "`lr_end` must be a finite number >= 0, got {lr_end}"
             )));
         }
         if !(power.is_finite() && power > 0.0) {
             return Err(Error::config(format!(
-                "--power must be a finite number > 0, got {power}"
+                "`power` must be a finite number > 0, got {power}"
             )));
         }
         Ok(Self {
@@ -75,7 +75,7 @@ impl Schedule for PolynomialDecay {
             Ok(())
         } else {
             Err(Error::config(format!(
-                "--lr-end ({}) must be smaller than the learning rate ({base_lr})",
+                "`lr_end` ({}) must be smaller than the learning rate ({base_lr})",
                 self.lr_end
             )))
         }

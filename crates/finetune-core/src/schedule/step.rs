@@ -23,7 +23,7 @@ impl StepLr {
 
     pub fn new(warmup_steps: u64, step_size: u64, gamma: f64) -> Result<Self> {
         if step_size == 0 {
-            return Err(Error::config("--step-size must be at least 1"));
+            return Err(Error::config("`step_size` must be at least 1"));
         }
         check_gamma(gamma)?;
         Ok(Self {
@@ -50,7 +50,7 @@ pub(crate) fn check_gamma(gamma: f64) -> Result<()> {
         Ok(())
     } else {
         Err(Error::config(format!(
-            "--gamma must be a finite number > 0, got {gamma}"
+            "`gamma` must be a finite number > 0, got {gamma}"
         )))
     }
 }

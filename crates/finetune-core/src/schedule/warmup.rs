@@ -16,7 +16,7 @@ pub fn warmup_factor(step: u64, warmup_steps: u64) -> Option<f64> {
 pub fn warmup_from_ratio(ratio: f64, total_steps: u64) -> Result<u64> {
     if !(0.0..=1.0).contains(&ratio) {
         return Err(Error::config(format!(
-            "--warmup-ratio must lie in [0, 1], got {ratio}"
+            "`warmup_ratio` must lie in [0, 1], got {ratio}"
         )));
     }
     Ok((total_steps as f64 * ratio).ceil() as u64)

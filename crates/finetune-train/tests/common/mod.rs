@@ -131,6 +131,14 @@ impl TrainModel for Mlp {
         }
     }
 
+    fn layout(&self) -> finetune_core::ParamLayout {
+        // `encoder.layer.N.*` at depth N + 1, the head `classifier.*`.
+        finetune_core::ParamLayout::new(["classifier.*"], |name| {
+            let rest = name.strip_prefix("encoder.layer.")?;
+            rest.split('.').next()?.parse::<usize>().ok().map(|n| n + 1)
+        })
+    }
+
     fn rng_state(&self) -> Option<Rng> {
         Some(self.rng.lock().unwrap().clone())
     }

@@ -1,0 +1,168 @@
+//! Evaluation: a model's mean loss and metrics over a data set, in order, in eval mode — per
+//! sample, or per token for token-level models (tokens whose target is
+//! [`IGNORE_INDEX`](finetune_core::model::IGNORE_INDEX) left out) — and the one-line account
+//! of it that runs print.
+
+use crate::feature_cache::{self, Feed};
+use crate::metrics::{ClassificationMetrics, EvalMetrics, MultiLabelMetrics, RegressionMetrics};
+use crate::source::BatchSource;
+use candle_core::{DType, Tensor, D};
+use finetune_core::model::IGNORE_INDEX;
+use finetune_core::{Error, Output, Problem, Result, TrainModel};
+
+/// Evaluation of `model` on `data` in batches of `batch_size`, in order, in eval mode.
+pub fn evaluate<M: TrainModel + ?Sized>(
+    model: &M,
+    data: &dyn BatchSource<M::Inputs>,
+    batch_size: usize,
+) -> Result<EvalMetrics> {
+    evaluate_feed(model, &Feed::direct(data), batch_size)
+}
+
+/// What a model predicted and what was true, over a data set.
+#[derive(Default)]
+struct Collected {
+    classes: (Vec<usize>, Vec<usize>),
+    values: (Vec<f64>, Vec<f64>),
+    multi: (Vec<Vec<bool>>, Vec<Vec<bool>>),
+}
+
+/// [`evaluate`] over a feed (cached features or the source).
+pub(crate) fn evaluate_feed<M: TrainModel + ?Sized>(
+    model: &M,
+    data: &Feed<'_, M::Inputs>,
+    batch_size: usize,
+) -> Result<EvalMetrics> {
+    let n = data.len();
+    let problem = model.problem();
+    let (mut loss_sum, mut got) = (0.0, Collected::default());
+    for start in (0..n).step_by(batch_size.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch_size).min(n)).collect();
+        let batch = data.batch(&idx, 0, false)?;
+        let logits = feature_cache::forward(model, &batch.inputs, false)?;
+        let loss = model.loss(&logits, &batch.targets, 0.0)?;
+        loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * idx.len() as f64;
+        let (logits, targets) = match model.output() {
+            Output::PerSample => (logits, batch.targets),
+            Output::PerToken => labelled_tokens(&logits, &batch.targets)?,
+        };
+        collect(&problem, &logits, &targets, &mut got)?;
+    }
+    let (truth, pred) = got.classes;
+    Ok(EvalMetrics {
+        loss: loss_sum / n.max(1) as f64,
+        samples: n,
+        classification: match &problem {
+            Problem::SingleLabel { labels } => {
+                Some(ClassificationMetrics::compute(labels, &truth, &pred))
+            }
+            _ => None,
+        },
+        regression: match &problem {
+            Problem::Regression => Some(RegressionMetrics::compute(&got.values.0, &got.values.1)),
+            _ => None,
+        },
+        multi_label: match &problem {
+            Problem::MultiLabel { labels } => Some(MultiLabelMetrics::compute(
+                labels,
+                &got.multi.0,
+                &got.multi.1,
+            )),
+            _ => None,
+        },
+    })
+}
+
+/// One batch's truths and predictions, as the problem counts them.
+fn collect(
+    problem: &Problem,
+    logits: &Tensor,
+    targets: &Tensor,
+    got: &mut Collected,
+) -> Result<()> {
+    let as_usize = |v: Vec<u32>| v.into_iter().map(|x| x as usize);
+    match problem {
+        Problem::SingleLabel { .. } => {
+            got.classes
+                .0
+                .extend(as_usize(targets.to_dtype(DType::U32)?.to_vec1::<u32>()?));
+            got.classes
+                .1
+                .extend(as_usize(logits.argmax(D::Minus1)?.to_vec1::<u32>()?));
+        }
+        Problem::Regression => {
+            let values = |t: &Tensor| -> Result<Vec<f64>> {
+                Ok(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
+            };
+            got.values.0.extend(values(targets)?);
+            got.values.1.extend(values(logits)?);
+        }
+        Problem::MultiLabel { .. } => {
+            // A label is predicted when its logit is positive (sigmoid > 0.5).
+            let rows = |t: &Tensor| -> Result<Vec<Vec<bool>>> {
+                Ok(t.to_dtype(DType::F64)?
+                    .to_vec2::<f64>()?
+                    .into_iter()
+                    .map(|r| r.into_iter().map(|x| x > 0.0).collect())
+                    .collect())
+            };
+            got.multi
+                .0
+                .extend(rows(&(targets.to_dtype(DType::F64)? - 0.5)?)?);
+            got.multi.1.extend(rows(logits)?);
+        }
+    }
+    Ok(())
+}
+
+/// Per-token logits `[N, S, L]` and targets `[N, S]` as rows of the tokens that carry a label.
+fn labelled_tokens(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (n, s, l) = logits.dims3()?;
+    if targets.dims() != [n, s] {
+        return Err(Error::config(format!(
+            "per-token targets must be [{n}, {s}] like the logits, got {:?}",
+            targets.dims()
+        )));
+    }
+    let flat: Vec<i64> = targets.flatten_all()?.to_dtype(DType::I64)?.to_vec1()?;
+    let keep: Vec<u32> = (0..flat.len() as u32)
+        .filter(|&i| flat[i as usize] != IGNORE_INDEX)
+        .collect();
+    let kept: Vec<i64> = keep.iter().map(|&i| flat[i as usize]).collect();
+    let device = logits.device();
+    let keep = Tensor::new(keep.as_slice(), device)?;
+    let rows = logits.reshape((n * s, l))?.index_select(&keep, 0)?;
+    Ok((rows, Tensor::new(kept.as_slice(), device)?))
+}
+
+/// Every metric of `m` as `eval_{name}` fields of `rec` (a `metrics.jsonl` record).
+pub(crate) fn flatten_eval(rec: &mut serde_json::Value, m: &EvalMetrics) {
+    if let (Some(obj), Ok(serde_json::Value::Object(fields))) =
+        (rec.as_object_mut(), serde_json::to_value(m))
+    {
+        for (k, v) in fields {
+            obj.insert(format!("eval_{k}"), v);
+        }
+    }
+}
+
+/// A one-line account of an evaluation.
+pub fn describe(m: &EvalMetrics) -> String {
+    let mut s = format!("eval loss {:.4}", m.loss);
+    if let Some(c) = &m.classification {
+        s += &format!(
+            ", accuracy {:.4}, macro F1 {:.4} (precision {:.4}, recall {:.4})",
+            c.accuracy, c.f1, c.precision, c.recall
+        );
+    }
+    if let Some(r) = &m.regression {
+        s += &format!(", MSE {:.4}, Pearson {:.4}", r.mse, r.pearson);
+    }
+    if let Some(ml) = &m.multi_label {
+        s += &format!(
+            ", exact-match accuracy {:.4}, micro F1 {:.4}, macro F1 {:.4}",
+            ml.exact_match, ml.micro_f1, ml.macro_f1
+        );
+    }
+    s
+}

@@ -1,0 +1,167 @@
+//! What follows each optimizer step: the progress line, the train-loss record every
+//! `--logging-steps`, evaluation (every `--eval-steps`, at each epoch's end and at the last
+//! step) with the best-metric tracker, the plateau schedule and early stopping, and the
+//! checkpoint (every `--save-steps`, at the end, at a new best under `--load-best-at-end`, on
+//! early stopping or an interrupt) with the rotation of old ones.
+
+use super::run::Run;
+use super::step::{last_good_checkpoint, StepResult};
+use super::{Learner, Outcome};
+use crate::checkpoint;
+use crate::evaluate::{describe, flatten_eval};
+use crate::feature_cache::Feed;
+use candle_core::DType;
+use finetune_core::{Error, ParamStore, Result, TrainModel};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+
+impl<M: TrainModel + ?Sized> Learner<'_, M> {
+    /// Logs, evaluates and checkpoints after `step` as the settings ask; sets `run.outcome`
+    /// when the run should stop.
+    pub(super) fn after_step(
+        &self,
+        run: &mut Run,
+        step: &StepResult,
+        eval: Option<&Feed<'_, M::Inputs>>,
+    ) -> Result<()> {
+        let done = run.state.global_step;
+        let elapsed = run.started.elapsed().as_secs_f64().max(1e-9);
+        let sps = (run.state.samples_seen - run.start_samples) as f64 / elapsed;
+        run.progress.step(
+            done,
+            format!(
+                "loss {:.4} lr {:.2e} {sps:.1} samples/s",
+                step.loss, step.lr
+            ),
+        );
+        self.log_train_loss(run, step.lr, sps)?;
+        let mut save = self
+            .config
+            .save_steps
+            .is_some_and(|s| done.is_multiple_of(s))
+            || done == run.state.total_steps;
+        if let Some(eval) = eval {
+            save |= self.evaluate_if_due(run, eval)?;
+        }
+        if self.interrupt.load(Ordering::SeqCst) {
+            run.outcome = Outcome::Interrupted;
+            save = true;
+        }
+        if save {
+            self.save_checkpoint(run)?;
+        }
+        Ok(())
+    }
+
+    /// The mean train loss since the last record, every `--logging-steps` and at the end.
+    fn log_train_loss(&self, run: &mut Run, lr: f64, samples_per_s: f64) -> Result<()> {
+        let s = &mut run.state;
+        let done = s.global_step;
+        let due = done.is_multiple_of(self.config.logging_steps.max(1)) || done == s.total_steps;
+        if !due || s.pending_samples == 0 {
+            return Ok(());
+        }
+        let rec = json!({
+            "step": done, "epoch": done as f64 / s.steps_per_epoch as f64,
+            "loss": s.pending_loss / s.pending_samples.max(1) as f64,
+            "lr": lr, "samples_per_s": samples_per_s,
+        });
+        run.log.write(&rec)?;
+        s.log_history.push(rec);
+        (s.pending_loss, s.pending_samples) = (0.0, 0);
+        Ok(())
+    }
+
+    /// Evaluates when due (every `--eval-steps`, each epoch's end, the last step); returns
+    /// whether a checkpoint is wanted (a new best under `--load-best-at-end`, early stopping).
+    fn evaluate_if_due(&self, run: &mut Run, eval: &Feed<'_, M::Inputs>) -> Result<bool> {
+        let c = &self.config;
+        let s = &run.state;
+        let done = s.global_step;
+        let due = c.eval_steps.is_some_and(|e| done.is_multiple_of(e))
+            || done.is_multiple_of(s.steps_per_epoch)
+            || done == s.total_steps;
+        if !due {
+            return Ok(false);
+        }
+        let epoch = done as f64 / s.steps_per_epoch as f64;
+        let m = self.evaluate_feed(eval)?;
+        let mut rec = json!({"step": done, "epoch": epoch});
+        flatten_eval(&mut rec, &m);
+        run.log.write(&rec)?;
+        run.state.log_history.push(rec);
+        let value = m.get(c.metric).ok_or_else(|| {
+            Error::config(format!(
+                "--metric {} does not apply to this problem ({:?})",
+                c.metric,
+                self.model.problem()
+            ))
+        })?;
+        run.progress
+            .say(format!("step {done} (epoch {epoch:.2}): {}", describe(&m)));
+        let mut save = run.state.best.observe(value, done) && c.load_best_at_end;
+        run.scheduler.observe_metric(value);
+        if run.state.best.should_stop(c.early_stopping_patience) {
+            run.progress.say(format!(
+                "early stopping: no better {} in {} evaluations",
+                c.metric, run.state.best.bad_evals
+            ));
+            run.outcome = Outcome::StoppedEarly;
+            save = true;
+        }
+        run.final_eval = Some(m);
+        Ok(save)
+    }
+
+    /// A checkpoint of the step just done (weights must be finite), then the rotation.
+    fn save_checkpoint(&self, run: &mut Run) -> Result<()> {
+        let store = self.model.store();
+        let done = run.state.global_step;
+        let bad = non_finite_tensors(store)?;
+        if !bad.is_empty() {
+            return Err(Error::config(format!(
+                "the weights became non-finite at step {done} ({}); stopping without saving \
+                 them. {}",
+                bad.join(", "),
+                last_good_checkpoint(&self.output)
+            )));
+        }
+        run.state.model_rng = self.model.rng_state().map(|r| r.state());
+        let dir = checkpoint::save(
+            &self.output,
+            &|d| self.model.export(d),
+            store,
+            &run.optimizer.state(),
+            &run.scheduler.state(),
+            &run.state,
+        )?;
+        checkpoint::rotate(
+            &self.output,
+            self.config.save_total_limit,
+            run.state.best.best_step,
+        )?;
+        if run.outcome == Outcome::Interrupted {
+            run.progress
+                .say(format!("interrupted: saved {}", dir.display()));
+        }
+        Ok(())
+    }
+}
+
+/// Names of the store's floating-point tensors holding a NaN or an infinity.
+fn non_finite_tensors(store: &ParamStore) -> Result<Vec<String>> {
+    let mut bad = Vec::new();
+    for (name, t) in store.tensors() {
+        if t.dtype().is_float() {
+            let s = t
+                .to_dtype(DType::F64)?
+                .abs()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
+            if !s.is_finite() {
+                bad.push(name);
+            }
+        }
+    }
+    Ok(bad)
+}

@@ -1,0 +1,81 @@
+//! The end of a run: an interrupted run only reports; otherwise the best checkpoint is loaded
+//! back (`--load-best-at-end`, evaluated again), the model exported at the top of the output
+//! folder, the loss curves plotted, and `train_summary.json` written.
+
+use super::run::Run;
+use super::{Learner, Outcome};
+use crate::checkpoint;
+use crate::feature_cache::Feed;
+use crate::summary::{peak_memory_bytes, TrainSummary};
+use finetune_core::{Error, Result, TrainModel};
+
+impl<M: TrainModel + ?Sized> Learner<'_, M> {
+    pub(super) fn finish(
+        &self,
+        mut run: Run,
+        eval: Option<&Feed<'_, M::Inputs>>,
+    ) -> Result<(Outcome, TrainSummary)> {
+        if run.outcome != Outcome::Interrupted {
+            if self.config.load_best_at_end {
+                self.load_best(&mut run, eval)?;
+            }
+            self.model.export(&self.output)?;
+            crate::plot::plot_history(
+                &self.output.join("loss.png"),
+                &run.state.log_history,
+                self.config.metric.as_str(),
+            )?;
+        }
+        let summary = self.summary(&run)?;
+        Ok((run.outcome, summary))
+    }
+
+    /// The best checkpoint's weights back in the model, and its evaluation.
+    fn load_best(&self, run: &mut Run, eval: Option<&Feed<'_, M::Inputs>>) -> Result<()> {
+        let Some(best) = run.state.best.best_step else {
+            return Ok(());
+        };
+        let dir = checkpoint::dir_for(&self.output, best);
+        checkpoint::load(&dir, self.model.store())?;
+        run.progress
+            .say(format!("loaded the best checkpoint ({})", dir.display()));
+        if let Some(eval) = eval {
+            run.final_eval = Some(self.evaluate_feed(eval)?);
+        }
+        Ok(())
+    }
+
+    /// The run's summary, also written to `train_summary.json`.
+    fn summary(&self, run: &Run) -> Result<TrainSummary> {
+        let s = &run.state;
+        let runtime = run.started.elapsed().as_secs_f64();
+        let trained_steps = s.global_step - run.start_step;
+        let per_step = s.samples_seen as f64 / s.global_step.max(1) as f64;
+        let summary = TrainSummary {
+            global_step: s.global_step,
+            epochs_completed: s.global_step as f64 / s.steps_per_epoch as f64,
+            train_loss: run.last_train_loss,
+            // An interrupted run's last evaluation may predate its last steps.
+            final_eval: match run.outcome {
+                Outcome::Interrupted => None,
+                _ => run.final_eval.clone(),
+            },
+            best_metric: s.best.best,
+            best_step: s.best.best_step,
+            stopped_early: run.outcome == Outcome::StoppedEarly,
+            interrupted: run.outcome == Outcome::Interrupted,
+            runtime_s: runtime,
+            train_samples_per_s: trained_steps as f64 * per_step / runtime.max(1e-9),
+            peak_memory_bytes: peak_memory_bytes(),
+            trainable_params: run.counts.trainable,
+            total_params: run.counts.total,
+            feature_cache: Some(run.cache_report.clone()),
+        };
+        let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::config(e.to_string()))?;
+        finetune_core::fsutil::write_bytes_atomically(
+            &self.output.join("train_summary.json"),
+            &json,
+        )?;
+        Ok(summary)
+    }
+}

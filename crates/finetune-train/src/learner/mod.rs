@@ -1,0 +1,136 @@
+//! The training loop, as a short sequence of named steps, each in a file of its own:
+//! - [`run`]: set-up — the data's step plan, the freeze mask, optimizer and schedule, a resumed
+//!   checkpoint, the (cached) feeds, the metrics log;
+//! - [`mask`]: the freeze rules in force in an epoch (gradual unfreezing);
+//! - [`step`]: one optimizer step — micro-batches, backward, accumulation, penalties, the NaN
+//!   policy, clipping, the optimizer and the schedule;
+//! - [`events`]: what follows a step — the log, evaluation, early stopping, checkpoints and
+//!   their rotation;
+//! - [`finish`]: the end — the best checkpoint loaded back, export, plot and summary.
+//!
+//! Order and resume: everything a step needs — the epoch and batch indices
+//! ([`StepOrder`](crate::order::StepOrder)), the trainable mask under gradual unfreezing — is a
+//! function of the global step, so a checkpoint only stores the step, the optimizer, the
+//! schedule, the model's dropout RNG, the weights and the log (with the train loss not yet
+//! logged), and a resumed run repeats the uninterrupted one exactly, `metrics.jsonl` included.
+//!
+//! Accumulation: each micro-batch's mean loss is weighted by its share of the step's samples, so
+//! the accumulated gradient is the gradient of the mean loss over the whole step.
+
+mod events;
+mod finish;
+mod mask;
+mod optimizer;
+mod progress;
+mod run;
+mod step;
+
+pub use crate::evaluate::{describe, evaluate};
+
+use crate::evaluate::evaluate_feed;
+use crate::source::BatchSource;
+use crate::summary::TrainSummary;
+use crate::{TrainConfig, UnfreezeSchedule};
+use finetune_core::{Error, FreezeSpec, ParamLayout, Result, TrainModel};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    StoppedEarly,
+    /// Stopped by the interrupt flag (Ctrl-C) after saving a checkpoint.
+    Interrupted,
+}
+
+pub struct Learner<'m, M: TrainModel + ?Sized> {
+    model: &'m M,
+    config: TrainConfig,
+    output: PathBuf,
+    layout: ParamLayout,
+    base_freeze: FreezeSpec,
+    unfreeze: Option<UnfreezeSchedule>,
+    interrupt: Arc<AtomicBool>,
+}
+
+impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
+    /// A learner writing into `output` (created if needed). Applies nothing yet.
+    pub fn new(model: &'m M, config: TrainConfig, output: &Path) -> Result<Self> {
+        config.validate()?;
+        let layout = model.layout();
+        let (base_freeze, unfreeze) = mask::rules(&config, &layout, &model.store().names())?;
+        std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
+        Ok(Self {
+            model,
+            config,
+            output: output.to_path_buf(),
+            layout,
+            base_freeze,
+            unfreeze,
+            interrupt: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Replaces the gradual-unfreezing schedule (e.g. one built with
+    /// [`UnfreezeSchedule::every`]).
+    pub fn with_unfreeze_schedule(mut self, schedule: UnfreezeSchedule) -> Self {
+        self.unfreeze = Some(schedule);
+        self
+    }
+
+    /// The flag that stops the run (after a checkpoint) at the next optimizer step.
+    pub fn interrupt_flag(&self) -> Arc<AtomicBool> {
+        self.interrupt.clone()
+    }
+
+    /// Sets the interrupt flag on Ctrl-C (SIGINT/SIGTERM). Once per process.
+    pub fn stop_on_ctrl_c(&self) -> Result<()> {
+        let flag = self.interrupt.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+            .map_err(|e| Error::config(format!("cannot install the Ctrl-C handler: {e}")))
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Mean loss and metrics over `data`, in order, in eval mode.
+    pub fn evaluate(&self, data: &dyn BatchSource<M::Inputs>) -> Result<crate::EvalMetrics> {
+        evaluate(self.model, data, self.config.eval_batch_size)
+    }
+
+    /// Trains on `train`, evaluating on `eval` when given; resumes from a checkpoint folder.
+    pub fn fit(
+        &self,
+        train: &dyn BatchSource<M::Inputs>,
+        eval: Option<&dyn BatchSource<M::Inputs>>,
+        resume: Option<&Path>,
+    ) -> Result<(Outcome, TrainSummary)> {
+        let (mut run, feeds) = self.start(train, eval, resume)?;
+        std::thread::scope(|scope| -> Result<()> {
+            let batches = crate::prefetch::spawn(scope, &feeds.train, run.order, run.steps_left());
+            while !run.done() {
+                let (epoch, batch) = batches.next()?;
+                self.enter_epoch(&mut run, epoch)?;
+                let step = self.train_step(&mut run, epoch, &batch)?;
+                self.after_step(&mut run, &step, feeds.eval.as_ref())?;
+                if run.outcome != Outcome::Completed {
+                    break;
+                }
+            }
+            Ok(())
+        })?;
+        run.progress.finish();
+        self.finish(run, feeds.eval.as_ref())
+    }
+
+    /// The mean loss and metrics of a (possibly cached) data set, in eval mode.
+    fn evaluate_feed(
+        &self,
+        data: &crate::feature_cache::Feed<'_, M::Inputs>,
+    ) -> Result<crate::EvalMetrics> {
+        evaluate_feed(self.model, data, self.config.eval_batch_size)
+    }
+}

@@ -1,0 +1,47 @@
+//! What a run shows while it trains: a progress bar over the steps on a terminal, and lines
+//! (the run's plan, evaluations, notices) above it — or straight to stderr when the bar is
+//! hidden (`--no-progress`, or stderr not a terminal).
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub(crate) struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A bar over `total` steps, `at` of them done (a resumed run).
+    pub(crate) fn new(enabled: bool, total: u64, at: u64) -> Self {
+        let bar = if enabled {
+            ProgressBar::new(total)
+        } else {
+            ProgressBar::hidden()
+        };
+        if let Ok(style) = ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps [{elapsed_precise} < {eta_precise}] {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_position(at);
+        Self { bar }
+    }
+
+    /// A line above the bar. A hidden bar drops what it is asked to print, so the line then
+    /// goes straight to stderr.
+    pub(crate) fn say(&self, msg: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{msg}");
+        } else {
+            self.bar.println(msg)
+        }
+    }
+
+    /// `done` steps, with the latest step's figures.
+    pub(crate) fn step(&self, done: u64, msg: String) {
+        self.bar.set_position(done);
+        self.bar.set_message(msg);
+    }
+
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,186 @@
+//! Setting a run up: the step plan of the training data, the freeze mask of the first epoch,
+//! optimizer and schedule, the state of a resumed checkpoint, the feeds (frozen-feature cache
+//! or the sources), the metrics log, and the first lines a run prints.
+
+use super::progress::Progress;
+use super::{optimizer, Learner, Outcome};
+use crate::checkpoint::{self, TrainerState};
+use crate::early_stop::BestTracker;
+use crate::feature_cache::{self, FeatureCacheReport, Feed};
+use crate::log::MetricsLog;
+use crate::metrics::EvalMetrics;
+use crate::order::StepOrder;
+use crate::source::BatchSource;
+use finetune_core::optim::Optimizer;
+use finetune_core::schedule::LrScheduler;
+use finetune_core::{Error, ParamCounts, Result, Rng, TrainModel};
+use std::path::Path;
+use std::time::Instant;
+
+/// Where a run's batches come from: the training and evaluation sets, cached or not.
+pub(super) struct Feeds<'a, I> {
+    pub(super) train: Feed<'a, I>,
+    pub(super) eval: Option<Feed<'a, I>>,
+}
+
+/// Everything a run changes as it goes.
+pub(super) struct Run {
+    pub(super) order: StepOrder,
+    pub(super) optimizer: Box<dyn Optimizer>,
+    pub(super) scheduler: LrScheduler,
+    pub(super) state: TrainerState,
+    pub(super) log: MetricsLog,
+    pub(super) progress: Progress,
+    pub(super) counts: ParamCounts,
+    pub(super) cache_report: FeatureCacheReport,
+    pub(super) started: Instant,
+    /// The step and sample count the run started from (a resumed run's checkpoint).
+    pub(super) start_step: u64,
+    pub(super) start_samples: u64,
+    pub(super) outcome: Outcome,
+    /// The epoch whose freeze mask is applied.
+    pub(super) mask_epoch: Option<u64>,
+    pub(super) last_train_loss: Option<f64>,
+    pub(super) final_eval: Option<EvalMetrics>,
+}
+
+impl Run {
+    pub(super) fn steps_left(&self) -> std::ops::Range<u64> {
+        self.state.global_step..self.state.total_steps
+    }
+
+    pub(super) fn done(&self) -> bool {
+        self.state.global_step >= self.state.total_steps
+    }
+}
+
+impl<M: TrainModel + ?Sized> Learner<'_, M> {
+    /// Everything up to the first step: checks, mask, optimizer, schedule, resume, feeds, log.
+    pub(super) fn start<'a>(
+        &self,
+        train: &'a dyn BatchSource<M::Inputs>,
+        eval: Option<&'a dyn BatchSource<M::Inputs>>,
+        resume: Option<&Path>,
+    ) -> Result<(Run, Feeds<'a, M::Inputs>)> {
+        let c = &self.config;
+        let order = self.order(train.len(), eval)?;
+        let (steps_per_epoch, total_steps) = (order.steps_per_epoch(), self.total_steps(&order));
+        let store = self.model.store();
+        if let Some(u) = &self.unfreeze {
+            u.check_patterns_match(&store.names())?;
+        }
+        self.apply_mask(0)?;
+        let mut optimizer = optimizer::build(c, &self.layout, store)?;
+        let mut scheduler = optimizer::scheduler(c, total_steps, optimizer.as_ref())?;
+        let mut state = TrainerState {
+            global_step: 0,
+            total_steps,
+            steps_per_epoch,
+            samples_seen: 0,
+            model_rng: None,
+            best: BestTracker::new(c.greater_is_better()),
+            log_history: Vec::new(),
+            pending_loss: 0.0,
+            pending_samples: 0,
+            config: c.clone(),
+        };
+        match resume {
+            Some(dir) => {
+                let loaded = checkpoint::load(dir, store)?;
+                check_same_plan(dir, &loaded.state, total_steps, steps_per_epoch)?;
+                optimizer.load_state(loaded.optimizer)?;
+                scheduler.load_state(loaded.scheduler)?;
+                state = loaded.state;
+                if let Some(r) = state.model_rng {
+                    self.model.set_rng_state(Rng::from_state(r));
+                }
+            }
+            None => self
+                .model
+                .set_rng_state(Rng::seed_from_u64(c.seed.wrapping_add(0x5eed))),
+        }
+        checkpoint::remove_stale_temps(&self.output)?;
+        let (train, eval, cache_report, cache_line) =
+            feature_cache::feeds(self.model, c, self.unfreeze.is_some(), train, eval)?;
+        let log = MetricsLog::start(&self.output, &state.log_history)?;
+        let counts = store.counts();
+        let progress = Progress::new(c.progress, total_steps, state.global_step);
+        progress.say(format!(
+            "training {total_steps} steps ({steps_per_epoch} per epoch, batch {} x accumulation \
+             {}); trainable params: {} || all params: {} || trainable%: {:.1}",
+            c.batch_size,
+            c.grad_accum,
+            finetune_core::params::thousands(counts.trainable),
+            finetune_core::params::thousands(counts.total),
+            counts.trainable_percent()
+        ));
+        if let Some(line) = cache_line {
+            progress.say(line);
+        }
+        let (start_step, start_samples) = (state.global_step, state.samples_seen);
+        let run = Run {
+            order,
+            optimizer,
+            scheduler,
+            state,
+            log,
+            progress,
+            counts,
+            cache_report,
+            started: Instant::now(),
+            start_step,
+            start_samples,
+            outcome: Outcome::Completed,
+            mask_epoch: None,
+            last_train_loss: None,
+            final_eval: None,
+        };
+        Ok((run, Feeds { train, eval }))
+    }
+
+    /// The step plan over `samples` training samples; refuses data sets that make no run.
+    fn order<I>(&self, samples: usize, eval: Option<&dyn BatchSource<I>>) -> Result<StepOrder> {
+        let c = &self.config;
+        let order = StepOrder {
+            samples,
+            batch_size: c.batch_size,
+            grad_accum: c.grad_accum,
+            drop_last: c.drop_last,
+            seed: c.seed,
+        };
+        if order.batches_per_epoch() == 0 {
+            return Err(Error::config(format!(
+                "the training set has {samples} samples: not one batch of {}",
+                c.batch_size
+            )));
+        }
+        if eval.is_some_and(|e| e.is_empty()) {
+            return Err(Error::config("the evaluation set is empty"));
+        }
+        if eval.is_none() && (c.early_stopping_patience.is_some() || c.load_best_at_end) {
+            return Err(Error::config(
+                "early stopping and --load-best-at-end need an evaluation set",
+            ));
+        }
+        Ok(order)
+    }
+
+    fn total_steps(&self, order: &StepOrder) -> u64 {
+        let c = &self.config;
+        c.max_steps.unwrap_or(c.epochs * order.steps_per_epoch())
+    }
+}
+
+/// A checkpoint resumes only the run it came from: the same number of steps, per epoch too.
+fn check_same_plan(dir: &Path, saved: &TrainerState, total: u64, per_epoch: u64) -> Result<()> {
+    if saved.total_steps == total && saved.steps_per_epoch == per_epoch {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "{}: this checkpoint belongs to a run of {} steps ({} per epoch); the current settings \
+         give {total} ({per_epoch} per epoch)",
+        dir.display(),
+        saved.total_steps,
+        saved.steps_per_epoch
+    )))
+}

@@ -1,0 +1,152 @@
+//! One optimizer step: each micro-batch's forward, loss (with the L1/L2 penalties) and
+//! recorded backward, accumulated with the weight of its share of the step's samples; the NaN
+//! policy; gradient clipping; the optimizer's update and the schedule's next lr.
+
+use super::run::Run;
+use super::Learner;
+use crate::config::OnNan;
+use crate::feature_cache::{self, Fed};
+use crate::source::Batch;
+use candle_core::{DType, Tensor};
+use finetune_core::{Error, GradAccumulator, Grads, ParamStore, PatternSet, Result, TrainModel};
+use finetune_kernels::tape::Recording;
+use serde_json::json;
+
+/// What one optimizer step did.
+pub(super) struct StepResult {
+    /// The mean training loss over the step's samples.
+    pub(super) loss: f64,
+    /// The lr the step trained with (the first group's).
+    pub(super) lr: f64,
+}
+
+type Penalty = fn(&ParamStore, &PatternSet, f64) -> finetune_core::Result<Option<Tensor>>;
+
+impl<M: TrainModel + ?Sized> Learner<'_, M> {
+    /// Trains on `batches`, the micro-batches of one step of `epoch`.
+    pub(super) fn train_step(
+        &self,
+        run: &mut Run,
+        epoch: u64,
+        batches: &[Batch<Fed<M::Inputs>>],
+    ) -> Result<StepResult> {
+        let step = run.state.global_step;
+        run.scheduler.apply(run.optimizer.as_mut());
+        let samples: usize = batches.iter().map(|b| b.len()).sum();
+        let (mut grads, loss, mut skipped) = self.gradients(batches, samples, step, epoch)?;
+        if skipped.is_none() {
+            skipped = self.clip_and_check(grads.as_mut(), step)?;
+        }
+        match (&skipped, grads) {
+            (None, Some(grads)) => run.optimizer.step(self.model.store(), &grads)?,
+            (Some(why), _) => {
+                run.progress.say(format!(
+                    "{why}; skipped this optimizer step (--on-nan skip)"
+                ));
+                let rec = json!({"step": step + 1, "skipped": true, "reason": why});
+                run.log.write(&rec)?;
+                run.state.log_history.push(rec);
+            }
+            (None, None) => unreachable!("a step without a skip has gradients"),
+        }
+        let lr = run.optimizer.groups().first().map(|g| g.lr).unwrap_or(0.0);
+        run.scheduler.step();
+        run.state.global_step += 1;
+        run.state.samples_seen += samples as u64;
+        if skipped.is_none() {
+            run.state.pending_loss += loss * samples as f64;
+            run.state.pending_samples += samples as u64;
+            run.last_train_loss = Some(loss);
+        }
+        Ok(StepResult { loss, lr })
+    }
+
+    /// The step's accumulated gradients and mean loss; `None` gradients and a reason when a
+    /// micro-batch's loss is not finite under `--on-nan skip`.
+    fn gradients(
+        &self,
+        batches: &[Batch<Fed<M::Inputs>>],
+        samples: usize,
+        step: u64,
+        epoch: u64,
+    ) -> Result<(Option<Grads>, f64, Option<String>)> {
+        let c = &self.config;
+        let store = self.model.store();
+        let every = PatternSet::new(&["*"])?;
+        let mut acc = GradAccumulator::new();
+        let mut step_loss = 0.0;
+        for batch in batches {
+            let recording = Recording::start();
+            let logits = feature_cache::forward(self.model, &batch.inputs, true)?;
+            let mut loss = self
+                .model
+                .loss(&logits, &batch.targets, c.label_smoothing)?;
+            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !value.is_finite() {
+                let why = format!(
+                    "the training loss became {value} at step {} (epoch {epoch})",
+                    step + 1
+                );
+                return match c.on_nan {
+                    OnNan::Skip => Ok((None, step_loss, Some(why))),
+                    OnNan::Stop => Err(self.stopping(why)),
+                };
+            }
+            for (lambda, penalty) in [
+                (c.l1, finetune_core::regularize::l1_penalty as Penalty),
+                (c.l2, finetune_core::regularize::l2_penalty as Penalty),
+            ] {
+                if lambda > 0.0 {
+                    if let Some(p) = penalty(store, &every, lambda)? {
+                        loss = (loss + p.to_dtype(logits.dtype())?)?;
+                    }
+                }
+            }
+            let grads = Grads::from_backward(store, &recording.backward(&loss)?);
+            let share = batch.len() as f64 / samples as f64;
+            acc.add(&grads, share)?;
+            step_loss += value * share;
+        }
+        Ok((Some(acc.take()), step_loss, None))
+    }
+
+    /// Clips the gradients' global norm (`--max-grad-norm`), then checks them: a non-finite
+    /// gradient stops the run, or under `--on-nan skip` gives the reason to skip the step.
+    fn clip_and_check(&self, grads: Option<&mut Grads>, step: u64) -> Result<Option<String>> {
+        let Some(grads) = grads else {
+            return Ok(None);
+        };
+        if let Some(max) = self.config.max_grad_norm.filter(|m| *m > 0.0) {
+            grads.clip_norm(max, 2.0)?;
+        }
+        let bad = grads.non_finite()?;
+        if bad.is_empty() {
+            return Ok(None);
+        }
+        let why = format!(
+            "non-finite gradient at step {} in {}",
+            step + 1,
+            bad.join(", ")
+        );
+        match self.config.on_nan {
+            OnNan::Skip => Ok(Some(why)),
+            OnNan::Stop => Err(self.stopping(why)),
+        }
+    }
+
+    /// The error that stops a run for `why`, naming the checkpoint to resume from.
+    pub(super) fn stopping(&self, why: String) -> Error {
+        Error::config(format!(
+            "{why}; stopping. {}",
+            last_good_checkpoint(&self.output)
+        ))
+    }
+}
+
+/// The sentence of an error that names the checkpoint to resume from.
+pub(super) fn last_good_checkpoint(output: &std::path::Path) -> String {
+    match crate::checkpoint::list(output).pop() {
+        Some((_, p)) => format!("The last good checkpoint is {}", p.display()),
+        None => "No checkpoint was saved yet".to_string(),
+    }
+}

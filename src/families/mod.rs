@@ -1,0 +1,208 @@
+//! The model families `finetune` trains: the one place a family is registered ([`FAMILIES`]).
+//! A model named on the command line (or in a library call) is resolved once per run into a
+//! [`ModelSource`]: its files (a local folder, the Hugging Face cache or a download) and the
+//! family its `config.json` names — transformers' `model_type`, or timm's `architecture` — or,
+//! for an architecture name such as `resnet18`, a network to initialise at random. Tasks and
+//! commands then load through the family's [`Loader`] rather than matching on family names.
+//!
+//! Adding a family: a model crate under `models/` (its names, its `TrainModel` impl, load and
+//! export), a glue file here mapping the task's load options onto it, and one entry in
+//! [`FAMILIES`].
+
+mod bert;
+mod resnet;
+
+use crate::settings::Task;
+use crate::tasks::image::{ImageClassifier, ImageModelOptions};
+use crate::tasks::text::{TextClassifier, TextModelOptions};
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use finetune_hub::{resolve_model, HubConfig, ModelFiles, ModelOptions};
+use std::path::Path;
+
+/// How a family's models are built for their task.
+#[derive(Clone, Copy)]
+pub enum Loader {
+    Text(fn(&ModelSource, &TextModelOptions, &Device) -> Result<TextClassifier>),
+    Image(fn(&ModelSource, &ImageModelOptions, &Device) -> Result<ImageClassifier>),
+}
+
+/// A model family and how to recognise, read and build its checkpoints.
+pub struct Family {
+    /// The family's name in messages (`BERT`).
+    pub name: &'static str,
+    /// transformers' `model_type` values its checkpoints carry.
+    pub model_types: &'static [&'static str],
+    /// timm's `architecture` values its checkpoints carry.
+    pub timm_architectures: &'static [&'static str],
+    /// Names that build a randomly initialised network (trained from scratch).
+    pub fresh: &'static [&'static str],
+    /// The class names a checkpoint was trained for, when its config names them (not
+    /// placeholders such as transformers' `LABEL_0`).
+    pub labels: fn(&ModelFiles) -> Result<Option<Vec<String>>>,
+    pub loader: Loader,
+}
+
+impl Family {
+    /// The task its models do.
+    pub fn task(&self) -> Task {
+        match self.loader {
+            Loader::Text(_) => Task::TextClassification,
+            Loader::Image(_) => Task::ImageClassification,
+        }
+    }
+}
+
+/// Every family, in the order `config.json` is matched against them.
+pub static FAMILIES: [&Family; 2] = [&bert::FAMILY, &resnet::FAMILY];
+
+/// A model as a run uses it: what the user named, its family, and its files (`None` for an
+/// architecture name: a fresh network).
+pub struct ModelSource {
+    pub name: String,
+    pub family: &'static Family,
+    pub files: Option<ModelFiles>,
+}
+
+impl ModelSource {
+    /// The checkpoint's files; an error for a fresh network.
+    pub fn files(&self) -> Result<&ModelFiles> {
+        self.files
+            .as_ref()
+            .with_context(|| format!("{} names an architecture, not a checkpoint", self.name))
+    }
+
+    /// The class names the checkpoint was trained for (see [`Family::labels`]); `None` for a
+    /// fresh network.
+    pub fn labels(&self) -> Result<Option<Vec<String>>> {
+        match &self.files {
+            Some(files) => (self.family.labels)(files),
+            None => Ok(None),
+        }
+    }
+
+    /// Fails unless the model does `task`.
+    pub fn check_task(&self, task: Task) -> Result<()> {
+        if self.family.task() != task {
+            bail!(
+                "{} is a {} model ({}); {} needs a {} model",
+                self.name,
+                self.family.task().describe(),
+                self.family.name,
+                task.describe(),
+                task.describe()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Resolves `model` (a folder, a Hub id or an architecture name) once: its files and family.
+/// With a `task`, a `config.json` that names no family (or is not JSON: the family's own
+/// reader then says what is wrong with it) is taken for that task's family.
+pub fn resolve(model: &str, allow_pickle: bool, task: Option<Task>) -> Result<ModelSource> {
+    if !Path::new(model).exists() {
+        if let Some(family) = FAMILIES.iter().find(|f| f.fresh.contains(&model)) {
+            return Ok(ModelSource {
+                name: model.to_string(),
+                family,
+                files: None,
+            });
+        }
+    }
+    let files = resolve_model(
+        model,
+        &HubConfig::from_env(),
+        &ModelOptions { allow_pickle },
+    )?;
+    let family = family_of(&files, task)?;
+    Ok(ModelSource {
+        name: model.to_string(),
+        family,
+        files: Some(files),
+    })
+}
+
+/// The family a checkpoint's `config.json` names (or `task`'s, see [`resolve`]).
+fn family_of(files: &ModelFiles, task: Option<Task>) -> Result<&'static Family> {
+    let path = files.dir.join("config.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let of_task = task.and_then(|t| FAMILIES.iter().copied().find(|f| f.task() == t));
+    let config: serde_json::Value = match (serde_json::from_str(&text), of_task) {
+        (Ok(c), _) => c,
+        (Err(_), Some(family)) => return Ok(family),
+        (Err(e), None) => bail!("{} is not valid JSON: {e}", path.display()),
+    };
+    let found = match (config.get("model_type"), config.get("architecture")) {
+        (Some(t), _) => {
+            let t = t.as_str().unwrap_or_default();
+            FAMILIES
+                .iter()
+                .copied()
+                .find(|f| f.model_types.contains(&t))
+        }
+        (None, Some(a)) => {
+            let a = a.as_str().unwrap_or_default();
+            FAMILIES
+                .iter()
+                .copied()
+                .find(|f| f.timm_architectures.contains(&a))
+        }
+        (None, None) => of_task,
+    };
+    found.with_context(|| {
+        let what = config
+            .get("model_type")
+            .map(|t| format!("model_type {t}"))
+            .or(config
+                .get("architecture")
+                .map(|a| format!("architecture {a}")))
+            .unwrap_or_else(|| "neither model_type nor architecture".into());
+        let known: Vec<String> = FAMILIES
+            .iter()
+            .flat_map(|f| f.model_types.iter().chain(f.timm_architectures))
+            .map(|s| s.to_string())
+            .collect();
+        format!(
+            "{}: {what} is not a supported model (supported: {})",
+            path.display(),
+            known.join(", ")
+        )
+    })
+}
+
+/// A model-loading error, naming the file it concerns when its message names none: a tensor's
+/// shape or dtype → the weights file (shapes: and the `config.json` they were checked against),
+/// anything else → the model folder.
+pub(crate) fn in_model_files(e: finetune_core::Error, files: &ModelFiles) -> anyhow::Error {
+    let msg = e.to_string();
+    let dir = files.dir.display().to_string();
+    if msg.contains(&dir) {
+        return e.into();
+    }
+    let weights = files
+        .weights
+        .index
+        .clone()
+        .or_else(|| files.weights.files.first().cloned())
+        .unwrap_or_else(|| files.dir.clone());
+    let config = files
+        .config
+        .clone()
+        .unwrap_or_else(|| files.dir.join("config.json"));
+    match e {
+        finetune_core::Error::Shape { .. } => anyhow::anyhow!(
+            "{} does not match {}: {msg}",
+            weights.display(),
+            config.display()
+        ),
+        _ if msg.contains("lacks tensor") => anyhow::anyhow!(
+            "{} does not match {}: {msg}",
+            weights.display(),
+            config.display()
+        ),
+        _ if msg.contains("tensor") => anyhow::anyhow!("{}: {msg}", weights.display()),
+        _ => anyhow::anyhow!("{dir}: {msg}"),
+    }
+}

@@ -1,0 +1,325 @@
+//! The settings of a fine-tuning run, the one schema behind `finetune train`'s flags, the keys
+//! of a `--config` file and `run_config.json`: what to train and where ([`JobSettings`]),
+//! which data ([`DataSettings`], with [`TextSettings`] and [`ImageSettings`] for each task),
+//! and how ([`TrainConfig`]). Each struct derives clap's `Args` and serde; their field names
+//! are the keys, their flag aliases the accepted alternatives (see
+//! [`finetune_train::settings`]).
+
+use crate::tasks::augment::Augment;
+use anyhow::{bail, Context, Result};
+use clap::{ArgMatches, Args, Command, FromArgMatches};
+use finetune_data::text::TextColumns;
+use finetune_train::settings::{self as schema};
+use finetune_train::TrainConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// What a run fine-tunes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    TextClassification,
+    ImageClassification,
+}
+
+impl Task {
+    /// The help heading of the settings that only this task takes.
+    fn heading(self) -> &'static str {
+        match self {
+            Task::TextClassification => TEXT_HEADING,
+            Task::ImageClassification => IMAGE_HEADING,
+        }
+    }
+
+    /// How messages name the task.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Task::TextClassification => "text classification",
+            Task::ImageClassification => "image classification",
+        }
+    }
+}
+
+const TEXT_HEADING: &str = "Text data";
+const IMAGE_HEADING: &str = "Image data";
+
+/// What to fine-tune, from what, into where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct JobSettings {
+    /// What to fine-tune for.
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub task: Option<Task>,
+    /// A Hub id (`org/name[@revision]`), a local folder, or an architecture to train from
+    /// scratch (`resnet18`).
+    #[arg(long, help_heading = "Run")]
+    pub model: Option<String>,
+    /// Where checkpoints, logs and the exported model go.
+    #[arg(long, visible_alias = "output-dir", help_heading = "Run")]
+    pub output: Option<PathBuf>,
+    /// Continue from a checkpoint folder, or the newest one under --output (`latest`, the
+    /// default when the flag has no value).
+    #[arg(long, alias = "resume-from-checkpoint", num_args = 0..=1, default_missing_value = "latest", help_heading = "Run")]
+    pub resume: Option<String>,
+    /// Train into a non-empty --output, removing an earlier run's outputs (checkpoints, logs,
+    /// the exported model) first; without it a non-empty folder is refused unless --resume.
+    #[arg(long, visible_alias = "overwrite-output-dir", help_heading = "Run")]
+    pub overwrite: bool,
+    /// `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
+    #[arg(long, default_value = "auto", help_heading = "Run")]
+    pub device: String,
+    /// Dropout probability replacing the checkpoint's.
+    #[arg(long, help_heading = "Model")]
+    pub dropout: Option<f64>,
+    /// Accept `pytorch_model.bin` weights (read, never executed) when there are no
+    /// safetensors.
+    #[arg(long, help_heading = "Model")]
+    pub allow_pickle: bool,
+}
+
+/// Which data, and which labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct DataSettings {
+    /// Training files (CSV, TSV, JSONL, Parquet; image folders and files for images).
+    #[arg(long, alias = "train-file", num_args = 1.., help_heading = "Data")]
+    pub train: Vec<PathBuf>,
+    /// Evaluation files, evaluated during training.
+    #[arg(long, visible_alias = "validation", alias = "validation-file", num_args = 1.., help_heading = "Data")]
+    pub eval: Vec<PathBuf>,
+    /// Test files, evaluated once after training.
+    #[arg(long, alias = "test-file", num_args = 1.., help_heading = "Data")]
+    pub test: Vec<PathBuf>,
+    /// A Hub dataset id (or a local snapshot folder) with train/validation/test splits.
+    #[arg(long, alias = "dataset-name", help_heading = "Data")]
+    pub dataset: Option<String>,
+    /// The column holding the labels.
+    #[arg(long, default_value = "label", help_heading = "Data")]
+    pub label_column: String,
+    /// Class names in id order, comma-separated.
+    #[arg(long, value_delimiter = ',', help_heading = "Data")]
+    pub labels: Option<Vec<String>>,
+    /// Classes `0..N` (integer labels in the data).
+    #[arg(long, help_heading = "Data")]
+    pub num_labels: Option<usize>,
+    /// Hold out this fraction of the training rows for evaluation when there is no --eval.
+    #[arg(long, help_heading = "Data")]
+    pub validation_split: Option<f64>,
+    /// Train on at most this many rows (a seeded sample).
+    #[arg(long, help_heading = "Data")]
+    pub max_train_samples: Option<usize>,
+    /// Skip (and count) bad rows instead of stopping at the first.
+    #[arg(long, help_heading = "Data")]
+    pub skip_bad_samples: bool,
+}
+
+impl DataSettings {
+    /// The class names `--labels` gives, or `--num-labels` (`0..N`); `None` when neither does.
+    pub fn given_labels(&self) -> Result<Option<Vec<String>>> {
+        match (&self.labels, self.num_labels) {
+            (Some(names), Some(n)) if n != names.len() => bail!(
+                "--num-labels {n} disagrees with the {} names of --labels",
+                names.len()
+            ),
+            (Some(names), _) => Ok(Some(names.clone())),
+            (None, Some(n)) => Ok(Some((0..n).map(|i| i.to_string()).collect())),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// What a bad sample does: stop with its file and row, or be skipped and counted.
+    pub fn on_bad(&self) -> finetune_data::OnBadSample {
+        if self.skip_bad_samples {
+            finetune_data::OnBadSample::Skip
+        } else {
+            finetune_data::OnBadSample::Error
+        }
+    }
+}
+
+/// Settings only text classification takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct TextSettings {
+    /// The column holding the text.
+    #[arg(long, default_value = "text", help_heading = TEXT_HEADING)]
+    pub text_column: String,
+    /// The column holding the second text of a pair task.
+    #[arg(long, help_heading = TEXT_HEADING)]
+    pub text_pair_column: Option<String>,
+    /// Rows sharing this column's value stay on one side of --validation-split.
+    #[arg(long, help_heading = TEXT_HEADING)]
+    pub group_column: Option<String>,
+    /// Tokens per text (default: 128, or the model's limit when smaller).
+    #[arg(long, visible_alias = "max-seq-length", help_heading = TEXT_HEADING)]
+    pub max_length: Option<usize>,
+}
+
+impl TextSettings {
+    /// The columns to read, with the label column of `data`.
+    pub fn columns(&self, data: &DataSettings) -> TextColumns {
+        TextColumns {
+            text: self.text_column.clone(),
+            pair: self.text_pair_column.clone(),
+            label: data.label_column.clone(),
+            group: self.group_column.clone(),
+        }
+    }
+}
+
+/// Settings only image classification takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct ImageSettings {
+    /// Training augmentation: `none`, `light`, `timm` or `strong`, then optional `KEY=VALUE`
+    /// overrides (`scale=LO:HI`, `ratio=LO:HI`, `hflip=P`, `rotation=DEG`, `jitter=X`,
+    /// `hue=X`), e.g. `light,hflip=0,rotation=10`.
+    #[arg(long, default_value = "light", help_heading = IMAGE_HEADING)]
+    pub augment: Augment,
+    /// Parquet image datasets: the column holding the images.
+    #[arg(long, default_value = "image", help_heading = IMAGE_HEADING)]
+    pub image_column: String,
+    /// Square input size (pixels) replacing the model's; with an architecture name
+    /// (`resnet18`) the images' own size.
+    #[arg(long, help_heading = IMAGE_HEADING)]
+    pub image_size: Option<usize>,
+    /// Input channels of a network trained from scratch: 1 (grayscale) or 3 (RGB).
+    #[arg(long, help_heading = IMAGE_HEADING)]
+    pub channels: Option<usize>,
+    /// Evaluate and test on at most this many images each (a seeded sample).
+    #[arg(long, help_heading = IMAGE_HEADING)]
+    pub max_eval_samples: Option<usize>,
+}
+
+/// Everything a run is told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+pub struct RunSettings {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub job: JobSettings,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub data: DataSettings,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub text: TextSettings,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub image: ImageSettings,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub train: TrainConfig,
+}
+
+macro_rules! defaults_from_flags {
+    ($($t:ty),+) => {$(
+        impl Default for $t {
+            /// The flags' defaults.
+            fn default() -> Self {
+                schema::defaults()
+            }
+        }
+    )+};
+}
+defaults_from_flags!(JobSettings, DataSettings, TextSettings, ImageSettings);
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            job: JobSettings::default(),
+            data: DataSettings::default(),
+            text: TextSettings::default(),
+            image: ImageSettings::default(),
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+impl RunSettings {
+    /// The flags of these settings (`finetune train`'s, but `--config` and `--json`).
+    pub fn command() -> Command {
+        Self::augment_args(Command::new("train"))
+    }
+
+    /// The defaults, for `task` on `model` into `output`.
+    pub fn new(task: Task, model: impl Into<String>, output: impl Into<PathBuf>) -> Self {
+        let mut s = Self::default();
+        s.job.task = Some(task);
+        s.job.model = Some(model.into());
+        s.job.output = Some(output.into());
+        s
+    }
+
+    /// The settings of a command line: a `--config` file's keys (`config`), overridden by
+    /// every flag `matches` holds from the command line. Also gives the keys the user set
+    /// (in the file or as flags), which [`Self::check_task`] needs.
+    pub fn from_matches(
+        matches: &ArgMatches,
+        config: Option<&Path>,
+    ) -> Result<(Self, BTreeSet<String>)> {
+        let file = match config {
+            Some(path) => schema::read_file(path, &Self::command())?,
+            None => Default::default(),
+        };
+        let cli = Self::from_arg_matches(matches)?;
+        let (settings, given) = schema::merge(file, &cli, matches)
+            .context("in the training settings (--config file or flags)")?;
+        Ok((settings, given))
+    }
+
+    /// The task, model and output folder, which every run needs.
+    pub fn required(&self) -> Result<(Task, &str, &Path)> {
+        let task = self
+            .job
+            .task
+            .context("--task is required (text-classification or image-classification)")?;
+        let model = self
+            .job
+            .model
+            .as_deref()
+            .context("--model is required (a Hub id or a local folder)")?;
+        let output =
+            self.job.output.as_deref().context(
+                "--output is required (the folder for checkpoints and the exported model)",
+            )?;
+        Ok((task, model, output))
+    }
+
+    /// Refuses settings the user gave (`given` keys) that belong to the other task.
+    pub fn check_task(task: Task, given: &BTreeSet<String>) -> Result<()> {
+        let cmd = Self::command();
+        for arg in cmd.get_arguments() {
+            let heading = arg.get_help_heading();
+            let other = [TEXT_HEADING, IMAGE_HEADING]
+                .into_iter()
+                .any(|h| heading == Some(h) && h != task.heading());
+            if other && given.contains(arg.get_id().as_str()) {
+                bail!(
+                    "--{} does not apply to {}",
+                    arg.get_long().unwrap_or_default(),
+                    task.describe()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The resolved settings as `run_config.json` holds them: every key of `task` (those of
+    /// the other task left out), readable again with `--config`.
+    pub fn resolved_json(&self, task: Task) -> Result<serde_json::Value> {
+        let mut json = serde_json::to_value(self)?;
+        if let Some(obj) = json.as_object_mut() {
+            for arg in Self::command().get_arguments() {
+                let heading = arg.get_help_heading();
+                let other = [TEXT_HEADING, IMAGE_HEADING]
+                    .into_iter()
+                    .any(|h| heading == Some(h) && h != task.heading());
+                if other {
+                    obj.remove(arg.get_id().as_str());
+                }
+            }
+        }
+        Ok(json)
+    }
+}

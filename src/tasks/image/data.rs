@@ -1,0 +1,126 @@
+//! An image run's data: the splits opened (a validation split held out, seeded samples when
+//! asked) and the classes, decided from the flags, the checkpoint and the training data.
+
+use crate::families::ModelSource;
+use crate::settings::RunSettings;
+use crate::tasks::splits::{sample_indices, split_files};
+use anyhow::{bail, Context, Result};
+use finetune_data::image::{open, parquet, ImageDataset, ImageOpenOptions};
+use finetune_data::split::random_split;
+use finetune_data::{LabelMap, SkipLog};
+use std::path::PathBuf;
+
+/// The images of each split, and the classes.
+pub(super) struct Splits {
+    pub(super) labels: LabelMap,
+    pub(super) train: ImageDataset,
+    pub(super) eval: Option<ImageDataset>,
+    pub(super) test: Option<ImageDataset>,
+}
+
+impl Splits {
+    /// Opens the data of each split as `s` says; bad samples skipped go to `skipped`.
+    pub(super) fn read(s: &RunSettings, source: &ModelSource, skipped: &SkipLog) -> Result<Self> {
+        let d = &s.data;
+        let (train, eval, test) = split_files(d.dataset.as_deref(), &d.train, &d.eval, &d.test)?;
+        let (labels, mut train) = labels_and_train(s, source, &train, skipped)?;
+        let mut eval = open_split(s, &eval, "validation", Some(&labels), skipped)?;
+        let test = open_split(s, &test, "test", Some(&labels), skipped)?;
+        let seed = s.train.seed;
+        if let (None, Some(f)) = (&eval, d.validation_split) {
+            let (t, v) = random_split(train.len(), f, seed)?;
+            eval = Some(train.select(&v));
+            train = train.select(&t);
+        }
+        let subset = |ds: ImageDataset, max| match sample_indices(ds.len(), max, seed) {
+            Some(idx) => ds.select(&idx),
+            None => ds,
+        };
+        let max_eval = s.image.max_eval_samples;
+        Ok(Self {
+            labels,
+            train: subset(train, d.max_train_samples),
+            eval: eval.map(|e| subset(e, max_eval)),
+            test: test.map(|t| subset(t, max_eval)),
+        })
+    }
+}
+
+/// The classes, and the training data read with them: `--labels`, else `--num-labels`, else
+/// the checkpoint's named classes when the data's are among them, else the data's.
+fn labels_and_train(
+    s: &RunSettings,
+    source: &ModelSource,
+    paths: &[PathBuf],
+    skipped: &SkipLog,
+) -> Result<(LabelMap, ImageDataset)> {
+    let read = |labels: Option<&LabelMap>| {
+        open_split(s, paths, "train", labels, skipped)?.context("no training data")
+    };
+    if let Some(names) = s.data.given_labels()? {
+        let map = LabelMap::from_names(names)?;
+        let train = read(Some(&map))?;
+        return Ok((map, train));
+    }
+    let train = read(None)?;
+    let data_names = train.class_names().to_vec();
+    if let Some(names) = source.labels()? {
+        if names != data_names && data_names.iter().all(|n| names.contains(n)) {
+            let map = LabelMap::from_names(names)?;
+            return Ok((map.clone(), read(Some(&map))?));
+        }
+    }
+    Ok((LabelMap::from_names(data_names)?, train))
+}
+
+/// Opens one split: a single path (any format), or several parquet shards.
+pub(super) fn open_split(
+    s: &RunSettings,
+    paths: &[PathBuf],
+    split: &str,
+    labels: Option<&LabelMap>,
+    skipped: &SkipLog,
+) -> Result<Option<ImageDataset>> {
+    open_paths(
+        paths,
+        &ImageOpenOptions {
+            split: split.into(),
+            labels: labels.cloned(),
+            label_column: s.data.label_column.clone(),
+            image_column: s.image.image_column.clone(),
+            on_bad: s.data.on_bad(),
+            skipped: skipped.clone(),
+            ..ImageOpenOptions::default()
+        },
+    )
+}
+
+/// One dataset from `paths` (a single path of any format, or parquet shards); `None` without
+/// paths.
+pub(super) fn open_paths(paths: &[PathBuf], o: &ImageOpenOptions) -> Result<Option<ImageDataset>> {
+    let ds = match paths {
+        [] => return Ok(None),
+        [one] => open(one, o)?,
+        many if many
+            .iter()
+            .all(|p| p.extension().is_some_and(|e| e == "parquet")) =>
+        {
+            parquet::open(
+                many,
+                &o.image_column,
+                &o.label_column,
+                o.labels.as_ref(),
+                o.on_bad,
+                &o.skipped,
+            )?
+        }
+        many => bail!(
+            "give one image dataset per split (a folder or a file), or parquet shards; got {}",
+            many.len()
+        ),
+    };
+    if ds.is_empty() {
+        bail!("{}: no images", paths[0].display());
+    }
+    Ok(Some(ds))
+}

@@ -1,0 +1,128 @@
+//! Image classification: image folders, CSV lists, IDX, CIFAR, pixel CSVs or a Hub parquet
+//! dataset → decoded, augmented, normalised batches → the learner → the exported folder, with
+//! test metrics; evaluation and export of a fine-tuned model.
+//!
+//! The model is a Hub id or folder, or an architecture name (`resnet18` … `resnet152`) for a
+//! randomly initialised network trained from scratch.
+
+mod data;
+mod model;
+mod source;
+
+pub use model::{ImageClassifier, ImageModel, ImageModelOptions};
+pub use source::ImageBatches;
+
+use crate::families::ModelSource;
+use crate::settings::{RunSettings, Task};
+use crate::tasks::augment::Augment;
+use crate::tasks::output::write_folder_atomically;
+use crate::tasks::run::{fit_and_test, Prepared, RunReport};
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use data::{open_paths, Splits};
+use finetune_data::image::{ImageDataset, ImageOpenOptions};
+use finetune_data::{LabelMap, OnBadSample, SkipLog};
+use finetune_train::{BatchSource, EvalMetrics};
+use std::path::{Path, PathBuf};
+
+/// Trains (fine-tunes, or from scratch for an architecture name) as `s` says, evaluates on the
+/// test split, exports into the output.
+pub(crate) fn train(s: &RunSettings, source: &ModelSource) -> Result<RunReport> {
+    let skipped = SkipLog::new();
+    let splits = Splits::read(s, source, &skipped)?;
+    let device = finetune_core::select_device(&s.job.device)?;
+    let names = splits.labels.names().to_vec();
+    let new_head = match source.labels()? {
+        Some(ckpt) => ckpt != names,
+        None => true,
+    };
+    let seed = s.train.seed;
+    let opts = ImageModelOptions {
+        labels: Some(names.clone()),
+        new_head,
+        image_size: s.image.image_size,
+        channels: s.image.channels,
+        drop_rate: s.job.dropout,
+        seed,
+    };
+    let clf = ImageClassifier::from_source(source, &opts, &device)?;
+    let on_bad = s.data.on_bad();
+    let batches = |d: &ImageDataset| clf.batches(d, &s.image.augment, seed, on_bad, &skipped);
+    let train_src = batches(&splits.train)?;
+    let eval_src = splits.eval.as_ref().map(batches).transpose()?;
+    let test_src = splits.test.as_ref().map(batches).transpose()?;
+    let mut report = fit_and_test(
+        s,
+        Task::ImageClassification,
+        Prepared {
+            model: clf.model(),
+            train: &train_src,
+            eval: eval_src.as_ref().map(|b| b as &dyn BatchSource<Tensor>),
+            test: test_src.as_ref().map(|b| b as &dyn BatchSource<Tensor>),
+            labels: names,
+            skipped_samples: 0,
+        },
+    )?;
+    report.skipped_samples = skipped
+        .messages()
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    Ok(report)
+}
+
+/// Where [`evaluate`] finds images and labels in tabular data.
+#[derive(Debug, Clone)]
+pub struct ImageColumns {
+    pub image: String,
+    pub label: String,
+}
+
+impl Default for ImageColumns {
+    fn default() -> Self {
+        Self {
+            image: "image".into(),
+            label: "label".into(),
+        }
+    }
+}
+
+/// Evaluates a fine-tuned classifier on labelled image data (a folder holding several splits
+/// gives its test split); the classes are the model's.
+pub fn evaluate(
+    source: &ModelSource,
+    data: &[PathBuf],
+    columns: &ImageColumns,
+    batch_size: usize,
+    device: &str,
+) -> Result<EvalMetrics> {
+    let device = finetune_core::select_device(device)?;
+    let clf = ImageClassifier::from_source(source, &ImageModelOptions::default(), &device)?;
+    let labels = LabelMap::from_names(clf.labels())?;
+    let skipped = SkipLog::new();
+    let ds = open_paths(
+        data,
+        &ImageOpenOptions {
+            split: "test".into(),
+            labels: Some(labels),
+            label_column: columns.label.clone(),
+            image_column: columns.image.clone(),
+            skipped: skipped.clone(),
+            ..ImageOpenOptions::default()
+        },
+    )?
+    .with_context(|| "no data to evaluate: give --data".to_string())?;
+    let none = Augment::preset("none")?;
+    let source = clf.batches(&ds, &none, 0, OnBadSample::Error, &skipped)?;
+    Ok(finetune_train::learner::evaluate(
+        clf.model(),
+        &source,
+        batch_size,
+    )?)
+}
+
+/// Writes `source` again for timm and torchvision, floating-point tensors in `dtype`.
+pub(crate) fn export(source: &ModelSource, output: &Path, dtype: Option<DType>) -> Result<()> {
+    let clf = ImageClassifier::from_source(source, &ImageModelOptions::default(), &Device::Cpu)?;
+    write_folder_atomically(output, |tmp| clf.model().export_as(tmp, dtype))
+}

@@ -1,0 +1,150 @@
+//! An image classifier: a model of any image family, its preprocessing and the batches it is
+//! fed.
+
+use super::source::ImageBatches;
+use crate::families::{Loader, ModelSource};
+use crate::tasks::augment::{eval_pipeline, Augment};
+use crate::tasks::Prediction;
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use finetune_core::Rng;
+use finetune_data::image::{collate, decode::decode, ColorMode, ImageClassification, ImageDataset};
+use finetune_data::{OnBadSample, SkipLog};
+use finetune_resnet::Preprocessing;
+use finetune_train::TrainModel;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What the image task needs of a model besides training it.
+pub trait ImageModel: TrainModel<Inputs = Tensor> {
+    /// Class names in id order.
+    fn labels(&self) -> Vec<String>;
+    /// The input size, normalisation and crop the model expects.
+    fn preprocessing(&self) -> &Preprocessing;
+    /// Input channels: 1 (gray) or 3 (RGB).
+    fn in_chans(&self) -> usize;
+    /// Writes the model for its ecosystem into `dir`, floating tensors in `dtype` when given.
+    fn export_as(&self, dir: &Path, dtype: Option<DType>) -> finetune_core::Result<()>;
+}
+
+/// How [`ImageClassifier::load`] sets the model up.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImageModelOptions {
+    /// Class names in id order; `None`: the checkpoint's (required for a fresh network).
+    pub labels: Option<Vec<String>>,
+    /// Initialise a new head even when the checkpoint's has as many classes.
+    pub new_head: bool,
+    /// Square input size replacing the checkpoint's (a fresh network: 224 otherwise).
+    pub image_size: Option<usize>,
+    /// Input channels of a fresh network (1: grayscale, 3: RGB, the default).
+    pub channels: Option<usize>,
+    /// Dropout before the head, replacing the checkpoint's.
+    pub drop_rate: Option<f64>,
+    /// Seeds a new head's (or a fresh network's) initialisation and the dropout stream.
+    pub seed: u64,
+}
+
+/// An image model on a device. Its preprocessing (input size, normalisation, crop) is the
+/// model config's.
+pub struct ImageClassifier {
+    model: Box<dyn ImageModel>,
+    device: Device,
+}
+
+impl ImageClassifier {
+    pub fn new(model: Box<dyn ImageModel>, device: &Device) -> Self {
+        Self {
+            model,
+            device: device.clone(),
+        }
+    }
+
+    /// Loads a checkpoint (a folder or a Hub id), or initialises a fresh network when `model`
+    /// is an architecture name (`resnet18`).
+    pub fn load(model: &str, opts: &ImageModelOptions, device: &Device) -> Result<Self> {
+        Self::from_source(&crate::tasks::open(model)?, opts, device)
+    }
+
+    /// Loads a resolved model through its family.
+    pub fn from_source(
+        src: &ModelSource,
+        opts: &ImageModelOptions,
+        device: &Device,
+    ) -> Result<Self> {
+        match src.family.loader {
+            Loader::Image(load) => load(src, opts, device),
+            Loader::Text(_) => bail!("{} is a text model, not an image model", src.name),
+        }
+    }
+
+    /// The model, as the learner trains it.
+    pub fn model(&self) -> &dyn ImageModel {
+        self.model.as_ref()
+    }
+
+    pub fn preprocessing(&self) -> &Preprocessing {
+        self.model.preprocessing()
+    }
+
+    pub fn labels(&self) -> Vec<String> {
+        self.model.labels()
+    }
+
+    /// Gray for a one-channel model, else RGB (gray images are repeated into three channels).
+    pub fn color(&self) -> ColorMode {
+        match self.model.in_chans() {
+            1 => ColorMode::Gray,
+            _ => ColorMode::Rgb,
+        }
+    }
+
+    /// Batches of `data`: augmented by `augment` in training (each sample's randomness drawn
+    /// from (`seed`, epoch, index)), through the eval pipeline otherwise.
+    pub fn batches(
+        &self,
+        data: &ImageDataset,
+        augment: &Augment,
+        seed: u64,
+        on_bad: OnBadSample,
+        skipped: &SkipLog,
+    ) -> Result<ImageBatches> {
+        let pipeline = |transform| ImageClassification {
+            data: data.clone(),
+            transform,
+            color: self.color(),
+        };
+        Ok(ImageBatches {
+            train: pipeline(augment.train_pipeline(self.preprocessing())?),
+            eval: pipeline(eval_pipeline(self.preprocessing())?),
+            random_train: augment.is_random(),
+            seed,
+            device: self.device.clone(),
+            on_bad,
+            skipped: skipped.clone(),
+        })
+    }
+
+    /// Class probabilities for image files, in eval mode.
+    pub fn predict(&self, paths: &[PathBuf], top_k: usize) -> Result<Vec<Prediction>> {
+        let pipeline = eval_pipeline(self.preprocessing())?;
+        let labels = self.labels();
+        let mut out = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(32) {
+            let items = chunk
+                .iter()
+                .map(|p| {
+                    let bytes =
+                        std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                    let img = decode(&bytes, self.color())
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                    let t = pipeline.run(img, &mut Rng::seed_from_u64(0))?;
+                    Ok((t, 0))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let batch = collate(items, &self.device)?;
+            let logits = self.model.forward_t(&batch.images, false)?;
+            out.extend(Prediction::batch(&labels, &logits, top_k)?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,86 @@
+//! The end every task's run shares: the resolved settings written to `run_config.json`, the
+//! learner's fit (resuming when asked), the test split evaluated, and the [`RunReport`].
+
+use crate::settings::{RunSettings, Task};
+use anyhow::{Context, Result};
+use finetune_train::learner::describe;
+use finetune_train::{BatchSource, EvalMetrics, Learner, Outcome, TrainModel, TrainSummary};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What a training run produced (either task): the `train --json` report.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub outcome: String,
+    pub summary: TrainSummary,
+    pub test: Option<EvalMetrics>,
+    pub labels: Vec<String>,
+    pub output: PathBuf,
+    /// Parameters that did not train (at the end of the run).
+    pub frozen: Vec<String>,
+    /// Bad samples skipped under `--skip-bad-samples`, over all splits.
+    pub skipped_samples: usize,
+}
+
+/// A task's model and the batch sources of its splits.
+pub struct Prepared<'a, M: TrainModel + ?Sized> {
+    pub model: &'a M,
+    pub train: &'a dyn BatchSource<M::Inputs>,
+    pub eval: Option<&'a dyn BatchSource<M::Inputs>>,
+    pub test: Option<&'a dyn BatchSource<M::Inputs>>,
+    /// Class names in id order.
+    pub labels: Vec<String>,
+    pub skipped_samples: usize,
+}
+
+/// Trains `run.model` as `settings` (resolved: what the run really used) say, then evaluates
+/// on the test split when the run was not interrupted. `run_config.json` is written once the
+/// learner accepted the settings (freeze patterns included), so a refused run leaves no output.
+pub fn fit_and_test<M: TrainModel + ?Sized>(
+    settings: &RunSettings,
+    task: Task,
+    run: Prepared<'_, M>,
+) -> Result<RunReport> {
+    let (_, _, output) = settings.required()?;
+    let learner = Learner::new(run.model, settings.train.clone(), output)?;
+    learner.stop_on_ctrl_c().ok();
+    let resume = match &settings.job.resume {
+        Some(w) => Some(finetune_train::checkpoint::resolve(output, w)?),
+        None => None,
+    };
+    write_run_config(output, &settings.resolved_json(task)?)?;
+    let (outcome, summary) = learner.fit(run.train, run.eval, resume.as_deref())?;
+    let frozen = run
+        .model
+        .store()
+        .infos()
+        .into_iter()
+        .filter(|i| i.kind == finetune_core::TensorKind::Parameter && !i.trainable)
+        .map(|i| i.name)
+        .collect();
+    let test = match (run.test, outcome) {
+        (Some(t), Outcome::Completed | Outcome::StoppedEarly) => {
+            let m = learner.evaluate(t)?;
+            eprintln!("test: {}", describe(&m));
+            Some(m)
+        }
+        _ => None,
+    };
+    Ok(RunReport {
+        outcome: format!("{outcome:?}").to_lowercase(),
+        summary,
+        test,
+        labels: run.labels,
+        output: output.to_path_buf(),
+        frozen,
+        skipped_samples: run.skipped_samples,
+    })
+}
+
+/// Creates `output` and writes the resolved settings into `output/run_config.json`.
+fn write_run_config(output: &Path, settings: &serde_json::Value) -> Result<()> {
+    std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
+    let bytes = serde_json::to_vec_pretty(settings)?;
+    finetune_core::fsutil::write_bytes_atomically(&output.join("run_config.json"), &bytes)?;
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! Text classification: files or a Hub dataset → records → tokenised batches → the learner →
+//! the exported folder, with test metrics; evaluation and export of a fine-tuned model.
+
+mod data;
+mod model;
+mod source;
+
+pub use model::{TextClassifier, TextModel, TextModelOptions, DEFAULT_MAX_LENGTH};
+pub use source::TextBatches;
+
+use crate::families::ModelSource;
+use crate::settings::{RunSettings, Task};
+use crate::tasks::output::write_folder_atomically;
+use crate::tasks::run::{fit_and_test, Prepared, RunReport};
+use anyhow::{bail, Result};
+use candle_core::{DType, Device};
+use data::Splits;
+use finetune_bert::BertBatch;
+use finetune_data::text::{read_tables, TextColumns, TextReadOptions};
+use finetune_data::{LabelMap, OnBadSample};
+use finetune_train::{BatchSource, EvalMetrics};
+use std::path::{Path, PathBuf};
+
+/// Fine-tunes `source` as `s` says, evaluates on the test split, exports into the output.
+pub(crate) fn train(s: &RunSettings, source: &ModelSource) -> Result<RunReport> {
+    let splits = Splits::read(s)?;
+    let labels = splits.labels(s, source)?;
+    let data = splits.encode(&labels)?;
+    let device = finetune_core::select_device(&s.job.device)?;
+    let opts = TextModelOptions {
+        labels: Some(labels.names().to_vec()),
+        max_length: s.text.max_length,
+        dropout: s.job.dropout,
+        seed: s.train.seed,
+    };
+    let clf = TextClassifier::from_source(source, &opts, &device)?;
+    // Record the length actually used, so `eval`/`predict` can repeat it.
+    let mut resolved = s.clone();
+    resolved.text.max_length = Some(clf.max_length());
+    let train_src = clf.batches(&data.train);
+    let eval_src = data.eval.as_deref().map(|r| clf.batches(r));
+    let test_src = data.test.as_deref().map(|r| clf.batches(r));
+    fit_and_test(
+        &resolved,
+        Task::TextClassification,
+        Prepared {
+            model: clf.model(),
+            train: &train_src,
+            eval: eval_src.as_ref().map(|b| b as &dyn BatchSource<BertBatch>),
+            test: test_src.as_ref().map(|b| b as &dyn BatchSource<BertBatch>),
+            labels: labels.names().to_vec(),
+            skipped_samples: splits.skipped(),
+        },
+    )
+}
+
+/// Evaluates a fine-tuned classifier on labelled files; the labels are the model's.
+pub fn evaluate(
+    source: &ModelSource,
+    files: &[PathBuf],
+    columns: &TextColumns,
+    opts: &TextModelOptions,
+    batch_size: usize,
+    device: &str,
+) -> Result<EvalMetrics> {
+    let device = finetune_core::select_device(device)?;
+    let clf = TextClassifier::from_source(source, opts, &device)?;
+    let labels = LabelMap::from_names(clf.labels())?;
+    let read = TextReadOptions {
+        columns: columns.clone(),
+        format: None,
+        on_bad: OnBadSample::Error,
+    };
+    let records = read_tables(files, &read)?.encode(&labels)?.records;
+    if records.is_empty() {
+        bail!("no rows to evaluate in {files:?}");
+    }
+    Ok(finetune_train::learner::evaluate(
+        clf.model(),
+        &clf.batches(&records),
+        batch_size,
+    )?)
+}
+
+/// Writes `source` again for transformers, floating-point tensors in `dtype`.
+pub(crate) fn export(source: &ModelSource, output: &Path, dtype: Option<DType>) -> Result<()> {
+    let clf = TextClassifier::from_source(source, &TextModelOptions::default(), &Device::Cpu)?;
+    write_folder_atomically(output, |tmp| clf.model().export_as(tmp, dtype))
+}

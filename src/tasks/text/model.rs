@@ -1,0 +1,118 @@
+//! A text classifier: a model of any text family with its tokenizer.
+
+use super::source::TextBatches;
+use crate::families::{Loader, ModelSource};
+use crate::tasks::Prediction;
+use anyhow::{bail, Result};
+use candle_core::{DType, Device};
+use finetune_bert::{BertBatch, BertTokenizer};
+use finetune_data::text::TextRecord;
+use finetune_train::TrainModel;
+use serde::Serialize;
+use std::path::Path;
+
+/// What the text task needs of a model besides training it.
+pub trait TextModel: TrainModel<Inputs = BertBatch> {
+    /// Class names in id order.
+    fn labels(&self) -> Vec<String>;
+    /// Writes the model, and the tokenizer files it came with, for transformers into `dir`;
+    /// floating tensors in `dtype` when given.
+    fn export_as(&self, dir: &Path, dtype: Option<DType>) -> finetune_core::Result<()>;
+}
+
+/// Tokens per input when nothing says otherwise.
+pub const DEFAULT_MAX_LENGTH: usize = 128;
+
+/// How [`TextClassifier::load`] sets the model up.
+#[derive(Debug, Clone, Serialize)]
+pub struct TextModelOptions {
+    /// Class names in id order; `None`: the checkpoint's.
+    pub labels: Option<Vec<String>>,
+    /// Tokens per input (longer inputs are truncated); `None`: [`DEFAULT_MAX_LENGTH`], or the
+    /// model's limit when that is smaller.
+    pub max_length: Option<usize>,
+    /// Overrides the checkpoint's dropout probabilities.
+    pub dropout: Option<f64>,
+    /// Seeds a new head's initialisation and the dropout stream.
+    pub seed: u64,
+}
+
+impl Default for TextModelOptions {
+    fn default() -> Self {
+        Self {
+            labels: None,
+            max_length: None,
+            dropout: None,
+            seed: 42,
+        }
+    }
+}
+
+/// A text model with its tokenizer, on a device.
+pub struct TextClassifier {
+    model: Box<dyn TextModel>,
+    tokenizer: BertTokenizer,
+    device: Device,
+}
+
+impl TextClassifier {
+    pub fn new(model: Box<dyn TextModel>, tokenizer: BertTokenizer, device: &Device) -> Self {
+        Self {
+            model,
+            tokenizer,
+            device: device.clone(),
+        }
+    }
+
+    /// Loads a fine-tuned or pretrained text model (a folder or a Hub id).
+    pub fn load(model: &str, opts: &TextModelOptions, device: &Device) -> Result<Self> {
+        Self::from_source(&crate::tasks::open(model)?, opts, device)
+    }
+
+    /// Loads a resolved model through its family.
+    pub fn from_source(
+        src: &ModelSource,
+        opts: &TextModelOptions,
+        device: &Device,
+    ) -> Result<Self> {
+        match src.family.loader {
+            Loader::Text(load) => load(src, opts, device),
+            Loader::Image(_) => bail!("{} is an image model, not a text model", src.name),
+        }
+    }
+
+    /// The model, as the learner trains it.
+    pub fn model(&self) -> &dyn TextModel {
+        self.model.as_ref()
+    }
+
+    pub fn labels(&self) -> Vec<String> {
+        self.model.labels()
+    }
+
+    /// Tokens per input.
+    pub fn max_length(&self) -> usize {
+        self.tokenizer.max_length()
+    }
+
+    /// Batches of `records`, tokenised on demand by this classifier's tokenizer.
+    pub fn batches<'a>(&'a self, records: &'a [TextRecord]) -> TextBatches<'a> {
+        TextBatches {
+            records,
+            tokenizer: &self.tokenizer,
+            device: self.device.clone(),
+        }
+    }
+
+    /// Class probabilities for `texts`, in eval mode.
+    pub fn predict(&self, texts: &[&str], top_k: usize) -> Result<Vec<Prediction>> {
+        let labels = self.labels();
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(64) {
+            let batch = self.tokenizer.batch(chunk, None, &self.device)?;
+            let logits = self.model.forward_t(&batch, false)?;
+            out.extend(Prediction::batch(&labels, &logits, top_k)?);
+        }
+        Ok(out)
+    }
+}
