@@ -1,7 +1,7 @@
 //! `candle-finetune`: fine-tune pretrained Hugging Face Hub models with candle — what
 //! `transformers.Trainer` and timm's train script are to PyTorch. This crate is the front door:
 //! the run settings ([`settings`]), the model families ([`families`]), the tasks that turn
-//! settings into a fine-tuned, evaluated, exported model ([`tasks`]), benchmarks ([`bench`]),
+//! settings into a fine-tuned, evaluated, exported model ([`tasks`]), benchmarks ([`mod@bench`]),
 //! the `finetune` binary, and re-exports of the workspace's crates.
 //!
 //! Fine-tuning a text classifier from Rust (the `finetune train` flags are the same fields):

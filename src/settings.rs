@@ -193,7 +193,7 @@ pub struct ImageSettings {
 }
 
 /// Everything a run is told.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
 pub struct RunSettings {
     #[command(flatten)]
     #[serde(flatten)]
@@ -223,18 +223,6 @@ macro_rules! defaults_from_flags {
     )+};
 }
 defaults_from_flags!(JobSettings, DataSettings, TextSettings, ImageSettings);
-
-impl Default for RunSettings {
-    fn default() -> Self {
-        Self {
-            job: JobSettings::default(),
-            data: DataSettings::default(),
-            text: TextSettings::default(),
-            image: ImageSettings::default(),
-            train: TrainConfig::default(),
-        }
-    }
-}
 
 impl RunSettings {
     /// The flags of these settings (`finetune train`'s, but `--config` and `--json`).

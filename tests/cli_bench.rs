@@ -233,3 +233,25 @@ fn train_argument_errors_are_clear() {
         );
     }
 }
+
+#[test]
+fn data_json_times_the_training_pipeline_the_loop_and_decoding() {
+    let out = finetune(&["bench", "data", "--images", "6", "--batch", "4", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(v["images"], 6);
+    assert_eq!(v["batch"], 4);
+    assert!(v["threads"].as_u64().unwrap() >= 1);
+    for key in [
+        "loop_images_per_s",
+        "decode_images_per_s",
+        "pipeline_images_per_s",
+    ] {
+        let rate = v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"));
+        assert!(rate.is_finite() && rate > 0.0, "{key}: {rate}");
+    }
+}

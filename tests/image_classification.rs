@@ -344,6 +344,38 @@ fn augmentation_changes_training_batches_only() {
 }
 
 #[test]
+fn training_batches_do_not_depend_on_the_thread_count() {
+    let f = fixture("threads");
+    let clf = classifier(&f);
+    let data = dataset(&f.train);
+    let skipped = SkipLog::new();
+    let strong = "strong".parse().unwrap();
+    let src = clf
+        .batches(&data, &strong, 5, OnBadSample::Error, &skipped)
+        .unwrap();
+    let idx: Vec<usize> = (0..data.len()).rev().collect();
+    let pixels = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let b = src.batch(&idx, 2, true).unwrap();
+            let labels = b.targets.to_vec1::<u32>().unwrap();
+            (
+                b.inputs.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                labels,
+            )
+        })
+    };
+    let one = pixels(1);
+    assert_eq!(one, pixels(3));
+    // Labels travel with their images, in the order asked for.
+    let want: Vec<u32> = idx.iter().map(|&i| data.labels()[i] as u32).collect();
+    assert_eq!(one.1, want);
+}
+
+#[test]
 fn resumed_run_with_augmentation_matches_uninterrupted_run() {
     let f = fixture("resume");
     let job = |out: &Path, resume: Option<String>| {

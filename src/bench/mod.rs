@@ -7,6 +7,7 @@
 //! [`spec`] (what to run), [`workload`] (the step of either side), [`flops`] (the analytic
 //! FLOP count behind GFLOP/s) and [`rss`] (peak resident memory).
 
+pub mod data;
 pub mod flops;
 pub mod gemm;
 pub mod rss;

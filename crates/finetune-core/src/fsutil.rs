@@ -46,7 +46,7 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) ->
     result
 }
 
-/// The environment variable of the crash-test hook: see [`pause_point`].
+/// The environment variable of the crash-test hook: see `pause_point`.
 pub const PAUSE_ENV: &str = "FINETUNE_TEST_PAUSE_BEFORE_RENAME";
 
 /// Crash-test hook: when `FINETUNE_TEST_PAUSE_BEFORE_RENAME` is set and `path` contains each of

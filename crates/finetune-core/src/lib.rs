@@ -1,7 +1,9 @@
 //! `finetune-core`: the training primitives every fine-tuning run stands on — the parameter
 //! store and its freezing mask, name patterns, param groups, optimizers, learning-rate
 //! schedules, regularisation and gradient handling, layers over the store (`nn`), safetensors
-//! I/O, devices and crash-safe file writing.
+//! I/O and what model families share when they load and export ([`model_io`]), devices,
+//! crash-safe file writing, and the seam between a model and its trainer ([`model`]:
+//! [`TrainModel`], through which a model declares its head, layer depths and outputs).
 //!
 //! It knows no concrete model, no dataset file format, nothing of the Hub and no training
 //! loop: models hand it named tensors, and it hands back gradients, updates and schedules. The

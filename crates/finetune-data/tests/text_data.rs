@@ -1,10 +1,9 @@
 //! Text readers (CSV, TSV, JSONL, Parquet) on small files written here, label maps, bad rows,
-//! splits, bucketing and the snapshot split finder.
+//! splits and the snapshot split finder.
 
 mod common;
 
 use common::{assert_mentions, write, write_text_parquet, write_text_parquet_meta};
-use finetune_data::bucket::{padding_stats, plan_batches, token_lengths, BucketConfig};
 use finetune_data::snapshot::{files_of_split, split_files};
 use finetune_data::split::{grouped_split, random_split};
 use finetune_data::text::{read_table, read_tables, TextColumns, TextReadOptions};
@@ -283,52 +282,6 @@ fn grouped_split_never_separates_a_group() {
     assert_eq!(grouped_split(&groups, 0.2, 7).unwrap().1, va);
     assert_ne!(grouped_split(&groups, 0.2, 8).unwrap().1, va);
     assert!(grouped_split(&["a", "a", "a"], 0.5, 0).is_err());
-}
-
-#[test]
-fn bucketing_covers_every_sample_once_and_cuts_padding() {
-    let lengths: Vec<usize> = (0..1000).map(|i| 5 + (i * 7919) % 120).collect();
-    let plain = BucketConfig {
-        batch_size: 16,
-        window: None,
-        shuffle: true,
-        drop_last: false,
-        seed: 1,
-    };
-    let bucketed = BucketConfig {
-        window: Some(50),
-        ..plain.clone()
-    };
-    for cfg in [&plain, &bucketed] {
-        let b = plan_batches(&lengths, cfg, 0);
-        let mut all: Vec<usize> = b.iter().flatten().copied().collect();
-        all.sort();
-        assert_eq!(all, (0..1000).collect::<Vec<_>>());
-        assert_eq!(b, plan_batches(&lengths, cfg, 0));
-        assert_ne!(b, plan_batches(&lengths, cfg, 1));
-    }
-    let p = padding_stats(&lengths, &plan_batches(&lengths, &plain, 0)).ratio();
-    let q = padding_stats(&lengths, &plan_batches(&lengths, &bucketed, 0)).ratio();
-    assert!(q < p / 5.0, "bucketed {q} vs plain {p}");
-    // drop_last drops only the short last batch: 1000 = 62 * 16 + 8.
-    let dl = BucketConfig {
-        drop_last: true,
-        ..bucketed
-    };
-    let b = plan_batches(&lengths, &dl, 0);
-    assert_eq!(b.len(), 62);
-    assert!(b.iter().all(|x| x.len() == 16));
-}
-
-#[test]
-fn padding_stats_by_hand_and_lengths_from_a_closure() {
-    let lengths = [1, 2, 3, 4];
-    let s = padding_stats(&lengths, &[vec![0, 3], vec![1, 2]]);
-    assert_eq!((s.tokens, s.padded), (10, 14));
-    assert!((s.ratio() - 4.0 / 14.0).abs() < 1e-12);
-    let texts = ["a b c", "d", "e f"];
-    let l = token_lengths(&texts, |t| Ok(t.split(' ').count() + 2)).unwrap();
-    assert_eq!(l, vec![5, 3, 4]);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //!   stock compositions for a whole model.
 //! - [`tape`]: the recorded backward over those ops (bit-identical to candle's).
 //! - [`runtime`]: process tuning (allocator, candle's worker pool), applied once by `main`.
-//! - [`bench`]: forward + backward timings of each op against its stock composition.
+//! - [`mod@bench`]: forward + backward timings of each op against its stock composition.
 //! - [`rng`]: the seedable generator dropout masks (and the rest of the project) draw from.
 //!
 //! It knows no parameter store, no optimizer, no model and no file: it takes tensors and

@@ -1,6 +1,6 @@
 //! Evaluation: a model's mean loss and metrics over a data set, in order, in eval mode — per
 //! sample, or per token for token-level models (tokens whose target is
-//! [`IGNORE_INDEX`](finetune_core::model::IGNORE_INDEX) left out) — and the one-line account
+//! [`IGNORE_INDEX`] left out) — and the one-line account
 //! of it that runs print.
 
 use crate::feature_cache::{self, Feed};

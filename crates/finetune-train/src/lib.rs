@@ -1,9 +1,13 @@
-//! `finetune-train`: the training loop. A [`Learner`] owns the loop — micro-batches, gradient
-//! accumulation and clipping, the optimizer and LR schedule, gradual unfreezing, evaluation,
-//! early stopping, checkpoints with exact resume, metrics logs and the run summary.
+//! `finetune-train`: the training loop and its settings. A [`Learner`] runs the loop as a few
+//! named steps ([`learner`]: set-up and resume, the training step, what follows each step, the
+//! end) — micro-batches, gradient accumulation and clipping, the optimizer and LR schedule,
+//! gradual unfreezing, evaluation, early stopping, checkpoints with exact resume, metrics logs
+//! and the run summary. [`TrainConfig`] is the training settings' one schema (flags and file
+//! keys, [`settings`]).
 //!
-//! It knows no concrete model and no file format: a model implements [`TrainModel`], data
-//! arrives through a [`BatchSource`], and exporting is the model's business.
+//! It knows no concrete model and no file format: a model implements [`TrainModel`] (and
+//! declares its head and layer depths there), data arrives through a [`BatchSource`] in the
+//! order of the step plan ([`order`]), and exporting is the model's business.
 
 pub mod checkpoint;
 pub mod config;

@@ -1,9 +1,11 @@
 //! `finetune-bert`: BERT for sequence classification that trains — fused differentiable ops
-//! from `finetune-core`, dropout that really drops in training — loaded from Hub safetensors in
+//! from `finetune-kernels`, dropout that really drops in training — loaded from Hub safetensors in
 //! either naming, tokenised with the checkpoint's tokenizer, exported for transformers.
 //!
-//! It knows no trainer and no CLI: it offers a model (forward in train/eval mode, loss, its
-//! `ParamStore`, export) and a tokenizer.
+//! Every BERT fact lives here: the tensor names and how checkpoints' namings map onto them
+//! ([`naming`]), which parameters make the head and how deep each one sits
+//! ([`naming::layout`]), and the model as `finetune_core`'s `TrainModel` (problem, loss,
+//! backbone/head cut, export). It knows no training loop, no data files and no CLI.
 
 mod attention;
 pub mod classifier;

@@ -101,6 +101,25 @@ pub fn canonical_name(name: &str) -> Option<String> {
     Some(n)
 }
 
+/// The head's parameters: `classifier.*` (the pooler belongs to the backbone, as in
+/// transformers, where `BertModel` holds it).
+pub const HEAD: [&str; 1] = ["classifier.*"];
+
+/// How deep a parameter sits, for layer-wise LR decay and gradual unfreezing:
+/// `bert.embeddings.*` 0, `bert.encoder.layer.N.*` N + 1, the pooler and the head `None`.
+pub fn layer_depth(name: &str) -> Option<usize> {
+    if name.starts_with("bert.embeddings.") {
+        return Some(0);
+    }
+    let rest = name.strip_prefix("bert.encoder.layer.")?;
+    rest.split('.').next()?.parse::<usize>().ok().map(|n| n + 1)
+}
+
+/// The head and every parameter's depth ([`HEAD`], [`layer_depth`]).
+pub fn layout() -> finetune_core::ParamLayout {
+    finetune_core::ParamLayout::new(HEAD, layer_depth)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,23 +176,4 @@ mod tests {
         );
         assert_eq!(find("classifier.weight"), vec![2, 8]);
     }
-}
-
-/// The head's parameters: `classifier.*` (the pooler belongs to the backbone, as in
-/// transformers, where `BertModel` holds it).
-pub const HEAD: [&str; 1] = ["classifier.*"];
-
-/// How deep a parameter sits, for layer-wise LR decay and gradual unfreezing:
-/// `bert.embeddings.*` 0, `bert.encoder.layer.N.*` N + 1, the pooler and the head `None`.
-pub fn layer_depth(name: &str) -> Option<usize> {
-    if name.starts_with("bert.embeddings.") {
-        return Some(0);
-    }
-    let rest = name.strip_prefix("bert.encoder.layer.")?;
-    rest.split('.').next()?.parse::<usize>().ok().map(|n| n + 1)
-}
-
-/// The head and every parameter's depth ([`HEAD`], [`layer_depth`]).
-pub fn layout() -> finetune_core::ParamLayout {
-    finetune_core::ParamLayout::new(HEAD, layer_depth)
 }

@@ -1,11 +1,14 @@
 //! `finetune-resnet`: ResNet-18/34/50/101/152 that trains — BatchNorm with PyTorch's
 //! training semantics (batch statistics, running estimates, optional frozen statistics), the
-//! stem max-pool through a differentiable core op — loaded from Hub safetensors in torchvision/
+//! stem max-pool through a differentiable kernel op — loaded from Hub safetensors in torchvision/
 //! timm or transformers naming, with a replaceable head, exported for timm and torchvision.
 //!
-//! It knows no trainer, no CLI and no data files: it offers a model (forward in train/eval
-//! mode, loss, its `ParamStore` under torchvision names, export) and the preprocessing settings
-//! the checkpoint expects; decoding and transforming images is the data crate's job.
+//! Every ResNet fact lives here: torchvision's tensor names and the mapping of transformers'
+//! ([`naming`]), the head and each stage's depth ([`naming::layout`]), the model as
+//! `finetune_core`'s `TrainModel` (BatchNorm frozen with its weights, the pooled features as
+//! the backbone/head cut, export), and the preprocessing the checkpoint expects. It knows no
+//! training loop, no CLI and no data files: decoding and transforming images is the data
+//! crate's job.
 
 mod batch_norm;
 mod block;

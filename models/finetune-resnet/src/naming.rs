@@ -279,6 +279,24 @@ pub fn transformers_name(name: &str) -> Option<String> {
     Some(mapped)
 }
 
+/// The head's parameters: `fc.*`.
+pub const HEAD: [&str; 1] = ["fc.*"];
+
+/// How deep a parameter sits, for layer-wise LR decay and gradual unfreezing: the stem
+/// (`conv1.*`, `bn1.*`) 0, stage `layerN.*` N, the head `None`.
+pub fn layer_depth(name: &str) -> Option<usize> {
+    if name.starts_with("conv1.") || name.starts_with("bn1.") {
+        return Some(0);
+    }
+    let first = name.split('.').next()?;
+    first.strip_prefix("layer")?.parse().ok()
+}
+
+/// The head and every parameter's depth ([`HEAD`], [`layer_depth`]).
+pub fn layout() -> finetune_core::ParamLayout {
+    finetune_core::ParamLayout::new(HEAD, layer_depth)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,22 +372,4 @@ mod tests {
         assert_eq!(params, 11_689_512);
         assert!(!t.iter().any(|e| e.name.starts_with("layer1.0.downsample")));
     }
-}
-
-/// The head's parameters: `fc.*`.
-pub const HEAD: [&str; 1] = ["fc.*"];
-
-/// How deep a parameter sits, for layer-wise LR decay and gradual unfreezing: the stem
-/// (`conv1.*`, `bn1.*`) 0, stage `layerN.*` N, the head `None`.
-pub fn layer_depth(name: &str) -> Option<usize> {
-    if name.starts_with("conv1.") || name.starts_with("bn1.") {
-        return Some(0);
-    }
-    let first = name.split('.').next()?;
-    first.strip_prefix("layer")?.parse().ok()
-}
-
-/// The head and every parameter's depth ([`HEAD`], [`layer_depth`]).
-pub fn layout() -> finetune_core::ParamLayout {
-    finetune_core::ParamLayout::new(HEAD, layer_depth)
 }

@@ -17,6 +17,21 @@ pub enum BenchCommand {
     Train(TrainArgs),
     /// GFLOP/s of candle's f32 matmul at M×K by K×N (default 2048³).
     Gemm(GemmArgs),
+    /// Images/s through an image run's training pipeline (decode, augment, collate).
+    Data(DataArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DataArgs {
+    /// Images to push through the pipeline.
+    #[arg(long, default_value_t = 256)]
+    pub images: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args)]
@@ -88,6 +103,29 @@ pub struct OpsArgs {
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Ops(args) => ops(args),
+        BenchCommand::Data(a) => {
+            let r = candle_finetune::bench::data::run_data_bench(a.images, a.batch)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{} images, 500x375 JPEG -> RandomResizedCrop(224) + flip + ToTensor + \
+                     Normalize -> [{}, 3, 224, 224]; {} thread(s)",
+                    r.images, r.batch, r.threads
+                );
+                println!("single-threaded loop: {:8.1} images/s", r.loop_images_per_s);
+                println!(
+                    "  decode alone:       {:8.1} images/s",
+                    r.decode_images_per_s
+                );
+                println!(
+                    "training pipeline:    {:8.1} images/s ({:.2}x the loop)",
+                    r.pipeline_images_per_s,
+                    r.pipeline_images_per_s / r.loop_images_per_s
+                );
+            }
+            Ok(())
+        }
         BenchCommand::Train(args) => train(args),
         BenchCommand::Gemm(a) => {
             let (gflops, s) = candle_finetune::bench::gemm::matmul_gflops(a.m, a.n, a.k, a.runs)?;

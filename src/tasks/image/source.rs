@@ -2,8 +2,8 @@
 
 use candle_core::{Device, Tensor};
 use finetune_data::image::{collate, ImageClassification};
-use finetune_data::loader::Dataset;
 use finetune_data::seed::sample_rng;
+use finetune_data::Dataset;
 use finetune_data::{OnBadSample, SkipLog};
 use finetune_train::{Batch, BatchSource};
 use rayon::prelude::*;

@@ -39,7 +39,7 @@ impl Linear {
         self.bias.as_ref()
     }
 
-    /// The layer through `ops` (the fused [`finetune_kernels::ops::linear`] or the stock composition
+    /// The layer through `ops` (the fused [`finetune_kernels::ops::linear()`] or the stock composition
     /// [`Module::forward`] also uses).
     pub fn forward_with(&self, x: &Tensor, ops: OpSet) -> Result<Tensor> {
         let b = self.bias.as_ref().map(Param::tensor);

@@ -1,4 +1,4 @@
-//! Generic layers over [`Param`](crate::Param) handles, named like PyTorch modules so their
+//! Generic layers over [`Param`] handles, named like PyTorch modules so their
 //! parameters carry state-dict names (`{prefix}.weight`, `{prefix}.bias`). Constructors are free
 //! functions taking the store and a prefix, as candle-nn's take a `VarBuilder`; they check that
 //! each tensor exists with the expected shape.

@@ -3,7 +3,7 @@
 
 use super::{ColorMode, ImageDataset};
 use crate::bad::record_error;
-use crate::loader::Dataset;
+use crate::dataset::Dataset;
 use crate::transforms::{Compose, TensorImage};
 use candle_core::{Device, Tensor};
 use finetune_core::{Error, Result, Rng};

@@ -6,7 +6,7 @@
 //! Formats: [`folder`] (ImageFolder), [`list`] (CSV of `path,label`), [`idx`] (MNIST /
 //! Fashion-MNIST, gzipped or not), [`cifar`] (CIFAR-10/100 binary batches), [`pixel_csv`] (one
 //! image per row as pixel values, e.g. the 5k MNIST digits), [`parquet`] (Hub image datasets);
-//! [`open`] picks one from a path.
+//! [`open()`] picks one from a path.
 
 pub mod batch;
 pub mod cifar;

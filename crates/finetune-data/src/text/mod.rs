@@ -12,8 +12,8 @@ pub mod jsonl;
 pub mod parquet;
 
 use crate::bad::{record_error, OnBadSample, SkipLog};
+use crate::dataset::Dataset;
 use crate::labels::LabelMap;
-use crate::loader::Dataset;
 use finetune_core::{Error, Result, Rng};
 use std::path::{Path, PathBuf};
 

@@ -15,7 +15,7 @@
 //! (scaled by `1/(1-p)`), regenerated from its seed.
 //!
 //! Dropout on the probabilities draws its seed from the [`Rng`] exactly as
-//! [`super::dropout`] would on the `[B, heads, T, T]` probability tensor (one `u64` per
+//! [`super::dropout()`] would on the `[B, heads, T, T]` probability tensor (one `u64` per
 //! training call with `p > 0`) and keeps the same elements, so a model switching between
 //! this op and [`attention_composed`] sees the same random stream and masks.
 

@@ -79,7 +79,7 @@ impl OpSet {
         }
     }
 
-    /// Multi-head self-attention on `[B, T, H]` (see [`super::attention`]); the stock set
+    /// Multi-head self-attention on `[B, T, H]` (see [`super::attention()`]); the stock set
     /// composes it from candle ops with its own softmax and dropout.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(

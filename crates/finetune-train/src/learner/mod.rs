@@ -1,12 +1,12 @@
 //! The training loop, as a short sequence of named steps, each in a file of its own:
-//! - [`run`]: set-up — the data's step plan, the freeze mask, optimizer and schedule, a resumed
+//! - `run.rs`: set-up — the data's step plan, the freeze mask, optimizer and schedule, a resumed
 //!   checkpoint, the (cached) feeds, the metrics log;
-//! - [`mask`]: the freeze rules in force in an epoch (gradual unfreezing);
-//! - [`step`]: one optimizer step — micro-batches, backward, accumulation, penalties, the NaN
+//! - `mask.rs`: the freeze rules in force in an epoch (gradual unfreezing);
+//! - `step.rs`: one optimizer step — micro-batches, backward, accumulation, penalties, the NaN
 //!   policy, clipping, the optimizer and the schedule;
-//! - [`events`]: what follows a step — the log, evaluation, early stopping, checkpoints and
+//! - `events.rs`: what follows a step — the log, evaluation, early stopping, checkpoints and
 //!   their rotation;
-//! - [`finish`]: the end — the best checkpoint loaded back, export, plot and summary.
+//! - `finish.rs`: the end — the best checkpoint loaded back, export, plot and summary.
 //!
 //! Order and resume: everything a step needs — the epoch and batch indices
 //! ([`StepOrder`](crate::order::StepOrder)), the trainable mask under gradual unfreezing — is a

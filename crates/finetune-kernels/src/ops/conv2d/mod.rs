@@ -3,9 +3,9 @@
 //!
 //! | algorithm | used for | file |
 //! |---|---|---|
-//! | tap GEMMs on a pixel-major copy | stride 1 into maps up to 28 wide | [`taps`] |
-//! | shifted GEMMs over the padded images | stride 1 into wider maps, little padding | [`shifted`] |
-//! | im2col + GEMM | everything else (strided and pointwise convolutions) | [`im2col`] |
+//! | tap GEMMs on a pixel-major copy | stride 1 into maps up to 28 wide | `taps.rs` |
+//! | shifted GEMMs over the padded images | stride 1 into wider maps, little padding | `shifted.rs` |
+//! | im2col + GEMM | everything else (strided and pointwise convolutions) | `im2col.rs` |
 //!
 //! candle 0.11.1's CPU `conv2d` is several times slower than a GEMM-based convolution in its
 //! forward, and its backward computes the input gradient with a transposed convolution that
@@ -13,12 +13,12 @@
 //! crate (candle's own matmul kernel). Images are split into one contiguous range per rayon
 //! thread, each thread with its own scratch buffers (`ops/scratch.rs`) and a single-threaded
 //! GEMM; with fewer images than threads, images run one after the other with a multithreaded
-//! GEMM ([`plan`]). The weight gradient's summation order across ranges depends on the thread
+//! GEMM (`plan.rs`). The weight gradient's summation order across ranges depends on the thread
 //! count (rounding only).
 //!
-//! The algorithm is decided once per geometry ([`Geometry::algorithm`]) and [`run`] is the one
+//! The algorithm is decided once per geometry (`Geometry::algorithm`) and `run` is the one
 //! place that maps a pass (forward, input gradient, weight gradient) to its implementation; a
-//! single custom op ([`op`]) carries each pass into candle's autograd. Each gradient is
+//! single custom op (`op.rs`) carries each pass into candle's autograd. Each gradient is
 //! computed only for an input that needs one (a variable, or the result of a tracked op): no
 //! input gradient for the images fed to the stem, no weight gradient for a frozen layer.
 //!
