@@ -101,7 +101,7 @@ pub fn canonical_keys(
         };
         if let Some(first) = written_as.insert(id.clone(), key.clone()) {
             return Err(bad(format!(
-                "duplicate key: `{first}` and `{key}` both set `{id}`"
+                "duplicate key: \"{first}\" and \"{key}\" set the same setting"
             )));
         }
         let value = match value {
@@ -121,9 +121,9 @@ fn unknown_key(key: &str, keys: &BTreeMap<String, String>) -> String {
         .map(|k| (edit_distance(key, k), k))
         .min()
         .filter(|(d, _)| *d <= 3);
-    let hint = nearest.map_or(String::new(), |(_, k)| format!(" (did you mean `{k}`?)"));
+    let hint = nearest.map_or(String::new(), |(_, k)| format!(" (did you mean \"{k}\"?)"));
     format!(
-        "unknown key `{key}`{hint}; the known keys are {}",
+        "unknown key \"{key}\"{hint}; the known keys are {}",
         ids.into_iter().collect::<Vec<_>>().join(", ")
     )
 }
@@ -163,7 +163,7 @@ pub fn from_map<S: DeserializeOwned>(path: Option<&Path>, map: Map<String, Value
                 .map(|_| k.clone())
         });
         match key {
-            Some(k) => named(format!("`{k}`: {e}")),
+            Some(k) => named(format!("\"{k}\": {e}")),
             None => named(e.to_string()),
         }
     })

@@ -16,7 +16,7 @@ impl UnfreezeSchedule {
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (epoch, pattern) = item.split_once(':').ok_or_else(|| {
                 Error::config(format!(
-                    "--unfreeze-schedule: `{item}` is not EPOCH:PATTERN (e.g. `2:bert.encoder.layer.4.*`)"
+                    "--unfreeze-schedule: `{item}` is not EPOCH:PATTERN (an epoch number, a colon, and a pattern as --unfreeze takes)"
                 ))
             })?;
             let epoch: u64 = epoch.trim().parse().map_err(|_| {

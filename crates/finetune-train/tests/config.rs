@@ -124,7 +124,7 @@ fn unknown_keys_and_wrong_types_are_errors_naming_them() {
     assert!(err.contains("unknown schedule `sine`"), "{err}");
     // A typo gets the nearest key.
     let err = parse_err("learnig_rate = 1e-4");
-    assert!(err.contains("did you mean `learning_rate`"), "{err}");
+    assert!(err.contains("did you mean \"learning_rate\""), "{err}");
 }
 
 #[test]

@@ -45,9 +45,9 @@ enum Command {
 }
 
 fn main() {
-    // Before any thread starts: candle's idle workers soon leave the cores to rayon's
-    // (finetune_kernels::runtime::candle_pool; a value already in the environment stays).
-    finetune_kernels::runtime::candle_pool::limit_spinning();
+    // Before any thread starts: the allocator keeps freed memory for the next step and
+    // candle's idle workers soon leave the cores to rayon's.
+    candle_finetune::init();
     let parsed = Cli::command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
