@@ -35,6 +35,8 @@
 //! }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod families;
 pub mod settings;

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Task {
+    /// One label per text or text pair (transformers' sequence classification).
     TextClassification,
+    /// One label per image.
     ImageClassification,
 }
 
@@ -195,18 +197,23 @@ pub struct ImageSettings {
 /// Everything a run is told.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
 pub struct RunSettings {
+    /// What to fine-tune, from what, into where.
     #[command(flatten)]
     #[serde(flatten)]
     pub job: JobSettings,
+    /// Which data, and which labels.
     #[command(flatten)]
     #[serde(flatten)]
     pub data: DataSettings,
+    /// Settings only text classification takes.
     #[command(flatten)]
     #[serde(flatten)]
     pub text: TextSettings,
+    /// Settings only image classification takes.
     #[command(flatten)]
     #[serde(flatten)]
     pub image: ImageSettings,
+    /// How to train.
     #[command(flatten)]
     #[serde(flatten)]
     pub train: TrainConfig,

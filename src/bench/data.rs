@@ -21,7 +21,9 @@ use std::time::Instant;
 /// What `finetune bench data --json` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct DataBenchReport {
+    /// Images pushed through each of the three ways.
     pub images: usize,
+    /// Images per batch.
     pub batch: usize,
     /// rayon's threads.
     pub threads: usize,

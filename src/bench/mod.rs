@@ -24,11 +24,15 @@ use std::time::Instant;
 /// What `finetune bench train --json` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainBenchReport {
+    /// The model configuration's name (`minilm`, `bert-base`, `resnet18`, `resnet50`).
     pub config: String,
+    /// Which parameters trained: `full`, `last2` or `frozen`.
     pub mode: String,
+    /// Samples per step.
     pub batch: usize,
     /// Median seconds per step of the measured side.
     pub median_s: f64,
+    /// `batch` over `median_s`.
     pub samples_per_s: f64,
     /// Analytic matrix-product FLOPs per step ([`flops`]) over the median step time.
     pub gflop_s: f64,

@@ -10,11 +10,15 @@ pub enum ModelConfig {
     MiniLm,
     /// bert-base-uncased's shape: hidden 768, 12 layers, 12 heads, intermediate 3072.
     BertBase,
+    /// timm's `resnet18`: basic blocks, stages of 2, 2, 2, 2.
     ResNet18,
+    /// timm's `resnet50`: bottleneck blocks, stages of 3, 4, 6, 3.
     ResNet50,
 }
 
 impl ModelConfig {
+    /// Reads the name `--model-config` takes (see [`ModelConfig::name`]); any other is an
+    /// error listing them.
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "minilm" => Self::MiniLm,
@@ -29,6 +33,8 @@ impl ModelConfig {
         })
     }
 
+    /// The name `--model-config` takes and reports print: `minilm`, `bert-base`, `resnet18`
+    /// or `resnet50`.
     pub fn name(self) -> &'static str {
         match self {
             Self::MiniLm => "minilm",
@@ -38,6 +44,7 @@ impl ModelConfig {
         }
     }
 
+    /// Whether the configuration is a BERT (token inputs) rather than a ResNet (images).
     pub fn is_bert(self) -> bool {
         matches!(self, Self::MiniLm | Self::BertBase)
     }
@@ -56,6 +63,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Reads the name `--mode` takes (`full`, `last2` or `frozen`).
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "full" => Self::Full,
@@ -69,6 +77,7 @@ impl Mode {
         })
     }
 
+    /// The name `--mode` takes and reports print.
     pub fn name(self) -> &'static str {
         match self {
             Self::Full => "full",
@@ -88,6 +97,7 @@ pub enum OptimizerKind {
 }
 
 impl OptimizerKind {
+    /// Reads the name `--optimizer` takes (`adamw` or `sgd`).
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "adamw" => Self::AdamW,
@@ -100,6 +110,7 @@ impl OptimizerKind {
         })
     }
 
+    /// The name `--optimizer` takes and reports print.
     pub fn name(self) -> &'static str {
         match self {
             Self::AdamW => "adamw",
@@ -111,17 +122,30 @@ impl OptimizerKind {
 /// The input of one step: token sequences (BERT) or square RGB images (ResNet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
-    Tokens { seq: usize },
-    Images { size: usize },
+    /// Random token ids `[batch, seq]` with a full attention mask (`--seq`).
+    Tokens {
+        /// Sequence length, tokens.
+        seq: usize,
+    },
+    /// Random RGB images `[batch, 3, size, size]` (`--image`).
+    Images {
+        /// Height and width, pixels.
+        size: usize,
+    },
 }
 
 /// One measurement.
 #[derive(Debug, Clone)]
 pub struct TrainBenchSpec {
+    /// The model to build, with random weights.
     pub model: ModelConfig,
+    /// Samples per step.
     pub batch: usize,
+    /// Tokens for a BERT, images for a ResNet.
     pub input: Input,
+    /// Which parameters train.
     pub mode: Mode,
+    /// The optimizer of the step.
     pub optimizer: OptimizerKind,
     /// Timed steps (the median is reported).
     pub steps: usize,

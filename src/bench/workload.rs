@@ -54,6 +54,7 @@ pub fn resnet_config(model: ModelConfig) -> Result<ResNetConfig> {
 /// Seconds spent in each phase of one step, and its loss.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StepTimes {
+    /// The step's loss (a bench whose loss is not finite stops with an error).
     pub loss: f32,
     /// Forward pass and loss.
     pub forward_s: f64,

@@ -23,7 +23,10 @@ use std::path::Path;
 /// How a family's models are built for their task.
 #[derive(Clone, Copy)]
 pub enum Loader {
+    /// A text-classification family: builds a model and its tokenizer.
     Text(fn(&ModelSource, &TextModelOptions, &Device) -> Result<TextClassifier>),
+    /// An image-classification family: builds a model (or a fresh network) and its
+    /// preprocessing.
     Image(fn(&ModelSource, &ImageModelOptions, &Device) -> Result<ImageClassifier>),
 }
 
@@ -40,6 +43,7 @@ pub struct Family {
     /// The class names a checkpoint was trained for, when its config names them (not
     /// placeholders such as transformers' `LABEL_0`).
     pub labels: fn(&ModelFiles) -> Result<Option<Vec<String>>>,
+    /// How its models are built, which also says their task ([`Family::task`]).
     pub loader: Loader,
 }
 
@@ -59,8 +63,11 @@ pub static FAMILIES: [&Family; 2] = [&bert::FAMILY, &resnet::FAMILY];
 /// A model as a run uses it: what the user named, its family, and its files (`None` for an
 /// architecture name: a fresh network).
 pub struct ModelSource {
+    /// What the user named: a folder, a Hub id or an architecture name.
     pub name: String,
+    /// The family the model belongs to.
     pub family: &'static Family,
+    /// The checkpoint's resolved files; `None` for an architecture name (a fresh network).
     pub files: Option<ModelFiles>,
 }
 

@@ -34,12 +34,15 @@ use std::str::FromStr;
 pub struct Augment {
     /// Random resized crop area range; `None`: the eval geometry (resize + centre crop).
     pub scale: Option<(f64, f64)>,
+    /// Random resized crop aspect-ratio range (width / height); 3/4 to 4/3 in every preset.
     pub ratio: (f64, f64),
+    /// Probability of a horizontal flip (0: none).
     pub hflip: f64,
     /// Rotation range ±degrees (0: none).
     pub rotation: f64,
     /// Colour jitter strength for brightness, contrast and saturation (0: none).
     pub jitter: f64,
+    /// Colour jitter strength for hue (0: none), as torchvision's `ColorJitter(hue=...)`.
     pub hue: f64,
 }
 
@@ -58,9 +61,11 @@ impl<'de> serde::Deserialize<'de> for Augment {
     }
 }
 
+/// The presets `--augment` names (see the module doc).
 pub const PRESETS: [&str; 4] = ["none", "light", "timm", "strong"];
 
 impl Augment {
+    /// The augmentation of a preset (one of [`PRESETS`]); an unknown name is an error.
     pub fn preset(name: &str) -> Result<Self> {
         let base = Self {
             scale: None,

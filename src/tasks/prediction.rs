@@ -5,10 +5,13 @@ use serde::Serialize;
 /// One input's prediction (the `predict --json` schema).
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction {
+    /// The most likely label.
     pub label: String,
+    /// Its softmax probability.
     pub score: f64,
     /// The top-k labels' probabilities.
     pub scores: serde_json::Map<String, serde_json::Value>,
+    /// The raw logits, in label id order.
     pub logits: Vec<f64>,
 }
 

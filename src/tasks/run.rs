@@ -11,10 +11,15 @@ use std::path::{Path, PathBuf};
 /// What a training run produced (either task): the `train --json` report.
 #[derive(Debug, Serialize)]
 pub struct RunReport {
+    /// How the run ended: `completed`, `stoppedearly` or `interrupted`.
     pub outcome: String,
+    /// The learner's summary, as `train_summary.json` holds it.
     pub summary: TrainSummary,
+    /// Metrics on the test split; `None` without one, or after an interrupt.
     pub test: Option<EvalMetrics>,
+    /// Class names in id order.
     pub labels: Vec<String>,
+    /// The output folder: checkpoints, logs and the exported model.
     pub output: PathBuf,
     /// Parameters that did not train (at the end of the run).
     pub frozen: Vec<String>,
@@ -24,12 +29,17 @@ pub struct RunReport {
 
 /// A task's model and the batch sources of its splits.
 pub struct Prepared<'a, M: TrainModel + ?Sized> {
+    /// The model to train.
     pub model: &'a M,
+    /// The training split.
     pub train: &'a dyn BatchSource<M::Inputs>,
+    /// The evaluation split, evaluated during training.
     pub eval: Option<&'a dyn BatchSource<M::Inputs>>,
+    /// The test split, evaluated once after training.
     pub test: Option<&'a dyn BatchSource<M::Inputs>>,
     /// Class names in id order.
     pub labels: Vec<String>,
+    /// Bad samples skipped so far (while reading the splits).
     pub skipped_samples: usize,
 }
 

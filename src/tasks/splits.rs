@@ -3,10 +3,13 @@
 use anyhow::Result;
 use std::path::PathBuf;
 
-/// The files of each split: the given ones, completed from a Hub dataset (or a local snapshot
-/// folder) when one is named. Training files are required.
+/// The files of the training, evaluation and test splits, in that order.
 pub type SplitFiles = (Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>);
 
+/// The files of each split: the given ones, completed from a Hub dataset (or a local snapshot
+/// folder) when one is named — its `train` split, the first of `validation`, `valid` and `dev`,
+/// and `test` — for each split given no files. Training files are required: an error when
+/// there are none.
 pub fn split_files(
     dataset: Option<&str>,
     train: &[PathBuf],

@@ -9,9 +9,14 @@ use candle_core::Device;
 /// A parsed `--device` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceSpec {
+    /// `auto`: CUDA device 0 when this build has the `cuda` feature and a GPU answers, else
+    /// Metal device 0 (with the `metal` feature), else the CPU. Never fails.
     Auto,
+    /// `cpu`: the host CPU.
     Cpu,
+    /// `cuda` or `cuda:N`: CUDA device `N` (0 without an ordinal); needs the `cuda` feature.
     Cuda(usize),
+    /// `metal` or `metal:N`: Metal device `N` (0 without an ordinal); needs the `metal` feature.
     Metal(usize),
 }
 

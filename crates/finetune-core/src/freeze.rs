@@ -11,9 +11,12 @@ use crate::error::{Error, Result};
 use crate::params::ParamStore;
 use crate::pattern::NamePattern;
 
+/// One rule of a [`FreezeSpec`]: the parameters its pattern matches stop or start training.
 #[derive(Debug, Clone)]
 pub enum FreezeRule {
+    /// Parameters matching the pattern are frozen (`--freeze`, `requires_grad_(False)`).
     Freeze(NamePattern),
+    /// Parameters matching the pattern train again (`--unfreeze`); buffers never do.
     Unfreeze(NamePattern),
 }
 
@@ -24,6 +27,7 @@ pub struct FreezeSpec {
 }
 
 impl FreezeSpec {
+    /// An empty spec: applying it changes nothing.
     pub fn new() -> Self {
         Self::default()
     }
@@ -40,12 +44,16 @@ impl FreezeSpec {
         Ok(spec)
     }
 
+    /// Appends a rule freezing every parameter that `pattern` matches. A malformed pattern is
+    /// an [`Error::Pattern`] here; one that matches nothing fails when the spec is applied.
     pub fn freeze(mut self, pattern: &str) -> Result<Self> {
         self.rules
             .push(FreezeRule::Freeze(NamePattern::new(pattern)?));
         Ok(self)
     }
 
+    /// Appends a rule unfreezing every parameter that `pattern` matches (errors as for
+    /// [`FreezeSpec::freeze`]).
     pub fn unfreeze(mut self, pattern: &str) -> Result<Self> {
         self.rules
             .push(FreezeRule::Unfreeze(NamePattern::new(pattern)?));
@@ -86,10 +94,12 @@ impl FreezeSpec {
         ))
     }
 
+    /// The rules, in the order they apply.
     pub fn rules(&self) -> &[FreezeRule] {
         &self.rules
     }
 
+    /// Whether the spec has no rule.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

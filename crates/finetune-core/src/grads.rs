@@ -17,6 +17,7 @@ pub struct Grads {
 }
 
 impl Grads {
+    /// No gradients.
     pub fn new() -> Self {
         Self::default()
     }
@@ -32,18 +33,23 @@ impl Grads {
         Self { map }
     }
 
+    /// The gradient of parameter `name`, if it has one.
     pub fn get(&self, name: &str) -> Option<&Tensor> {
         self.map.get(name)
     }
 
+    /// Sets the gradient of `name`, replacing any previous one. Nothing is checked here; the
+    /// optimizer checks names and shapes against its groups and the store.
     pub fn insert(&mut self, name: impl Into<String>, grad: Tensor) {
         self.map.insert(name.into(), grad);
     }
 
+    /// How many parameters have a gradient.
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
+    /// Whether no parameter has a gradient.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -141,10 +147,14 @@ pub struct GradAccumulator {
 }
 
 impl GradAccumulator {
+    /// An empty accumulator.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Adds `weight × grads` to the running sum and counts one micro-batch (for a mean loss,
+    /// `weight` is the micro-batch's share of the batch, `b_i / B`). A parameter absent from
+    /// `grads` contributes nothing, as a zero gradient would.
     pub fn add(&mut self, grads: &Grads, weight: f64) -> Result<()> {
         for (name, g) in grads.iter() {
             let g = g.affine(weight, 0.0)?;

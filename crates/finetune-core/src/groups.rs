@@ -31,13 +31,21 @@ pub enum LrSpec {
 /// A user-defined group: parameters matching `patterns`.
 #[derive(Debug, Clone)]
 pub struct GroupSpec {
+    /// The group's name, as [`ParamGroup::name`] and error messages show it.
     pub name: String,
+    /// The parameters matching any of these belong to the group, unless an earlier spec took
+    /// them (the first matching spec wins).
     pub patterns: PatternSet,
+    /// The group's lr; `None`: the base lr, scaled by layer-wise decay when it is enabled.
     pub lr: Option<LrSpec>,
+    /// The group's weight decay, applied to every parameter of the group, "no decay" ones
+    /// included; `None`: the base weight decay, or 0 for "no decay" parameters.
     pub weight_decay: Option<f64>,
 }
 
 impl GroupSpec {
+    /// A group named `name` over the parameters matching any of `patterns`, with the default
+    /// lr and weight decay; a malformed pattern is an [`Error::Pattern`].
     pub fn new<S: AsRef<str>>(name: &str, patterns: &[S]) -> Result<Self> {
         Ok(Self {
             name: name.to_string(),
@@ -47,11 +55,14 @@ impl GroupSpec {
         })
     }
 
+    /// Sets the group's lr, absolute or as a multiple of the base lr (`--head-lr` style).
     pub fn lr(mut self, lr: LrSpec) -> Self {
         self.lr = Some(lr);
         self
     }
 
+    /// Sets the group's weight decay explicitly: it then applies to every parameter of the
+    /// group, biases and normalisation weights included.
     pub fn weight_decay(mut self, wd: f64) -> Self {
         self.weight_decay = Some(wd);
         self
@@ -61,18 +72,25 @@ impl GroupSpec {
 /// One optimizer parameter group, as PyTorch's `param_groups` entries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParamGroup {
+    /// The spec's name or `default`, then `.depth{d}` when layer-wise decay set the lr, then
+    /// `.no_decay` for the parameters exempted from a non-zero weight decay.
     pub name: String,
+    /// The group's parameter names, in store order (frozen parameters included, buffers not).
     pub params: Vec<String>,
     /// The group's peak lr, what schedules scale (PyTorch's `initial_lr`).
     pub base_lr: f64,
     /// The lr used by the next optimizer step.
     pub lr: f64,
+    /// The weight decay λ; whether it is coupled (added to the gradient) or decoupled is the
+    /// optimizer's choice.
     pub weight_decay: f64,
 }
 
 /// Depth of a parameter for layer-wise LR decay; `None` means "head" (depth `L + 1`).
 pub type DepthFn = Arc<dyn Fn(&str) -> Option<usize> + Send + Sync>;
 
+/// The name patterns exempt from weight decay unless [`GroupBuilder::no_decay`] replaces them:
+/// biases and normalisation layers, as transformers' Trainer exempts them.
 pub const DEFAULT_NO_DECAY: [&str; 6] = [
     "*.bias",
     "*LayerNorm*",
@@ -94,6 +112,9 @@ pub struct GroupBuilder {
 }
 
 impl GroupBuilder {
+    /// A builder with this base (peak) lr and weight decay, no group spec, the default "no
+    /// decay" rules ([`DEFAULT_NO_DECAY`] and every 1-D tensor) and no layer-wise decay. The
+    /// values are checked by [`GroupBuilder::build`].
     pub fn new(base_lr: f64, weight_decay: f64) -> Self {
         Self {
             base_lr,
@@ -105,6 +126,7 @@ impl GroupBuilder {
         }
     }
 
+    /// Adds a user-defined group; specs are tried in the order they were added.
     pub fn spec(mut self, spec: GroupSpec) -> Self {
         self.specs.push(spec);
         self
@@ -123,6 +145,10 @@ impl GroupBuilder {
         self
     }
 
+    /// Sorts every parameter of `store` (buffers excluded) into groups by the rules of the
+    /// module documentation; each group's `lr` starts at its `base_lr`. Fails on a base lr
+    /// that is negative or not finite, a negative weight decay, a layer-wise decay outside
+    /// `(0, 1]`, a spec's negative or non-finite lr, or a spec that matches no parameter.
     pub fn build(&self, store: &ParamStore) -> Result<Vec<ParamGroup>> {
         if !crate::error::non_negative(self.base_lr) || !self.base_lr.is_finite() {
             return Err(Error::config(format!(

@@ -8,6 +8,64 @@
 //! It knows no concrete model, no dataset file format, nothing of the Hub and no training
 //! loop: models hand it named tensors, and it hands back gradients, updates and schedules. The
 //! fused ops the layers run on are `finetune-kernels`' ([`Rng`] too, re-exported here).
+//!
+//! # Example
+//!
+//! A two-tensor "model" whose encoder is frozen by pattern: param groups, AdamW and a linear
+//! schedule with warm-up, then a few optimizer steps (the loop a trainer runs).
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use finetune_core::{
+//!     FreezeSpec, GroupBuilder, Grads, LrScheduler, OptimizerConfig, OptimizerKind, ParamStore,
+//!     ScheduleConfig, TensorKind,
+//! };
+//!
+//! # fn main() -> finetune_core::Result<()> {
+//! let dev = Device::Cpu;
+//! let store = ParamStore::new();
+//! let ones = |shape: (usize, usize)| Tensor::ones(shape, DType::F32, &dev);
+//! let encoder = store.insert("encoder.weight", &ones((2, 2))?, TensorKind::Parameter)?;
+//! let head = store.insert("classifier.weight", &ones((1, 2))?, TensorKind::Parameter)?;
+//!
+//! // Train the head only: 2 of the 6 parameter elements.
+//! FreezeSpec::new().freeze("encoder.*")?.apply_fresh(&store)?;
+//! assert_eq!(store.counts().trainable, 2);
+//!
+//! // Peak lr 1e-3, weight decay 0.01 (biases and norms would get none); AdamW with
+//! // PyTorch's defaults for everything else.
+//! let groups = GroupBuilder::new(1e-3, 0.01).build(&store)?;
+//! let mut optimizer = OptimizerConfig::defaults(OptimizerKind::AdamW).build(groups)?;
+//!
+//! // transformers' linear schedule: 2 warm-up steps, then down to 0 at step 10.
+//! let mut config = ScheduleConfig::new("linear", 10);
+//! config.warmup_steps = 2;
+//! let mut scheduler = LrScheduler::new(config)?;
+//! scheduler.check_optimizer(optimizer.as_ref())?;
+//!
+//! let x = Tensor::new(&[[1f32, 2.0]], &dev)?;
+//! let mut lrs = Vec::new();
+//! for step in 0..4 {
+//!     scheduler.apply(optimizer.as_mut()); // each group's lr for this step
+//!     let y = x.matmul(&encoder.tensor())?.matmul(&head.tensor().t()?)?;
+//!     let grads = Grads::from_backward(&store, &y.sum_all()?.backward()?);
+//!     optimizer.step(&store, &grads)?;
+//!     scheduler.step();
+//!     let lr = optimizer.groups()[0].lr;
+//!     println!("step {step}: lr {lr:.3e}");
+//!     lrs.push(lr);
+//! }
+//! for (lr, want) in lrs.iter().zip([0.0, 5e-4, 1e-3, 8.75e-4]) {
+//!     assert!((lr - want).abs() < 1e-12);
+//! }
+//! // The frozen encoder has not moved; the head has.
+//! assert_eq!(store.get("encoder.weight")?.sum_all()?.to_scalar::<f32>()?, 4.0);
+//! assert!(store.get("classifier.weight")?.sum_all()?.to_scalar::<f32>()? < 2.0);
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod device;
 pub mod error;

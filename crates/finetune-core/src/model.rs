@@ -15,9 +15,15 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     /// One class out of `labels` (argmax; accuracy, precision/recall/F1, confusion matrix).
-    SingleLabel { labels: Vec<String> },
+    SingleLabel {
+        /// The class names, in logit order (transformers' `id2label`).
+        labels: Vec<String>,
+    },
     /// Independent yes/no per label (sigmoid > 0.5; accuracy is exact-match).
-    MultiLabel { labels: Vec<String> },
+    MultiLabel {
+        /// The label names, in logit order.
+        labels: Vec<String>,
+    },
     /// One real value (MSE, Pearson).
     Regression,
 }
@@ -50,6 +56,7 @@ pub struct ParamLayout {
 }
 
 impl ParamLayout {
+    /// A layout from the head's globs and a depth function (see [`ParamLayout::depth`]).
     pub fn new<S: Into<String>>(
         head: impl IntoIterator<Item = S>,
         depth: impl Fn(&str) -> Option<usize> + Send + Sync + 'static,
@@ -84,6 +91,7 @@ pub trait TrainModel {
     /// The model's inputs for one batch (token ids and masks, an image tensor, ...).
     type Inputs: Send;
 
+    /// The model's parameters and buffers, under the names export and freeze patterns use.
     fn store(&self) -> &ParamStore;
 
     /// Logits (see [`Self::output`]; predictions `[N, 1]` for regression); dropout and
@@ -93,6 +101,7 @@ pub trait TrainModel {
     /// Mean loss of `logits` against `targets`, as the problem type requires.
     fn loss(&self, logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor>;
 
+    /// What the model predicts, which decides the loss and the metrics.
     fn problem(&self) -> Problem;
 
     /// Whether the logits come per sample or per token.
@@ -109,6 +118,8 @@ pub trait TrainModel {
         None
     }
 
+    /// Restores what [`Self::rng_state`] returned (on resume). Models without randomness ignore
+    /// it.
     fn set_rng_state(&self, _rng: Rng) {}
 
     /// Keeps batch-norm layers whose parameters match `frozen(name)` in eval mode (running

@@ -91,6 +91,8 @@ pub struct LoadReport<N> {
 }
 
 impl<N> LoadReport<N> {
+    /// A report for a `family` checkpoint under `naming`, with nothing initialised, replaced or
+    /// unused yet.
     pub fn new(family: &'static str, naming: N) -> Self {
         Self {
             family,

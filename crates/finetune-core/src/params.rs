@@ -21,7 +21,9 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TensorKind {
+    /// Learned by gradient descent (`nn.Parameter`); trainable unless frozen.
     Parameter,
+    /// Carried state (`register_buffer`); never trainable, never updated by an optimizer.
     Buffer,
 }
 
@@ -60,12 +62,18 @@ struct Inner {
 /// What [`ParamStore::infos`] reports for one tensor.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParamInfo {
+    /// The tensor's name in the store.
     pub name: String,
+    /// Its dimensions.
     pub shape: Vec<usize>,
+    /// Its element type (serialised as candle's name, e.g. `f32`).
     #[serde(serialize_with = "ser_dtype")]
     pub dtype: DType,
+    /// Parameter or buffer.
     pub kind: TensorKind,
+    /// Number of elements, the product of `shape`.
     pub numel: usize,
+    /// Whether it trains now (never for a buffer).
     pub trainable: bool,
 }
 
@@ -76,11 +84,14 @@ fn ser_dtype<S: serde::Serializer>(d: &DType, s: S) -> std::result::Result<S::Ok
 /// Parameter counts (buffers excluded), as PEFT's `print_trainable_parameters` reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ParamCounts {
+    /// Elements of the trainable parameters.
     pub trainable: usize,
+    /// Elements of all parameters, frozen ones included.
     pub total: usize,
 }
 
 impl ParamCounts {
+    /// `trainable` as a percentage of `total` (0 when there is no parameter).
     pub fn trainable_percent(&self) -> f64 {
         if self.total == 0 {
             0.0
@@ -140,6 +151,7 @@ impl Param {
         self.store.with_entry(self.idx, view)
     }
 
+    /// The tensor's name in the store.
     pub fn name(&self) -> String {
         self.store.with_entry(self.idx, |e| e.name.clone())
     }
@@ -149,6 +161,7 @@ impl Param {
         self.store.with_entry(self.idx, |e| set_entry(e, value))
     }
 
+    /// Whether the tensor trains now (is handed out graph-tracked).
     pub fn is_trainable(&self) -> bool {
         self.store.with_entry(self.idx, |e| e.trainable)
     }
@@ -176,6 +189,7 @@ fn set_entry(e: &Entry, value: &Tensor) -> Result<()> {
 }
 
 impl ParamStore {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
@@ -233,14 +247,17 @@ impl ParamStore {
         Ok(())
     }
 
+    /// Whether the store holds a tensor of this name.
     pub fn contains(&self, name: &str) -> bool {
         self.read().index.contains_key(name)
     }
 
+    /// Number of tensors, buffers included.
     pub fn len(&self) -> usize {
         self.read().entries.len()
     }
 
+    /// Whether the store holds no tensor.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -268,10 +285,12 @@ impl ParamStore {
         self.with_entry(self.index_of(name)?, |e| set_entry(e, value))
     }
 
+    /// Whether the named tensor is a parameter or a buffer ([`Error::UnknownParam`] if absent).
     pub fn kind(&self, name: &str) -> Result<TensorKind> {
         Ok(self.with_entry(self.index_of(name)?, |e| e.kind))
     }
 
+    /// Whether the named tensor trains now ([`Error::UnknownParam`] if absent).
     pub fn is_trainable(&self, name: &str) -> Result<bool> {
         Ok(self.with_entry(self.index_of(name)?, |e| e.trainable))
     }
@@ -313,6 +332,7 @@ impl ParamStore {
         self.read().entries.iter().map(|e| e.name.clone()).collect()
     }
 
+    /// Name, shape, dtype, kind, size and trainable flag of every tensor, in store order.
     pub fn infos(&self) -> Vec<ParamInfo> {
         self.read()
             .entries
@@ -347,6 +367,7 @@ impl ParamStore {
             .collect()
     }
 
+    /// Trainable and total element counts of the parameters (buffers excluded).
     pub fn counts(&self) -> ParamCounts {
         let inner = self.read();
         let params = inner

@@ -39,6 +39,9 @@ pub struct NamePattern {
 }
 
 impl NamePattern {
+    /// Compiles `pattern` (syntax in the module documentation). A malformed one (empty,
+    /// unclosed or unmatched bracket or brace, reversed range, empty class) is an
+    /// [`Error::Pattern`] naming it.
     pub fn new(pattern: &str) -> Result<Self> {
         let err = |msg: &str| Error::Pattern {
             pattern: pattern.to_string(),
@@ -176,6 +179,7 @@ impl NamePattern {
                 .all(|t| matches!(t, Tok::Lit(_)))
     }
 
+    /// Whether the whole of `name` matches (not a substring); a leading `!` inverts the answer.
     pub fn matches(&self, name: &str) -> bool {
         let chars: Vec<char> = name.chars().collect();
         let hit = self
@@ -228,6 +232,7 @@ fn match_toks(toks: &[Tok], s: &[char]) -> bool {
 pub struct PatternSet(Vec<NamePattern>);
 
 impl PatternSet {
+    /// Compiles every pattern; the first malformed one is the error.
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Self> {
         patterns
             .iter()
@@ -236,14 +241,17 @@ impl PatternSet {
             .map(Self)
     }
 
+    /// Whether the set has no pattern (it then matches nothing).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// Whether any pattern matches `name`.
     pub fn matches(&self, name: &str) -> bool {
         self.0.iter().any(|p| p.matches(name))
     }
 
+    /// The compiled patterns, in the order given.
     pub fn patterns(&self) -> &[NamePattern] {
         &self.0
     }

@@ -10,7 +10,11 @@ use candle_core::{DType, Device, Tensor};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 
+/// The weights file of an unsharded checkpoint folder, and the one exports write
+/// (transformers' `SAFE_WEIGHTS_NAME`).
 pub const SINGLE_FILE: &str = "model.safetensors";
+/// The index of a sharded checkpoint folder, whose `weight_map` maps each tensor name to its
+/// shard file (transformers' `SAFE_WEIGHTS_INDEX_NAME`).
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
 
 /// Checks that a file name taken from an index or listing stays inside its folder.
@@ -100,9 +104,13 @@ pub fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
 /// A tensor as found in a file: name, shape and dtype, without loading the data.
 #[derive(Debug, Clone)]
 pub struct TensorHeader {
+    /// The tensor's name in the file.
     pub name: String,
+    /// Its dimensions.
     pub shape: Vec<usize>,
+    /// Its element type.
     pub dtype: DType,
+    /// The file that holds it (one shard of a sharded checkpoint).
     pub file: PathBuf,
 }
 
@@ -134,6 +142,8 @@ pub struct MappedFile {
 }
 
 impl MappedFile {
+    /// Maps `path` read-only and checks its header. Fails, naming the file, if it cannot be
+    /// opened or is not safetensors.
     pub fn open(path: &Path) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: the mapping is read-only; the usual caveat of memory maps applies (a file
@@ -155,6 +165,7 @@ impl MappedFile {
         })
     }
 
+    /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -185,6 +196,8 @@ impl MappedFile {
         Ok(out.into_iter().map(|(_, h)| h).collect())
     }
 
+    /// Loads tensor `name` onto `device` in its stored dtype; [`Error::Safetensors`] if the
+    /// file has no such tensor or its dtype is not supported.
     pub fn load(&self, name: &str, device: &Device) -> Result<Tensor> {
         let st = self.parse()?;
         let view = st.tensor(name).map_err(|e| Error::Safetensors {
@@ -212,6 +225,8 @@ impl Checkpoint {
         Self::open_files(&checkpoint_files(path)?)
     }
 
+    /// Opens these files as one checkpoint (the shards of one model), headers in file order; a
+    /// tensor name found in two files is an error.
     pub fn open_files(paths: &[PathBuf]) -> Result<Self> {
         let mut files = Vec::new();
         let mut route = HashMap::new();
@@ -241,10 +256,13 @@ impl Checkpoint {
         &self.order
     }
 
+    /// Whether some file of the checkpoint holds a tensor of this name.
     pub fn contains(&self, name: &str) -> bool {
         self.route.contains_key(name)
     }
 
+    /// Loads tensor `name` from the file that holds it onto `device`, in its stored dtype;
+    /// [`Error::UnknownParam`] if no file holds it.
     pub fn load(&self, name: &str, device: &Device) -> Result<Tensor> {
         let i = *self
             .route

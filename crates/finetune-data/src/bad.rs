@@ -6,6 +6,7 @@ use finetune_core::Error;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+/// The policy for a bad sample, chosen once per run and passed to every reader and the loader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnBadSample {
     /// Stop with an error naming the file and row (the default).
@@ -32,6 +33,7 @@ pub fn record_error(
 pub struct SkipLog(Arc<Mutex<Vec<String>>>);
 
 impl SkipLog {
+    /// An empty log. Clone it to share it; every clone records into the same list.
     pub fn new() -> Self {
         Self::default()
     }
@@ -44,6 +46,7 @@ impl SkipLog {
             .push(err.to_string());
     }
 
+    /// How many samples have been skipped so far, across all clones of this log.
     pub fn count(&self) -> usize {
         self.0.lock().expect("skip log poisoned").len()
     }

@@ -12,6 +12,8 @@
 use finetune_core::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// A bijection between class names and ids `0..n` (see the module doc for how it is built).
+/// Build it on the training data and reuse it for eval data, so ids mean the same classes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelMap {
     names: Vec<String>,
@@ -115,10 +117,12 @@ impl LabelMap {
         None
     }
 
+    /// The number of classes `n`; ids are `0..n`.
     pub fn len(&self) -> usize {
         self.names.len()
     }
 
+    /// Always `false` for a map built by this type's constructors, which reject empty maps.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
@@ -128,6 +132,7 @@ impl LabelMap {
         &self.names
     }
 
+    /// The name of class `id` (`id2label[id]`), or `None` when `id >= len()`.
     pub fn name(&self, id: usize) -> Option<&str> {
         self.names.get(id).map(String::as_str)
     }

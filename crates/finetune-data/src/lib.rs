@@ -16,6 +16,67 @@
 //!
 //! It knows no model and no trainer. Tokenisation is the model crate's job: text batches leave
 //! this crate as records.
+//!
+//! # Example
+//!
+//! Reading a small CSV, fitting the label map on it and encoding the rows (eval data would be
+//! encoded with the same map, so an unseen label is an error naming its file and row):
+//!
+//! ```
+//! use finetune_data::text::{read_tables, TextReadOptions};
+//! use finetune_data::LabelMap;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join(format!("finetune-data-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let csv = dir.join("train.csv");
+//! let rows = "text,label\n\"A fine film, well acted.\",pos\nDull and far too long.,neg\n";
+//! std::fs::write(&csv, rows)?;
+//!
+//! // Columns `text` and `label`, format from the extension, stop on a bad row.
+//! let table = read_tables(&[csv], &TextReadOptions::default())?;
+//! let labels = LabelMap::fit(table.rows.iter().map(|r| r.label.as_str()))?;
+//! assert_eq!(labels.names(), ["neg", "pos"]); // string labels: sorted, ids 0..n
+//!
+//! let data = table.encode(&labels)?;
+//! for r in &data.records {
+//!     println!("{} -> {} ({})", r.text, r.label, labels.name(r.label).unwrap_or("?"));
+//! }
+//! assert_eq!(data.records[0].label, 1);
+//! assert_eq!(data.skipped.count(), 0);
+//! std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! An image pipeline is a [`transforms::Compose`] run with the sample's own generator, so the
+//! same (seed, epoch, index) always gives the same augmentation:
+//!
+//! ```
+//! use finetune_data::image::Image;
+//! use finetune_data::seed::sample_rng;
+//! use finetune_data::transforms::{
+//!     CenterCrop, Compose, Interpolation, Normalize, RandomHorizontalFlip, Resize, ResizeTo,
+//!     ToTensor,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let img = Image::new(64, 48, 3, (0..64 * 48 * 3).map(|i| (i % 251) as u8).collect());
+//! let pipeline = Compose::new()
+//!     .then(Resize::new(ResizeTo::Shorter(40), Interpolation::Bilinear)) // 64x48 -> 53x40
+//!     .then(CenterCrop::new(32, 32))
+//!     .then(RandomHorizontalFlip::new(0.5))
+//!     .then(ToTensor)
+//!     .then(Normalize::new(vec![0.5; 3], vec![0.5; 3])?);
+//!
+//! let t = pipeline.run(img.clone(), &mut sample_rng(42, 0, 7))?; // seed, epoch, index
+//! assert_eq!((t.channels, t.height, t.width), (3, 32, 32));
+//! assert_eq!(pipeline.run(img, &mut sample_rng(42, 0, 7))?, t);
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod bad;
 pub mod dataset;

@@ -24,6 +24,8 @@ pub struct RepoCache {
 }
 
 impl RepoCache {
+    /// The folder of `repo` under the cache root `cache_dir` (`$HF_HUB_CACHE`). Touches no
+    /// file: the folder need not exist.
     pub fn new(cache_dir: &Path, repo: &RepoId) -> Self {
         RepoCache {
             dir: cache_dir.join(repo.folder_name()),
@@ -35,14 +37,18 @@ impl RepoCache {
         &self.dir
     }
 
+    /// `snapshots/{commit}`: the repository's files as they were at `commit`.
     pub fn snapshot(&self, commit: &str) -> PathBuf {
         self.dir.join("snapshots").join(commit)
     }
 
+    /// `blobs/`: file contents named by etag, and `*.part` files of interrupted downloads.
     pub fn blobs(&self) -> PathBuf {
         self.dir.join("blobs")
     }
 
+    /// `refs/{revision}`: the file holding the commit a branch or tag points to (a revision
+    /// with `/`, such as `refs/pr/1`, makes subfolders).
     pub fn ref_path(&self, revision: &str) -> PathBuf {
         self.dir.join("refs").join(revision)
     }
@@ -80,11 +86,15 @@ impl RepoCache {
         p.is_file().then_some(p)
     }
 
+    /// The repository's file list at `commit` as an earlier run stored it
+    /// (`.finetune-listing/{commit}.json`); `None` when there is none or it cannot be read.
     pub fn read_listing(&self, commit: &str) -> Option<Vec<String>> {
         let text = std::fs::read_to_string(self.listing_path(commit)).ok()?;
         serde_json::from_str(&text).ok()
     }
 
+    /// Stores the repository's file list at `commit` (a JSON array of names, written
+    /// atomically), so that later runs can resolve without asking the Hub.
     pub fn write_listing(&self, commit: &str, files: &[String]) -> Result<()> {
         let json = serde_json::to_vec(files).expect("a list of strings serialises");
         write_atomically(&self.listing_path(commit), &json)

@@ -13,6 +13,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+/// The Hub's base URL when `HF_ENDPOINT` is unset (as in `huggingface_hub`).
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// An access token. Never printed: `Debug` shows `<redacted>` and there is no `Display`.
@@ -48,6 +49,8 @@ pub struct HubConfig {
     pub endpoint: String,
     /// Never touch the network; only the cache (and local paths) are used.
     pub offline: bool,
+    /// The access token sent with every request (`HF_TOKEN` or the token file); `None` for
+    /// anonymous access.
     pub token: Option<Token>,
     /// Draw progress bars (only ever drawn when stdout and stderr are terminals).
     pub progress: bool,
@@ -68,6 +71,9 @@ impl HubConfig {
         }
     }
 
+    /// The configuration the process environment describes (the variables in the module
+    /// docs), with progress bars on and 2 retries; reads the token file if no token variable is
+    /// set. Never fails: unset or empty variables take their defaults.
     pub fn from_env() -> Self {
         Self::from_lookup(|k| std::env::var(k).ok())
     }

@@ -35,7 +35,10 @@ pub struct DatasetOptions {
 /// A dataset as local files per split.
 #[derive(Debug, Clone)]
 pub struct DatasetFiles {
+    /// The folder holding the files: a snapshot folder in the cache, the user's folder, or the
+    /// folder of the user's single file.
     pub dir: PathBuf,
+    /// Where the files came from.
     pub origin: Origin,
     /// Split name (`train`, `validation`, `test`) → its files in name order.
     pub splits: BTreeMap<String, Vec<PathBuf>>,

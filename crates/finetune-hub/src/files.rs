@@ -13,11 +13,17 @@ use crate::Origin;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+/// The model's configuration (transformers' or timm's `config.json`).
 pub const CONFIG: &str = "config.json";
+/// Unsharded safetensors weights; preferred over every other weights file.
 pub const SAFETENSORS: &str = "model.safetensors";
+/// The index of sharded safetensors weights: its `weight_map` maps tensor names to shard files.
 pub const SAFETENSORS_INDEX: &str = "model.safetensors.index.json";
+/// PyTorch pickle weights (`torch.save` of a state dict); taken only with pickles allowed.
 pub const PICKLE: &str = "pytorch_model.bin";
+/// The index of sharded pickle weights.
 pub const PICKLE_INDEX: &str = "pytorch_model.bin.index.json";
+/// An image model's preprocessing (transformers' image processor config).
 pub const PREPROCESSOR: &str = "preprocessor_config.json";
 /// Fetched when present: what BERT-style tokenizers (`tokenizers`' JSON or WordPiece) need.
 pub const TOKENIZER_FILES: &[&str] = &[
@@ -35,13 +41,16 @@ pub struct WeightsChoice {
     pub file: String,
     /// `file` is an index listing shards.
     pub sharded: bool,
+    /// `file` is `pytorch_model.bin` or its index (a Python pickle).
     pub pickle: bool,
 }
 
 /// The files to have for a model, from a file list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelPlan {
+    /// `config.json` when the listing has it.
     pub config: Option<String>,
+    /// The weights file (or index) to fetch.
     pub weights: WeightsChoice,
     /// Tokenizer files and the preprocessor config that the listing has.
     pub extras: Vec<String>,
@@ -166,11 +175,15 @@ pub struct Weights {
 pub struct ModelFiles {
     /// The folder holding the files: a snapshot folder in the cache, or the user's folder.
     pub dir: PathBuf,
+    /// Where the files came from.
     pub origin: Origin,
+    /// `config.json`; always there for a Hub repository, optional for a local folder.
     pub config: Option<PathBuf>,
+    /// The weights file(s).
     pub weights: Weights,
     /// Those of [`TOKENIZER_FILES`] that exist.
     pub tokenizer: Vec<PathBuf>,
+    /// `preprocessor_config.json`, when it exists.
     pub preprocessor: Option<PathBuf>,
 }
 

@@ -7,6 +7,60 @@
 //!
 //! It knows which files make a model or a dataset split, never what is in them: no model, no
 //! tokenizer, no trainer, no data format.
+//!
+//! # Example
+//!
+//! What the user typed decides where the files come from: an existing path is used as it is;
+//! anything else must be a Hub id.
+//!
+//! ```
+//! use finetune_hub::{resolve_model, HubConfig, ModelOptions, Origin, RepoKind, Spec};
+//!
+//! // A Hub id: `name`, `org/name` or `org/name@revision` (`main` when none is given).
+//! let Spec::Hub(repo) = Spec::parse("timm/resnet50.a1_in1k@v1.0", RepoKind::Model)? else {
+//!     unreachable!("no such folder here");
+//! };
+//! assert_eq!((repo.name.as_str(), repo.revision.as_str()), ("timm/resnet50.a1_in1k", "v1.0"));
+//! assert_eq!(repo.folder_name(), "models--timm--resnet50.a1_in1k");
+//! let Spec::Hub(repo) = Spec::parse("bert-base-uncased", RepoKind::Model)? else {
+//!     unreachable!("no such folder here");
+//! };
+//! assert_eq!(repo.revision, "main");
+//! // Text that looks like a path but names none is refused, not sent to the Hub.
+//! assert!(Spec::parse("./no/such/folder", RepoKind::Model).is_err());
+//!
+//! // A local folder: its files are picked out, with no cache and no network involved.
+//! let dir = std::env::temp_dir().join(format!("finetune-hub-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! std::fs::write(dir.join("config.json"), "{}")?;
+//! std::fs::write(dir.join("model.safetensors"), b"")?;
+//! std::fs::write(dir.join("vocab.txt"), "[PAD]\n")?;
+//! let cfg = HubConfig::new(dir.join("cache"));
+//! let files = resolve_model(dir.to_str().unwrap(), &cfg, &ModelOptions::default())?;
+//! assert_eq!(files.origin, Origin::Local);
+//! assert_eq!(files.weights.files, [dir.join("model.safetensors")]);
+//! assert_eq!(files.tokenizer, [dir.join("vocab.txt")]);
+//! std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A Hub id goes through the cache and, when a file is missing there, the network
+//! (`HF_HUB_OFFLINE=1` forbids that):
+//!
+//! ```no_run
+//! use finetune_hub::{resolve_model, HubConfig, ModelOptions};
+//!
+//! let cfg = HubConfig::from_env();
+//! let files = resolve_model(
+//!     "sentence-transformers/all-MiniLM-L6-v2",
+//!     &cfg,
+//!     &ModelOptions::default(),
+//! )?;
+//! println!("{} from {:?}", files.dir.display(), files.origin);
+//! # Ok::<(), finetune_hub::Error>(())
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod cache;
 pub mod config;

@@ -24,11 +24,19 @@ pub enum Origin {
     /// The user's own file or folder.
     Local,
     /// Every file was already in the Hugging Face cache.
-    Cache { repo: RepoId, commit: String },
+    Cache {
+        /// The repository at the revision asked for.
+        repo: RepoId,
+        /// The 40-digit commit the revision resolved to (the snapshot folder's name).
+        commit: String,
+    },
     /// `files` files were downloaded into the cache just now.
     Downloaded {
+        /// The repository at the revision asked for.
         repo: RepoId,
+        /// The 40-digit commit the revision resolved to (the snapshot folder's name).
         commit: String,
+        /// How many files were downloaded (shards count one each).
         files: usize,
     },
 }

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 /// Which kind of Hub repository; decides URL prefixes and cache folder names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RepoKind {
+    /// A model repository (`https://huggingface.co/org/name`, cache folder `models--…`).
     Model,
+    /// A dataset repository (`https://huggingface.co/datasets/org/name`, cache folder
+    /// `datasets--…`).
     Dataset,
 }
 
@@ -25,6 +28,7 @@ impl RepoKind {
 /// A repository on the Hub at a revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoId {
+    /// Model or dataset.
     pub kind: RepoKind,
     /// `org/name`, or a bare `name` for the Hub's canonical repositories (`bert-base-uncased`).
     pub name: String,
@@ -33,6 +37,9 @@ pub struct RepoId {
 }
 
 impl RepoId {
+    /// A repository from its parts, checked as [`RepoId::parse`] checks them: the Hub's rules
+    /// for names, and a revision that stays inside `refs/` in the cache. Errors are
+    /// [`Error::BadSpec`].
     pub fn new(kind: RepoKind, name: &str, revision: &str) -> Result<Self> {
         check_name(name).map_err(|why| Error::BadSpec {
             spec: name.to_string(),
@@ -101,6 +108,7 @@ impl fmt::Display for RepoId {
 pub enum Spec {
     /// An existing file or folder; used as is, never copied into the cache.
     Local(PathBuf),
+    /// A Hub repository at a revision (`main` when none was given).
     Hub(RepoId),
 }
 

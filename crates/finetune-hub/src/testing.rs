@@ -41,9 +41,14 @@ const LFS_EXTENSIONS: &[&str] = &[
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The HTTP method (`GET`, `HEAD`, …).
     pub method: String,
+    /// The request target without its query string (`/api/models/org/name/revision/main`,
+    /// `/org/name/resolve/main/config.json`, `/cdn/…`).
     pub path: String,
+    /// The `Range` header (`bytes=a-` when hf-hub resumes), if sent.
     pub range: Option<String>,
+    /// The `Authorization` header (`Bearer {token}`), if sent.
     pub authorization: Option<String>,
 }
 
@@ -113,10 +118,13 @@ impl HubServer {
         format!("http://{}", self.shared.addr)
     }
 
+    /// Every request served since the start or the last [`HubServer::clear_requests`], in
+    /// arrival order.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.state.lock().unwrap().log.clone()
     }
 
+    /// Empties the request log.
     pub fn clear_requests(&self) {
         self.shared.state.lock().unwrap().log.clear();
     }
@@ -131,6 +139,7 @@ impl HubServer {
             .insert(file.to_string(), fault);
     }
 
+    /// Removes every fault injected with [`HubServer::inject`].
     pub fn clear_faults(&self) {
         self.shared.state.lock().unwrap().faults.clear();
     }

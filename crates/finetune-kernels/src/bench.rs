@@ -33,9 +33,15 @@ use crate::{Result, Rng};
 /// One op's forward+backward timing, fused vs composed, in seconds.
 #[derive(Debug, Clone, Serialize)]
 pub struct OpTiming {
+    /// The op as the report names it, with its settings where it has any (`layer_norm`,
+    /// `conv2d(3x3,s1,p1)`, `dropout(p=0.1)`, …).
     pub op: String,
+    /// The shape of the op's main input (`[N, C, H, W]` for the image ops, `[N, classes]` for
+    /// cross-entropy).
     pub shape: Vec<usize>,
+    /// Median seconds of one forward + backward through this crate's fused op.
     pub fused_s: f64,
+    /// Median seconds of one forward + backward through the composed baseline.
     pub composed_s: f64,
     /// What `composed_s` measured (not serialised).
     #[serde(skip)]

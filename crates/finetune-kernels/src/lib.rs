@@ -12,6 +12,42 @@
 //!
 //! It knows no parameter store, no optimizer, no model and no file: it takes tensors and
 //! gives tensors and their gradients.
+//!
+//! # Example
+//!
+//! A fused op is a drop-in for its composed twin: the same values forward, the same gradients
+//! backward through candle's ordinary `backward`.
+//!
+//! ```
+//! use candle_core::{Device, Tensor, Var};
+//! use finetune_kernels::ops;
+//!
+//! let dev = Device::Cpu;
+//! let x = Var::new(&[[1f32, 2.0, 4.0, 8.0], [0.5, -1.0, 0.0, 3.0]], &dev)?;
+//! let gamma = Var::new(&[1f32, 0.5, 2.0, 1.0], &dev)?;
+//! let beta = Var::new(&[0f32, 0.1, 0.0, -0.1], &dev)?;
+//!
+//! // `torch.nn.functional.layer_norm(x, [4], gamma, beta, 1e-5)`, fused and composed.
+//! let fused = ops::layer_norm(&x, &gamma, &beta, 1e-5)?;
+//! let composed = ops::layer_norm_composed(&x, &gamma, &beta, 1e-5)?;
+//! let max_diff = |a: &Tensor, b: &Tensor| -> candle_core::Result<f32> {
+//!     (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
+//! };
+//! assert!(max_diff(&fused, &composed)? < 1e-5);
+//!
+//! // Backward from a weighted sum, so that every input gets a non-trivial gradient.
+//! let w = Tensor::new(&[[1f32, -2.0, 3.0, 0.5], [2.0, 1.0, -1.0, 0.0]], &dev)?;
+//! let grads_fused = (fused * &w)?.sum_all()?.backward()?;
+//! let grads_composed = (composed * &w)?.sum_all()?.backward()?;
+//! for v in [&x, &gamma, &beta] {
+//!     let (a, b) = (grads_fused.get(v).unwrap(), grads_composed.get(v).unwrap());
+//!     assert_eq!(a.dims(), v.dims());
+//!     assert!(max_diff(a, b)? < 1e-4);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod bench;
 pub mod error;

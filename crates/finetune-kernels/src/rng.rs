@@ -43,6 +43,7 @@ impl Rng {
         self.s
     }
 
+    /// The next 64 uniformly distributed bits of the stream (one xoshiro256++ step).
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
         let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);

@@ -15,8 +15,13 @@ use finetune_core::{Error, ParamStore, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The model's tensors in a checkpoint folder, under the store's names (what a resume reads;
+/// the export may have written the same file first, in its own names).
 pub const MODEL_FILE: &str = "model.safetensors";
+/// The LR scheduler's state in a checkpoint folder (transformers' `scheduler.pt`).
 pub const SCHEDULER_FILE: &str = "scheduler.json";
+/// The learner's [`TrainerState`] in a checkpoint folder; a folder without it is not a
+/// complete checkpoint (transformers' `trainer_state.json`).
 pub const STATE_FILE: &str = "trainer_state.json";
 const PREFIX: &str = "checkpoint-";
 
@@ -25,11 +30,16 @@ const PREFIX: &str = "checkpoint-";
 pub struct TrainerState {
     /// Optimizer steps done.
     pub global_step: u64,
+    /// Optimizer steps of the whole run (`--max-steps`, or epochs × steps per epoch); a
+    /// checkpoint resumes only a run of the same length.
     pub total_steps: u64,
+    /// Optimizer steps per epoch (batches per epoch over `--grad-accum`, rounded up).
     pub steps_per_epoch: u64,
+    /// Training samples consumed so far, skipped steps included.
     pub samples_seen: u64,
     /// The model's dropout RNG, when it has one.
     pub model_rng: Option<[u64; 4]>,
+    /// The best evaluation so far and the early-stopping count.
     pub best: BestTracker,
     /// Every logged record so far (also in `metrics.jsonl`).
     pub log_history: Vec<serde_json::Value>,
@@ -38,8 +48,10 @@ pub struct TrainerState {
     /// uninterrupted run's.
     #[serde(default)]
     pub pending_loss: f64,
+    /// The number of samples summed in `pending_loss`.
     #[serde(default)]
     pub pending_samples: u64,
+    /// The settings of the run that wrote the checkpoint.
     pub config: TrainConfig,
 }
 
@@ -152,8 +164,11 @@ pub fn remove_stale_temps(output: &Path) -> Result<Vec<PathBuf>> {
 
 /// What a checkpoint folder holds, read back.
 pub struct Loaded {
+    /// The optimizer's state (`optimizer.json` + `optimizer.safetensors`).
     pub optimizer: OptimizerState,
+    /// The LR scheduler's state ([`SCHEDULER_FILE`]).
     pub scheduler: SchedulerState,
+    /// The learner's state ([`STATE_FILE`]).
     pub state: TrainerState,
 }
 

@@ -11,6 +11,8 @@ use finetune_core::schedule::{ScheduleConfig, ScheduleKind};
 use finetune_core::{Error, OptimizerKind, Result};
 use serde::{Deserialize, Serialize};
 
+/// How to train: the training settings of a run (transformers' `TrainingArguments`, less what
+/// concerns data and the model). Missing keys take the flags' defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default)]
 pub struct TrainConfig {
@@ -212,6 +214,10 @@ impl TrainConfig {
         crate::settings::from_map(Some(path), map)
     }
 
+    /// Checks the settings on their own, before anything runs: sizes and counts at least 1,
+    /// rates and penalties in range, no two settings that exclude each other (`--warmup-steps`
+    /// and `--warmup-ratio`, `--unfreeze-schedule` and `--unfreeze-every`, `--nesterov` without
+    /// SGD), a parseable unfreeze schedule. The error names the flag.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::config(m));
         if self.batch_size == 0 || self.eval_batch_size == 0 || self.grad_accum == 0 {

@@ -3,16 +3,22 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The best value of the chosen metric so far, and how many evaluations have not beaten it
+/// (transformers' `best_metric`, `best_model_checkpoint` and the early-stopping counter).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestTracker {
+    /// Whether a larger value is better (see [`crate::Metric::greater_is_better`]).
     pub greater_is_better: bool,
+    /// The best value seen; `None` until a finite one is.
     pub best: Option<f64>,
+    /// The optimizer step of the best value (the checkpoint `--load-best-at-end` loads).
     pub best_step: Option<u64>,
     /// Evaluations since the last improvement.
     pub bad_evals: usize,
 }
 
 impl BestTracker {
+    /// A tracker that has seen nothing yet.
     pub fn new(greater_is_better: bool) -> Self {
         Self {
             greater_is_better,
@@ -22,7 +28,8 @@ impl BestTracker {
         }
     }
 
-    /// Records an evaluation; returns whether it is a new best.
+    /// Records an evaluation; returns whether it is a new best. Only a strict improvement
+    /// counts (an equal value is not better), and a first value must be finite.
     pub fn observe(&mut self, value: f64, step: u64) -> bool {
         let better = match self.best {
             None => value.is_finite(),
@@ -39,6 +46,8 @@ impl BestTracker {
         better
     }
 
+    /// Whether `patience` evaluations in a row have brought no improvement (never when
+    /// `patience` is `None`).
     pub fn should_stop(&self, patience: Option<usize>) -> bool {
         patience.is_some_and(|p| self.bad_evals >= p)
     }

@@ -30,6 +30,7 @@ use std::time::Instant;
 /// What the run summary says about the cache (`train_summary.json`'s `feature_cache`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FeatureCacheReport {
+    /// Whether training ran the head alone on cached features.
     pub used: bool,
     /// Samples whose features were computed (training + evaluation sets).
     pub samples: usize,

@@ -8,6 +8,105 @@
 //! It knows no concrete model and no file format: a model implements [`TrainModel`] (and
 //! declares its head and layer depths there), data arrives through a [`BatchSource`] in the
 //! order of the step plan ([`order`]), and exporting is the model's business.
+//!
+//! Training a one-layer classifier on eight points (what `transformers.Trainer(model, args,
+//! train_dataset).train()` is in PyTorch):
+//!
+//! ```
+//! use candle_core::{DType, Device, Module, Tensor};
+//! use finetune_core::nn::{init, linear, Linear};
+//! use finetune_core::{ParamStore, Result, Rng, TensorKind};
+//! use finetune_train::{
+//!     Batch, BatchSource, Learner, Outcome, ParamLayout, Problem, TrainConfig, TrainModel,
+//! };
+//! use std::path::Path;
+//!
+//! /// Logistic regression: one linear layer, `classifier.{weight,bias}`, from 1 input to 2
+//! /// classes.
+//! struct Logistic {
+//!     store: ParamStore,
+//!     classifier: Linear,
+//! }
+//!
+//! impl Logistic {
+//!     fn new(seed: u64) -> Result<Self> {
+//!         let store = ParamStore::new();
+//!         let mut rng = Rng::seed_from_u64(seed);
+//!         let (w, b) = init::torch_linear(2, 1, &mut rng, DType::F32, &Device::Cpu)?;
+//!         store.insert("classifier.weight", &w, TensorKind::Parameter)?;
+//!         store.insert("classifier.bias", &b, TensorKind::Parameter)?;
+//!         let classifier = linear(&store, "classifier", 1, 2, true)?;
+//!         Ok(Self { store, classifier })
+//!     }
+//! }
+//!
+//! impl TrainModel for Logistic {
+//!     type Inputs = Tensor;
+//!
+//!     fn store(&self) -> &ParamStore {
+//!         &self.store
+//!     }
+//!
+//!     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+//!         Ok(self.classifier.forward(x)?)
+//!     }
+//!
+//!     fn loss(&self, logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor> {
+//!         Ok(finetune_kernels::ops::cross_entropy(logits, targets, label_smoothing, None)?)
+//!     }
+//!
+//!     fn problem(&self) -> Problem {
+//!         Problem::SingleLabel { labels: vec!["negative".into(), "positive".into()] }
+//!     }
+//!
+//!     fn layout(&self) -> ParamLayout {
+//!         // Everything is head; no numbered layers.
+//!         ParamLayout::new(["classifier.*"], |_| None)
+//!     }
+//!
+//!     fn export(&self, dir: &Path) -> Result<()> {
+//!         self.store.save(&dir.join("model.safetensors"), |n| Some(n.to_string()))
+//!     }
+//! }
+//!
+//! /// Eight points on a line: class 1 right of zero.
+//! struct Points;
+//!
+//! impl BatchSource<Tensor> for Points {
+//!     fn len(&self) -> usize {
+//!         8
+//!     }
+//!
+//!     fn batch(&self, indices: &[usize], _epoch: u64, _train: bool) -> Result<Batch<Tensor>> {
+//!         let x: Vec<f32> = indices.iter().map(|&i| i as f32 - 3.5).collect();
+//!         let y: Vec<u32> = indices.iter().map(|&i| u32::from(i >= 4)).collect();
+//!         Ok(Batch {
+//!             inputs: Tensor::from_vec(x, (indices.len(), 1), &Device::Cpu)?,
+//!             targets: Tensor::new(y.as_slice(), &Device::Cpu)?,
+//!         })
+//!     }
+//! }
+//!
+//! fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+//!     let model = Logistic::new(0)?;
+//!     let config = TrainConfig {
+//!         epochs: 2,
+//!         batch_size: 4,
+//!         progress: false,
+//!         ..Default::default()
+//!     };
+//!     let output = tempfile::tempdir()?; // checkpoints, metrics.jsonl, the export
+//!     let learner = Learner::new(&model, config, output.path())?;
+//!     let (outcome, summary) = learner.fit(&Points, None, None)?;
+//!     println!("{outcome:?}: {summary:#?}");
+//!     // 8 samples in batches of 4: 2 optimizer steps per epoch.
+//!     assert_eq!((outcome, summary.global_step), (Outcome::Completed, 4));
+//!     assert!(output.path().join("checkpoint-4").is_dir());
+//!     Ok(())
+//! }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod checkpoint;
 pub mod config;

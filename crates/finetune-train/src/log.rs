@@ -4,6 +4,8 @@ use finetune_core::{Error, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// A run's `metrics.jsonl`, open for appending: the file form of transformers'
+/// `state.log_history` (train-loss records, evaluations, skipped steps).
 pub struct MetricsLog {
     path: PathBuf,
     file: std::fs::File,
@@ -36,6 +38,8 @@ impl MetricsLog {
         Ok(Self { path, file })
     }
 
+    /// Appends `record` as one line and flushes it, so that the file holds every record up to
+    /// the last even when the process is killed.
     pub fn write(&mut self, record: &serde_json::Value) -> Result<()> {
         let mut line = record.to_string();
         line.push('\n');

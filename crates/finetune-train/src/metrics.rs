@@ -12,12 +12,19 @@ finetune_core::named_enum! {
     /// problems `accuracy` is the exact-match accuracy and `f1`, `precision`, `recall` are the
     /// micro averages.
     pub enum Metric("metric") {
+        /// The mean evaluation loss (lower is better).
         Loss = "loss",
+        /// Share of samples predicted right (multi-label: the whole label set).
         Accuracy = "accuracy",
+        /// Macro-averaged F1 (multi-label: micro-averaged).
         F1 = "f1",
+        /// Macro-averaged precision (multi-label: micro-averaged).
         Precision = "precision",
+        /// Macro-averaged recall (multi-label: micro-averaged).
         Recall = "recall",
+        /// Mean squared error of a regression (lower is better).
         Mse = "mse",
+        /// Pearson's r between a regression's predictions and truths.
         Pearson = "pearson",
     }
 }
@@ -29,11 +36,18 @@ impl Metric {
     }
 }
 
+/// The metrics of a single-label classification (scikit-learn's `accuracy_score` and
+/// `precision_recall_fscore_support(average="macro")`, see the module doc).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassificationMetrics {
+    /// Share of samples whose predicted class is the true one.
     pub accuracy: f64,
+    /// Precision averaged over the classes present in the truth or the predictions.
     pub precision: f64,
+    /// Recall averaged over the classes present in the truth or the predictions.
     pub recall: f64,
+    /// F1 averaged over the classes present in the truth or the predictions (the mean of the
+    /// per-class F1s, not the F1 of the mean precision and recall).
     pub f1: f64,
     /// F1 of each class, by label name.
     pub per_class_f1: Vec<(String, f64)>,
@@ -43,6 +57,10 @@ pub struct ClassificationMetrics {
 
 impl ClassificationMetrics {
     /// Metrics of predicted class ids against true ones, over `labels.len()` classes.
+    ///
+    /// # Panics
+    ///
+    /// If a class id is not below `labels.len()`.
     pub fn compute(labels: &[String], truth: &[usize], predicted: &[usize]) -> Self {
         let k = labels.len();
         let mut confusion = vec![vec![0u64; k]; k];
@@ -83,13 +101,18 @@ impl ClassificationMetrics {
     }
 }
 
+/// The metrics of a regression.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegressionMetrics {
+    /// Mean squared error of the predictions.
     pub mse: f64,
+    /// Pearson's correlation coefficient of predictions and truths; 0 when either is
+    /// constant.
     pub pearson: f64,
 }
 
 impl RegressionMetrics {
+    /// Metrics of predicted values against true ones, pair by pair (0 for both on no data).
     pub fn compute(truth: &[f64], predicted: &[f64]) -> Self {
         let n = truth.len().max(1) as f64;
         let mse = truth
@@ -115,15 +138,21 @@ impl RegressionMetrics {
     }
 }
 
+/// The metrics of a multi-label classification, a label predicted when its logit is positive
+/// (sigmoid > 0.5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MultiLabelMetrics {
     /// Share of samples whose whole label set is predicted exactly (scikit-learn's
     /// `accuracy_score` on multi-label data). Its own name, not `accuracy`: the JSON of an
     /// evaluation is flat and must say which kind of metrics it holds.
     pub exact_match: f64,
+    /// Precision over every (sample, label) pair: true positives over predicted positives.
     pub micro_precision: f64,
+    /// Recall over every (sample, label) pair: true positives over actual positives.
     pub micro_recall: f64,
+    /// F1 of the micro-averaged counts.
     pub micro_f1: f64,
+    /// F1 averaged over the labels present in the truth or the predictions.
     pub macro_f1: f64,
     /// F1 of each label, by name.
     pub per_label_f1: Vec<(String, f64)>,
@@ -131,6 +160,10 @@ pub struct MultiLabelMetrics {
 
 impl MultiLabelMetrics {
     /// Metrics of 0/1 predictions against 0/1 truths, both `[samples][labels]`.
+    ///
+    /// # Panics
+    ///
+    /// If a row is shorter than `labels`.
     pub fn compute(labels: &[String], truth: &[Vec<bool>], predicted: &[Vec<bool>]) -> Self {
         let k = labels.len();
         let (mut tp, mut fp, mut fnn) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
@@ -176,12 +209,18 @@ impl MultiLabelMetrics {
 /// One evaluation: the mean loss, the sample count and the problem's metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalMetrics {
+    /// The model's loss (without label smoothing), batch means weighted by their samples
+    /// (transformers' `eval_loss`).
     pub loss: f64,
+    /// Samples evaluated.
     pub samples: usize,
+    /// A single-label problem's metrics (their fields at the top level of the JSON).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub classification: Option<ClassificationMetrics>,
+    /// A regression's metrics (their fields at the top level of the JSON).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub regression: Option<RegressionMetrics>,
+    /// A multi-label problem's metrics (their fields at the top level of the JSON).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub multi_label: Option<MultiLabelMetrics>,
 }

@@ -4,22 +4,34 @@
 
 use finetune_core::Rng;
 
+/// The data order of a run: which samples each optimizer step sees (see the module doc).
+/// `batch_size` and `grad_accum` must be at least 1.
 #[derive(Debug, Clone, Copy)]
 pub struct StepOrder {
+    /// Samples in the training set.
     pub samples: usize,
+    /// Samples per micro-batch (`--batch-size`).
     pub batch_size: usize,
+    /// Micro-batches per optimizer step (`--grad-accum`).
     pub grad_accum: usize,
+    /// Whether each epoch's last, incomplete batch is left out (`--drop-last`).
     pub drop_last: bool,
+    /// Seeds each epoch's permutation (`--seed`).
     pub seed: u64,
 }
 
 /// One optimizer step's micro-batches: the epoch and the sample indices of each.
 pub struct StepPlan {
+    /// The epoch the step belongs to, from 0.
     pub epoch: u64,
+    /// Each micro-batch's sample indices, in order: `batch_size` of them, but for the epoch's
+    /// last batch, which holds the remainder.
     pub batches: Vec<Vec<usize>>,
 }
 
 impl StepOrder {
+    /// Micro-batches per epoch: samples over `batch_size`, rounded up (down under
+    /// `drop_last`).
     pub fn batches_per_epoch(&self) -> usize {
         if self.drop_last {
             self.samples / self.batch_size
@@ -28,10 +40,14 @@ impl StepOrder {
         }
     }
 
+    /// Optimizer steps per epoch: micro-batches over `grad_accum`, rounded up, so an epoch's
+    /// last step may have fewer micro-batches.
     pub fn steps_per_epoch(&self) -> u64 {
         self.batches_per_epoch().div_ceil(self.grad_accum) as u64
     }
 
+    /// The permutation of `0..samples` that `epoch` reads, seeded by `(seed, epoch)` (the part
+    /// a seeded `RandomSampler` plays in PyTorch; not the same permutation).
     pub fn epoch_order(&self, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.samples).collect();
         let mut rng =
@@ -40,6 +56,7 @@ impl StepOrder {
         order
     }
 
+    /// The micro-batches of optimizer step `step`, counted from 0 over the whole run.
     pub fn plan(&self, step: u64) -> StepPlan {
         let spe = self.steps_per_epoch().max(1);
         let epoch = step / spe;

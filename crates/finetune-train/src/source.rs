@@ -6,16 +6,19 @@ use finetune_core::Result;
 
 /// A model's inputs with their targets.
 pub struct Batch<I> {
+    /// The model's inputs (token ids and masks, an image tensor, ...), one row per sample.
     pub inputs: I,
     /// Class ids `[N]` (u32), multi-hot `[N, L]` or values `[N, 1]` (f32).
     pub targets: Tensor,
 }
 
 impl<I> Batch<I> {
+    /// Samples in the batch: the targets' first dimension.
     pub fn len(&self) -> usize {
         self.targets.dims().first().copied().unwrap_or(0)
     }
 
+    /// Whether the batch holds no sample.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -26,6 +29,7 @@ pub trait BatchSource<I>: Sync {
     /// Number of samples.
     fn len(&self) -> usize;
 
+    /// Whether the data set has no sample.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }

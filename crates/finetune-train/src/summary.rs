@@ -3,21 +3,43 @@
 use crate::metrics::EvalMetrics;
 use serde::{Deserialize, Serialize};
 
+/// What [`Learner::fit`](crate::Learner::fit) returns and writes to `train_summary.json`
+/// (transformers' `TrainOutput` and its `metrics`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainSummary {
+    /// Optimizer steps done, those before a resume included (transformers' `global_step`).
     pub global_step: u64,
+    /// `global_step` over the steps per epoch: epochs done, as a fraction (transformers'
+    /// `epoch`).
     pub epochs_completed: f64,
+    /// The mean training loss of the last optimizer step that trained in this process (not,
+    /// as transformers' `train_loss`, the mean over the run); `None` when none did.
     pub train_loss: Option<f64>,
+    /// The last evaluation (of the best checkpoint under `--load-best-at-end`); `None` without
+    /// an evaluation set, or after an interrupt (it may predate the last steps).
     pub final_eval: Option<EvalMetrics>,
+    /// The best value of `--metric` over the evaluations (transformers' `best_metric`).
     pub best_metric: Option<f64>,
+    /// The optimizer step of `best_metric`: its checkpoint is `checkpoint-STEP`.
     pub best_step: Option<u64>,
+    /// Whether early stopping ended the run.
     pub stopped_early: bool,
+    /// Whether the interrupt flag (Ctrl-C) ended the run: its checkpoint was saved, but the
+    /// model was not exported.
     pub interrupted: bool,
+    /// Wall-clock seconds of this process's run, from the end of set-up (resume and feature
+    /// cache done) to the summary, evaluations, checkpoints and export included
+    /// (transformers' `train_runtime`).
     pub runtime_s: f64,
+    /// Training samples per second of `runtime_s`: the steps this process trained times the
+    /// run's mean samples per step (transformers' `train_samples_per_second`).
     pub train_samples_per_s: f64,
     /// Peak resident memory of the process (Linux `VmHWM`), when known.
     pub peak_memory_bytes: Option<u64>,
+    /// Elements of the parameters that train under the first epoch's freeze mask, as the run's
+    /// first line says (PEFT's `trainable params`).
     pub trainable_params: usize,
+    /// Elements of every parameter, frozen ones included (buffers excluded).
     pub total_params: usize,
     /// Whether frozen-feature caching served the run (see [`crate::feature_cache`]).
     #[serde(default)]

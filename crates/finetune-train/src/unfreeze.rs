@@ -5,12 +5,17 @@
 
 use finetune_core::{Error, FreezeSpec, NamePattern, Result};
 
+/// From which epoch each pattern's parameters train (see the module doc), on top of the
+/// initial freeze rules.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UnfreezeSchedule {
     steps: Vec<(u64, String)>,
 }
 
 impl UnfreezeSchedule {
+    /// Reads `EPOCH:PATTERN,EPOCH:PATTERN` (`--unfreeze-schedule`; epochs from 0, patterns as
+    /// `--unfreeze` takes). An item that is not `EPOCH:PATTERN`, a bad pattern or an empty
+    /// schedule is an error naming the item.
     pub fn parse(text: &str) -> Result<Self> {
         let mut steps = Vec::new();
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {

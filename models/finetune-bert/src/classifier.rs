@@ -18,8 +18,13 @@ use std::path::{Path, PathBuf};
 /// absent mask means "attend everywhere".
 #[derive(Debug, Clone)]
 pub struct BertBatch {
+    /// Token ids `[B, T]` (`u32`), each below `vocab_size`; `T` at most
+    /// `max_position_embeddings`.
     pub input_ids: Tensor,
+    /// Segment ids `[B, T]` (`u32`, below `type_vocab_size`): 0 for the first text, 1 for the
+    /// second of a pair.
     pub token_type_ids: Option<Tensor>,
+    /// `[B, T]`, 1 for a real token and 0 for padding (any dtype; converted to the model's).
     pub attention_mask: Option<Tensor>,
 }
 
@@ -29,12 +34,15 @@ pub struct LoadOptions {
     /// Class names; when given they replace the checkpoint's labels (a head of another size is
     /// re-initialised and reported).
     pub labels: Option<Vec<String>>,
+    /// Replaces the config's `problem_type` (and so the loss).
     pub problem_type: Option<ProblemType>,
     /// Replaces the checkpoint's `hidden_dropout_prob` and `attention_probs_dropout_prob`
     /// (transformers' meaning of overriding "dropout"); the head keeps `classifier_dropout`
     /// when the config sets it.
     pub dropout: Option<f64>,
+    /// The floating dtype of every parameter (the checkpoint's are converted); default `F32`.
     pub dtype: DType,
+    /// Where the parameters live; default the CPU.
     pub device: Device,
     /// Seeds the head initialisation and the dropout stream.
     pub seed: u64,
@@ -53,6 +61,14 @@ impl Default for LoadOptions {
     }
 }
 
+/// transformers' `BertForSequenceClassification`, trainable: every parameter lives in a
+/// [`ParamStore`] under transformers' names (`bert.*`, `classifier.*`), dropout is live when
+/// the forward is asked for training, and the forward runs on `finetune_kernels`' fused ops
+/// (or candle's compositions, see [`Self::set_op_set`]).
+///
+/// Build it with [`Self::from_pretrained`] (a checkpoint folder), [`Self::init`] (random
+/// weights) or [`Self::new`] (a store you filled). Inputs are a [`BertBatch`]; outputs are
+/// logits `[B, num_labels]`.
 pub struct BertForSequenceClassification {
     config: BertConfig,
     store: ParamStore,
@@ -118,6 +134,7 @@ impl BertForSequenceClassification {
         self.ops = ops;
     }
 
+    /// The op implementations the forward runs on (see [`Self::set_op_set`]).
     pub fn op_set(&self) -> OpSet {
         self.ops
     }
@@ -147,6 +164,7 @@ impl BertForSequenceClassification {
         Ok((model, report))
     }
 
+    /// The model's configuration, with the labels and overrides applied at load.
     pub fn config(&self) -> &BertConfig {
         &self.config
     }
@@ -157,6 +175,7 @@ impl BertForSequenceClassification {
         self.source.as_deref()
     }
 
+    /// Every parameter, under transformers' names; freezing and the optimizer work on it.
     pub fn store(&self) -> &ParamStore {
         &self.store
     }
@@ -166,6 +185,7 @@ impl BertForSequenceClassification {
         self.rng.state()
     }
 
+    /// Restores the dropout stream saved with [`Self::rng_state`], for an exact resume.
     pub fn set_rng_state(&self, rng: Rng) {
         self.rng.set_state(rng)
     }

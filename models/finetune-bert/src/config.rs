@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The activation of the feed-forward block (`hidden_act`); other values transformers knows
+/// (`swish`, `silu`, …) are refused when the config is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HiddenAct {
     /// The erf form (`hidden_act: "gelu"`).
@@ -15,15 +17,22 @@ pub enum HiddenAct {
     /// The tanh approximation (`gelu_new`, also spelled `gelu_pytorch_tanh`).
     #[serde(rename = "gelu_new", alias = "gelu_pytorch_tanh")]
     GeluNew,
+    /// `max(0, x)` (`hidden_act: "relu"`).
     #[serde(rename = "relu")]
     Relu,
 }
 
+/// transformers' `problem_type`: what the logits mean, and so which loss trains them (see
+/// [`crate::BertForSequenceClassification::loss`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemType {
+    /// One class per example: softmax cross-entropy over class ids (`CrossEntropyLoss`).
     SingleLabelClassification,
+    /// Any number of classes per example: sigmoid binary cross-entropy over 0/1 targets
+    /// (`BCEWithLogitsLoss`).
     MultiLabelClassification,
+    /// One real value per output: mean squared error (`MSELoss`).
     Regression,
 }
 
@@ -64,45 +73,68 @@ fn d_pos() -> String {
     "absolute".into()
 }
 
+/// transformers' `BertConfig`: a `config.json` deserialises into it with transformers'
+/// defaults (those of `bert-base-uncased`) for missing keys; `{}` is BERT-base with two labels.
+/// Deserialising does not validate: [`BertConfig::from_file`] does, and so does every
+/// constructor of the model ([`BertConfig::validate`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BertConfig {
+    /// Rows of the word embedding; every token id must be below it (default 30522).
     #[serde(default = "d_vocab")]
     pub vocab_size: usize,
+    /// Width `H` of every hidden state (default 768); a multiple of `num_attention_heads`.
     #[serde(default = "d_hidden")]
     pub hidden_size: usize,
+    /// Number of encoder layers (default 12).
     #[serde(default = "d_layers")]
     pub num_hidden_layers: usize,
+    /// Attention heads per layer (default 12); each is [`BertConfig::head_dim`] wide.
     #[serde(default = "d_heads")]
     pub num_attention_heads: usize,
+    /// Width of the feed-forward block's inner layer (default 3072).
     #[serde(default = "d_inter")]
     pub intermediate_size: usize,
+    /// Activation of the feed-forward block (default erf GELU).
     #[serde(default = "d_act")]
     pub hidden_act: HiddenAct,
+    /// Dropout on the embeddings and on each sublayer's output, in training (default 0.1).
     #[serde(default = "d_drop")]
     pub hidden_dropout_prob: f64,
+    /// Dropout on the attention probabilities, in training (default 0.1).
     #[serde(default = "d_drop")]
     pub attention_probs_dropout_prob: f64,
+    /// Rows of the position embedding: the longest sequence the model takes (default 512).
     #[serde(default = "d_maxpos")]
     pub max_position_embeddings: usize,
+    /// Rows of the token type (segment) embedding (default 2).
     #[serde(default = "d_types")]
     pub type_vocab_size: usize,
+    /// Standard deviation of the normal initialisation of fresh weights (default 0.02).
     #[serde(default = "d_init")]
     pub initializer_range: f64,
+    /// Epsilon of every LayerNorm (default 1e-12).
     #[serde(default = "d_eps")]
     pub layer_norm_eps: f64,
+    /// Id of the padding token (default 0); must be inside the vocabulary.
     #[serde(default)]
     pub pad_token_id: usize,
+    /// Only `absolute` (the default) is supported; the relative kinds are refused.
     #[serde(default = "d_pos")]
     pub position_embedding_type: String,
+    /// Dropout before the classifier; `None` means `hidden_dropout_prob`
+    /// (see [`BertConfig::classifier_dropout_prob`]).
     #[serde(default)]
     pub classifier_dropout: Option<f64>,
     /// Label names by class index; keys are the strings "0", "1", … as in transformers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id2label: Option<BTreeMap<String, String>>,
+    /// The inverse of `id2label`; kept for export, not read by this crate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label2id: Option<BTreeMap<String, usize>>,
+    /// Number of labels when `id2label` is absent (see [`BertConfig::num_labels`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_labels: Option<usize>,
+    /// The loss family, when set explicitly (see [`BertConfig::problem`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem_type: Option<ProblemType>,
     /// Every other key, written back unchanged on export.
@@ -150,6 +182,12 @@ impl BertConfig {
         Ok(cfg)
     }
 
+    /// Refuses a config the model cannot be built from: a `model_type` other than `bert`, a
+    /// size of 0 or absurdly large, `hidden_size` not divisible by `num_attention_heads`, a
+    /// position embedding other than `absolute`, a dropout outside `[0, 1)`,
+    /// `layer_norm_eps <= 0` or `initializer_range < 0`, `pad_token_id` outside the
+    /// vocabulary, `id2label` keys other than `0..n`, `num_labels` disagreeing with
+    /// `id2label`. Errors are [`Error::Config`] naming the key.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::config(m));
         if let Some(mt) = self.extra.get("model_type").and_then(|v| v.as_str()) {
@@ -288,6 +326,7 @@ impl BertConfig {
         })
     }
 
+    /// Width of one attention head: `hidden_size / num_attention_heads`.
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
     }

@@ -6,6 +6,46 @@
 //! ([`naming`]), which parameters make the head and how deep each one sits
 //! ([`naming::layout`]), and the model as `finetune_core`'s `TrainModel` (problem, loss,
 //! backbone/head cut, export). It knows no training loop, no data files and no CLI.
+//!
+//! # Example
+//!
+//! A tiny randomly initialised BERT (a real one comes from
+//! [`BertForSequenceClassification::from_pretrained`] on a checkpoint folder), a forward on a
+//! padded batch of token ids, and one loss with its gradients:
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use finetune_bert::{BertBatch, BertConfig, BertForSequenceClassification, ProblemType};
+//!
+//! // A `config.json`; missing keys take transformers' defaults.
+//! let config: BertConfig = serde_json::from_str(
+//!     r#"{"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2,
+//!         "num_attention_heads": 4, "intermediate_size": 64, "max_position_embeddings": 16,
+//!         "id2label": {"0": "negative", "1": "positive"}}"#,
+//! )?;
+//! assert_eq!(config.problem(), ProblemType::SingleLabelClassification);
+//! let dev = Device::Cpu;
+//! let model = BertForSequenceClassification::init(config, DType::F32, &dev, 0)?;
+//!
+//! // Two sequences, `[CLS] … [SEP]` then padding, as `BertTokenizer::batch` makes them.
+//! let batch = BertBatch {
+//!     input_ids: Tensor::new(&[[2u32, 17, 42, 3, 0], [2, 9, 3, 0, 0]], &dev)?,
+//!     token_type_ids: None,
+//!     attention_mask: Some(Tensor::new(&[[1u32, 1, 1, 1, 0], [1, 1, 1, 0, 0]], &dev)?),
+//! };
+//! let logits = model.forward_t(&batch, false)?; // evaluation: no dropout
+//! assert_eq!(logits.dims(), [2, 2]);
+//!
+//! // Training: dropout is live; cross-entropy against class ids reaches every parameter.
+//! let logits = model.forward_t(&batch, true)?;
+//! let loss = model.loss(&logits, &Tensor::new(&[1u32, 0], &dev)?, 0.0)?;
+//! let grads = loss.backward()?;
+//! let word_embeddings = model.store().var("bert.embeddings.word_embeddings.weight")?;
+//! assert_eq!(grads.get(&word_embeddings).unwrap().dims(), [100, 32]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod attention;
 pub mod classifier;

@@ -13,6 +13,10 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
+/// The tokenizer of a BERT checkpoint, applied as transformers'
+/// `tokenizer(texts, truncation=True, padding=True, max_length=…)` applies it: `[CLS]`/`[SEP]`
+/// added, sequences truncated to a maximum length, each batch padded to its longest sequence
+/// with the checkpoint's pad token. Built by [`BertTokenizer::from_dir`].
 pub struct BertTokenizer {
     inner: Tokenizer,
     max_length: usize,
@@ -116,6 +120,7 @@ impl BertTokenizer {
         })
     }
 
+    /// The length every sequence is truncated to, special tokens included.
     pub fn max_length(&self) -> usize {
         self.max_length
     }

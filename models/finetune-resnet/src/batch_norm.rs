@@ -52,6 +52,10 @@ impl BnMode {
     }
 }
 
+/// `torch.nn.BatchNorm2d` over `[N, C, H, W]` inputs, its five tensors held in a
+/// [`ParamStore`]: `weight` and `bias` (parameters), `running_mean`, `running_var` and
+/// `num_batches_tracked` (buffers, updated in place by training forwards). Its [`BnMode`] can
+/// be changed through `&self`, so a shared model can be switched between epochs.
 #[derive(Debug)]
 pub struct BatchNorm2d {
     prefix: String,
@@ -89,6 +93,7 @@ pub fn batch_norm2d(
 }
 
 impl BatchNorm2d {
+    /// The module path of the layer (`bn1`, `layer1.0.bn2`, `layer2.0.downsample.1`).
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -105,10 +110,13 @@ impl BatchNorm2d {
         .map(|l| join(&self.prefix, l))
     }
 
+    /// What the layer does with its statistics in training mode ([`BnMode::Train`] unless
+    /// set).
     pub fn mode(&self) -> BnMode {
         BnMode::from_u8(self.mode.load(Ordering::Relaxed))
     }
 
+    /// Sets the training-mode statistics behaviour; takes effect at the next forward.
     pub fn set_mode(&self, mode: BnMode) {
         self.mode.store(mode.to_u8(), Ordering::Relaxed)
     }

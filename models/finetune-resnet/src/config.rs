@@ -56,6 +56,7 @@ pub const ARCHITECTURE_NAMES: [&str; ARCHITECTURES.len()] = {
 
 /// Stage widths ("planes") and stem width of every standard architecture.
 pub const DEFAULT_CHANNELS: [usize; 4] = [64, 128, 256, 512];
+/// Output channels of the stem conv in every standard architecture.
 pub const DEFAULT_STEM_WIDTH: usize = 64;
 
 /// Top-level `config.json` key of a stem width other than 64. timm's plain stem is always 64
@@ -68,10 +69,15 @@ const MAX_BLOCKS: usize = 256;
 const MAX_WIDTH: usize = 1 << 14;
 const MAX_CLASSES: usize = 1 << 20;
 
+/// A ResNet's architecture, head and preprocessing: what timm's `config.json` (with
+/// `pretrained_cfg`) describes, plus the keys this crate does not interpret, kept for export.
+/// Build it with [`ResNetConfig::from_name`] or [`ResNetConfig::from_file`]; every constructor
+/// validates ([`ResNetConfig::validate`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResNetConfig {
     /// timm architecture name (`resnet18` … `resnet152`); it fixes the block kind.
     pub architecture: String,
+    /// The residual block of every stage, fixed by `architecture`.
     pub block: BlockKind,
     /// Blocks per stage (four stages).
     pub layers: [usize; 4],
@@ -81,7 +87,9 @@ pub struct ResNetConfig {
     /// Output channels of the stem conv (64 in every timm/torchvision model; other values come
     /// from transformers configs).
     pub stem_width: usize,
+    /// Channels of the input images (3 for RGB).
     pub in_chans: usize,
+    /// Outputs of `fc`: the number of classes.
     pub num_classes: usize,
     /// Class names in class order, when known.
     pub label_names: Option<Vec<String>>,
@@ -90,6 +98,7 @@ pub struct ResNetConfig {
     /// Zero the last BatchNorm weight of each residual branch on random initialisation
     /// (torchvision's `zero_init_residual`, timm's `zero_init_last`); no effect on loading.
     pub zero_init_last: bool,
+    /// Epsilon of every BatchNorm (PyTorch's 1e-5).
     pub bn_eps: f64,
     /// Running-statistics momentum of every BatchNorm (PyTorch's 0.1).
     pub bn_momentum: f64,
@@ -389,6 +398,11 @@ impl ResNetConfig {
         Ok(c)
     }
 
+    /// Refuses a configuration the model cannot be built from: an architecture name that does
+    /// not match the block kind, a stage with 0 or absurdly many blocks, a width, `in_chans`
+    /// or class count of 0 or absurdly large, label names not one per class, `drop_rate`
+    /// outside `[0, 1)`, `bn_eps <= 0`, `bn_momentum` outside `[0, 1]`, preprocessing for
+    /// another channel count. Errors are [`Error::Config`].
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::config(m));
         if !ARCHITECTURES

@@ -9,6 +9,39 @@
 //! the backbone/head cut, export), and the preprocessing the checkpoint expects. It knows no
 //! training loop, no CLI and no data files: decoding and transforming images is the data
 //! crate's job.
+//!
+//! # Example
+//!
+//! A randomly initialised ResNet-18 with a 3-class head (a pretrained one comes from
+//! [`ResNet::from_pretrained`] on a checkpoint folder), evaluated, then trained for one
+//! forward + backward on a small batch:
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use finetune_resnet::{ResNet, ResNetConfig};
+//!
+//! let config = ResNetConfig::from_name("resnet18", 3)?;
+//! assert_eq!(config.num_features(), 512);
+//! let dev = Device::Cpu;
+//! let model = ResNet::init(config, DType::F32, &dev, 0)?;
+//!
+//! // Two normalised RGB images; small for speed (ImageNet weights expect 3×224×224).
+//! let images = Tensor::randn(0f32, 1.0, (2, 3, 32, 32), &dev)?;
+//! let logits = model.forward_t(&images, false)?; // eval: BatchNorm uses running statistics
+//! assert_eq!(logits.dims(), [2, 3]);
+//!
+//! // Training: batch statistics, running estimates updated (PyTorch's `model.train()`).
+//! let logits = model.forward_t(&images, true)?;
+//! let loss = model.loss(&logits, &Tensor::new(&[0u32, 2], &dev)?, 0.0)?;
+//! let grads = loss.backward()?;
+//! let fc = model.store().var("fc.weight")?;
+//! assert_eq!(grads.get(&fc).unwrap().dims(), [3, 512]);
+//! let steps = model.store().get("bn1.num_batches_tracked")?;
+//! assert_eq!(steps.to_scalar::<i64>()?, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod batch_norm;
 mod block;

@@ -34,7 +34,10 @@ pub struct LoadOptions {
     pub drop_rate: Option<f64>,
     /// Statistics mode of every BatchNorm layer in training (see [`ResNet::set_bn_mode`]).
     pub bn_mode: BnMode,
+    /// The floating dtype of the parameters (the checkpoint's are converted; the
+    /// `num_batches_tracked` counters stay integers); default `F32`.
     pub dtype: DType,
+    /// Where the tensors live; default the CPU.
     pub device: Device,
     /// Seeds the head initialisation and the dropout stream.
     pub seed: u64,
@@ -56,6 +59,15 @@ impl Default for LoadOptions {
     }
 }
 
+/// A torchvision/timm ResNet that trains: every tensor lives in a [`ParamStore`] under
+/// torchvision's names (`conv1.weight`, `layer1.0.bn1.running_mean`, `fc.bias`, …),
+/// BatchNorm follows PyTorch's training semantics (see [`BnMode`]), and dropout before `fc`
+/// is live in training.
+///
+/// Build it with [`ResNet::from_pretrained`] (a checkpoint folder), [`ResNet::init`] (random
+/// weights) or [`ResNet::new`] (a store you filled). Inputs are float images
+/// `[N, in_chans, H, W]`, already normalised as [`ResNetConfig::preprocessing`] says;
+/// outputs are logits `[N, num_classes]`.
 pub struct ResNet {
     config: ResNetConfig,
     store: ParamStore,
@@ -205,10 +217,13 @@ impl ResNet {
         Ok((model, report))
     }
 
+    /// The model's configuration, with the labels and overrides applied at load.
     pub fn config(&self) -> &ResNetConfig {
         &self.config
     }
 
+    /// Every parameter and BatchNorm buffer, under torchvision's names; freezing and the
+    /// optimizer work on it.
     pub fn store(&self) -> &ParamStore {
         &self.store
     }
@@ -224,6 +239,7 @@ impl ResNet {
         Ok(())
     }
 
+    /// Outputs of `fc` (the config's `num_classes`).
     pub fn num_classes(&self) -> usize {
         self.config.num_classes
     }
@@ -233,6 +249,8 @@ impl ResNet {
         Kernels::from_u8(self.kernels.load(Ordering::Relaxed))
     }
 
+    /// Chooses the kernels later forwards run (see [`Kernels`]); the result is the same
+    /// function either way.
     pub fn set_kernels(&self, kernels: Kernels) {
         self.kernels.store(kernels.to_u8(), Ordering::Relaxed)
     }
@@ -242,6 +260,7 @@ impl ResNet {
         self.lock_rng().clone()
     }
 
+    /// Restores the dropout stream saved with [`Self::rng_state`], for an exact resume.
     pub fn set_rng_state(&self, rng: Rng) {
         *self.lock_rng() = rng;
     }

@@ -30,9 +30,14 @@ pub enum Role {
 /// One tensor of the model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expected {
+    /// torchvision's name (`layer1.0.conv1.weight`).
     pub name: String,
+    /// Its shape (`[c_out, c_in, k, k]` for a conv, `[c]` for BatchNorm tensors, `[]` for
+    /// `num_batches_tracked`).
     pub shape: Vec<usize>,
+    /// Parameter (trainable) or buffer (BatchNorm running statistics and counter).
     pub kind: TensorKind,
+    /// What loading does when the checkpoint lacks it.
     pub role: Role,
 }
 
@@ -46,6 +51,7 @@ pub enum Naming {
 }
 
 impl Naming {
+    /// `torchvision` or `transformers`, for reports (also the `Display` form).
     pub fn as_str(self) -> &'static str {
         match self {
             Naming::Torchvision => "torchvision",
@@ -95,10 +101,17 @@ fn push_conv(out: &mut Vec<Expected>, name: String, c_out: usize, c_in: usize, k
 /// Geometry of one residual block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockShape {
+    /// Channels entering the block.
     pub c_in: usize,
+    /// The stage's width (torchvision's `planes`): the inner convs' channels of a bottleneck,
+    /// every conv's of a basic block.
     pub width: usize,
+    /// Channels leaving the block: `width × expansion`.
     pub c_out: usize,
+    /// 2 on the first block of stages 2-4 (on the 3×3 conv, and the shortcut), else 1.
     pub stride: usize,
+    /// Whether the shortcut is a 1×1 conv + BatchNorm projection (`downsample.{0,1}`) rather
+    /// than the identity: the stride or the channel count changes.
     pub downsample: bool,
 }
 

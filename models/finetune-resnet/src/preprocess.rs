@@ -9,7 +9,9 @@ use finetune_core::{Error, Result};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
+/// ImageNet's per-channel RGB mean of `[0, 1]`-scaled pixels (timm's `IMAGENET_DEFAULT_MEAN`).
 pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+/// ImageNet's per-channel RGB standard deviation (timm's `IMAGENET_DEFAULT_STD`).
 pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
 
 const INTERPOLATIONS: [&str; 7] = [
@@ -17,12 +19,16 @@ const INTERPOLATIONS: [&str; 7] = [
 ];
 const CROP_MODES: [&str; 3] = ["center", "squash", "border"];
 
+/// How images must be prepared for a checkpoint, in timm's `pretrained_cfg` terms: the eval
+/// transform resizes, crops to `input_size`, scales to `[0, 1]` and normalises
+/// `(x − mean) / std` per channel. Validated by every constructor ([`Preprocessing::validate`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preprocessing {
     /// `[channels, height, width]` of the network input.
     pub input_size: [usize; 3],
     /// Per-channel mean and std of `[0, 1]`-scaled pixels.
     pub mean: Vec<f64>,
+    /// Per-channel standard deviation, same scale; every entry > 0.
     pub std: Vec<f64>,
     /// Fraction of the resized image kept by the eval crop.
     pub crop_pct: f64,
@@ -127,6 +133,10 @@ impl Preprocessing {
         })
     }
 
+    /// The parsed object of a transformers `preprocessor_config.json` (see
+    /// [`Preprocessing::from_preprocessor_config`]): `image_mean`/`image_std` (zero mean and
+    /// unit std when `do_normalize` is false), PIL's `resample` number, and the input size
+    /// and crop fraction from `size`, `crop_size`, `crop_pct` and `do_center_crop`.
     pub fn from_preprocessor_json(cfg: &Map<String, Value>) -> Result<Self> {
         let mut p = Self::imagenet(3);
         if cfg.get("do_normalize").and_then(Value::as_bool) == Some(false) {
@@ -200,6 +210,9 @@ impl Preprocessing {
         Ok(p)
     }
 
+    /// Refuses settings no transform can follow: a zero dimension, mean/std not one value per
+    /// channel, a std <= 0 or non-finite mean, `crop_pct` outside `(0, 1]`, an unknown
+    /// `interpolation` or `crop_mode`. Errors are [`Error::Config`].
     pub fn validate(&self) -> Result<()> {
         let c = self.input_size[0];
         if self.input_size.contains(&0) {

@@ -17,6 +17,10 @@ pub struct Args {
     /// Print the run report as JSON on stdout.
     #[arg(long, help_heading = "Run")]
     pub json: bool,
+    /// Check the settings and print them resolved (as `run_config.json` would hold them),
+    /// without reading data, loading the model or writing anything.
+    #[arg(long, help_heading = "Run")]
+    pub dry_run: bool,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -25,6 +29,14 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<()> {
     let (settings, given) = RunSettings::from_matches(matches, args.config.as_deref())?;
     let (task, _, _) = settings.required()?;
     RunSettings::check_task(task, &given)?;
+    if args.dry_run {
+        settings.train.validate()?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&settings.resolved_json(task)?)?
+        );
+        return Ok(());
+    }
     let report = tasks::train(&settings)?;
     print_report(&report, args.json)
 }

@@ -74,7 +74,9 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource) -> Result<RunReport> 
 /// Where [`evaluate`] finds images and labels in tabular data.
 #[derive(Debug, Clone)]
 pub struct ImageColumns {
+    /// Parquet data: the column holding the images (`image` by default).
     pub image: String,
+    /// CSV lists and Parquet data: the column holding the labels (`label` by default).
     pub label: String,
 }
 

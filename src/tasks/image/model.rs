@@ -52,6 +52,7 @@ pub struct ImageClassifier {
 }
 
 impl ImageClassifier {
+    /// A classifier of `model` on `device` (where its weights must already be).
     pub fn new(model: Box<dyn ImageModel>, device: &Device) -> Self {
         Self {
             model,
@@ -82,10 +83,12 @@ impl ImageClassifier {
         self.model.as_ref()
     }
 
+    /// The input size, normalisation and crop the model expects.
     pub fn preprocessing(&self) -> &Preprocessing {
         self.model.preprocessing()
     }
 
+    /// Class names in id order.
     pub fn labels(&self) -> Vec<String> {
         self.model.labels()
     }

@@ -12,12 +12,19 @@ use rayon::prelude::*;
 /// with the generator of (seed, epoch, index), so batches do not depend on thread scheduling
 /// and a resumed run rebuilds them exactly.
 pub struct ImageBatches {
+    /// The dataset through the training pipeline (augmentation): batches with `train` true.
     pub train: ImageClassification,
+    /// The same dataset through the eval pipeline: batches with `train` false. Its length is
+    /// the source's.
     pub eval: ImageClassification,
     /// Whether the training pipeline draws at random (augmentation).
     pub random_train: bool,
+    /// Seeds each sample's generator, with the epoch and the sample's index.
     pub seed: u64,
+    /// Where the batches' tensors go.
     pub device: Device,
+    /// What a sample that fails (unreadable, undecodable) does: stop with its error, or be
+    /// skipped and recorded in `skipped`.
     pub on_bad: OnBadSample,
     /// Where bad samples skipped under [`OnBadSample::Skip`] are recorded.
     pub skipped: SkipLog,

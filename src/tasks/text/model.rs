@@ -56,6 +56,8 @@ pub struct TextClassifier {
 }
 
 impl TextClassifier {
+    /// A classifier of `model` with `tokenizer`, on `device` (where its weights must already
+    /// be).
     pub fn new(model: Box<dyn TextModel>, tokenizer: BertTokenizer, device: &Device) -> Self {
         Self {
             model,
@@ -86,6 +88,7 @@ impl TextClassifier {
         self.model.as_ref()
     }
 
+    /// Class names in id order.
     pub fn labels(&self) -> Vec<String> {
         self.model.labels()
     }

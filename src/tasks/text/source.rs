@@ -7,8 +7,11 @@ use finetune_train::{Batch, BatchSource};
 
 /// Records tokenised per batch by a classifier's tokenizer.
 pub struct TextBatches<'a> {
+    /// The data set: texts (and pairs) with their label ids.
     pub records: &'a [TextRecord],
+    /// Tokenises each batch, padding to its longest text and truncating to its max length.
     pub tokenizer: &'a BertTokenizer,
+    /// Where the batches' tensors go.
     pub device: Device,
 }
 

@@ -5,6 +5,8 @@ use crate::error::Result;
 use crate::params::{Param, ParamStore};
 use candle_core::{Module, Tensor};
 
+/// A lookup table, as `torch.nn.Embedding`: integer ids of any shape `[..]` give rows
+/// `[.., dim]` (through [`Module::forward`]).
 #[derive(Debug, Clone)]
 pub struct Embedding {
     weight: Param,
@@ -20,6 +22,7 @@ pub fn embedding(store: &ParamStore, prefix: &str, num: usize, dim: usize) -> Re
 }
 
 impl Embedding {
+    /// The table, `{prefix}.weight` `[num, dim]`.
     pub fn weight(&self) -> &Param {
         &self.weight
     }

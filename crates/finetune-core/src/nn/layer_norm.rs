@@ -6,6 +6,8 @@ use crate::error::Result;
 use crate::params::{Param, ParamStore};
 use candle_core::Tensor;
 
+/// Layer normalisation over the last dimension with a learned scale and shift, as
+/// `torch.nn.LayerNorm(dim, eps)`.
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
     weight: Param,
@@ -23,6 +25,9 @@ pub fn layer_norm(store: &ParamStore, prefix: &str, dim: usize, eps: f64) -> Res
 }
 
 impl LayerNorm {
+    /// `(x − mean) / √(var + eps) · weight + bias` over the last dimension of `x` (biased
+    /// variance, as PyTorch), through `finetune-kernels`' differentiable `layer_norm` (fused
+    /// where a kernel exists).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(finetune_kernels::ops::layer_norm(
             x,

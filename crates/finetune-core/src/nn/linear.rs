@@ -6,6 +6,8 @@ use crate::params::{Param, ParamStore};
 use candle_core::{Module, Tensor};
 use finetune_kernels::ops::OpSet;
 
+/// A fully connected layer, as `torch.nn.Linear`: `y = x Wᵀ + b` over the last dimension of
+/// `x` (`[.., in]` → `[.., out]`, through [`Module::forward`] or [`Linear::forward_with`]).
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Param,
@@ -31,10 +33,12 @@ pub fn linear(
 }
 
 impl Linear {
+    /// The weight, `{prefix}.weight` `[out, in]`.
     pub fn weight(&self) -> &Param {
         &self.weight
     }
 
+    /// The bias, `{prefix}.bias` `[out]`, when the layer has one.
     pub fn bias(&self) -> Option<&Param> {
         self.bias.as_ref()
     }

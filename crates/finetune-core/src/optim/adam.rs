@@ -6,11 +6,20 @@ use super::driver::{StepHyper, UpdateRule};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+/// The hyper-parameters of `torch.optim.Adam`, with its defaults: coupled (L2) weight decay
+/// `g ← g + λθ`, then `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²` and
+/// `θ ← θ − (γ / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)`. The lr γ and weight decay λ come from
+/// the param groups. State slots: `exp_avg`, `exp_avg_sq` (and `max_exp_avg_sq`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Adam {
+    /// `(β₁, β₂)`: decay rates of the running means of the gradient and of its square, each in
+    /// `[0, 1)` (default `(0.9, 0.999)`).
     pub betas: (f64, f64),
+    /// ε, added to the denominator outside the square root; `>= 0` (default 1e-8).
     pub eps: f64,
+    /// AMSGrad (Reddi et al. 2018): divide by the largest second moment seen so far instead of
+    /// the current one, kept in the extra slot `max_exp_avg_sq` (default false).
     pub amsgrad: bool,
 }
 

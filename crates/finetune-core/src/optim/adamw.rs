@@ -6,6 +6,9 @@ use super::driver::{StepHyper, UpdateRule};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
+/// `torch.optim.AdamW`: [`Adam`]'s hyper-parameters (serialised as Adam's fields) with
+/// decoupled weight decay `θ ← θ(1 − γλ)` before an Adam update that sees the raw gradient.
+/// PyTorch's constructor defaults λ to 0.01; here λ comes from the param groups.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct AdamW(pub Adam);

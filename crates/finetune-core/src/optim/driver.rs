@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, HashSet};
 /// The scalars of one parameter's update.
 #[derive(Debug, Clone, Copy)]
 pub struct StepHyper {
+    /// The lr γ of the parameter's group for this step.
     pub lr: f64,
+    /// The weight decay λ of the parameter's group (the rule decides coupled or decoupled).
     pub weight_decay: f64,
     /// This parameter's step count, 1 on its first update (PyTorch's per-parameter `step`).
     pub step: u64,
@@ -24,6 +26,8 @@ pub struct StepHyper {
 
 /// An optimizer's per-element update.
 pub trait UpdateRule: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {
+    /// The optimizer's name: its [`OptimizerKind`](super::OptimizerKind) spelling, and the
+    /// `optimizer` field of its saved state.
     const NAME: &'static str;
     /// Names of the per-parameter state buffers, each shaped like the parameter
     /// (PyTorch's names: `exp_avg`, `exp_avg_sq`, `momentum_buffer`, …).
@@ -49,6 +53,9 @@ pub struct ElementwiseOptimizer<R: UpdateRule> {
 }
 
 impl<R: UpdateRule> ElementwiseOptimizer<R> {
+    /// An optimizer with no state yet (each parameter's state is created at its first
+    /// update). Fails on hyper-parameters the rule rejects, a group's negative lr or weight
+    /// decay, or a parameter in two groups.
     pub fn new(rule: R, groups: Vec<ParamGroup>) -> Result<Self> {
         rule.validate()?;
         let mut grouped = HashSet::new();
@@ -75,6 +82,8 @@ impl<R: UpdateRule> ElementwiseOptimizer<R> {
         })
     }
 
+    /// The update rule and its hyper-parameters (after [`Optimizer::load_state`], the saved
+    /// ones).
     pub fn rule(&self) -> &R {
         &self.rule
     }

@@ -5,9 +5,15 @@ use super::driver::{StepHyper, UpdateRule};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+/// The hyper-parameters of Lion (Chen et al. 2023, "Symbolic Discovery of Optimization
+/// Algorithms"): decoupled weight decay `θ ← θ(1 − γλ)`, then `θ ← θ − γ·sign(β₁m + (1−β₁)g)`
+/// and `m ← β₂m + (1−β₂)g`. Every element moves by exactly γ, so Lion usually wants a
+/// learning rate 3–10× smaller than AdamW's (the paper's advice). State slot: `exp_avg`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Lion {
+    /// `(β₁, β₂)`: β₁ mixes the momentum and the gradient inside the sign, β₂ is the
+    /// momentum's decay rate; each in `[0, 1)` (default `(0.9, 0.99)`).
     pub betas: (f64, f64),
 }
 

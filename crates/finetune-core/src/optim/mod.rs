@@ -33,22 +33,33 @@ use serde::{Deserialize, Serialize};
 pub trait Optimizer: Send {
     /// `sgd`, `adam`, `adamw`, `rmsprop` or `lion`.
     fn name(&self) -> &'static str;
+    /// The param groups, each with the lr the next step uses.
     fn groups(&self) -> &[ParamGroup];
     /// Sets the lr of group `group` for the next step (what a schedule does).
     fn set_lr(&mut self, group: usize, lr: f64);
     /// One update of every trainable parameter that has a gradient in `grads`.
     fn step(&mut self, store: &ParamStore, grads: &Grads) -> Result<()>;
+    /// Everything a resumed run needs: hyper-parameters, groups (lrs included), per-parameter
+    /// step counts and state buffers.
     fn state(&self) -> OptimizerState;
+    /// Restores what [`Optimizer::state`] returned. The state must be of the same optimizer
+    /// and of groups holding the same parameters (same freezing and group flags); its
+    /// hyper-parameters and groups then replace this optimizer's.
     fn load_state(&mut self, state: OptimizerState) -> Result<()>;
 }
 
 crate::named_enum! {
     /// The optimizers by name (`--optimizer`, `optimizer = "..."`).
     pub enum OptimizerKind("optimizer") {
+        /// `sgd`: [`Sgd`], `torch.optim.SGD`.
         Sgd = "sgd",
+        /// `adam`: [`Adam`], `torch.optim.Adam` (coupled weight decay).
         Adam = "adam",
+        /// `adamw`: [`AdamW`], `torch.optim.AdamW` (decoupled weight decay).
         AdamW = "adamw",
+        /// `rmsprop`: [`RmsProp`], `torch.optim.RMSprop`.
         RmsProp = "rmsprop",
+        /// `lion`: [`Lion`] (Chen et al. 2023).
         Lion = "lion",
     }
 }
@@ -57,12 +68,17 @@ crate::named_enum! {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "lowercase")]
 pub enum OptimizerConfig {
+    /// `torch.optim.SGD`.
     Sgd(Sgd),
+    /// `torch.optim.Adam`.
     Adam(Adam),
+    /// `torch.optim.AdamW`.
     #[serde(rename = "adamw")]
     AdamW(AdamW),
+    /// `torch.optim.RMSprop`.
     #[serde(rename = "rmsprop")]
     RmsProp(RmsProp),
+    /// Lion (Chen et al. 2023).
     Lion(Lion),
 }
 
@@ -83,6 +99,9 @@ impl OptimizerConfig {
         }
     }
 
+    /// The optimizer over `groups` (see [`GroupBuilder`](crate::GroupBuilder)), with no state
+    /// yet. Fails on hyper-parameters PyTorch's constructor would reject, a group's negative
+    /// lr or weight decay, or a parameter in two groups.
     pub fn build(&self, groups: Vec<ParamGroup>) -> Result<Box<dyn Optimizer>> {
         Ok(match self.clone() {
             Self::Sgd(r) => Box::new(ElementwiseOptimizer::new(r, groups)?),

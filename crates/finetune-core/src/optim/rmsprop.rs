@@ -6,12 +6,22 @@ use super::driver::{StepHyper, UpdateRule};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+/// The hyper-parameters of `torch.optim.RMSprop`, with its defaults: coupled weight decay
+/// `g ← g + λθ`, `v ← αv + (1−α)g²`, then `θ ← θ − γg / (√v + ε)` (or through a momentum
+/// buffer). The lr γ and weight decay λ come from the param groups. State slots:
+/// `square_avg` (and `grad_avg`, `momentum_buffer`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RmsProp {
+    /// α, the decay rate of the running mean of squared gradients; `>= 0` (default 0.99).
     pub alpha: f64,
+    /// ε, added to the denominator outside the square root; `>= 0` (default 1e-8).
     pub eps: f64,
+    /// Momentum factor μ: `b ← μb + g / (√v + ε)`, `θ ← θ − γb`; `>= 0` (default 0, none;
+    /// above 0 adds the `momentum_buffer` slot).
     pub momentum: f64,
+    /// Divide by an estimate of the gradient's standard deviation, `√(v − ḡ²)` with `ḡ` the
+    /// running mean of the gradient (slot `grad_avg`), instead of `√v` (default false).
     pub centered: bool,
 }
 

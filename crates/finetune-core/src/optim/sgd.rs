@@ -6,11 +6,19 @@ use super::driver::{StepHyper, UpdateRule};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+/// The hyper-parameters of `torch.optim.SGD`, with its defaults: coupled weight decay
+/// `g ← g + λθ`, an optional momentum buffer, then `θ ← θ − γg`. The lr γ and weight decay λ
+/// come from the param groups. State slot (with momentum): `momentum_buffer`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Sgd {
+    /// Momentum factor μ: `b ← μb + (1−τ)g` (`b ← g` on a parameter's first step); `>= 0`
+    /// (default 0: plain SGD, no state).
     pub momentum: f64,
+    /// Dampening τ of the gradient entering the momentum buffer (default 0).
     pub dampening: f64,
+    /// Nesterov momentum, stepping along `g + μb` instead of `b`; needs a momentum > 0 and a
+    /// dampening of 0 (default false).
     pub nesterov: bool,
 }
 

@@ -13,19 +13,32 @@ use std::path::Path;
 /// One state buffer of one parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlotState {
+    /// The parameter's name.
     pub param: String,
+    /// The buffer's name, PyTorch's state key (`exp_avg`, `exp_avg_sq`, `momentum_buffer`, …).
     pub slot: String,
+    /// The parameter's shape.
     pub shape: Vec<usize>,
+    /// The values in row-major order, as f32 whatever the parameter's dtype.
     pub data: Vec<f32>,
 }
 
+/// An optimizer's state, as [`Optimizer::state`](super::Optimizer::state) returns and
+/// [`Optimizer::load_state`](super::Optimizer::load_state) takes it; the counterpart of
+/// PyTorch's `optimizer.state_dict()`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerState {
+    /// The optimizer's name (`adamw`, …); another optimizer refuses the state.
     pub optimizer: String,
+    /// The update rule's hyper-parameters as JSON (e.g. `{"betas": [0.9, 0.999], "eps": 1e-8,
+    /// "amsgrad": false}`).
     pub hyper: serde_json::Value,
+    /// The param groups, their current lrs included.
     pub groups: Vec<ParamGroup>,
     /// Per-parameter step counts.
     pub steps: BTreeMap<String, u64>,
+    /// The state buffers, one per parameter and slot; not part of the JSON (they go to
+    /// `optimizer.safetensors`).
     #[serde(skip)]
     pub slots: Vec<SlotState>,
 }
@@ -49,6 +62,8 @@ impl OptimizerState {
         write_bytes_atomically(&dir.join(STATE_JSON), &json)
     }
 
+    /// Reads what [`OptimizerState::save`] wrote into `dir`. Fails, naming the file, when
+    /// either file is missing or malformed, or a tensor is not f32 or not named `param.slot`.
     pub fn load(dir: &Path) -> Result<Self> {
         let jpath = dir.join(STATE_JSON);
         let text = std::fs::read(&jpath).map_err(|e| Error::io(&jpath, e))?;

@@ -13,15 +13,25 @@ use crate::error::{Error, Result};
 crate::named_enum! {
     /// The schedules by name (`--schedule`, `schedule = "..."`).
     pub enum ScheduleKind("schedule") {
+        /// [`Constant`]: the base lr after the warm-up.
         Constant = "constant",
+        /// [`Linear`]: linear decay to 0 at the last step.
         Linear = "linear",
+        /// [`Cosine`]: cosine decay, optionally to a floor.
         Cosine = "cosine",
+        /// [`CosineWithHardRestarts`]: cosine decays restarting at the base lr.
         CosineRestarts = "cosine-restarts",
+        /// [`PolynomialDecay`]: polynomial decay to `lr_end`.
         Polynomial = "polynomial",
+        /// [`InverseSqrt`]: inverse-square-root decay.
         InverseSqrt = "inverse-sqrt",
+        /// [`StepLr`]: times `gamma` every `step_size` steps.
         Step = "step",
+        /// [`MultiStepLr`]: times `gamma` at each milestone.
         MultiStep = "multistep",
+        /// [`ExponentialLr`]: times `gamma` every step.
         Exponential = "exponential",
+        /// [`OneCycleLr`]: up to the base lr and down again.
         OneCycle = "one-cycle",
     }
 }

@@ -7,10 +7,12 @@ use super::Schedule;
 /// Constant lr after an optional linear warm-up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Constant {
+    /// Steps of linear warm-up from 0 to the base lr (0: none).
     pub warmup_steps: u64,
 }
 
 impl Constant {
+    /// The base lr after `warmup_steps` of warm-up.
     pub fn new(warmup_steps: u64) -> Self {
         Self { warmup_steps }
     }

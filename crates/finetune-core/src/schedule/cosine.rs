@@ -41,6 +41,9 @@ impl Cosine {
     /// transformers' default `num_cycles`.
     pub const DEFAULT_NUM_CYCLES: f64 = 0.5;
 
+    /// Warm-up over `warmup_steps`, then `num_cycles` cosine periods over the remaining steps
+    /// down to `floor`. Fails if the warm-up outlasts the run, `num_cycles` is not a finite
+    /// number > 0, `min_lr` is not a finite number >= 0 or `min_lr_rate` lies outside `[0, 1]`.
     pub fn new(
         warmup_steps: u64,
         total_steps: u64,

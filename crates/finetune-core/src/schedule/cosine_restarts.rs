@@ -19,6 +19,8 @@ impl CosineWithHardRestarts {
     /// transformers' default `num_cycles`.
     pub const DEFAULT_NUM_CYCLES: u64 = 1;
 
+    /// Warm-up over `warmup_steps`, then `num_cycles` equal cosine half-waves over the
+    /// remaining steps. Fails if the warm-up outlasts the run or `num_cycles` is 0.
     pub fn new(warmup_steps: u64, total_steps: u64, num_cycles: u64) -> Result<Self> {
         check_warmup_within_total(warmup_steps, total_steps)?;
         if num_cycles == 0 {

@@ -17,6 +17,8 @@ pub struct ExponentialLr {
 }
 
 impl ExponentialLr {
+    /// Warm-up over `warmup_steps`, then the base lr times `gamma` per step. Fails unless
+    /// `gamma` is a finite number > 0 (above 1 the lr grows, as PyTorch allows).
     pub fn new(warmup_steps: u64, gamma: f64) -> Result<Self> {
         check_gamma(gamma)?;
         Ok(Self {

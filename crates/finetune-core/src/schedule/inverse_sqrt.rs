@@ -32,6 +32,7 @@ impl InverseSqrt {
         })
     }
 
+    /// The timescale in use, the default applied.
     pub fn timescale(&self) -> u64 {
         self.timescale
     }

@@ -13,6 +13,8 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// Warm-up over `warmup_steps`, then linear decay to 0 at `total_steps`. Fails if the
+    /// warm-up outlasts the run.
     pub fn new(warmup_steps: u64, total_steps: u64) -> Result<Self> {
         check_warmup_within_total(warmup_steps, total_steps)?;
         Ok(Self {

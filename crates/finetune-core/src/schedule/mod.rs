@@ -69,6 +69,8 @@ use crate::error::Result;
 /// A learning-rate curve: the lr at optimizer step `step` (0-based: step 0 is the lr of the
 /// first update) for a param group whose base (peak) lr is `base_lr`.
 pub trait Schedule: Send + Sync {
+    /// The lr at `step`. Never fails: the arguments were checked when the schedule was built,
+    /// and the base lr is checked by [`Schedule::check_base_lr`].
     fn lr(&self, step: u64, base_lr: f64) -> f64;
 
     /// Checks that the schedule makes sense for a group with this base lr (e.g. `polynomial`

@@ -24,6 +24,9 @@ impl MultiStepLr {
     /// PyTorch's default `gamma`.
     pub const DEFAULT_GAMMA: f64 = 0.1;
 
+    /// Warm-up over `warmup_steps`, then the base lr times `gamma` at each of `milestones`
+    /// (counted from the end of warm-up, any order, repeats allowed). Fails with no milestone
+    /// or a `gamma` that is not a finite number > 0.
     pub fn new(warmup_steps: u64, milestones: &[u64], gamma: f64) -> Result<Self> {
         if milestones.is_empty() {
             return Err(Error::config("`milestones` needs at least one step"));
@@ -38,6 +41,7 @@ impl MultiStepLr {
         })
     }
 
+    /// The milestones, sorted ascending (duplicates kept).
     pub fn milestones(&self) -> &[u64] {
         &self.milestones
     }

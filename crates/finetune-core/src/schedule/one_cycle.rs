@@ -25,8 +25,10 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Anneal {
+    /// Half a cosine wave (PyTorch's default `anneal_strategy='cos'`).
     #[default]
     Cos,
+    /// A straight line (`anneal_strategy='linear'`).
     Linear,
 }
 
@@ -39,6 +41,7 @@ impl Anneal {
         }
     }
 
+    /// `cos` or `linear`, the name configs use.
     pub fn as_str(self) -> &'static str {
         match self {
             Anneal::Cos => "cos",
@@ -87,11 +90,17 @@ pub struct OneCycleLr {
 }
 
 impl OneCycleLr {
-    /// PyTorch's defaults.
+    /// PyTorch's default `pct_start`: 30% of the run rising.
     pub const DEFAULT_PCT_START: f64 = 0.3;
+    /// PyTorch's default `div_factor`: the lr starts at `max_lr / 25`.
     pub const DEFAULT_DIV_FACTOR: f64 = 25.0;
+    /// PyTorch's default `final_div_factor`: the lr ends at the start lr `/ 1e4`.
     pub const DEFAULT_FINAL_DIV_FACTOR: f64 = 1e4;
 
+    /// The policy over `total_steps` (> 0): `pct_start` (in `[0, 1]`) is the fraction of the
+    /// run spent rising, the lr starts at `max_lr / div_factor` and ends at that start lr
+    /// `/ final_div_factor` (both factors finite and > 0). A `pct_start` that makes the rising
+    /// phase end at step 0 (`pct_start × total_steps = 1`) is refused, as PyTorch fails there.
     pub fn new(
         total_steps: u64,
         pct_start: f64,

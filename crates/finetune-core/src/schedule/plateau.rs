@@ -21,8 +21,10 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum PlateauMode {
+    /// Lower is better (the default).
     #[default]
     Min,
+    /// Higher is better.
     Max,
 }
 
@@ -30,8 +32,10 @@ pub enum PlateauMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ThresholdMode {
+    /// An improvement must beat `best * (1 ∓ threshold)` (the default).
     #[default]
     Rel,
+    /// An improvement must beat `best ∓ threshold`.
     Abs,
 }
 
@@ -39,13 +43,21 @@ pub enum ThresholdMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PlateauConfig {
+    /// Whether the metric should fall or rise (default `min`).
     pub mode: PlateauMode,
+    /// The lr multiplier at each reduction, in `(0, 1)` (default 0.1).
     pub factor: f64,
+    /// Bad evaluations tolerated: the lrs drop at the `patience + 1`-th in a row (default 10).
     pub patience: u64,
+    /// The smallest improvement that counts, relative or absolute (default 1e-4).
     pub threshold: f64,
+    /// How `threshold` applies (default `rel`).
     pub threshold_mode: ThresholdMode,
+    /// Evaluations after a reduction during which bad ones are not counted (default 0).
     pub cooldown: u64,
+    /// The floor of every group's lr, absolute (default 0).
     pub min_lr: f64,
+    /// A reduction that would lower an lr by `eps` or less is skipped (default 1e-8).
     pub eps: f64,
 }
 
@@ -65,6 +77,8 @@ impl Default for PlateauConfig {
 }
 
 impl PlateauConfig {
+    /// Checks that `factor` lies in `(0, 1)` and that `threshold`, `min_lr` and `eps` are
+    /// finite numbers >= 0.
     pub fn validate(&self) -> Result<()> {
         if !(self.factor > 0.0 && self.factor < 1.0) {
             return Err(Error::config(format!(
@@ -93,7 +107,9 @@ pub struct PlateauState {
     /// Best metric so far (`+inf` / `-inf` before the first one, as PyTorch's `mode_worse`).
     #[serde(with = "super::float_serde")]
     pub best: f64,
+    /// Evaluations in a row without improvement since the last reset.
     pub num_bad_epochs: u64,
+    /// Evaluations left in the current cooldown.
     pub cooldown_counter: u64,
     /// How many times the lrs were reduced.
     pub num_reductions: u64,
@@ -122,12 +138,15 @@ pub struct ReduceLrOnPlateau {
 }
 
 impl ReduceLrOnPlateau {
+    /// A plateau with no metric seen yet; fails if the config is invalid
+    /// ([`PlateauConfig::validate`]).
     pub fn new(config: PlateauConfig) -> Result<Self> {
         config.validate()?;
         let state = PlateauState::initial(config.mode);
         Ok(Self { config, state })
     }
 
+    /// The arguments it was built with.
     pub fn config(&self) -> &PlateauConfig {
         &self.config
     }
@@ -170,14 +189,17 @@ impl ReduceLrOnPlateau {
         lr
     }
 
+    /// Whether a cooldown is running (bad evaluations are not being counted).
     pub fn in_cooldown(&self) -> bool {
         self.state.cooldown_counter > 0
     }
 
+    /// Where it stands, for a checkpoint.
     pub fn state(&self) -> &PlateauState {
         &self.state
     }
 
+    /// Restores a state from [`ReduceLrOnPlateau::state`] (not checked against the config).
     pub fn load_state(&mut self, state: PlateauState) {
         self.state = state;
     }

@@ -21,10 +21,14 @@ pub struct PolynomialDecay {
 }
 
 impl PolynomialDecay {
-    /// transformers' defaults.
+    /// transformers' default `lr_end`.
     pub const DEFAULT_LR_END: f64 = 1e-7;
+    /// transformers' default `power` (1: linear decay to `lr_end`).
     pub const DEFAULT_POWER: f64 = 1.0;
 
+    /// Warm-up over `warmup_steps`, then decay from the base lr to `lr_end` (absolute, the
+    /// same in every group) along `(1 − progress)^power`. Fails if the warm-up is not shorter
+    /// than the run, `lr_end` is not a finite number >= 0 or `power` is not a finite number > 0.
     pub fn new(warmup_steps: u64, total_steps: u64, lr_end: f64, power: f64) -> Result<Self> {
         check_warmup_within_total(warmup_steps, total_steps)?;
         if warmup_steps == total_steps {

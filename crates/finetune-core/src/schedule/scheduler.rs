@@ -29,6 +29,7 @@ use crate::optim::Optimizer;
 /// What a checkpoint stores of an [`LrScheduler`]: its config and where it stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchedulerState {
+    /// The schedule; a resumed run must use the same one.
     pub config: ScheduleConfig,
     /// Optimizer steps taken (the lr in use is the schedule's at this step).
     pub step: u64,
@@ -38,11 +39,13 @@ pub struct SchedulerState {
 }
 
 impl SchedulerState {
+    /// The state as pretty-printed JSON.
     pub fn to_json(&self) -> Result<String> {
         serde_json::to_string_pretty(self)
             .map_err(|e| Error::config(format!("cannot serialise the scheduler state: {e}")))
     }
 
+    /// Parses what [`SchedulerState::to_json`] wrote.
     pub fn from_json(json: &str) -> Result<Self> {
         serde_json::from_str(json)
             .map_err(|e| Error::config(format!("invalid scheduler state: {e}")))
@@ -128,6 +131,7 @@ impl LrScheduler {
         Ok(())
     }
 
+    /// The schedule's config.
     pub fn config(&self) -> &ScheduleConfig {
         &self.config
     }
@@ -137,6 +141,7 @@ impl LrScheduler {
         self.step
     }
 
+    /// The reduce-on-plateau part, when the config has one.
     pub fn plateau(&self) -> Option<&ReduceLrOnPlateau> {
         self.plateau.as_ref()
     }

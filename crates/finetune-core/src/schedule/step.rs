@@ -21,6 +21,8 @@ impl StepLr {
     /// PyTorch's default `gamma`.
     pub const DEFAULT_GAMMA: f64 = 0.1;
 
+    /// Warm-up over `warmup_steps`, then the base lr times `gamma` every `step_size` steps.
+    /// Fails if `step_size` is 0 or `gamma` is not a finite number > 0.
     pub fn new(warmup_steps: u64, step_size: u64, gamma: f64) -> Result<Self> {
         if step_size == 0 {
             return Err(Error::config("`step_size` must be at least 1"));

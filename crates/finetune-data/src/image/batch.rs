@@ -11,8 +11,12 @@ use finetune_core::{Error, Result, Rng};
 /// An [`ImageDataset`] with the pipeline its samples go through.
 #[derive(Debug, Clone)]
 pub struct ImageClassification {
+    /// The images and their class ids.
     pub data: ImageDataset,
+    /// The per-sample pipeline: pixels in, tensor out (it must contain
+    /// [`ToTensor`](crate::transforms::ToTensor)).
     pub transform: Compose,
+    /// The channels images are decoded to before the pipeline runs.
     pub color: ColorMode,
 }
 
@@ -33,6 +37,7 @@ impl Dataset for ImageClassification {
     }
 }
 
+/// A collated batch of images and their class ids, ready for the model and the loss.
 #[derive(Debug, Clone)]
 pub struct ImageBatch {
     /// `[B, C, H, W]`, `f32`.

@@ -9,8 +9,10 @@ use crate::labels::LabelMap;
 use finetune_core::{Error, Result};
 use std::path::{Path, PathBuf};
 
+/// Which CIFAR binary layout a batch file has, and which of its labels to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CifarKind {
+    /// CIFAR-10: one label byte per record, 10 classes.
     Cifar10,
     /// CIFAR-100 with its 100 fine labels.
     Cifar100Fine,

@@ -12,6 +12,7 @@ pub const IMAGE_EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "pgm", "ppm",
 ];
 
+/// Whether `path` has one of [`IMAGE_EXTENSIONS`] (case-insensitive); the content is not checked.
 pub fn is_image(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())

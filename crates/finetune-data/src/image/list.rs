@@ -9,6 +9,12 @@ use crate::text::csv::column;
 use finetune_core::{Error, Result};
 use std::path::Path;
 
+/// Opens a list CSV: `path_column` holds image paths (relative ones resolved against the CSV's
+/// folder), `label_column` the raw labels. Labels go through `labels` when given (an unknown
+/// label is an error naming the row), else through a [`LabelMap`] fitted on this file. A row
+/// with an empty path or label is a bad sample under `on_bad`; the images themselves are only
+/// read when loaded, so a missing or undecodable file shows up then. The file must list at least
+/// one image.
 pub fn open(
     csv_path: &Path,
     path_column: &str,

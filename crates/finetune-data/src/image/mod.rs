@@ -29,13 +29,23 @@ use std::sync::Arc;
 /// An 8-bit image, rows of interleaved channels (HWC), 1 (gray) or 3 (RGB) channels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// Values per pixel: 1 (gray) or 3 (RGB).
     pub channels: u8,
+    /// `height * width * channels` bytes, row by row, each pixel's channels together (PIL's
+    /// `tobytes()` layout).
     pub data: Vec<u8>,
 }
 
 impl Image {
+    /// An image of `data` in HWC order.
+    ///
+    /// # Panics
+    ///
+    /// When `data.len()` is not `width * height * channels`.
     pub fn new(width: u32, height: u32, channels: u8, data: Vec<u8>) -> Self {
         assert_eq!(
             data.len(),
@@ -61,12 +71,15 @@ impl Image {
 /// The channels the model wants: decoded images are converted (gray → RGB repeats the channel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ColorMode {
+    /// Three channels, R, G, B (PIL's `convert("RGB")`); the default.
     #[default]
     Rgb,
+    /// One luma channel (PIL's `convert("L")`), e.g. for MNIST models.
     Gray,
 }
 
 impl ColorMode {
+    /// The channel count of an image in this mode: 3 or 1.
     pub fn channels(self) -> usize {
         match self {
             ColorMode::Rgb => 3,
@@ -167,10 +180,12 @@ impl ImageDataset {
         )
     }
 
+    /// The number of images (of this view, after [`ImageDataset::select`]).
     pub fn len(&self) -> usize {
         self.rows.len()
     }
 
+    /// Whether the dataset (or the selected view) holds no image.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
@@ -180,10 +195,13 @@ impl ImageDataset {
         &self.labels
     }
 
+    /// The class names in id order (`id2label`): from the label map, the class folders, the
+    /// `ClassLabel` metadata, or `"0".."n-1"` for formats with bare integer labels.
     pub fn class_names(&self) -> &[String] {
         &self.class_names
     }
 
+    /// The number of classes (the model's output size), which may exceed the classes present.
     pub fn num_classes(&self) -> usize {
         self.class_names.len()
     }

@@ -16,6 +16,9 @@ use crate::snapshot;
 use finetune_core::{Error, Result};
 use std::path::Path;
 
+/// How to open an image dataset: the split, the label mapping, column names, and the bad-sample
+/// policy. The defaults are split `train`, columns `path` / `label` / `image`, square pixel
+/// CSVs, CIFAR-100 fine labels, and stop on the first bad sample.
 #[derive(Debug, Clone)]
 pub struct ImageOpenOptions {
     /// For folders holding several splits (IDX, CIFAR, Parquet): `train`, `validation`, `test`.
@@ -33,6 +36,7 @@ pub struct ImageOpenOptions {
     pub pixel_shape: Option<(u32, u32)>,
     /// CIFAR-100: coarse instead of fine labels.
     pub cifar100_coarse: bool,
+    /// What to do with a bad row while reading (list CSV, pixel CSV, Parquet).
     pub on_bad: OnBadSample,
     /// Where rows skipped while reading are recorded.
     pub skipped: SkipLog,

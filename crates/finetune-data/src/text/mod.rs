@@ -20,9 +20,11 @@ use std::path::{Path, PathBuf};
 /// Which columns hold what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextColumns {
+    /// The text to classify (`--text-column`, default `text`).
     pub text: String,
     /// The second text of a pair task (`--text-pair-column`).
     pub pair: Option<String>,
+    /// The raw label: a string, or an integer id (`--label-column`, default `label`).
     pub label: String,
     /// Rows sharing this column's value stay on one side of a split (`--group-column`).
     pub group: Option<String>,
@@ -39,11 +41,16 @@ impl Default for TextColumns {
     }
 }
 
+/// The file formats the text readers understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextFormat {
+    /// Comma-separated, with a header row naming the columns; quoted fields may span lines.
     Csv,
+    /// Tab-separated, otherwise as [`TextFormat::Csv`].
     Tsv,
+    /// One JSON object per line; blank lines are ignored.
     Jsonl,
+    /// A Parquet file with scalar columns (e.g. a Hub dataset's shard).
     Parquet,
 }
 
@@ -71,11 +78,15 @@ impl TextFormat {
     }
 }
 
+/// How to read a text file: which columns, which format, and what to do with bad rows.
 #[derive(Debug, Clone, Default)]
 pub struct TextReadOptions {
+    /// The columns to read; every named column must exist in the file.
     pub columns: TextColumns,
     /// `None`: from the extension.
     pub format: Option<TextFormat>,
+    /// A row with empty text or pair, no label, or a missing group: an error, or skipped and
+    /// recorded in [`RawTable::skipped`].
     pub on_bad: OnBadSample,
 }
 
@@ -83,8 +94,11 @@ pub struct TextReadOptions {
 /// when the format has lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowLoc {
+    /// The file the row was read from.
     pub path: PathBuf,
+    /// The 1-based data row (the header is not counted; JSONL's blank lines are not rows).
     pub row: usize,
+    /// The 1-based line where the row starts (CSV, TSV, JSONL); `None` for Parquet.
     pub line: Option<u64>,
 }
 
@@ -98,6 +112,7 @@ impl std::fmt::Display for RowLoc {
 }
 
 impl RowLoc {
+    /// The error for a bad row here: `{path}: row N (line L): {msg}`.
     pub fn error(&self, msg: impl std::fmt::Display) -> Error {
         record_error(&self.path, self, msg)
     }
@@ -106,17 +121,25 @@ impl RowLoc {
 /// One row as read, before labels are mapped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawRow {
+    /// The text, as read (not trimmed); never empty or only whitespace.
     pub text: String,
+    /// The second text, when [`TextColumns::pair`] is set; never empty then.
     pub pair: Option<String>,
+    /// The raw label, trimmed and non-empty (JSONL and Parquet numbers and booleans as text).
     pub label: String,
+    /// The group value, when [`TextColumns::group`] is set.
     pub group: Option<String>,
+    /// Where the row came from.
     pub loc: RowLoc,
 }
 
 /// The rows of one or more files, and the bad rows that were skipped.
 #[derive(Debug, Clone, Default)]
 pub struct RawTable {
+    /// The kept rows, in file order (files in the order they were read).
     pub rows: Vec<RawRow>,
+    /// Rows skipped as bad under [`OnBadSample::Skip`]; shared with tables and datasets made
+    /// from this one.
     pub skipped: SkipLog,
     /// Class names a Parquet file's `ClassLabel` metadata gave for the label column.
     pub class_names: Option<Vec<String>>,
@@ -170,10 +193,12 @@ impl RawTable {
         }
     }
 
+    /// The number of kept rows.
     pub fn len(&self) -> usize {
         self.rows.len()
     }
 
+    /// Whether no row was kept.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
@@ -265,8 +290,11 @@ fn read_into(path: &Path, opts: &TextReadOptions, table: &mut RawTable) -> Resul
 /// One classification example.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextRecord {
+    /// The text to tokenise.
     pub text: String,
+    /// The second text of a pair task, if any.
     pub pair: Option<String>,
+    /// The class id, below the dataset's [`LabelMap::len`].
     pub label: usize,
 }
 
@@ -274,17 +302,21 @@ pub struct TextRecord {
 /// model's tokenizer collates them).
 #[derive(Debug, Clone)]
 pub struct TextDataset {
+    /// The examples, in table order.
     pub records: Vec<TextRecord>,
+    /// The map the labels were encoded with (its names are the model's `id2label`).
     pub labels: LabelMap,
     /// Rows skipped while reading (shared with the table it came from).
     pub skipped: SkipLog,
 }
 
 impl TextDataset {
+    /// The number of records.
     pub fn len(&self) -> usize {
         self.records.len()
     }
 
+    /// Whether there is no record.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }

@@ -6,13 +6,18 @@ use super::{crop, round_half_even, Sample, Transform};
 use crate::image::Image;
 use finetune_core::{Result, Rng};
 
+/// `transforms.CenterCrop((height, width))` on 8-bit images (see the module doc for the
+/// offsets and padding). It draws nothing from the generator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CenterCrop {
+    /// Output height in pixels.
     pub height: u32,
+    /// Output width in pixels.
     pub width: u32,
 }
 
 impl CenterCrop {
+    /// A crop to `height` x `width` (torchvision's order: height first).
     pub fn new(height: u32, width: u32) -> Self {
         Self { height, width }
     }

@@ -11,11 +11,18 @@ use super::{Sample, Transform};
 use crate::image::Image;
 use finetune_core::{Error, Result, Rng};
 
+/// `transforms.ColorJitter` on 8-bit images (see the module doc for the draws and formulas).
+/// Each field is the `[lo, hi]` range a factor is drawn from, `None` to leave that property
+/// alone; the default changes nothing (and draws only the permutation).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ColorJitter {
+    /// Brightness factor range (1 = unchanged, 0 = black).
     pub brightness: Option<(f64, f64)>,
+    /// Contrast factor range (1 = unchanged, 0 = uniform gray at the image's mean).
     pub contrast: Option<(f64, f64)>,
+    /// Saturation factor range (1 = unchanged, 0 = grayscale); RGB only.
     pub saturation: Option<(f64, f64)>,
+    /// Hue shift range, in turns of the colour wheel, within `[-0.5, 0.5]`; RGB only.
     pub hue: Option<(f64, f64)>,
 }
 

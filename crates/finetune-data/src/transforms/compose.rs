@@ -5,12 +5,15 @@ use crate::image::Image;
 use finetune_core::{Error, Result, Rng};
 use std::sync::Arc;
 
+/// A pipeline: `transforms.Compose([...])`. Clones share the steps (they are immutable).
+/// The default is the empty pipeline, which passes a sample through unchanged.
 #[derive(Debug, Clone, Default)]
 pub struct Compose {
     steps: Vec<Arc<dyn Transform>>,
 }
 
 impl Compose {
+    /// An empty pipeline; add steps with [`Compose::then`].
     pub fn new() -> Self {
         Self::default()
     }
@@ -21,14 +24,17 @@ impl Compose {
         self
     }
 
+    /// The number of steps.
     pub fn len(&self) -> usize {
         self.steps.len()
     }
 
+    /// Whether the pipeline has no step.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
 
+    /// Applies the steps in order, each drawing from `rng` in turn; stops at the first error.
     pub fn apply(&self, mut x: Sample, rng: &mut Rng) -> Result<Sample> {
         for t in &self.steps {
             x = t.apply(x, rng)?;

@@ -4,12 +4,16 @@ use super::{Sample, Transform};
 use crate::image::Image;
 use finetune_core::{Result, Rng};
 
+/// `transforms.RandomHorizontalFlip(p)` on 8-bit images. It draws one uniform `f64` per
+/// sample, whether or not it flips.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RandomHorizontalFlip {
+    /// The probability of a flip: 0 never flips, 1 always does (not range-checked).
     pub p: f64,
 }
 
 impl RandomHorizontalFlip {
+    /// A flip with probability `p` (torchvision's default is 0.5).
     pub fn new(p: f64) -> Self {
         Self { p }
     }

@@ -36,16 +36,22 @@ use finetune_core::{Error, Result, Rng};
 /// A CHW `f32` image (after [`ToTensor`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorImage {
+    /// Channels (C): 1 or 3.
     pub channels: usize,
+    /// Height (H) in pixels.
     pub height: usize,
+    /// Width (W) in pixels.
     pub width: usize,
+    /// `C * H * W` values, one channel plane after another (PyTorch's contiguous layout).
     pub data: Vec<f32>,
 }
 
 /// What flows through a pipeline: 8-bit pixels, then (after [`ToTensor`]) a float tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sample {
+    /// An 8-bit HWC image (torchvision's PIL stage).
     Pixels(Image),
+    /// A CHW `f32` image (torchvision's tensor stage).
     Tensor(TensorImage),
 }
 
@@ -60,6 +66,7 @@ impl Sample {
         }
     }
 
+    /// The float tensor, or an error naming the transform that needed it.
     pub fn into_tensor(self, who: &str) -> Result<TensorImage> {
         match self {
             Sample::Tensor(t) => Ok(t),
@@ -72,6 +79,9 @@ impl Sample {
 
 /// One step of a pipeline.
 pub trait Transform: Send + Sync + std::fmt::Debug {
+    /// Transforms one sample, drawing any randomness from `rng` only (so the result depends on
+    /// the input and the generator's state alone). A sample of the wrong stage (pixels where a
+    /// tensor is needed, or the reverse) is an error.
     fn apply(&self, x: Sample, rng: &mut Rng) -> Result<Sample>;
 }
 

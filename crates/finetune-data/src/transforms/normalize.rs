@@ -3,13 +3,19 @@
 use super::{Sample, Transform};
 use finetune_core::{Error, Result, Rng};
 
+/// `transforms.Normalize(mean, std)` on a CHW tensor, after [`super::ToTensor`]. Its channel
+/// count must match the image's. It draws nothing from the generator.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalize {
+    /// Per-channel mean subtracted first (e.g. ImageNet's `[0.485, 0.456, 0.406]`).
     pub mean: Vec<f32>,
+    /// Per-channel divisor, each `> 0` (e.g. ImageNet's `[0.229, 0.224, 0.225]`).
     pub std: Vec<f32>,
 }
 
 impl Normalize {
+    /// A checked `Normalize`: `mean` and `std` must be non-empty and of equal length, and every
+    /// `std` positive (not NaN); otherwise a configuration error.
     pub fn new(mean: Vec<f32>, std: Vec<f32>) -> Result<Self> {
         if mean.len() != std.len() || mean.is_empty() {
             return Err(Error::config(format!(

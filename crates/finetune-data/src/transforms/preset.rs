@@ -14,13 +14,20 @@ use super::{
 use finetune_core::{Error, Result, Rng};
 use serde::Deserialize;
 
+/// The data fields of a timm `pretrained_cfg` (other keys are ignored).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct PretrainedCfg {
+    /// `[C, H, W]` of the model's input, e.g. `[3, 224, 224]`.
     pub input_size: [u32; 3],
+    /// Per-channel mean for [`Normalize`].
     pub mean: Vec<f32>,
+    /// Per-channel std for [`Normalize`].
     pub std: Vec<f32>,
+    /// The fraction of the eval resize that the centre crop keeps, in `(0, 1]`; default 0.875.
     #[serde(default = "default_crop_pct")]
     pub crop_pct: f64,
+    /// `nearest`, `bilinear` (the default) or `bicubic`; parsed by
+    /// [`PretrainedCfg::interpolation()`].
     #[serde(default = "default_interpolation")]
     pub interpolation: String,
 }
@@ -48,6 +55,7 @@ impl PretrainedCfg {
         Ok(c)
     }
 
+    /// The `interpolation` field parsed; an unknown name is a configuration error.
     pub fn interpolation(&self) -> Result<Interpolation> {
         self.interpolation.parse()
     }
@@ -58,10 +66,15 @@ impl PretrainedCfg {
     }
 }
 
+/// The training augmentation knobs (timm's `scale`, `ratio`, `hflip`, `color_jitter`); the
+/// default is timm's: scale (0.08, 1), ratio (3/4, 4/3), flip with p = 0.5, no colour jitter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainAugment {
+    /// [`RandomResizedCrop`]'s area fraction range, `0 < lo <= hi`.
     pub scale: (f64, f64),
+    /// [`RandomResizedCrop`]'s aspect-ratio (width / height) range, `0 < lo <= hi`.
     pub ratio: (f64, f64),
+    /// The horizontal flip probability; 0 leaves the flip out of the pipeline.
     pub hflip: f64,
     /// timm's `color_jitter` (brightness = contrast = saturation), `None` for off.
     pub color_jitter: Option<f64>,
@@ -78,6 +91,9 @@ impl Default for TrainAugment {
     }
 }
 
+/// timm's eval pipeline for `cfg` (see the module doc): resize, centre crop to the input size,
+/// ToTensor, Normalize. Deterministic: it draws nothing from the generator. Errors on an unknown
+/// interpolation or an invalid mean/std.
 pub fn eval_transforms(cfg: &PretrainedCfg) -> Result<Compose> {
     let (h, w) = cfg.size();
     let interp = cfg.interpolation()?;
@@ -116,6 +132,9 @@ impl Transform for KeepRatio {
     }
 }
 
+/// timm's train pipeline for `cfg` with the augmentation `aug` (see the module doc). Errors on
+/// an unknown interpolation, invalid scale or ratio ranges, a negative colour jitter, or an
+/// invalid mean/std.
 pub fn train_transforms(cfg: &PretrainedCfg, aug: &TrainAugment) -> Result<Compose> {
     let (h, w) = cfg.size();
     let rrc = RandomResizedCrop::new(h, w, cfg.interpolation()?)

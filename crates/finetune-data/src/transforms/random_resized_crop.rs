@@ -11,21 +11,32 @@ use super::resize::{resample, Interpolation};
 use super::{crop, round_half_even, Sample, Transform};
 use finetune_core::{Error, Result, Rng};
 
+/// `transforms.RandomResizedCrop((height, width), scale, ratio, interpolation)` on 8-bit images
+/// (see the module doc for the draws).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RandomResizedCrop {
+    /// Output height in pixels.
     pub height: u32,
+    /// Output width in pixels.
     pub width: u32,
+    /// Range of the box's area as a fraction of the image's.
     pub scale: (f64, f64),
+    /// Range of the box's aspect ratio, width / height (drawn log-uniformly).
     pub ratio: (f64, f64),
+    /// How the box is resampled to the output size.
     pub interpolation: Interpolation,
 }
 
 /// A crop box: left, top, width, height.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CropBox {
+    /// Column of the box's left edge.
     pub left: u32,
+    /// Row of the box's top edge.
     pub top: u32,
+    /// Width in pixels, at least 1 for a non-empty image.
     pub width: u32,
+    /// Height in pixels, at least 1 for a non-empty image.
     pub height: u32,
 }
 
@@ -41,6 +52,7 @@ impl RandomResizedCrop {
         }
     }
 
+    /// Sets the area fraction range; an error unless `0 < lo <= hi`.
     pub fn with_scale(mut self, lo: f64, hi: f64) -> Result<Self> {
         if !(lo > 0.0 && lo <= hi) {
             return Err(Error::config(format!(
@@ -51,6 +63,7 @@ impl RandomResizedCrop {
         Ok(self)
     }
 
+    /// Sets the aspect-ratio range; an error unless `0 < lo <= hi`.
     pub fn with_ratio(mut self, lo: f64, hi: f64) -> Result<Self> {
         if !(lo > 0.0 && lo <= hi) {
             return Err(Error::config(format!(

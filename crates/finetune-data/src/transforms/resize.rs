@@ -9,11 +9,16 @@ use super::{Sample, Transform};
 use crate::image::Image;
 use finetune_core::{Error, Result, Rng};
 
+/// Resampling filter, as torchvision's `InterpolationMode` / PIL's `Image.Resampling`. Parsed
+/// from `nearest`, `bilinear` / `linear` or `bicubic` / `cubic` (any case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Interpolation {
+    /// The nearest source pixel (`NEAREST`), no antialiasing.
     Nearest,
+    /// Triangle filter of support 1 (`BILINEAR`); the default, as in torchvision.
     #[default]
     Bilinear,
+    /// Keys cubic filter with `a = -0.5` and support 2 (`BICUBIC`).
     Bicubic,
 }
 
@@ -207,21 +212,32 @@ fn vertical(src: &[u8], w: usize, h: usize, c: usize, oh: usize, interp: Interpo
     out
 }
 
+/// The target of a [`Resize`]: torchvision's `size` argument as an int or as `(h, w)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResizeTo {
     /// The shorter side becomes this; the longer keeps the aspect ratio (truncated).
     Shorter(u32),
     /// Exactly (height, width).
-    Exact { height: u32, width: u32 },
+    Exact {
+        /// Output height in pixels.
+        height: u32,
+        /// Output width in pixels.
+        width: u32,
+    },
 }
 
+/// `transforms.Resize(size, interpolation)` on 8-bit images (see the module doc). It draws
+/// nothing from the generator; an image already of the output size is returned unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resize {
+    /// The output size rule.
     pub to: ResizeTo,
+    /// The resampling filter.
     pub interpolation: Interpolation,
 }
 
 impl Resize {
+    /// A resize to `to` with `interpolation`.
     pub fn new(to: ResizeTo, interpolation: Interpolation) -> Self {
         Self { to, interpolation }
     }

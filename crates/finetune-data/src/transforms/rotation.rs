@@ -10,9 +10,13 @@ use super::{Sample, Transform};
 use crate::image::Image;
 use finetune_core::{Error, Result, Rng};
 
+/// `transforms.RandomRotation(degrees, interpolation, fill=fill)` on 8-bit images (see the
+/// module doc). It draws one uniform angle per sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RandomRotation {
+    /// The `(min, max)` angle range in degrees, counter-clockwise positive.
     pub degrees: (f64, f64),
+    /// Nearest, or bilinear; [`Interpolation::Bicubic`] is treated as bilinear.
     pub interpolation: Interpolation,
     /// Per channel (one value is used for all).
     pub fill: Vec<u8>,
@@ -33,16 +37,20 @@ impl RandomRotation {
         })
     }
 
+    /// Draws angles from `(lo, hi)` instead (torchvision's `degrees=(lo, hi)`); not checked.
     pub fn with_range(mut self, lo: f64, hi: f64) -> Self {
         self.degrees = (lo, hi);
         self
     }
 
+    /// Sets the interpolation (torchvision's default is nearest).
     pub fn with_interpolation(mut self, i: Interpolation) -> Self {
         self.interpolation = i;
         self
     }
 
+    /// Sets the value of pixels rotated in from outside the image: one value for all channels,
+    /// or one per channel (a missing channel takes the first value; an empty list is black).
     pub fn with_fill(mut self, fill: Vec<u8>) -> Self {
         self.fill = fill;
         self

@@ -4,9 +4,12 @@ use super::{Sample, TensorImage, Transform};
 use crate::image::Image;
 use finetune_core::{Result, Rng};
 
+/// `transforms.ToTensor()`: the step from the pixel stage to the tensor stage (see
+/// [`to_tensor`]). It draws nothing from the generator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ToTensor;
 
+/// HWC `u8` → CHW `f32`, each value divided by 255 (torchvision's `to_tensor` on a PIL image).
 pub fn to_tensor(img: &Image) -> TensorImage {
     let (c, plane) = (
         img.channels as usize,

@@ -14,7 +14,9 @@ pub use malloc::{retain_freed_memory, MallocTuning};
 /// What [`init`] set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
+    /// What [`limit_spinning`] did to candle's worker pool.
     pub candle_pool: SpinSetting,
+    /// What [`retain_freed_memory`] did to glibc's allocator.
     pub malloc: MallocTuning,
 }
 

@@ -39,12 +39,20 @@ use std::sync::Arc;
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// Every planned optimizer step ran (`--max-steps`, or the epochs' steps).
     Completed,
+    /// Early stopping ended the run: `--early-stopping-patience` evaluations in a row without
+    /// a better `--metric` (transformers' `EarlyStoppingCallback`).
     StoppedEarly,
     /// Stopped by the interrupt flag (Ctrl-C) after saving a checkpoint.
     Interrupted,
 }
 
+/// The training loop over a [`TrainModel`] (transformers' `Trainer`): built from the model,
+/// its [`TrainConfig`] and an output folder, it trains with [`Learner::fit`], writing
+/// checkpoints (`checkpoint-STEP/`), `metrics.jsonl`, `loss.png`, `train_summary.json` and
+/// the model's export into that folder. It borrows the model and changes its weights and
+/// trainable mask in place.
 pub struct Learner<'m, M: TrainModel + ?Sized> {
     model: &'m M,
     config: TrainConfig,
@@ -92,6 +100,7 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
             .map_err(|e| Error::config(format!("cannot install the Ctrl-C handler: {e}")))
     }
 
+    /// The settings the learner runs with (validated by [`Learner::new`]).
     pub fn config(&self) -> &TrainConfig {
         &self.config
     }
