@@ -7,8 +7,10 @@
 //! Fine-tuning a text classifier from Rust (the `finetune train` flags are the same fields):
 //!
 //! ```no_run
+//! use candle_finetune::core::{OptimizerKind, ScheduleKind};
 //! use candle_finetune::settings::{RunSettings, Task};
-//! use candle_finetune::tasks;
+//! use candle_finetune::tasks::{self, text::TextClassifier};
+//! use std::path::Path;
 //!
 //! fn main() -> anyhow::Result<()> {
 //!     candle_finetune::init(); // process tuning, first thing in main
@@ -18,19 +20,16 @@
 //!         "runs/reviews",
 //!     );
 //!     s.data.train = vec!["assets/rotten_tomatoes/train.csv".into()];
-//!     s.data.eval = vec!["assets/rotten_tomatoes/validation.csv".into()];
+//!     s.data.test = vec!["assets/rotten_tomatoes/test.csv".into()];
 //!     s.text.max_length = Some(64);
 //!     s.train.freeze = vec!["bert.embeddings.word_embeddings.*".into()];
-//!     s.train.lr = 5e-5;
-//!     s.train.epochs = 1;
+//!     (s.train.optimizer, s.train.schedule) = (OptimizerKind::AdamW, ScheduleKind::Cosine);
+//!     (s.train.lr, s.train.warmup_ratio, s.train.epochs) = (5e-5, Some(0.1), 1);
 //!     let report = tasks::train(&s)?; // checkpoints, logs and the export in runs/reviews
-//!     println!("{:?}", report.summary.final_eval);
-//!     let clf = tasks::text::TextClassifier::load(
-//!         "runs/reviews",
-//!         &Default::default(),
-//!         &candle_core::Device::Cpu,
-//!     )?;
+//!     println!("test: {:?}", report.test.and_then(|m| m.classification));
+//!     let clf = TextClassifier::load("runs/reviews", &Default::default(), &candle_core::Device::Cpu)?;
 //!     println!("{:?}", clf.predict(&["A joy from start to finish."], 2)?);
+//!     tasks::export(Path::new("runs/reviews"), Path::new("runs/reviews-f16"), Some(candle_core::DType::F16))?;
 //!     Ok(())
 //! }
 //! ```
