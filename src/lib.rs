@@ -38,6 +38,7 @@
 
 pub mod bench;
 pub mod families;
+pub mod resume;
 pub mod settings;
 pub mod tasks;
 

@@ -231,7 +231,22 @@ macro_rules! defaults_from_flags {
 }
 defaults_from_flags!(JobSettings, DataSettings, TextSettings, ImageSettings);
 
+/// The file in a training output folder, and in each of its checkpoints, that records the
+/// run's resolved settings ([`RunSettings::resolved_json`]).
+pub const RUN_CONFIG: &str = "run_config.json";
+
 impl RunSettings {
+    /// The settings a training run recorded in `dir` (its output folder or one of its
+    /// checkpoints: [`RUN_CONFIG`]); `None` when `dir` holds no record.
+    pub fn recorded(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(RUN_CONFIG);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let map = schema::read_file(&path, &Self::command())?;
+        Ok(Some(schema::from_map(Some(&path), map)?))
+    }
+
     /// The flags of these settings (`finetune train`'s, but `--config` and `--json`).
     pub fn command() -> Command {
         Self::augment_args(Command::new("train"))
@@ -247,8 +262,9 @@ impl RunSettings {
     }
 
     /// The settings of a command line: a `--config` file's keys (`config`), overridden by
-    /// every flag `matches` holds from the command line. Also gives the keys the user set
-    /// (in the file or as flags), which [`Self::check_task`] needs.
+    /// every flag `matches` holds from the command line — and, with `--resume`, over the
+    /// settings the run recorded ([`crate::resume`]). Also gives the keys the user set (in the
+    /// file or as flags, or the record), which [`Self::check_task`] needs.
     pub fn from_matches(
         matches: &ArgMatches,
         config: Option<&Path>,
@@ -260,7 +276,7 @@ impl RunSettings {
         let cli = Self::from_arg_matches(matches)?;
         let (settings, given) = schema::merge(file, &cli, matches)
             .context("in the training settings (--config file or flags)")?;
-        Ok((settings, given))
+        crate::resume::over_record(settings, given)
     }
 
     /// The task, model and output folder, which every run needs.

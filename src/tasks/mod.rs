@@ -5,7 +5,8 @@
 //! - [`train`]: the entry point; resolves the model once and hands over to its task;
 //! - [`text`] and [`image`]: each task's model, data and batches;
 //! - [`run`]: the fit → test sequence both tasks end in, and the [`RunReport`];
-//! - [`output`]: the output folder (refusing to mix runs, `--overwrite`) and atomic exports;
+//! - [`output`]: the output folder (locked; refusing to mix runs, `--overwrite`) and atomic
+//!   exports;
 //! - [`splits`]: the files of each split, validation splits and seeded samples;
 //! - [`prediction`]: the `predict --json` schema;
 //! - [`augment`]: the `--augment` presets.
@@ -18,7 +19,6 @@ pub mod run;
 pub mod splits;
 pub mod text;
 
-pub use output::prepare_output;
 pub use prediction::Prediction;
 pub use run::RunReport;
 
@@ -33,16 +33,12 @@ use std::path::Path;
 pub fn train(settings: &RunSettings) -> Result<RunReport> {
     let (task, model, output) = settings.required()?;
     settings.train.validate()?;
-    prepare_output(
-        output,
-        settings.job.resume.is_some(),
-        settings.job.overwrite,
-    )?;
+    let out = output::open_for_training(output, &settings.job)?;
     let source = families::resolve(model, settings.job.allow_pickle, Some(task))?;
     source.check_task(task)?;
     match task {
-        Task::TextClassification => text::train(settings, &source),
-        Task::ImageClassification => image::train(settings, &source),
+        Task::TextClassification => text::train(settings, &source, out),
+        Task::ImageClassification => image::train(settings, &source, out),
     }
 }
 

@@ -1,12 +1,14 @@
-//! The end every task's run shares: the resolved settings written to `run_config.json`, the
-//! learner's fit (resuming when asked), the test split evaluated, and the [`RunReport`].
+//! The end every task's run shares: the resolved settings recorded as `run_config.json` (in the
+//! output folder and every checkpoint), the learner's fit (resuming when asked), the test split evaluated, and the [`RunReport`].
 
-use crate::settings::{RunSettings, Task};
-use anyhow::{Context, Result};
+use crate::settings::{RunSettings, Task, RUN_CONFIG};
+use anyhow::Result;
 use finetune_train::learner::describe;
-use finetune_train::{BatchSource, EvalMetrics, Learner, Outcome, TrainModel, TrainSummary};
+use finetune_train::{
+    BatchSource, EvalMetrics, Learner, Outcome, OutputDir, TrainModel, TrainSummary,
+};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What a training run produced (either task): the `train --json` report.
 #[derive(Debug, Serialize)]
@@ -49,16 +51,18 @@ pub struct Prepared<'a, M: TrainModel + ?Sized> {
 pub fn fit_and_test<M: TrainModel + ?Sized>(
     settings: &RunSettings,
     task: Task,
+    out: OutputDir,
     run: Prepared<'_, M>,
 ) -> Result<RunReport> {
-    let (_, _, output) = settings.required()?;
-    let learner = Learner::new(run.model, settings.train.clone(), output)?;
+    let output = out.path().to_path_buf();
+    let record = serde_json::to_vec_pretty(&settings.resolved_json(task)?)?;
+    let learner = Learner::with_output(run.model, settings.train.clone(), out)?
+        .with_run_file(RUN_CONFIG, record);
     learner.stop_on_ctrl_c().ok();
     let resume = match &settings.job.resume {
-        Some(w) => Some(finetune_train::checkpoint::resolve(output, w)?),
+        Some(w) => Some(finetune_train::checkpoint::resolve(&output, w)?),
         None => None,
     };
-    write_run_config(output, &settings.resolved_json(task)?)?;
     let (outcome, summary) = learner.fit(run.train, run.eval, resume.as_deref())?;
     let frozen = run
         .model
@@ -81,16 +85,8 @@ pub fn fit_and_test<M: TrainModel + ?Sized>(
         summary,
         test,
         labels: run.labels,
-        output: output.to_path_buf(),
+        output,
         frozen,
         skipped_samples: run.skipped_samples,
     })
-}
-
-/// Creates `output` and writes the resolved settings into `output/run_config.json`.
-fn write_run_config(output: &Path, settings: &serde_json::Value) -> Result<()> {
-    std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
-    let bytes = serde_json::to_vec_pretty(settings)?;
-    finetune_core::fsutil::write_bytes_atomically(&output.join("run_config.json"), &bytes)?;
-    Ok(())
 }

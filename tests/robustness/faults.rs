@@ -8,7 +8,6 @@ use candle_core::{DType, Device, Module, Tensor};
 use finetune_core::nn::{linear, Linear};
 use finetune_core::{ParamStore, Rng, TensorKind};
 use finetune_train::{Batch, BatchSource, Learner, OnNan, Problem, TrainConfig, TrainModel};
-use std::io::BufRead;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -126,12 +125,9 @@ fn resume_and_compare(f: &Fixture, out: &Path, reference: &Path) {
     );
 }
 
-fn spawn(args: &[String], pause: Option<&str>) -> Child {
+fn spawn(args: &[String]) -> Child {
     let mut cmd = finetune_cmd();
     cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
-    if let Some(p) = pause {
-        cmd.env(finetune_core::fsutil::PAUSE_ENV, p);
-    }
     cmd.spawn().unwrap()
 }
 
@@ -143,39 +139,7 @@ fn sigkill(child: &mut Child) {
 
 /// Runs `args` with the pause hook set to `pause`, waits for the pause, SIGKILLs the process.
 fn kill_at_pause(args: &[String], pause: &str) {
-    let mut child = spawn(args, Some(pause));
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let started = Instant::now();
-    let mut seen = String::new();
-    loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(line) if line.starts_with("paused before renaming") => break,
-            Ok(line) => {
-                seen += &line;
-                seen.push('\n');
-            }
-            Err(_) => {
-                if let Some(status) = child.try_wait().unwrap() {
-                    panic!("the run ended ({status}) before pausing at `{pause}`:\n{seen}");
-                }
-                assert!(
-                    started.elapsed() < Duration::from_secs(120),
-                    "no pause at `{pause}` within two minutes"
-                );
-            }
-        }
-    }
+    let mut child = spawn_paused(args, pause, None);
     sigkill(&mut child);
 }
 
@@ -251,7 +215,7 @@ fn sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run() {
     let mut kills = 0;
     for round in 0..4 {
         let out = f.dir.join(format!("r{round}"));
-        let mut child = spawn(&args(&f, &out, &[]), None);
+        let mut child = spawn(&args(&f, &out, &[]));
         // Wait for the first checkpoint (the model is loaded, steps are running), then a
         // random delay within the rest of the run.
         let started = Instant::now();

@@ -6,6 +6,8 @@
 //! - [`cli`]: bad flag values, contradictory flags, occupied or unwritable output folders.
 //! - [`faults`]: SIGKILL at random and at the worst points then `--resume`, a full disk while
 //!   writing a checkpoint or an export, non-finite losses and gradients (`--on-nan`).
+//! - [`locks`]: one writer per output folder, with real processes (a held, a SIGKILLed and a
+//!   raced lock).
 //! - [`fuzz_regressions`]: every file of `tests/robustness/corpus/<target>/` (crashers found by
 //!   the `fuzz/` targets and seeds) and a seeded mutation run through the same entry points.
 //!
@@ -22,4 +24,5 @@ mod data;
 mod entry;
 mod faults;
 mod fuzz_regressions;
+mod locks;
 mod support;

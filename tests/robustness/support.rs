@@ -2,8 +2,10 @@
 //! train` command line for it, and the failure contract.
 
 use crate::common::*;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// A test's folder: a tiny BERT (`model/`) and `train.csv`. Removed on drop unless the test
 /// failed (then it is kept for a look).
@@ -80,6 +82,48 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Spawns `finetune ARGS` with the pause hook set to `pause` (see
+/// `finetune_core::fsutil::PAUSE_ENV`) and returns once it has paused. It goes on when the file
+/// `go_on` exists (given), else it waits to be killed. Its stderr is drained in the background.
+pub fn spawn_paused(args: &[String], pause: &str, go_on: Option<&Path>) -> Child {
+    let mut cmd = finetune_cmd();
+    cmd.args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env(finetune_core::fsutil::PAUSE_ENV, pause);
+    if let Some(f) = go_on {
+        cmd.env(finetune_core::fsutil::CONTINUE_ENV, f);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let started = Instant::now();
+    let mut seen = String::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) if line.starts_with("paused before renaming") => return child,
+            Ok(line) => {
+                seen += &line;
+                seen.push('\n');
+            }
+            Err(_) => {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!("the run ended ({status}) before pausing at `{pause}`:\n{seen}");
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "no pause at `{pause}` within two minutes"
+                );
+            }
         }
     }
 }

@@ -62,6 +62,19 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
 
+    /// A folder another process is writing into (it holds the folder's lock).
+    #[error(
+        "{} is in use by another finetune run{}; wait for it or choose another `output`",
+        path.display(),
+        holder.as_deref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    InUse {
+        /// The folder.
+        path: PathBuf,
+        /// Who holds it: `pid N, started HH:MM:SS UTC`, when its lock file says.
+        holder: Option<String>,
+    },
+
     /// A record file (optimizer state, sharded-checkpoint index, an output being written) that
     /// cannot be parsed or written.
     #[error("{path}: {msg}")]

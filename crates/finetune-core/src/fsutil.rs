@@ -49,11 +49,15 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) ->
 /// The environment variable of the crash-test hook: see `pause_point`.
 pub const PAUSE_ENV: &str = "FINETUNE_TEST_PAUSE_BEFORE_RENAME";
 
+/// Test hook beside [`PAUSE_ENV`]: a paused process goes on once the file this variable names
+/// exists (a test's way to hold a run at a known point while it tries something else).
+pub const CONTINUE_ENV: &str = "FINETUNE_TEST_CONTINUE_WHEN";
+
 /// Crash-test hook: when `FINETUNE_TEST_PAUSE_BEFORE_RENAME` is set and `path` contains each of
-/// its `&`-separated parts, prints `paused before renaming TMP to PATH` on stderr and waits
+/// its `&`-separated parts, prints `paused before renaming TMP to PATH` on stderr and waits —
 /// forever, so that a test can SIGKILL the process at the worst moment (the temporary file
-/// complete, the rename not done). Unset (always, outside tests), it costs one cached
-/// environment lookup.
+/// complete, the rename not done), or until the file named by [`CONTINUE_ENV`] exists. Unset
+/// (always, outside tests), it costs one cached environment lookup.
 fn pause_point(tmp: &Path, path: &Path) {
     static PATTERN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let pattern = PATTERN.get_or_init(|| std::env::var(PAUSE_ENV).ok().filter(|p| !p.is_empty()));
@@ -65,8 +69,9 @@ fn pause_point(tmp: &Path, path: &Path) {
                 tmp.display(),
                 path.display()
             );
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
+            let go_on = std::env::var_os(CONTINUE_ENV).map(PathBuf::from);
+            while !go_on.as_deref().is_some_and(Path::exists) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
         }
     }

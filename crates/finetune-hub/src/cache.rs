@@ -110,6 +110,29 @@ impl RepoCache {
         list_files(&self.snapshot(commit))
     }
 
+    /// Links `snapshots/{commit}/{name}` to `blobs/{etag}` (a relative symlink, as Python and
+    /// hf-hub make it; a copy where symlinks cannot be made) and returns the snapshot path.
+    pub fn link_blob(&self, commit: &str, name: &str, etag: &str) -> Result<PathBuf> {
+        let link = self.snapshot(commit).join(name);
+        let io = |e: std::io::Error| {
+            Error::repo(
+                self.dir.display().to_string(),
+                format!("{}: {e}", link.display()),
+            )
+        };
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let up = "../".repeat(name.split('/').count() + 1);
+        let target = PathBuf::from(format!("{up}blobs/{etag}"));
+        let _ = std::fs::remove_file(&link);
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&target, &link).map_err(io)?;
+        #[cfg(not(unix))]
+        std::fs::copy(self.blobs().join(etag), &link).map_err(io)?;
+        Ok(link)
+    }
+
     /// Removes interrupted downloads (`blobs/*.part`), for when hf-hub cannot resume one.
     pub fn remove_partials(&self) {
         if let Ok(entries) = std::fs::read_dir(self.blobs()) {

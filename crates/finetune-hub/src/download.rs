@@ -6,6 +6,7 @@
 //! resumes next time. This module adds what hf-hub lacks: a checksum check after each download,
 //! recovery from a `.part` it cannot resume, and failures sorted into kinds the caller can word.
 
+use crate::blob_lock::BlobLock;
 use crate::cache::RepoCache;
 use crate::config::HubConfig;
 use crate::error::{Error, Result};
@@ -112,19 +113,23 @@ impl Failure {
     }
 }
 
+fn from_ureq(e: ureq::Error) -> Failure {
+    match e {
+        ureq::Error::Status(416, _) => Failure::StalePartial,
+        ureq::Error::Status(status, resp) => Failure::Status {
+            status,
+            code: resp.header("x-error-code").map(str::to_string),
+            url: resp.get_url().to_string(),
+        },
+        ureq::Error::Transport(t) => Failure::Unreachable(t.to_string()),
+    }
+}
+
 fn classify(e: ApiError) -> Failure {
     match e {
         ApiError::TooManyRetries(inner) => classify(*inner),
         ApiError::InvalidResume => Failure::StalePartial,
-        ApiError::RequestError(e) => match *e {
-            ureq::Error::Status(416, _) => Failure::StalePartial,
-            ureq::Error::Status(status, resp) => Failure::Status {
-                status,
-                code: resp.header("x-error-code").map(str::to_string),
-                url: resp.get_url().to_string(),
-            },
-            ureq::Error::Transport(t) => Failure::Unreachable(t.to_string()),
-        },
+        ApiError::RequestError(e) => from_ureq(*e),
         ApiError::IoError(e) => {
             use std::io::ErrorKind::*;
             match e.kind() {
@@ -148,6 +153,8 @@ fn classify(e: ApiError) -> Failure {
 /// hf-hub's client, set up from a [`HubConfig`] (endpoint, cache folder, token, retries).
 pub(crate) struct Remote {
     api: Api,
+    /// For the metadata probe, which must see the Hub's own answer (no redirects followed).
+    probe: ureq::Agent,
     cfg: HubConfig,
     show_progress: bool,
 }
@@ -162,8 +169,15 @@ impl Remote {
             .with_user_agent("candle-finetune", env!("CARGO_PKG_VERSION"))
             .build()
             .map_err(|e| Error::repo("hub client", e.to_string()))?;
+        let probe = ureq::AgentBuilder::new()
+            .redirects(0)
+            .timeout_connect(std::time::Duration::from_secs(10))
+            .timeout_read(std::time::Duration::from_secs(30))
+            .user_agent(&format!("candle-finetune/{}", env!("CARGO_PKG_VERSION")))
+            .build();
         Ok(Remote {
             api,
+            probe,
             cfg: cfg.clone(),
             show_progress: progress::enabled(cfg.progress),
         })
@@ -185,8 +199,64 @@ impl Remote {
         Ok((info.sha, files))
     }
 
-    /// Downloads `file` into the cache through hf-hub and checks it; returns its snapshot path.
+    /// The blob (etag) and commit of `file` at `repo.revision`, as the Hub answers a ranged
+    /// GET of the file: `X-Linked-Etag` (LFS) or `ETag`, and `X-Repo-Commit`, following only
+    /// the Hub's own relative redirects (a renamed repository), as hf-hub and Python do.
+    fn probe(&self, repo: &RepoId, file: &str) -> std::result::Result<(String, String), Failure> {
+        let mut url = self.api.repo(repo.to_hf()).url(file);
+        for _ in 0..5 {
+            let mut req = self.probe.get(&url).set("Range", "bytes=0-0");
+            if let Some(t) = &self.cfg.token {
+                req = req.set("Authorization", &format!("Bearer {}", t.expose()));
+            }
+            let resp = req.call().map_err(from_ureq)?;
+            let relative = resp
+                .header("location")
+                .filter(|l| l.starts_with('/') && (300..400).contains(&resp.status()));
+            if let Some(location) = relative {
+                url = format!("{}{location}", self.cfg.endpoint.trim_end_matches('/'));
+                continue;
+            }
+            let header = |name: &str| resp.header(name).map(|v| v.replace('"', ""));
+            let etag = header("x-linked-etag").or_else(|| header("etag"));
+            return match (etag, header("x-repo-commit")) {
+                (Some(etag), Some(commit)) => Ok((etag, commit)),
+                (None, _) => Err(classify(ApiError::MissingHeader("etag"))),
+                (_, None) => Err(classify(ApiError::MissingHeader("x-repo-commit"))),
+            };
+        }
+        Err(Failure::Other(format!("too many redirects from {url}")))
+    }
+
+    /// Downloads `file` into the cache and checks it; returns its snapshot path. The blob's
+    /// lock is held meanwhile (see [`crate::blob_lock`]): another process downloading the same
+    /// blob is waited for, and its complete blob is linked instead of downloaded again.
     pub(crate) fn download(
+        &self,
+        repo: &RepoId,
+        cache: &RepoCache,
+        file: &str,
+    ) -> std::result::Result<PathBuf, Error> {
+        let fail = |f: Failure| f.into_error(repo, Some(file), &self.cfg, cache);
+        let (etag, commit) = self.probe(repo, file).map_err(fail)?;
+        let _lock = BlobLock::acquire(&self.cfg.cache_dir, repo, &etag, |lock| {
+            eprintln!(
+                "{repo}: waiting for another process downloading `{file}` (lock {})",
+                lock.display()
+            )
+        })?;
+        let path = if cache.blobs().join(&etag).is_file() {
+            cache.link_blob(&commit, file, &etag)?
+        } else {
+            self.fetch_blob(repo, cache, file)?
+        };
+        integrity::verify(&path, &repo.to_string(), file)?;
+        Ok(path)
+    }
+
+    /// hf-hub's download of `file` (blob, snapshot link, ref), retried once without the
+    /// partial download when that cannot be resumed.
+    fn fetch_blob(
         &self,
         repo: &RepoId,
         cache: &RepoCache,
@@ -207,11 +277,7 @@ impl Remote {
             }
             other => other,
         };
-        let path = result.map_err(|f| {
-            // Dropped or refused transfers leave at most `blobs/*.part`, never a snapshot entry.
-            f.into_error(repo, Some(file), &self.cfg, cache)
-        })?;
-        integrity::verify(&path, &repo.to_string(), file)?;
-        Ok(path)
+        // Dropped or refused transfers leave at most `blobs/*.part`, never a snapshot entry.
+        result.map_err(|f| f.into_error(repo, Some(file), &self.cfg, cache))
     }
 }

@@ -62,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+mod blob_lock;
 pub mod cache;
 pub mod config;
 pub mod dataset;

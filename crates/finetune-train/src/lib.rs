@@ -117,6 +117,7 @@ pub mod learner;
 pub mod log;
 pub mod metrics;
 pub mod order;
+pub mod output_dir;
 pub mod plot;
 mod prefetch;
 pub mod settings;
@@ -131,6 +132,7 @@ pub use learner::{Learner, Outcome};
 pub use metrics::{
     ClassificationMetrics, EvalMetrics, Metric, MultiLabelMetrics, RegressionMetrics,
 };
+pub use output_dir::{OutputDir, OutputMode};
 pub use source::{Batch, BatchSource};
 pub use summary::TrainSummary;
 pub use unfreeze::UnfreezeSchedule;

@@ -177,6 +177,7 @@ fn learns_separable_data_and_writes_logs_summary_and_plot() -> Result<()> {
         "an almost empty image: {} bytes",
         png.len()
     );
+    drop(learner); // releases the output folder's lock (and removes its file)
     assert_no_temp_entries(out);
     Ok(())
 }
@@ -273,6 +274,7 @@ fn resume_is_exact_with_dropout_adamw_and_warmup() -> Result<()> {
     assert!(summary.interrupted);
     assert_eq!(checkpoint_steps(b.path()), [5, 7]);
     std::fs::remove_dir_all(checkpoint::dir_for(b.path(), 7)).unwrap();
+    drop(learner); // the folder is free for the resumed run
 
     let model_b2 = Mlp::new(99, dropout);
     let latest = checkpoint::resolve(b.path(), "latest")?;
@@ -323,16 +325,37 @@ fn resume_is_exact_with_dropout_adamw_and_warmup() -> Result<()> {
     );
     assert_eq!(log_history(a.path(), 12), log_history(c.path(), 12));
 
-    // A checkpoint of another run's length is refused.
+    // A checkpoint of a run with other steps per epoch is refused.
     let other = TrainConfig {
-        epochs: 4,
+        batch_size: 4,
         ..resume_config()
     };
     let err = Learner::new(&Mlp::new(5, dropout), other, c.path())?
         .fit(&train, Some(&eval), Some(&ckpt))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("belongs to a run of 12 steps"), "{err}");
+    assert!(
+        err.contains("belongs to a run of 12 steps (4 per epoch), at step 10"),
+        "{err}"
+    );
+    // A longer run goes on from step 10 to 16, its schedule recomputed for the new end.
+    let longer = TrainConfig {
+        epochs: 4,
+        ..resume_config()
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (_, summary) = Learner::new(&Mlp::new(5, dropout), longer, d.path())?.fit(
+        &train,
+        Some(&eval),
+        Some(&ckpt),
+    )?;
+    assert_eq!(summary.global_step, 16);
+    let last = checkpoint::dir_for(d.path(), 16);
+    let sched: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(last.join(SCHEDULER_FILE)).unwrap()).unwrap();
+    assert_eq!(sched["config"]["total_steps"], 16);
+    assert_eq!(sched["config"]["warmup_steps"], 4, "25 % of the new length");
+    assert_eq!(trainer_state(&last)["total_steps"], 16);
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! `finetune eval`: metrics of a fine-tuned model on labelled data.
 
+use crate::recorded::Recorded;
 use anyhow::Result;
 use candle_finetune::data::text::TextColumns;
 use candle_finetune::settings::Task;
@@ -19,16 +20,21 @@ pub struct Args {
     /// gives its test split).
     #[arg(long, num_args = 1.., required = true)]
     pub data: Vec<PathBuf>,
-    #[arg(long, default_value = "text")]
-    pub text_column: String,
+    /// The column holding the text [default: the training run's, else `text`].
+    #[arg(long)]
+    pub text_column: Option<String>,
+    /// The column holding the second text of a pair [default: the training run's].
     #[arg(long)]
     pub text_pair_column: Option<String>,
-    #[arg(long, default_value = "label")]
-    pub label_column: String,
-    /// Parquet image datasets: the column holding the images.
-    #[arg(long, default_value = "image")]
-    pub image_column: String,
-    /// Tokens per text (default: 128, or the model's limit when smaller).
+    /// The column holding the label [default: the training run's, else `label`].
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// Parquet image datasets: the column holding the images [default: the training run's,
+    /// else `image`].
+    #[arg(long)]
+    pub image_column: Option<String>,
+    /// Tokens per text [default: the training run's, else 128 or the model's limit when
+    /// smaller].
     #[arg(long, visible_alias = "max-seq-length")]
     pub max_length: Option<usize>,
     #[arg(long, default_value_t = 64)]
@@ -42,33 +48,37 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let source = tasks::open(&a.model)?;
+    let mut run = Recorded::of(&source)?;
+    let label = run.pick("label-column", a.label_column, |s| {
+        s.data.label_column.clone()
+    });
     let metrics = match source.family.task() {
-        Task::TextClassification => text::evaluate(
-            &source,
-            &a.data,
-            &TextColumns {
-                text: a.text_column.clone(),
-                pair: a.text_pair_column.clone(),
-                label: a.label_column.clone(),
+        Task::TextClassification => {
+            let columns = TextColumns {
+                text: run.pick("text-column", a.text_column, |s| s.text.text_column.clone()),
+                pair: run.pick("text-pair-column", a.text_pair_column.map(Some), |s| {
+                    s.text.text_pair_column.clone()
+                }),
+                label,
                 group: None,
-            },
-            &TextModelOptions {
-                max_length: a.max_length,
+            };
+            let opts = TextModelOptions {
+                max_length: run.pick("max-length", a.max_length.map(Some), |s| s.text.max_length),
                 ..Default::default()
-            },
-            a.batch_size,
-            &a.device,
-        )?,
-        Task::ImageClassification => image::evaluate(
-            &source,
-            &a.data,
-            &ImageColumns {
-                image: a.image_column.clone(),
-                label: a.label_column.clone(),
-            },
-            a.batch_size,
-            &a.device,
-        )?,
+            };
+            run.announce();
+            text::evaluate(&source, &a.data, &columns, &opts, a.batch_size, &a.device)?
+        }
+        Task::ImageClassification => {
+            let columns = ImageColumns {
+                image: run.pick("image-column", a.image_column, |s| {
+                    s.image.image_column.clone()
+                }),
+                label,
+            };
+            run.announce();
+            image::evaluate(&source, &a.data, &columns, a.batch_size, &a.device)?
+        }
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);

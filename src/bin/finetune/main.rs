@@ -10,6 +10,7 @@ mod export;
 mod inspect;
 mod lr_schedule;
 mod predict;
+mod recorded;
 mod train;
 
 #[derive(Parser)]

@@ -1,5 +1,6 @@
 //! `finetune predict`: a fine-tuned model's predictions for texts or images.
 
+use crate::recorded::Recorded;
 use anyhow::{bail, Context, Result};
 use candle_finetune::core::select_device;
 use candle_finetune::settings::Task;
@@ -26,7 +27,8 @@ pub struct Args {
     /// How many labels to list in `scores`.
     #[arg(long, default_value_t = 1)]
     pub top_k: usize,
-    /// Tokens per text (default: 128, or the model's limit when smaller).
+    /// Tokens per text [default: the training run's, else 128 or the model's limit when
+    /// smaller].
     #[arg(long, visible_alias = "max-seq-length")]
     pub max_length: Option<usize>,
     #[arg(long, default_value = "auto")]
@@ -46,10 +48,12 @@ pub fn run(a: Args) -> Result<()> {
             }
             let mut texts = a.text.clone();
             texts.extend(input_lines(a.input.as_deref())?);
+            let mut run = Recorded::of(&source)?;
             let opts = TextModelOptions {
-                max_length: a.max_length,
+                max_length: run.pick("max-length", a.max_length.map(Some), |s| s.text.max_length),
                 ..Default::default()
             };
+            run.announce();
             let clf = TextClassifier::from_source(&source, &opts, &device)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let p = clf.predict(&refs, a.top_k)?;

@@ -22,12 +22,12 @@ use candle_core::{DType, Device, Tensor};
 use data::{open_paths, Splits};
 use finetune_data::image::{ImageDataset, ImageOpenOptions};
 use finetune_data::{LabelMap, OnBadSample, SkipLog};
-use finetune_train::{BatchSource, EvalMetrics};
+use finetune_train::{BatchSource, EvalMetrics, OutputDir};
 use std::path::{Path, PathBuf};
 
 /// Trains (fine-tunes, or from scratch for an architecture name) as `s` says, evaluates on the
 /// test split, exports into the output.
-pub(crate) fn train(s: &RunSettings, source: &ModelSource) -> Result<RunReport> {
+pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Result<RunReport> {
     let skipped = SkipLog::new();
     let splits = Splits::read(s, source, &skipped)?;
     let device = finetune_core::select_device(&s.job.device)?;
@@ -54,6 +54,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource) -> Result<RunReport> 
     let mut report = fit_and_test(
         s,
         Task::ImageClassification,
+        out,
         Prepared {
             model: clf.model(),
             train: &train_src,

@@ -18,11 +18,11 @@ use data::Splits;
 use finetune_bert::BertBatch;
 use finetune_data::text::{read_tables, TextColumns, TextReadOptions};
 use finetune_data::{LabelMap, OnBadSample};
-use finetune_train::{BatchSource, EvalMetrics};
+use finetune_train::{BatchSource, EvalMetrics, OutputDir};
 use std::path::{Path, PathBuf};
 
 /// Fine-tunes `source` as `s` says, evaluates on the test split, exports into the output.
-pub(crate) fn train(s: &RunSettings, source: &ModelSource) -> Result<RunReport> {
+pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Result<RunReport> {
     let splits = Splits::read(s)?;
     let labels = splits.labels(s, source)?;
     let data = splits.encode(&labels)?;
@@ -43,6 +43,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource) -> Result<RunReport> 
     fit_and_test(
         &resolved,
         Task::TextClassification,
+        out,
         Prepared {
             model: clf.model(),
             train: &train_src,

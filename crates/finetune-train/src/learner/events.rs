@@ -129,7 +129,10 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         run.state.model_rng = self.model.rng_state().map(|r| r.state());
         let dir = checkpoint::save(
             &self.output,
-            &|d| self.model.export(d),
+            &|d| {
+                self.model.export(d)?;
+                self.write_run_files(d)
+            },
             store,
             &run.optimizer.state(),
             &run.scheduler.state(),

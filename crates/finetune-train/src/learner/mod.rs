@@ -28,6 +28,7 @@ mod step;
 pub use crate::evaluate::{describe, evaluate};
 
 use crate::evaluate::evaluate_feed;
+use crate::output_dir::{OutputDir, OutputMode};
 use crate::source::BatchSource;
 use crate::summary::TrainSummary;
 use crate::{TrainConfig, UnfreezeSchedule};
@@ -53,10 +54,15 @@ pub enum Outcome {
 /// checkpoints (`checkpoint-STEP/`), `metrics.jsonl`, `loss.png`, `train_summary.json` and
 /// the model's export into that folder. It borrows the model and changes its weights and
 /// trainable mask in place.
+///
+/// The output folder is locked for the learner's lifetime (a second writer is refused), and a
+/// fresh run refuses a folder holding an earlier run's results ([`OutputDir`]).
 pub struct Learner<'m, M: TrainModel + ?Sized> {
     model: &'m M,
     config: TrainConfig,
     output: PathBuf,
+    dir: OutputDir,
+    run_files: Vec<(String, Vec<u8>)>,
     layout: ParamLayout,
     base_freeze: FreezeSpec,
     unfreeze: Option<UnfreezeSchedule>,
@@ -64,16 +70,25 @@ pub struct Learner<'m, M: TrainModel + ?Sized> {
 }
 
 impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
-    /// A learner writing into `output` (created if needed). Applies nothing yet.
+    /// A learner writing into `output` (created if needed and locked; a folder holding an
+    /// earlier run's results is refused when [`Learner::fit`] starts, unless it resumes).
+    /// Applies nothing to the model yet.
     pub fn new(model: &'m M, config: TrainConfig, output: &Path) -> Result<Self> {
+        Self::with_output(model, config, OutputDir::lock(output)?)
+    }
+
+    /// A learner writing into an output folder already locked (and perhaps prepared, e.g.
+    /// with [`OutputMode::Overwrite`]) by the caller.
+    pub fn with_output(model: &'m M, config: TrainConfig, dir: OutputDir) -> Result<Self> {
         config.validate()?;
         let layout = model.layout();
         let (base_freeze, unfreeze) = mask::rules(&config, &layout, &model.store().names())?;
-        std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
         Ok(Self {
             model,
             config,
-            output: output.to_path_buf(),
+            output: dir.path().to_path_buf(),
+            dir,
+            run_files: Vec::new(),
             layout,
             base_freeze,
             unfreeze,
@@ -86,6 +101,23 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
     pub fn with_unfreeze_schedule(mut self, schedule: UnfreezeSchedule) -> Self {
         self.unfreeze = Some(schedule);
         self
+    }
+
+    /// A file describing the run (e.g. the application's resolved settings), written into the
+    /// output folder when [`Learner::fit`] starts and into every checkpoint, as transformers
+    /// keeps `training_args.bin` beside each checkpoint: a checkpoint copied elsewhere still
+    /// says how it was made.
+    pub fn with_run_file(mut self, name: &str, bytes: Vec<u8>) -> Self {
+        self.run_files.push((name.to_string(), bytes));
+        self
+    }
+
+    /// Writes the run files into `dir` (atomically, each).
+    fn write_run_files(&self, dir: &Path) -> Result<()> {
+        for (name, bytes) in &self.run_files {
+            finetune_core::fsutil::write_bytes_atomically(&dir.join(name), bytes)?;
+        }
+        Ok(())
     }
 
     /// The flag that stops the run (after a checkpoint) at the next optimizer step.
@@ -117,6 +149,11 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
         eval: Option<&dyn BatchSource<M::Inputs>>,
         resume: Option<&Path>,
     ) -> Result<(Outcome, TrainSummary)> {
+        self.dir.prepare(match resume {
+            Some(_) => OutputMode::Resume,
+            None => OutputMode::Fresh,
+        })?;
+        self.write_run_files(&self.output)?;
         let (mut run, feeds) = self.start(train, eval, resume)?;
         std::thread::scope(|scope| -> Result<()> {
             let batches = crate::prefetch::spawn(scope, &feeds.train, run.order, run.steps_left());

@@ -86,9 +86,17 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         };
         match resume {
             Some(dir) => {
-                let loaded = checkpoint::load(dir, store)?;
+                let mut loaded = checkpoint::load(dir, store)?;
                 check_same_plan(dir, &loaded.state, total_steps, steps_per_epoch)?;
                 optimizer.load_state(loaded.optimizer)?;
+                if loaded.state.total_steps != total_steps {
+                    // A longer or shorter run (`epochs`, `max_steps` changed): the schedule is
+                    // recomputed for the new end, from the step reached, as transformers does.
+                    let c = &mut loaded.scheduler.config;
+                    c.total_steps = total_steps;
+                    c.warmup_steps = scheduler.config().warmup_steps;
+                    loaded.state.total_steps = total_steps;
+                }
                 scheduler.load_state(loaded.scheduler)?;
                 state = loaded.state;
                 if let Some(r) = state.model_rng {
@@ -172,15 +180,18 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
 }
 
 /// A checkpoint resumes only the run it came from: the same number of steps, per epoch too.
+/// A checkpoint resumes a run with the same steps per epoch (same data and batching); the
+/// run may end later or earlier than planned, but not before the step the checkpoint reached.
 fn check_same_plan(dir: &Path, saved: &TrainerState, total: u64, per_epoch: u64) -> Result<()> {
-    if saved.total_steps == total && saved.steps_per_epoch == per_epoch {
+    if saved.steps_per_epoch == per_epoch && saved.global_step <= total {
         return Ok(());
     }
     Err(Error::config(format!(
-        "{}: this checkpoint belongs to a run of {} steps ({} per epoch); the current settings \
-         give {total} ({per_epoch} per epoch)",
+        "{}: this checkpoint belongs to a run of {} steps ({} per epoch), at step {}; the \
+         current settings give {total} ({per_epoch} per epoch)",
         dir.display(),
         saved.total_steps,
-        saved.steps_per_epoch
+        saved.steps_per_epoch,
+        saved.global_step
     )))
 }
