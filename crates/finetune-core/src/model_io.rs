@@ -23,6 +23,9 @@ pub struct Sources {
     by_model_name: HashMap<String, String>,
     /// Checkpoint names the model has no use for.
     unused: Vec<String>,
+    /// Unused checkpoint tensors that are not weights (integer buffers such as BERT's
+    /// `position_ids`, which the model computes itself).
+    unused_buffers: Vec<String>,
 }
 
 impl Sources {
@@ -40,7 +43,8 @@ impl Sources {
                         )));
                     }
                 }
-                None => s.unused.push(h.name.clone()),
+                None if h.dtype.is_float() => s.unused.push(h.name.clone()),
+                None => s.unused_buffers.push(h.name.clone()),
             }
         }
         Ok(s)
@@ -51,14 +55,15 @@ impl Sources {
         self.by_model_name.remove(name)
     }
 
-    /// The checkpoint names left unused: those no model name maps from, then (sorted) those
-    /// mapped to a name the model does not have (a deeper checkpoint's extra layers).
-    pub fn unused(self) -> Vec<String> {
+    /// The checkpoint names left unused, weights first — those no model name maps from, then
+    /// (sorted) those mapped to a name the model does not have (a deeper checkpoint's extra
+    /// layers) — and then the unused non-float buffers.
+    pub fn unused(self) -> (Vec<String>, Vec<String>) {
         let mut extra: Vec<String> = self.by_model_name.into_values().collect();
         extra.sort();
         let mut out = self.unused;
         out.extend(extra);
-        out
+        (out, self.unused_buffers)
     }
 }
 
@@ -86,8 +91,12 @@ pub struct LoadReport<N> {
     /// Head tensors replaced by fresh ones because another number of labels was asked for:
     /// `(name, checkpoint shape, model shape)`.
     pub resized: Vec<(String, Vec<usize>, Vec<usize>)>,
-    /// Checkpoint tensors the model does not use, under their checkpoint names.
+    /// Checkpoint weights (floating-point tensors) the model does not use, under their
+    /// checkpoint names.
     pub unused: Vec<String>,
+    /// Checkpoint buffers (integer tensors, e.g. `position_ids`) the model does not use: not
+    /// reported, as transformers ignores them.
+    pub unused_buffers: Vec<String>,
 }
 
 impl<N> LoadReport<N> {
@@ -100,6 +109,7 @@ impl<N> LoadReport<N> {
             newly_initialized: Vec::new(),
             resized: Vec::new(),
             unused: Vec::new(),
+            unused_buffers: Vec::new(),
         }
     }
 }

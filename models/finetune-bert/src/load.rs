@@ -64,6 +64,6 @@ pub fn load_checkpoint(
         };
         store.insert(name, &t, TensorKind::Parameter)?;
     }
-    report.unused = sources.unused();
+    (report.unused, report.unused_buffers) = sources.unused();
     Ok((store, report))
 }

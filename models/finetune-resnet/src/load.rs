@@ -116,6 +116,6 @@ pub fn load_checkpoint(
         };
         store.insert(&e.name, &t, e.kind)?;
     }
-    report.unused = sources.unused();
+    (report.unused, report.unused_buffers) = sources.unused();
     Ok((store, report))
 }
