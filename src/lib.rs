@@ -40,6 +40,7 @@ pub mod bench;
 pub mod families;
 pub mod settings;
 pub mod tasks;
+pub mod usage;
 
 pub use finetune_bert as bert;
 pub use finetune_core as core;

@@ -281,6 +281,25 @@ impl RunSettings {
         Ok((task, model, output))
     }
 
+    /// Every check a command line's settings must pass before any work: the task, model and
+    /// output are given, no setting of the other task (`given`: the keys the user set), the
+    /// training settings valid, a known `--device`, `--resume` and `--overwrite` not both,
+    /// training data named (`--train` or `--dataset`). Returns the task. Each failure is a
+    /// usage error.
+    pub fn check(&self, given: &BTreeSet<String>) -> Result<Task> {
+        let (task, _, _) = self.required()?;
+        Self::check_task(task, given)?;
+        self.train.validate()?;
+        self.job.device.parse::<finetune_core::DeviceSpec>()?;
+        if self.job.resume.is_some() && self.job.overwrite {
+            bail!("give --resume or --overwrite, not both");
+        }
+        if self.data.train.is_empty() && self.data.dataset.is_none() {
+            bail!("no training data: give --train FILE or --dataset ID");
+        }
+        Ok(task)
+    }
+
     /// Refuses settings the user gave (`given` keys) that belong to the other task.
     pub fn check_task(task: Task, given: &BTreeSet<String>) -> Result<()> {
         let cmd = Self::command();

@@ -51,8 +51,9 @@ pub fn fit_and_test<M: TrainModel + ?Sized>(
     task: Task,
     run: Prepared<'_, M>,
 ) -> Result<RunReport> {
-    let (_, _, output) = settings.required()?;
-    let learner = Learner::new(run.model, settings.train.clone(), output)?;
+    let (_, model, output) = settings.required()?;
+    let learner = Learner::new(run.model, settings.train.clone(), output)?
+        .with_title(format!("{model} ({})", task.describe()));
     learner.stop_on_ctrl_c().ok();
     let resume = match &settings.job.resume {
         Some(w) => Some(finetune_train::checkpoint::resolve(output, w)?),

@@ -1,12 +1,14 @@
 //! `finetune eval`: metrics of a fine-tuned model on labelled data.
 
 use anyhow::Result;
+use candle_finetune::core::DeviceSpec;
 use candle_finetune::data::text::TextColumns;
 use candle_finetune::settings::Task;
 use candle_finetune::tasks;
 use candle_finetune::tasks::image::{self, ImageColumns};
 use candle_finetune::tasks::text::{self, TextModelOptions};
 use candle_finetune::train::learner::describe;
+use candle_finetune::usage::usage;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -41,6 +43,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    a.device.parse::<DeviceSpec>().map_err(usage)?;
     let source = tasks::open(&a.model)?;
     let metrics = match source.family.task() {
         Task::TextClassification => text::evaluate(
