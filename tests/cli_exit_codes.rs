@@ -71,6 +71,10 @@ fn usage_errors_exit_2_and_write_nothing() {
             ],
             "--load-best-at-end",
         ),
+        (
+            vec!["--train", s(&train), "--load-best-at-end"],
+            "--load-best-at-end",
+        ),
         // Settings files: an unknown key, a file that does not parse, one that is not there.
         (
             vec!["--train", s(&train), "--config", s(&unknown_key)],
