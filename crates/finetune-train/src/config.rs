@@ -185,10 +185,12 @@ pub struct TrainConfig {
     )]
     pub load_best_at_end: bool,
 
-    /// Log the training loss every N optimizer steps.
+    /// Log the training loss every N optimizer steps (to metrics.jsonl, and as a log line on
+    /// stderr when no progress bar is drawn).
     #[arg(long, default_value_t = 10, help_heading = "Logging")]
     pub logging_steps: u64,
-    /// No progress bar.
+    /// No progress bar: transformers' log lines on stderr instead (`{'loss': ...}`), as when
+    /// stderr is not a terminal.
     #[arg(long = "no-progress", action = ArgAction::SetFalse, help_heading = "Logging")]
     pub progress: bool,
 }
