@@ -41,6 +41,7 @@ pub mod families;
 pub mod resume;
 pub mod settings;
 pub mod tasks;
+pub mod usage;
 
 pub use finetune_bert as bert;
 pub use finetune_core as core;

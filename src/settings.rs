@@ -297,6 +297,35 @@ impl RunSettings {
         Ok((task, model, output))
     }
 
+    /// Every check a command line's settings must pass before any work: the task, model and
+    /// output are given, no setting of the other task (`given`: the keys the user set), the
+    /// training settings valid, a known `--device`, `--resume` and `--overwrite` not both,
+    /// training data named (`--train` or `--dataset`), evaluation data for early stopping and
+    /// `--load-best-at-end`. Returns the task. Each failure is a usage error.
+    pub fn check(&self, given: &BTreeSet<String>) -> Result<Task> {
+        let (task, _, _) = self.required()?;
+        Self::check_task(task, given)?;
+        self.train.validate()?;
+        self.job.device.parse::<finetune_core::DeviceSpec>()?;
+        if self.job.resume.is_some() && self.job.overwrite {
+            bail!("give --resume or --overwrite, not both");
+        }
+        if self.data.train.is_empty() && self.data.dataset.is_none() {
+            bail!("no training data: give --train FILE or --dataset ID");
+        }
+        let t = &self.train;
+        let no_eval_data = self.data.eval.is_empty()
+            && self.data.validation_split.is_none()
+            && self.data.dataset.is_none();
+        if no_eval_data && (t.early_stopping_patience.is_some() || t.load_best_at_end) {
+            bail!(
+                "early stopping and --load-best-at-end need evaluation data: give --eval, \
+                 --validation-split or a --dataset with a validation split"
+            );
+        }
+        Ok(task)
+    }
+
     /// Refuses settings the user gave (`given` keys) that belong to the other task.
     pub fn check_task(task: Task, given: &BTreeSet<String>) -> Result<()> {
         let cmd = Self::command();

@@ -577,7 +577,7 @@ fn config_file_with_hf_aliases_and_flag_overrides() {
         );
     }
 
-    // An unknown key: exit status 1, naming the key and the file.
+    // An unknown key: a usage error (exit status 2), naming the key and the file.
     let bad = t.dir.join("bad.toml");
     std::fs::write(
         &bad,
@@ -595,7 +595,7 @@ fn config_file_with_hf_aliases_and_flag_overrides() {
         "text-classification",
     ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("learnig_rate_decay") && stderr.contains(s(&bad)),
         "{stderr}"
@@ -616,7 +616,7 @@ fn missing_model_flag_fails_clearly() {
         s(&t.dir.join("out")),
     ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--model is required"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(!t.dir.join("out").exists());

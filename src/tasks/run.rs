@@ -55,9 +55,11 @@ pub fn fit_and_test<M: TrainModel + ?Sized>(
     run: Prepared<'_, M>,
 ) -> Result<RunReport> {
     let output = out.path().to_path_buf();
+    let (_, model, _) = settings.required()?;
     let record = serde_json::to_vec_pretty(&settings.resolved_json(task)?)?;
     let learner = Learner::with_output(run.model, settings.train.clone(), out)?
-        .with_run_file(RUN_CONFIG, record);
+        .with_run_file(RUN_CONFIG, record)
+        .with_title(format!("{model} ({})", task.describe()));
     learner.stop_on_ctrl_c().ok();
     let resume = match &settings.job.resume {
         Some(w) => Some(finetune_train::checkpoint::resolve(&output, w)?),

@@ -4,6 +4,7 @@
 //! `--num-train-epochs`, hidden ones such as `--per-device-train-batch-size`), so a file written
 //! for either reads the same (`learning_rate = 2e-5`). Defaults are the flags' defaults.
 
+use crate::eval_strategy::EvalStrategy;
 use crate::metrics::Metric;
 use crate::UnfreezeSchedule;
 use clap::ArgAction;
@@ -151,7 +152,17 @@ pub struct TrainConfig {
     #[arg(long, default_value_t = 0.0, help_heading = "Regularisation")]
     pub l2: f64,
 
-    /// Evaluate every N optimizer steps (also at the end of each epoch).
+    /// When to evaluate during training: `no`, `steps` (every --eval-steps global steps) or
+    /// `epoch` (at each epoch's end); either way also at the last step. Default: `steps` when
+    /// --eval-steps is given, else `epoch`.
+    #[arg(
+        long,
+        visible_alias = "evaluation-strategy",
+        help_heading = "Evaluation and checkpoints"
+    )]
+    pub eval_strategy: Option<EvalStrategy>,
+    /// Evaluate every N optimizer steps, counted over the whole run (implies --eval-strategy
+    /// steps; ignored under epoch and no). Under steps the default is --logging-steps.
     #[arg(long, help_heading = "Evaluation and checkpoints")]
     pub eval_steps: Option<u64>,
     /// Save a checkpoint every N optimizer steps (also at the end).
@@ -174,10 +185,12 @@ pub struct TrainConfig {
     )]
     pub load_best_at_end: bool,
 
-    /// Log the training loss every N optimizer steps.
+    /// Log the training loss every N optimizer steps (to metrics.jsonl, and as a log line on
+    /// stderr when no progress bar is drawn).
     #[arg(long, default_value_t = 10, help_heading = "Logging")]
     pub logging_steps: u64,
-    /// No progress bar.
+    /// No progress bar: transformers' log lines on stderr instead (`{'loss': ...}`), as when
+    /// stderr is not a terminal.
     #[arg(long = "no-progress", action = ArgAction::SetFalse, help_heading = "Logging")]
     pub progress: bool,
 }
@@ -302,7 +315,36 @@ impl TrainConfig {
         if let Some(s) = &self.unfreeze_schedule {
             UnfreezeSchedule::parse(s)?;
         }
+        self.check_evaluation()
+    }
+
+    /// Early stopping and `--load-best-at-end` need a run that evaluates. (`--eval-steps`
+    /// under `epoch` or `no` is ignored, as transformers does, so a settings file holding one
+    /// can be reused with another strategy.)
+    fn check_evaluation(&self) -> Result<()> {
+        if self.eval_strategy() == EvalStrategy::No
+            && (self.early_stopping_patience.is_some() || self.load_best_at_end)
+        {
+            return Err(Error::config(
+                "early stopping and --load-best-at-end need evaluations: not with \
+                 --eval-strategy no",
+            ));
+        }
         Ok(())
+    }
+
+    /// The evaluation schedule in force (see [`EvalStrategy::resolve`]).
+    pub fn eval_strategy(&self) -> EvalStrategy {
+        EvalStrategy::resolve(self.eval_strategy, self.eval_steps)
+    }
+
+    /// Whether to evaluate after global step `done` of a run of `total` steps, `per_epoch` an
+    /// epoch: the schedule of [`Self::eval_strategy`], every `--eval-steps` (default
+    /// `--logging-steps`) under `steps`.
+    pub fn eval_due(&self, done: u64, per_epoch: u64, total: u64) -> bool {
+        let interval = self.eval_steps.unwrap_or(self.logging_steps);
+        self.eval_strategy()
+            .is_due(done, interval, per_epoch, total)
     }
 
     /// The LR schedule for a run of `total_steps` optimizer steps.

@@ -5,18 +5,23 @@
 
 use crate::feature_cache::{self, Feed};
 use crate::metrics::{ClassificationMetrics, EvalMetrics, MultiLabelMetrics, RegressionMetrics};
+use crate::sample_bar::SampleBar;
 use crate::source::BatchSource;
 use candle_core::{DType, Tensor, D};
 use finetune_core::model::IGNORE_INDEX;
 use finetune_core::{Error, Output, Problem, Result, TrainModel};
 
-/// Evaluation of `model` on `data` in batches of `batch_size`, in order, in eval mode.
+/// Evaluation of `model` on `data` in batches of `batch_size`, in order, in eval mode; a
+/// [`SampleBar`] shows its progress on a terminal.
 pub fn evaluate<M: TrainModel + ?Sized>(
     model: &M,
     data: &dyn BatchSource<M::Inputs>,
     batch_size: usize,
 ) -> Result<EvalMetrics> {
-    evaluate_feed(model, &Feed::direct(data), batch_size)
+    let bar = SampleBar::new("evaluating", data.len());
+    evaluate_feed(model, &Feed::direct(data), batch_size, &|done, _| {
+        bar.set(done)
+    })
 }
 
 /// What a model predicted and what was true, over a data set.
@@ -27,11 +32,13 @@ struct Collected {
     multi: (Vec<Vec<bool>>, Vec<Vec<bool>>),
 }
 
-/// [`evaluate`] over a feed (cached features or the source).
+/// [`evaluate`] over a feed (cached features or the source); `progress(done, total)` after
+/// each batch.
 pub(crate) fn evaluate_feed<M: TrainModel + ?Sized>(
     model: &M,
     data: &Feed<'_, M::Inputs>,
     batch_size: usize,
+    progress: &dyn Fn(usize, usize),
 ) -> Result<EvalMetrics> {
     let n = data.len();
     let problem = model.problem();
@@ -47,6 +54,7 @@ pub(crate) fn evaluate_feed<M: TrainModel + ?Sized>(
             Output::PerToken => labelled_tokens(&logits, &batch.targets)?,
         };
         collect(&problem, &logits, &targets, &mut got)?;
+        progress(start + idx.len(), n);
     }
     let (truth, pred) = got.classes;
     Ok(EvalMetrics {

@@ -111,8 +111,10 @@
 pub mod checkpoint;
 pub mod config;
 pub mod early_stop;
+pub mod eval_strategy;
 pub mod evaluate;
 pub mod feature_cache;
+pub mod hf_log;
 pub mod learner;
 pub mod log;
 pub mod metrics;
@@ -120,12 +122,14 @@ pub mod order;
 pub mod output_dir;
 pub mod plot;
 mod prefetch;
+pub mod sample_bar;
 pub mod settings;
 pub mod source;
 pub mod summary;
 pub mod unfreeze;
 
 pub use config::{OnNan, TrainConfig};
+pub use eval_strategy::EvalStrategy;
 pub use feature_cache::FeatureCacheReport;
 pub use finetune_core::model::{self, HeadSplit, Output, ParamLayout, Problem, TrainModel};
 pub use learner::{Learner, Outcome};
@@ -133,6 +137,7 @@ pub use metrics::{
     ClassificationMetrics, EvalMetrics, Metric, MultiLabelMetrics, RegressionMetrics,
 };
 pub use output_dir::{OutputDir, OutputMode};
+pub use sample_bar::SampleBar;
 pub use source::{Batch, BatchSource};
 pub use summary::TrainSummary;
 pub use unfreeze::UnfreezeSchedule;

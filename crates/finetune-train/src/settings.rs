@@ -71,13 +71,29 @@ pub fn parse_text(path: &Path, text: &str, cmd: &Command) -> Result<Map<String, 
     } else {
         let table: toml::Table = text
             .parse()
-            .map_err(|e: toml::de::Error| bad(format!("not valid TOML: {e}")))?;
+            .map_err(|e: toml::de::Error| bad(toml_error(text, &e)))?;
         serde_json::to_value(table).map_err(|e| bad(e.to_string()))?
     };
     let Value::Object(map) = value else {
         return Err(bad("expected a table of settings".into()));
     };
     canonical_keys(path, map, cmd)
+}
+
+/// A TOML parse error on one line: `not valid TOML at line L, column C: message` (the
+/// parser's own rendering quotes the source over several lines).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return format!("not valid TOML: {message}");
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+        .chars()
+        .count()
+        + 1;
+    format!("not valid TOML at line {line}, column {column}: {message}")
 }
 
 /// `map` with every key replaced by the field it names (an alias by its field), a single
@@ -197,7 +213,19 @@ pub fn merge<S: Serialize + DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
-    use super::edit_distance;
+    use super::{edit_distance, toml_error};
+
+    #[test]
+    fn a_toml_error_is_one_line_with_its_place() {
+        let text = "lr = 1\nepochs = = 2\n";
+        let e = text.parse::<toml::Table>().unwrap_err();
+        let msg = toml_error(text, &e);
+        assert!(!msg.contains('\n'), "{msg}");
+        assert!(
+            msg.starts_with("not valid TOML at line 2, column 10: "),
+            "{msg}"
+        );
+    }
 
     #[test]
     fn edit_distance_counts_edits() {

@@ -12,8 +12,10 @@ pub struct TrainSummary {
     /// `global_step` over the steps per epoch: epochs done, as a fraction (transformers'
     /// `epoch`).
     pub epochs_completed: f64,
-    /// The mean training loss of the last optimizer step that trained in this process (not,
-    /// as transformers' `train_loss`, the mean over the run); `None` when none did.
+    /// The mean training loss over the optimizer steps this process trained: the sum of each
+    /// step's mean loss over the step count (transformers' `train_loss`, total loss / steps).
+    /// A resumed run averages over the steps after the checkpoint only; steps skipped under
+    /// `--on-nan skip` are not counted. `None` when no step trained.
     pub train_loss: Option<f64>,
     /// The last evaluation (of the best checkpoint under `--load-best-at-end`); `None` without
     /// an evaluation set, or after an interrupt (it may predate the last steps).

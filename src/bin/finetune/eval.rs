@@ -2,12 +2,14 @@
 
 use crate::recorded::Recorded;
 use anyhow::Result;
+use candle_finetune::core::DeviceSpec;
 use candle_finetune::data::text::TextColumns;
 use candle_finetune::settings::Task;
 use candle_finetune::tasks;
 use candle_finetune::tasks::image::{self, ImageColumns};
 use candle_finetune::tasks::text::{self, TextModelOptions};
 use candle_finetune::train::learner::describe;
+use candle_finetune::usage::usage;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -47,6 +49,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    a.device.parse::<DeviceSpec>().map_err(usage)?;
     let source = tasks::open(&a.model)?;
     let mut run = Recorded::of(&source)?;
     let label = run.pick("label-column", a.label_column, |s| {

@@ -7,7 +7,8 @@
 
 use std::io::{self, BufWriter, Write};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
+use candle_finetune::usage::usage;
 use finetune_core::schedule::{warmup_from_ratio, Anneal, ScheduleConfig};
 
 #[derive(clap::Args)]
@@ -107,13 +108,16 @@ impl Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let config = args.config()?;
-    let schedule = config.build()?;
-    schedule.check_base_lr(args.lr)?;
+    // Every input is a flag: what the schedule refuses is a usage error.
+    let config = args.config().map_err(usage)?;
+    let schedule = config.build().map_err(usage)?;
+    schedule.check_base_lr(args.lr).map_err(usage)?;
     let lrs = || (0..config.total_steps).map(|step| (step, schedule.lr(step, args.lr)));
     // A first pass, so an overflow (`exponential` with gamma > 1) prints nothing but the error.
     if let Some((step, lr)) = lrs().find(|(_, lr)| !lr.is_finite()) {
-        bail!("the learning rate at step {step} is {lr} (it overflows): check --gamma and --steps");
+        return Err(usage(anyhow!(
+            "the learning rate at step {step} is {lr} (it overflows): check --gamma and --steps"
+        )));
     }
     let out = BufWriter::new(io::stdout().lock());
     match print(out, config.total_steps, lrs(), args.json) {

@@ -1,6 +1,9 @@
 //! The `finetune` command line: parses flags and wires library calls together. No training
-//! logic lives here.
+//! logic lives here. Exit status: 0 on success, 2 for a usage error (clap's, or a
+//! [`UsageError`](candle_finetune::usage::UsageError)), 1 for any other error; a closed stdout
+//! ends the process by SIGPIPE.
 
+use candle_finetune::usage::is_usage;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -46,6 +49,7 @@ enum Command {
 }
 
 fn main() {
+    end_quietly_on_a_closed_pipe();
     // Before any thread starts: the allocator keeps freed memory for the next step and
     // candle's idle workers soon leave the cores to rayon's.
     candle_finetune::init();
@@ -93,7 +97,21 @@ fn main() {
             None => msg,
         };
         eprintln!("error: {msg}");
-        std::process::exit(1);
+        std::process::exit(if is_usage(&e) { 2 } else { 1 });
+    }
+}
+
+/// A reader that goes away (`finetune predict … | head`) ends the process as it ends other
+/// Unix tools: silently, by SIGPIPE (status 141 in a shell). Rust ignores SIGPIPE, which turns
+/// every write to a closed pipe into an error and `println!` into a panic; restoring the
+/// default once covers every output at once (reports, predictions, help, progress lines) where
+/// checking each write would miss some. Sockets are unaffected: the standard library sends
+/// with `MSG_NOSIGNAL`.
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first in `main`, before any thread exists; `SIG_DFL` is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -1,12 +1,13 @@
 //! `finetune predict`: a fine-tuned model's predictions for texts or images.
 
 use crate::recorded::Recorded;
-use anyhow::{bail, Context, Result};
-use candle_finetune::core::select_device;
+use anyhow::{anyhow, Context, Result};
+use candle_finetune::core::{select_device, DeviceSpec};
 use candle_finetune::settings::Task;
 use candle_finetune::tasks;
 use candle_finetune::tasks::image::{ImageClassifier, ImageModelOptions};
 use candle_finetune::tasks::text::{TextClassifier, TextModelOptions};
+use candle_finetune::usage::usage;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -39,12 +40,16 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    a.device.parse::<DeviceSpec>().map_err(usage)?;
     let device = select_device(&a.device)?;
     let source = tasks::open(&a.model)?;
     let (inputs, predictions) = match source.family.task() {
         Task::TextClassification => {
             if !a.image.is_empty() {
-                bail!("--image needs an image model; {} is a text model", a.model);
+                return Err(usage(anyhow!(
+                    "--image needs an image model; {} is a text model",
+                    a.model
+                )));
             }
             let mut texts = a.text.clone();
             texts.extend(input_lines(a.input.as_deref())?);
@@ -61,7 +66,10 @@ pub fn run(a: Args) -> Result<()> {
         }
         Task::ImageClassification => {
             if !a.text.is_empty() {
-                bail!("--text needs a text model; {} is an image model", a.model);
+                return Err(usage(anyhow!(
+                    "--text needs a text model; {} is an image model",
+                    a.model
+                )));
             }
             let mut images = a.image.clone();
             images.extend(

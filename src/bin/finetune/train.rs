@@ -1,10 +1,12 @@
 //! `finetune train`: the flags of [`RunSettings`] over an optional `--config` file (TOML, or a
 //! run's `run_config.json`) become one run; the library runs it. A flag given on the command line
-//! overrides the file; a flag's default does not.
+//! overrides the file; a flag's default does not. Settings that fail their checks (a settings
+//! file that does not read, a missing or conflicting flag) are usage errors.
 
 use anyhow::Result;
 use candle_finetune::settings::RunSettings;
 use candle_finetune::tasks::{self, RunReport};
+use candle_finetune::usage::usage;
 use clap::ArgMatches;
 use std::path::PathBuf;
 
@@ -26,11 +28,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args, matches: &ArgMatches) -> Result<()> {
-    let (settings, given) = RunSettings::from_matches(matches, args.config.as_deref())?;
-    let (task, _, _) = settings.required()?;
-    RunSettings::check_task(task, &given)?;
+    let (settings, given) =
+        RunSettings::from_matches(matches, args.config.as_deref()).map_err(usage)?;
+    let task = settings.check(&given).map_err(usage)?;
     if args.dry_run {
-        settings.train.validate()?;
         println!(
             "{}",
             serde_json::to_string_pretty(&settings.resolved_json(task)?)?

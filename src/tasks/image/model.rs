@@ -11,7 +11,7 @@ use finetune_core::Rng;
 use finetune_data::image::{collate, decode::decode, ColorMode, ImageClassification, ImageDataset};
 use finetune_data::{OnBadSample, SkipLog};
 use finetune_resnet::Preprocessing;
-use finetune_train::TrainModel;
+use finetune_train::{SampleBar, TrainModel};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -127,11 +127,12 @@ impl ImageClassifier {
         })
     }
 
-    /// Class probabilities for image files, in eval mode.
+    /// Class probabilities for image files, in eval mode; a progress bar on a terminal.
     pub fn predict(&self, paths: &[PathBuf], top_k: usize) -> Result<Vec<Prediction>> {
         let pipeline = eval_pipeline(self.preprocessing())?;
         let labels = self.labels();
         let mut out = Vec::with_capacity(paths.len());
+        let bar = SampleBar::new("predicting", paths.len());
         for chunk in paths.chunks(32) {
             let items = chunk
                 .iter()
@@ -147,6 +148,7 @@ impl ImageClassifier {
             let batch = collate(items, &self.device)?;
             let logits = self.model.forward_t(&batch.images, false)?;
             out.extend(Prediction::batch(&labels, &logits, top_k)?);
+            bar.set(out.len());
         }
         Ok(out)
     }

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 use finetune_bert::{BertBatch, BertTokenizer};
 use finetune_data::text::TextRecord;
-use finetune_train::TrainModel;
+use finetune_train::{SampleBar, TrainModel};
 use serde::Serialize;
 use std::path::Path;
 
@@ -107,14 +107,16 @@ impl TextClassifier {
         }
     }
 
-    /// Class probabilities for `texts`, in eval mode.
+    /// Class probabilities for `texts`, in eval mode; a progress bar on a terminal.
     pub fn predict(&self, texts: &[&str], top_k: usize) -> Result<Vec<Prediction>> {
         let labels = self.labels();
         let mut out = Vec::with_capacity(texts.len());
+        let bar = SampleBar::new("predicting", texts.len());
         for chunk in texts.chunks(64) {
             let batch = self.tokenizer.batch(chunk, None, &self.device)?;
             let logits = self.model.forward_t(&batch, false)?;
             out.extend(Prediction::batch(&labels, &logits, top_k)?);
+            bar.set(out.len());
         }
         Ok(out)
     }

@@ -1,8 +1,8 @@
 //! What follows each optimizer step: the progress line, the train-loss record every
-//! `--logging-steps`, evaluation (every `--eval-steps`, at each epoch's end and at the last
-//! step) with the best-metric tracker, the plateau schedule and early stopping, and the
-//! checkpoint (every `--save-steps`, at the end, at a new best under `--load-best-at-end`, on
-//! early stopping or an interrupt) with the rotation of old ones.
+//! `--logging-steps`, evaluation (on the `--eval-strategy` schedule and at the last step) with
+//! the best-metric tracker, the plateau schedule and early stopping, and the checkpoint (every
+//! `--save-steps`, at the end, at a new best under `--load-best-at-end`, on early stopping or an
+//! interrupt) with the rotation of old ones.
 
 use super::run::Run;
 use super::step::{last_good_checkpoint, StepResult};
@@ -10,6 +10,8 @@ use super::{Learner, Outcome};
 use crate::checkpoint;
 use crate::evaluate::{describe, flatten_eval};
 use crate::feature_cache::Feed;
+use crate::hf_log::{python_dict, round_to};
+use crate::metrics::{EvalMetrics, Metric};
 use candle_core::DType;
 use finetune_core::{Error, ParamStore, Result, TrainModel};
 use serde_json::json;
@@ -61,34 +63,42 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         if !due || s.pending_samples == 0 {
             return Ok(());
         }
+        let (epoch, loss) = (
+            done as f64 / s.steps_per_epoch as f64,
+            s.pending_loss / s.pending_samples.max(1) as f64,
+        );
         let rec = json!({
-            "step": done, "epoch": done as f64 / s.steps_per_epoch as f64,
-            "loss": s.pending_loss / s.pending_samples.max(1) as f64,
-            "lr": lr, "samples_per_s": samples_per_s,
+            "step": done, "epoch": epoch, "loss": loss, "lr": lr, "samples_per_s": samples_per_s,
         });
         run.log.write(&rec)?;
+        run.progress.log(python_dict(&[
+            ("loss", round_to(loss, 4)),
+            ("learning_rate", lr),
+            ("epoch", round_to(epoch, 2)),
+        ]));
         s.log_history.push(rec);
         (s.pending_loss, s.pending_samples) = (0.0, 0);
         Ok(())
     }
 
-    /// Evaluates when due (every `--eval-steps`, each epoch's end, the last step); returns
+    /// Evaluates when `--eval-strategy` says so (and at the last step); returns
     /// whether a checkpoint is wanted (a new best under `--load-best-at-end`, early stopping).
     fn evaluate_if_due(&self, run: &mut Run, eval: &Feed<'_, M::Inputs>) -> Result<bool> {
         let c = &self.config;
         let s = &run.state;
         let done = s.global_step;
-        let due = c.eval_steps.is_some_and(|e| done.is_multiple_of(e))
-            || done.is_multiple_of(s.steps_per_epoch)
-            || done == s.total_steps;
-        if !due {
+        if !c.eval_due(done, s.steps_per_epoch, s.total_steps) {
             return Ok(false);
         }
         let epoch = done as f64 / s.steps_per_epoch as f64;
-        let m = self.evaluate_feed(eval)?;
+        let progress = &run.progress;
+        let m = self.evaluate_feed(eval, &|at, n| {
+            progress.message(format!("evaluating {at}/{n} samples"))
+        })?;
         let mut rec = json!({"step": done, "epoch": epoch});
         flatten_eval(&mut rec, &m);
         run.log.write(&rec)?;
+        run.progress.log(eval_line(&m, epoch));
         run.state.log_history.push(rec);
         let value = m.get(c.metric).ok_or_else(|| {
             Error::config(format!(
@@ -149,6 +159,19 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         }
         Ok(())
     }
+}
+
+/// transformers' line for an evaluation: `{'eval_loss': …, 'eval_accuracy': …, 'epoch': …}`,
+/// every metric `--metric` can name that the evaluation has.
+fn eval_line(m: &EvalMetrics, epoch: f64) -> String {
+    let names: Vec<String> = Metric::ALL.iter().map(|k| format!("eval_{k}")).collect();
+    let mut pairs: Vec<(&str, f64)> = Metric::ALL
+        .iter()
+        .zip(&names)
+        .filter_map(|(k, name)| Some((name.as_str(), m.get(*k)?)))
+        .collect();
+    pairs.push(("epoch", round_to(epoch, 2)));
+    python_dict(&pairs)
 }
 
 /// Names of the store's floating-point tensors holding a NaN or an infinity.

@@ -6,6 +6,7 @@ use super::run::Run;
 use super::{Learner, Outcome};
 use crate::checkpoint;
 use crate::feature_cache::Feed;
+use crate::hf_log::{python_dict, round_to};
 use crate::summary::{peak_memory_bytes, TrainSummary};
 use finetune_core::{Error, Result, TrainModel};
 
@@ -24,9 +25,11 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 &self.output.join("loss.png"),
                 &run.state.log_history,
                 self.config.metric.as_str(),
+                &self.title,
             )?;
         }
         let summary = self.summary(&run)?;
+        run.progress.log(summary_line(&summary));
         Ok((run.outcome, summary))
     }
 
@@ -40,7 +43,10 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         run.progress
             .say(format!("loaded the best checkpoint ({})", dir.display()));
         if let Some(eval) = eval {
-            run.final_eval = Some(self.evaluate_feed(eval)?);
+            let progress = &run.progress;
+            run.final_eval = Some(self.evaluate_feed(eval, &|at, n| {
+                progress.message(format!("evaluating {at}/{n} samples"))
+            })?);
         }
         Ok(())
     }
@@ -54,7 +60,10 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         let summary = TrainSummary {
             global_step: s.global_step,
             epochs_completed: s.global_step as f64 / s.steps_per_epoch as f64,
-            train_loss: run.last_train_loss,
+            train_loss: match run.session_loss {
+                (_, 0) => None,
+                (sum, steps) => Some(sum / steps as f64),
+            },
             // An interrupted run's last evaluation may predate its last steps.
             final_eval: match run.outcome {
                 Outcome::Interrupted => None,
@@ -78,4 +87,21 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         )?;
         Ok(summary)
     }
+}
+
+/// transformers' closing line: `{'train_runtime': …, 'train_samples_per_second': …,
+/// 'train_loss': …, 'epoch': …}` (without a `train_loss` when no step trained).
+fn summary_line(s: &TrainSummary) -> String {
+    let mut pairs = vec![
+        ("train_runtime", round_to(s.runtime_s, 4)),
+        (
+            "train_samples_per_second",
+            round_to(s.train_samples_per_s, 3),
+        ),
+    ];
+    if let Some(loss) = s.train_loss {
+        pairs.push(("train_loss", loss));
+    }
+    pairs.push(("epoch", round_to(s.epochs_completed, 2)));
+    python_dict(&pairs)
 }

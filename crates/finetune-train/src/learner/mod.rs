@@ -67,6 +67,7 @@ pub struct Learner<'m, M: TrainModel + ?Sized> {
     base_freeze: FreezeSpec,
     unfreeze: Option<UnfreezeSchedule>,
     interrupt: Arc<AtomicBool>,
+    title: String,
 }
 
 impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
@@ -93,6 +94,7 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
             base_freeze,
             unfreeze,
             interrupt: Arc::new(AtomicBool::new(false)),
+            title: "training curves".into(),
         })
     }
 
@@ -120,6 +122,12 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
         Ok(())
     }
 
+    /// Sets the title of `loss.png` (the model and task, say); default `training curves`.
+    pub fn with_title(mut self, title: impl Into<String>) -> Self {
+        self.title = title.into();
+        self
+    }
+
     /// The flag that stops the run (after a checkpoint) at the next optimizer step.
     pub fn interrupt_flag(&self) -> Arc<AtomicBool> {
         self.interrupt.clone()
@@ -138,7 +146,13 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
     }
 
     /// Mean loss and metrics over `data`, in order, in eval mode.
+    /// A [`SampleBar`](crate::SampleBar) shows its progress on a terminal, unless
+    /// `--no-progress`.
     pub fn evaluate(&self, data: &dyn BatchSource<M::Inputs>) -> Result<crate::EvalMetrics> {
+        if !self.config.progress {
+            let feed = crate::feature_cache::Feed::direct(data);
+            return evaluate_feed(self.model, &feed, self.config.eval_batch_size, &|_, _| {});
+        }
         evaluate(self.model, data, self.config.eval_batch_size)
     }
 
@@ -172,11 +186,13 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
         self.finish(run, feeds.eval.as_ref())
     }
 
-    /// The mean loss and metrics of a (possibly cached) data set, in eval mode.
+    /// The mean loss and metrics of a (possibly cached) data set, in eval mode;
+    /// `progress(done, total)` after each batch.
     fn evaluate_feed(
         &self,
         data: &crate::feature_cache::Feed<'_, M::Inputs>,
+        progress: &dyn Fn(usize, usize),
     ) -> Result<crate::EvalMetrics> {
-        evaluate_feed(self.model, data, self.config.eval_batch_size)
+        evaluate_feed(self.model, data, self.config.eval_batch_size, progress)
     }
 }

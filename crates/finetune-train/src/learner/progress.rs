@@ -1,6 +1,8 @@
 //! What a run shows while it trains: a progress bar over the steps on a terminal, and lines
 //! (the run's plan, evaluations, notices) above it — or straight to stderr when the bar is
-//! hidden (`--no-progress`, or stderr not a terminal).
+//! hidden (`--no-progress`, or stderr not a terminal), with transformers' log lines
+//! (`{'loss': …, 'learning_rate': …, 'epoch': …}`) so that a run under `nohup` or CI can be
+//! followed.
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -33,6 +35,20 @@ impl Progress {
         } else {
             self.bar.println(msg)
         }
+    }
+
+    /// A log line for a reader without the bar (transformers' dict lines, see
+    /// [`crate::hf_log`]): on stderr when the bar is hidden, dropped when it is drawn (the bar
+    /// shows the same figures).
+    pub(crate) fn log(&self, line: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        }
+    }
+
+    /// Shows `msg` in place of the step figures (an evaluation's progress).
+    pub(crate) fn message(&self, msg: String) {
+        self.bar.set_message(msg);
     }
 
     /// `done` steps, with the latest step's figures.

@@ -40,7 +40,9 @@ pub(super) struct Run {
     pub(super) outcome: Outcome,
     /// The epoch whose freeze mask is applied.
     pub(super) mask_epoch: Option<u64>,
-    pub(super) last_train_loss: Option<f64>,
+    /// The sum of the mean losses of the optimizer steps this process trained, and their
+    /// count: `train_summary.json`'s `train_loss` is their quotient.
+    pub(super) session_loss: (f64, u64),
     pub(super) final_eval: Option<EvalMetrics>,
 }
 
@@ -140,7 +142,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             start_samples,
             outcome: Outcome::Completed,
             mask_epoch: None,
-            last_train_loss: None,
+            session_loss: (0.0, 0),
             final_eval: None,
         };
         Ok((run, Feeds { train, eval }))

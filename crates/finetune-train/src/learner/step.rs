@@ -56,7 +56,8 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         if skipped.is_none() {
             run.state.pending_loss += loss * samples as f64;
             run.state.pending_samples += samples as u64;
-            run.last_train_loss = Some(loss);
+            run.session_loss.0 += loss;
+            run.session_loss.1 += 1;
         }
         Ok(StepResult { loss, lr })
     }
