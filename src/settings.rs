@@ -55,7 +55,7 @@ pub struct JobSettings {
     pub task: Option<Task>,
     /// A Hub id (`org/name[@revision]`), a local folder, or an architecture to train from
     /// scratch (`resnet18`).
-    #[arg(long, help_heading = "Run")]
+    #[arg(long, help_heading = "Model")]
     pub model: Option<String>,
     /// Where checkpoints, logs and the exported model go.
     #[arg(long, visible_alias = "output-dir", help_heading = "Run")]
@@ -69,7 +69,7 @@ pub struct JobSettings {
     #[arg(long, visible_alias = "overwrite-output-dir", help_heading = "Run")]
     pub overwrite: bool,
     /// `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
-    #[arg(long, default_value = "auto", help_heading = "Run")]
+    #[arg(long, default_value = "auto", help_heading = "Devices")]
     pub device: String,
     /// Dropout probability replacing the checkpoint's.
     #[arg(long, help_heading = "Model")]

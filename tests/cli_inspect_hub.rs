@@ -112,7 +112,8 @@ fn inspect_accepts_a_hub_id_and_then_works_offline() {
     );
     assert_eq!(again.stdout, out.stdout);
 
-    // Something never downloaded: one line naming the repo, the file and the cache folder.
+    // Something never downloaded: one short line saying there is no such folder, naming the
+    // cache folder and why the Hub was not asked.
     let missing = finetune(
         &["inspect", "org/absent@v1"],
         &[
@@ -125,8 +126,7 @@ fn inspect_accepts_a_hub_id_and_then_works_offline() {
     let err = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     for part in [
-        "org/absent@v1",
-        "`config.json`",
+        "org/absent@v1: no such local folder",
         "models--org--absent",
         "HF_HUB_OFFLINE",
     ] {

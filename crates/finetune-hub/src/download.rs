@@ -121,7 +121,11 @@ fn from_ureq(e: ureq::Error) -> Failure {
             code: resp.header("x-error-code").map(str::to_string),
             url: resp.get_url().to_string(),
         },
-        ureq::Error::Transport(t) => Failure::Unreachable(t.to_string()),
+        ureq::Error::Transport(t) => Failure::Unreachable(match t.kind() {
+            ureq::ErrorKind::Dns => "its host name does not resolve: no network?".to_string(),
+            ureq::ErrorKind::ConnectionFailed => "the connection was refused".to_string(),
+            _ => t.to_string(),
+        }),
     }
 }
 

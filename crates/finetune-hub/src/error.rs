@@ -135,11 +135,26 @@ pub struct NotCached {
     pub searched: String,
     /// Why the Hub was not asked: offline mode, or the failure that stopped it.
     pub reason: String,
+    /// Nothing of the repository is in the cache (no folder for it at all).
+    pub nothing_cached: bool,
 }
 
 impl std::fmt::Display for NotCached {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let r = &self.repo;
+        if self.nothing_cached {
+            // Most often a mistyped local path: say that first, briefly.
+            let shown = match r.revision.as_str() {
+                "main" => r.name.clone(),
+                _ => r.to_string(),
+            };
+            return write!(
+                f,
+                "{shown}: no such local folder, and as a Hub id: {}, and nothing of it is in the \
+                 cache ({})",
+                self.reason, self.searched
+            );
+        }
         let cli = match r.kind {
             RepoKind::Model => "",
             RepoKind::Dataset => " --repo-type dataset",

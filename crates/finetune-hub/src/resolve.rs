@@ -217,7 +217,7 @@ fn resolve_repo(cfg: &HubConfig, repo: &RepoId, needs: &dyn Needs) -> Result<Res
         match remote.listing(repo) {
             Ok((commit, listing)) => return fetch(&cache, &remote, repo, needs, commit, listing),
             Err(f) if f.falls_back_to_cache() => {
-                format!("the Hub ({}) could not be asked: {f}", cfg.endpoint)
+                format!("the Hub ({}) is unreachable ({f})", cfg.endpoint)
             }
             Err(f) => return Err(f.into_error(repo, None, cfg, &cache)),
         }
@@ -300,9 +300,19 @@ fn from_cache_only(
             file: file.to_string(),
             searched,
             reason: reason.to_string(),
+            nothing_cached: false,
         }))
     };
     let Some(commit) = cache.commit_of(repo) else {
+        if !cache.dir().exists() {
+            return Err(Error::NotCached(Box::new(NotCached {
+                repo: repo.clone(),
+                file: String::new(),
+                searched: cache.dir().display().to_string(),
+                reason: reason.to_string(),
+                nothing_cached: true,
+            })));
+        }
         let first = match repo.kind {
             RepoKind::Model => files::CONFIG.to_string(),
             RepoKind::Dataset => format!("data files ({})", dataset::DATA_EXTENSIONS.join(", ")),

@@ -153,26 +153,40 @@ fn nothing_cached_offline_or_unreachable_gives_one_clear_error() {
     let msg = resolve_model(REPO, &offline, &ModelOptions::default())
         .unwrap_err()
         .to_string();
+    // Nothing cached: most likely a mistyped local path. One short sentence says so first.
+    for part in [
+        "org/tiny-bert: no such local folder, and as a Hub id: offline mode is on (HF_HUB_OFFLINE)",
+        cache.join("models--org--tiny-bert").to_str().unwrap(),
+    ] {
+        assert!(msg.contains(part), "missing {part:?} in: {msg}");
+    }
+    assert!(msg.len() < 250, "{} characters: {msg}", msg.len());
+    let online = cfg(&cache, &endpoint);
+    let msg = resolve_model(REPO, &online, &ModelOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("org/tiny-bert: no such local folder")
+            && msg.contains(&format!(
+                "the Hub ({endpoint}) is unreachable (the connection was refused)"
+            )),
+        "{msg}"
+    );
+    assert!(msg.len() < 250, "{} characters: {msg}", msg.len());
+    // Something cached but not complete: the detailed message, with the way to complete it.
+    std::fs::create_dir_all(cache.join("models--org--tiny-bert/refs")).unwrap();
+    let msg = resolve_model(REPO, &offline, &ModelOptions::default())
+        .unwrap_err()
+        .to_string();
     for part in [
         "org/tiny-bert@main",
         "`config.json`",
-        cache.join("models--org--tiny-bert").to_str().unwrap(),
         "HF_HUB_OFFLINE",
         "huggingface-cli download org/tiny-bert --revision main",
         "local folder",
     ] {
         assert!(msg.contains(part), "missing {part:?} in: {msg}");
     }
-    let online = cfg(&cache, &endpoint);
-    let msg = resolve_model(REPO, &online, &ModelOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("could not be asked")
-            && msg.contains(&endpoint)
-            && msg.contains("`config.json`"),
-        "{msg}"
-    );
 }
 
 #[test]

@@ -121,7 +121,7 @@ pub struct TrainConfig {
     /// Unfreeze parameters matching these globs (applied after --freeze).
     #[arg(long, num_args = 1.., help_heading = "Freezing and LR groups")]
     pub unfreeze: Vec<String>,
-    /// Gradual unfreezing: `EPOCH:PATTERN,...` (epochs count from 0; see [`UnfreezeSchedule`]).
+    /// Gradual unfreezing: `EPOCH:PATTERN,...` (epochs count from 0), e.g. `1:bert.encoder.layer.5.*,2:bert.encoder.layer.4.*`.
     #[arg(long, help_heading = "Freezing and LR groups")]
     pub unfreeze_schedule: Option<String>,
     /// Gradual unfreezing: one more layer, top first, every N epochs.

@@ -114,6 +114,7 @@ pub mod early_stop;
 pub mod eval_strategy;
 pub mod evaluate;
 pub mod feature_cache;
+pub mod foreign_keys;
 pub mod hf_log;
 pub mod learner;
 pub mod log;

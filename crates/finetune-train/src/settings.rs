@@ -113,7 +113,10 @@ pub fn canonical_keys(
     };
     for (key, value) in map {
         let Some(id) = keys.get(&key) else {
-            return Err(bad(unknown_key(&key, &keys)));
+            return Err(bad(match crate::foreign_keys::hint(&key) {
+                Some(h) => format!("\"{key}\" (a transformers setting) is not supported: {h}"),
+                None => unknown_key(&key, &keys),
+            }));
         };
         if let Some(first) = written_as.insert(id.clone(), key.clone()) {
             return Err(bad(format!(
