@@ -82,12 +82,18 @@ fn every_readme_command_runs_or_parses() {
     );
     let cmds = commands();
     let mut checked = 0;
+    // The resolved settings of each `--output` the README trains into (from `--dry-run`), so
+    // that a later `--resume` of it finds its run's record.
+    let mut records: Vec<(String, String)> = Vec::new();
     for cmd in &cmds {
         for part in cmd.split("&&").map(str::trim) {
             let w = words(part);
             match w.first().map(String::as_str) {
                 Some("finetune") => {
-                    check_finetune(part, &w[1..]);
+                    let args = with_record(&w[1..], &records);
+                    if let Some(json) = check_finetune(part, &args) {
+                        records.push((flag_value(&w, "--output").unwrap_or_default(), json));
+                    }
                     checked += 1;
                 }
                 Some("cargo") if w.iter().any(|a| a == "--example") => {
@@ -112,7 +118,39 @@ fn every_readme_command_runs_or_parses() {
     );
 }
 
-fn check_finetune(cmd: &str, args: &[String]) {
+/// The value after `flag` in `words`.
+fn flag_value(words: &[String], flag: &str) -> Option<String> {
+    let at = words.iter().position(|w| w == flag)?;
+    words.get(at + 1).cloned()
+}
+
+/// `args`, and for a `--resume` of a folder the README trained into, the `--output` replaced by
+/// a scratch folder holding that run's record (`run_config.json`).
+fn with_record(args: &[String], records: &[(String, String)]) -> Vec<String> {
+    let output = flag_value(args, "--output");
+    let record = records
+        .iter()
+        .rev()
+        .find(|(o, _)| Some(o) == output.as_ref());
+    let (Some(output), Some((_, json)), true) =
+        (output, record, args.iter().any(|a| a == "--resume"))
+    else {
+        return args.to_vec();
+    };
+    let dir = std::env::temp_dir()
+        .join(format!("readme-resume-{}", std::process::id()))
+        .join(&output);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("run_config.json"), json).unwrap();
+    let at = args.iter().position(|a| a == "--output").unwrap();
+    let mut out = args.to_vec();
+    out[at + 1] = dir.to_str().unwrap().to_string();
+    out
+}
+
+/// Runs one README command (`train` as `--dry-run`); returns a train command's resolved
+/// settings.
+fn check_finetune(cmd: &str, args: &[String]) -> Option<String> {
     let mut args = args.to_vec();
     let sub = args.first().cloned().unwrap_or_default();
     if sub == "train" {
@@ -120,17 +158,15 @@ fn check_finetune(cmd: &str, args: &[String]) {
     }
     let out = run_finetune(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // A resumed run reads its record from a run folder that only the README's earlier
-    // commands would make: like eval and predict, it must only parse.
-    let needs_a_run = args.iter().any(|a| a == "--resume");
     match sub.as_str() {
-        "train" | "inspect" | "lr-schedule" if !needs_a_run => {
+        "train" | "inspect" | "lr-schedule" => {
             assert!(out.status.success(), "`{cmd}` failed: {stderr}");
             if args.iter().any(|a| a == "--json") || sub == "train" {
                 let v: serde_json::Value = serde_json::from_slice(&out.stdout)
                     .unwrap_or_else(|e| panic!("`{cmd}`: stdout is not JSON ({e})"));
                 assert!(!v.is_null(), "`{cmd}`");
             }
+            (sub == "train").then(|| String::from_utf8_lossy(&out.stdout).into_owned())
         }
         _ => {
             assert_ne!(
@@ -139,6 +175,7 @@ fn check_finetune(cmd: &str, args: &[String]) {
                 "`{cmd}`: a usage error: {stderr}"
             );
             assert!(!stderr.contains("unexpected argument"), "`{cmd}`: {stderr}");
+            None
         }
     }
 }

@@ -16,6 +16,8 @@ pub(super) static FAMILY: Family = Family {
     timm_architectures: &[],
     fresh: &[],
     labels,
+    training_name: finetune_bert::naming::canonical_name,
+    layout: finetune_bert::naming::layout,
     loader: Loader::Text(load),
 };
 

@@ -45,6 +45,12 @@ pub struct Family {
     pub labels: fn(&ModelFiles) -> Result<Option<Vec<String>>>,
     /// How its models are built, which also says their task ([`Family::task`]).
     pub loader: Loader,
+    /// A checkpoint tensor's name as training, freeze patterns and exports use it (`None`:
+    /// a tensor the model does not use).
+    pub training_name: fn(&str) -> Option<String>,
+    /// The model's parameter layout (head, depths, the other naming), as its `TrainModel`
+    /// declares it.
+    pub layout: fn() -> finetune_core::ParamLayout,
 }
 
 impl Family {

@@ -18,6 +18,8 @@ pub(super) static FAMILY: Family = Family {
     timm_architectures: &ARCHITECTURE_NAMES,
     fresh: &ARCHITECTURE_NAMES,
     labels,
+    training_name: finetune_resnet::naming::canonical_name,
+    layout: finetune_resnet::naming::layout,
     loader: Loader::Image(load),
 };
 

@@ -53,7 +53,13 @@ pub struct ParamLayout {
     /// Depth of a parameter: 0 for the embeddings or stem, `1..=L` for the numbered layers
     /// (bottom to top); `None` for the head and anything above the last layer.
     pub depth: DepthFn,
+    /// A parameter's name in the family's other Hub naming, when it has one (BERT's bare
+    /// `encoder.layer.0.…` for `bert.encoder.layer.0.…`): user patterns match either.
+    pub alias: Option<AliasFn>,
 }
+
+/// A parameter's name in another naming (see [`ParamLayout::alias`]).
+pub type AliasFn = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 impl ParamLayout {
     /// A layout from the head's globs and a depth function (see [`ParamLayout::depth`]).
@@ -64,7 +70,45 @@ impl ParamLayout {
         Self {
             head: head.into_iter().map(Into::into).collect(),
             depth: Arc::new(depth),
+            alias: None,
         }
+    }
+
+    /// The layout with the family's other naming (see [`ParamLayout::alias`]).
+    pub fn with_alias(
+        mut self,
+        alias: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.alias = Some(Arc::new(alias));
+        self
+    }
+
+    /// A user's name pattern as patterns over `names` (the model's own names): the pattern
+    /// itself, plus every name whose alias matches it where the name does not — so a pattern
+    /// written in either naming selects the same parameters. A pattern matching nothing in
+    /// either naming comes back alone (and is refused, naming it, where patterns are checked).
+    pub fn patterns_for(&self, pattern: &str, names: &[String]) -> Result<Vec<String>> {
+        let Some(alias) = self.alias.as_ref().filter(|_| !pattern.starts_with('!')) else {
+            return Ok(vec![pattern.to_string()]);
+        };
+        let p = crate::NamePattern::new(pattern)?;
+        let direct = names.iter().any(|n| p.matches(n));
+        let by_alias = names
+            .iter()
+            .filter(|n| !p.matches(n) && alias(n).is_some_and(|a| p.matches(&a)))
+            .cloned();
+        Ok(direct
+            .then(|| pattern.to_string())
+            .into_iter()
+            .chain(by_alias)
+            .collect::<Vec<_>>())
+        .map(|v| {
+            if v.is_empty() {
+                vec![pattern.to_string()]
+            } else {
+                v
+            }
+        })
     }
 
     /// The deepest numbered layer among `names` (0 when none is).
@@ -160,4 +204,62 @@ pub struct HeadSplit {
     /// (dropout below the head, batch-norm layers using batch statistics), so its outputs
     /// cannot be cached; `None` when it is.
     pub backbone_randomness: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        [
+            "bert.encoder.layer.0.w",
+            "bert.encoder.layer.1.w",
+            "classifier.weight",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    #[test]
+    fn a_pattern_in_the_other_naming_selects_the_same_parameters() {
+        let bare = |n: &str| n.strip_prefix("bert.").map(str::to_string);
+        let layout = ParamLayout::new(["classifier.*"], |_| None).with_alias(bare);
+        let n = names();
+        // The model's own naming: the pattern as it is.
+        assert_eq!(
+            layout.patterns_for("bert.encoder.layer.0.*", &n).unwrap(),
+            ["bert.encoder.layer.0.*"]
+        );
+        // The other naming: the names it selects through their aliases.
+        assert_eq!(
+            layout.patterns_for("encoder.layer.0.*", &n).unwrap(),
+            ["bert.encoder.layer.0.w"]
+        );
+        // Both: the pattern, plus what only the aliases match.
+        assert_eq!(
+            layout.patterns_for("*layer.1.w", &n).unwrap(),
+            ["*layer.1.w"],
+            "matched directly, nothing more"
+        );
+        assert_eq!(
+            layout
+                .patterns_for("{classifier.weight,encoder.layer.1.w}", &n)
+                .unwrap(),
+            [
+                "{classifier.weight,encoder.layer.1.w}",
+                "bert.encoder.layer.1.w"
+            ]
+        );
+        // Neither, negated, or no other naming: unchanged (checked and refused elsewhere).
+        assert_eq!(layout.patterns_for("typo.*", &n).unwrap(), ["typo.*"]);
+        assert_eq!(
+            layout.patterns_for("!encoder.*", &n).unwrap(),
+            ["!encoder.*"]
+        );
+        let plain = ParamLayout::new(["classifier.*"], |_| None);
+        assert_eq!(
+            plain.patterns_for("encoder.layer.0.*", &n).unwrap(),
+            ["encoder.layer.0.*"]
+        );
+    }
 }

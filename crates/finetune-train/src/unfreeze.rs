@@ -38,6 +38,16 @@ impl UnfreezeSchedule {
         Ok(Self { steps })
     }
 
+    /// The schedule with each pattern replaced by the patterns `expand` gives for it (e.g. a
+    /// pattern in the family's other naming, as the model's names).
+    pub fn expand(self, expand: impl Fn(&str) -> Result<Vec<String>>) -> Result<Self> {
+        let mut steps = Vec::new();
+        for (epoch, p) in self.steps {
+            steps.extend(expand(&p)?.into_iter().map(|q| (epoch, q)));
+        }
+        Ok(Self { steps })
+    }
+
     /// One more group every `every` epochs, from the last group to the first (the top layers
     /// first): `groups[len-1]` at epoch `every`, `groups[len-2]` at `2 * every`, ...
     pub fn every(every: u64, groups: &[String]) -> Result<Self> {

@@ -117,7 +117,13 @@ pub fn layer_depth(name: &str) -> Option<usize> {
 
 /// The head and every parameter's depth ([`HEAD`], [`layer_depth`]).
 pub fn layout() -> finetune_core::ParamLayout {
-    finetune_core::ParamLayout::new(HEAD, layer_depth)
+    finetune_core::ParamLayout::new(HEAD, layer_depth).with_alias(bare_name)
+}
+
+/// A parameter's name in the bare naming of sentence-transformers checkpoints (`encoder.…`
+/// for `bert.encoder.…`); the head has none.
+pub fn bare_name(name: &str) -> Option<String> {
+    name.strip_prefix("bert.").map(str::to_string)
 }
 
 #[cfg(test)]

@@ -250,7 +250,8 @@ fn split_index(s: &str) -> Option<(usize, &str)> {
     Some((i.parse().ok()?, rest))
 }
 
-/// The transformers name of a model tensor (inverse of [`canonical_name`]), for messages.
+/// The transformers name of a model tensor (inverse of [`canonical_name`]), for messages and
+/// for freeze patterns written in that naming.
 pub fn transformers_name(name: &str) -> Option<String> {
     if let Some(leaf) = name.strip_prefix("fc.") {
         return Some(format!("classifier.1.{leaf}"));
@@ -307,7 +308,7 @@ pub fn layer_depth(name: &str) -> Option<usize> {
 
 /// The head and every parameter's depth ([`HEAD`], [`layer_depth`]).
 pub fn layout() -> finetune_core::ParamLayout {
-    finetune_core::ParamLayout::new(HEAD, layer_depth)
+    finetune_core::ParamLayout::new(HEAD, layer_depth).with_alias(transformers_name)
 }
 
 #[cfg(test)]

@@ -2,8 +2,14 @@
 //! checkpoint with its shape, dtype, parameter count and whether it would train under the given
 //! patterns. MODEL is a local path or a Hub id (resolved through the Hugging Face cache, downloaded
 //! when missing). Reads headers only; no tensor data is loaded.
+//!
+//! Names are the training names (what `--freeze` and exports use) when the checkpoint's family
+//! is known, with the file's own name beside them where it differs; a pattern matches a tensor
+//! when it matches either name.
 
 use anyhow::Result;
+use candle_finetune::families::{self, ModelSource};
+use finetune_core::freeze::FreezeRule;
 use finetune_core::params::thousands;
 use finetune_core::safetensors_io::Checkpoint;
 use finetune_core::{FreezeSpec, ParamCounts, TensorKind};
@@ -31,7 +37,11 @@ pub struct Args {
 
 #[derive(Serialize)]
 struct TensorRow {
+    /// The name in the file.
     name: String,
+    /// The name training, `--freeze` and exports use (the file's name when the family is not
+    /// known or the model does not use the tensor).
+    training_name: String,
     shape: Vec<usize>,
     dtype: String,
     params: usize,
@@ -48,15 +58,35 @@ struct Report {
 
 pub fn run(args: Args) -> Result<()> {
     let spec = FreezeSpec::from_patterns(&args.freeze, &args.unfreeze)?;
-    let ckpt = match Spec::parse(&args.model, RepoKind::Model)? {
-        Spec::Local(path) => Checkpoint::open(&path)?,
-        Spec::Hub(repo) => {
-            let files = resolve_hub_model(&repo, &HubConfig::from_env(), &ModelOptions::default())?;
-            Checkpoint::open_files(&files.weights.files)?
-        }
+    // A model folder or Hub id whose family is known shows training names; a bare file, the
+    // file's names.
+    let (ckpt, family) = match families::resolve(&args.model, false, None) {
+        Ok(ModelSource {
+            files: Some(files),
+            family,
+            ..
+        }) => (Checkpoint::open_files(&files.weights.files)?, Some(family)),
+        _ => (open_checkpoint(&args.model)?, None),
     };
-    let names: Vec<String> = ckpt.headers().iter().map(|h| h.name.clone()).collect();
-    spec.check_patterns_match(&names)?;
+    let alias = family.and_then(|f| (f.layout)().alias);
+    // The file's name, the training name, and the training name in the family's other naming.
+    let names_of = |file_name: &str| {
+        let training = family
+            .and_then(|f| (f.training_name)(file_name))
+            .unwrap_or_else(|| file_name.to_string());
+        let other = alias.as_ref().and_then(|a| a(&training));
+        (file_name.to_string(), training, other)
+    };
+    let mut all: Vec<String> = Vec::new();
+    for h in ckpt.headers() {
+        let (file, training, other) = names_of(&h.name);
+        for n in [Some(file), Some(training), other].into_iter().flatten() {
+            if !all.contains(&n) {
+                all.push(n);
+            }
+        }
+    }
+    spec.check_patterns_match(&all)?;
     let mut counts = ParamCounts {
         trainable: 0,
         total: 0,
@@ -67,13 +97,17 @@ pub fn run(args: Args) -> Result<()> {
         .map(|h| {
             let kind = TensorKind::infer(&h.name, h.dtype);
             let params = h.shape.iter().product::<usize>();
-            let trainable = kind == TensorKind::Parameter && spec.trainable(&h.name, true);
+            let (name, training_name, other) = names_of(&h.name);
+            let names = [Some(&name), Some(&training_name), other.as_ref()];
+            let trainable = kind == TensorKind::Parameter
+                && trainable_any(&spec, &training_name, names.into_iter().flatten());
             if kind == TensorKind::Parameter {
                 counts.total += params;
                 counts.trainable += if trainable { params } else { 0 };
             }
             TensorRow {
-                name: h.name.clone(),
+                name,
+                training_name,
                 shape: h.shape.clone(),
                 dtype: h.dtype.as_str().to_string(),
                 params,
@@ -93,13 +127,22 @@ pub fn run(args: Args) -> Result<()> {
     }
     let width = tensors
         .iter()
-        .map(|t| t.name.len())
+        .map(|t| t.training_name.len())
         .max()
         .unwrap_or(4)
         .max(4);
+    let renamed = tensors.iter().any(|t| t.name != t.training_name);
     println!(
-        "{:<width$}  {:<18} {:<5} {:>12}  state",
-        "name", "shape", "dtype", "params"
+        "{:<width$}  {:<18} {:<5} {:>12}  state{}",
+        "name",
+        "shape",
+        "dtype",
+        "params",
+        if renamed {
+            "      name in the file"
+        } else {
+            ""
+        }
     );
     for t in &tensors {
         let state = match (t.kind, t.trainable) {
@@ -107,9 +150,13 @@ pub fn run(args: Args) -> Result<()> {
             (_, true) => "trainable",
             (_, false) => "frozen",
         };
+        let state = match (renamed, t.name != t.training_name) {
+            (true, true) => format!("{state:<11}{}", t.name),
+            _ => state.to_string(),
+        };
         println!(
             "{:<width$}  {:<18} {:<5} {:>12}  {state}",
-            t.name,
+            t.training_name,
             format!("{:?}", t.shape),
             t.dtype,
             thousands(t.params)
@@ -117,4 +164,33 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!("{counts}");
     Ok(())
+}
+
+/// A checkpoint named by a path or a Hub id, read as it is (no family).
+fn open_checkpoint(model: &str) -> Result<Checkpoint> {
+    Ok(match Spec::parse(model, RepoKind::Model)? {
+        Spec::Local(path) => Checkpoint::open(&path)?,
+        Spec::Hub(repo) => {
+            let files = resolve_hub_model(&repo, &HubConfig::from_env(), &ModelOptions::default())?;
+            Checkpoint::open_files(&files.weights.files)?
+        }
+    })
+}
+
+/// Whether a tensor trains under `spec` when a rule applies if it matches any of its names; a
+/// negated pattern (`!…`) is matched against the training name only, as `train` does.
+fn trainable_any<'a>(
+    spec: &FreezeSpec,
+    training: &str,
+    names: impl Iterator<Item = &'a String> + Clone,
+) -> bool {
+    let hit = |p: &finetune_core::NamePattern| match p.as_str().starts_with('!') {
+        true => p.matches(training),
+        false => names.clone().any(|n| p.matches(n)),
+    };
+    spec.rules().iter().fold(true, |t, r| match r {
+        FreezeRule::Freeze(p) if hit(p) => false,
+        FreezeRule::Unfreeze(p) if hit(p) => true,
+        _ => t,
+    })
 }

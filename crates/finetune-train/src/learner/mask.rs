@@ -23,11 +23,20 @@ pub(super) fn rules(
             .collect(),
         _ => Vec::new(),
     };
-    freeze.extend(config.freeze.iter().cloned());
-    let base = FreezeSpec::from_patterns(&freeze, &config.unfreeze)?;
+    // A user's pattern may use the family's other naming (see `ParamLayout::alias`).
+    let expand = |p: &str| layout.patterns_for(p, names);
+    let expand_all = |ps: &[String]| -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for p in ps {
+            out.extend(expand(p)?);
+        }
+        Ok(out)
+    };
+    freeze.extend(expand_all(&config.freeze)?);
+    let base = FreezeSpec::from_patterns(&freeze, &expand_all(&config.unfreeze)?)?;
     base.check_patterns_match(names)?;
     let unfreeze = match (&config.unfreeze_schedule, config.unfreeze_every) {
-        (Some(s), _) => Some(UnfreezeSchedule::parse(s)?),
+        (Some(s), _) => Some(UnfreezeSchedule::parse(s)?.expand(expand)?),
         (None, Some(k)) => Some(UnfreezeSchedule::by_layer(k, names, layout.depth.as_ref())?),
         (None, None) => None,
     };
