@@ -33,6 +33,13 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! **Process tuning.** [`init`] makes two process-wide settings a library must not make on its
+//! own: it keeps freed memory mapped between training steps (glibc's allocator would otherwise
+//! return it to the system and fault it in again every step) and makes candle's idle worker
+//! threads hand their cores back to rayon sooner. Call it first thing in `main`, before any
+//! thread or candle op exists; training is correct without it, only slower (the `finetune`
+//! binary and the examples call it). `FINETUNE_MALLOC=default` keeps the allocator's defaults.
 
 #![warn(missing_docs)]
 

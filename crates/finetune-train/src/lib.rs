@@ -9,6 +9,12 @@
 //! declares its head and layer depths there), data arrives through a [`BatchSource`] in the
 //! order of the step plan ([`order`]), and exporting is the model's business.
 //!
+//! The output folder is the learner's to guard ([`OutputDir`]): it is locked while the
+//! learner lives (a second writer, in this process or another, is refused), and a fresh run
+//! refuses a folder holding an earlier run's results unless it resumes
+//! ([`OutputMode::Overwrite`] replaces them). [`Learner::quiet`] keeps stderr silent for
+//! programs with their own output.
+//!
 //! Training a one-layer classifier on eight points (what `transformers.Trainer(model, args,
 //! train_dataset).train()` is in PyTorch):
 //!

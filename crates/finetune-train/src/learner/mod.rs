@@ -68,6 +68,7 @@ pub struct Learner<'m, M: TrainModel + ?Sized> {
     unfreeze: Option<UnfreezeSchedule>,
     interrupt: Arc<AtomicBool>,
     title: String,
+    quiet: bool,
 }
 
 impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
@@ -95,6 +96,7 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
             unfreeze,
             interrupt: Arc::new(AtomicBool::new(false)),
             title: "training curves".into(),
+            quiet: false,
         })
     }
 
@@ -120,6 +122,14 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
             finetune_core::fsutil::write_bytes_atomically(&dir.join(name), bytes)?;
         }
         Ok(())
+    }
+
+    /// Prints nothing on stderr while training (no bar, no plan, evaluation or log lines;
+    /// warnings aside): for programs with their own output. Everything still goes to
+    /// `metrics.jsonl` and the summary.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
     }
 
     /// Sets the title of `loss.png` (the model and task, say); default `training curves`.

@@ -8,12 +8,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 pub(crate) struct Progress {
     bar: ProgressBar,
+    /// Nothing on stderr at all ([`crate::Learner::quiet`]).
+    quiet: bool,
 }
 
 impl Progress {
-    /// A bar over `total` steps, `at` of them done (a resumed run).
-    pub(crate) fn new(enabled: bool, total: u64, at: u64) -> Self {
-        let bar = if enabled {
+    /// A bar over `total` steps, `at` of them done (a resumed run); `quiet`: no bar and no line.
+    pub(crate) fn new(enabled: bool, quiet: bool, total: u64, at: u64) -> Self {
+        let bar = if enabled && !quiet {
             ProgressBar::new(total)
         } else {
             ProgressBar::hidden()
@@ -24,12 +26,15 @@ impl Progress {
             bar.set_style(style);
         }
         bar.set_position(at);
-        Self { bar }
+        Self { bar, quiet }
     }
 
     /// A line above the bar. A hidden bar drops what it is asked to print, so the line then
     /// goes straight to stderr.
     pub(crate) fn say(&self, msg: String) {
+        if self.quiet {
+            return;
+        }
         if self.bar.is_hidden() {
             eprintln!("{msg}");
         } else {
@@ -41,7 +46,7 @@ impl Progress {
     /// [`crate::hf_log`]): on stderr when the bar is hidden, dropped when it is drawn (the bar
     /// shows the same figures).
     pub(crate) fn log(&self, line: String) {
-        if self.bar.is_hidden() {
+        if self.bar.is_hidden() && !self.quiet {
             eprintln!("{line}");
         }
     }

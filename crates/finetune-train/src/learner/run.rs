@@ -114,7 +114,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             feature_cache::feeds(self.model, c, self.unfreeze.is_some(), train, eval)?;
         let log = MetricsLog::start(&self.output, &state.log_history)?;
         let counts = store.counts();
-        let progress = Progress::new(c.progress, total_steps, state.global_step);
+        let progress = Progress::new(c.progress, self.quiet, total_steps, state.global_step);
         progress.say(format!(
             "training {total_steps} steps ({steps_per_epoch} per epoch, batch {} x accumulation \
              {}); trainable params: {} || all params: {} || trainable%: {:.1}",
