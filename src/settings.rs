@@ -99,10 +99,12 @@ pub struct DataSettings {
     /// The column holding the labels.
     #[arg(long, default_value = "label", help_heading = "Data")]
     pub label_column: String,
-    /// Class names in id order, comma-separated.
+    /// Class names in id order, comma-separated (default: the training data's labels, sorted;
+    /// a checkpoint trained for the same labels keeps its head and its order).
     #[arg(long, value_delimiter = ',', help_heading = "Data")]
     pub labels: Option<Vec<String>>,
-    /// Classes `0..N` (integer labels in the data).
+    /// The number of classes, checked against the training data's labels (integer labels:
+    /// the ids `0..N`, some of which the training data may lack).
     #[arg(long, help_heading = "Data")]
     pub num_labels: Option<usize>,
     /// Hold out this fraction of the training rows for evaluation when there is no --eval.
@@ -117,19 +119,6 @@ pub struct DataSettings {
 }
 
 impl DataSettings {
-    /// The class names `--labels` gives, or `--num-labels` (`0..N`); `None` when neither does.
-    pub fn given_labels(&self) -> Result<Option<Vec<String>>> {
-        match (&self.labels, self.num_labels) {
-            (Some(names), Some(n)) if n != names.len() => bail!(
-                "--num-labels {n} disagrees with the {} names of --labels",
-                names.len()
-            ),
-            (Some(names), _) => Ok(Some(names.clone())),
-            (None, Some(n)) => Ok(Some((0..n).map(|i| i.to_string()).collect())),
-            (None, None) => Ok(None),
-        }
-    }
-
     /// What a bad sample does: stop with its file and row, or be skipped and counted.
     pub fn on_bad(&self) -> finetune_data::OnBadSample {
         if self.skip_bad_samples {

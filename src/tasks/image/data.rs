@@ -3,6 +3,7 @@
 
 use crate::families::ModelSource;
 use crate::settings::RunSettings;
+use crate::tasks::labels::{self, Resolved};
 use crate::tasks::splits::{sample_indices, split_files};
 use anyhow::{bail, Context, Result};
 use finetune_data::image::{open, parquet, ImageDataset, ImageOpenOptions};
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 
 /// The images of each split, and the classes.
 pub(super) struct Splits {
-    pub(super) labels: LabelMap,
+    pub(super) labels: Resolved,
     pub(super) train: ImageDataset,
     pub(super) eval: Option<ImageDataset>,
     pub(super) test: Option<ImageDataset>,
@@ -24,8 +25,8 @@ impl Splits {
         let d = &s.data;
         let (train, eval, test) = split_files(d.dataset.as_deref(), &d.train, &d.eval, &d.test)?;
         let (labels, mut train) = labels_and_train(s, source, &train, skipped)?;
-        let mut eval = open_split(s, &eval, "validation", Some(&labels), skipped)?;
-        let test = open_split(s, &test, "test", Some(&labels), skipped)?;
+        let mut eval = open_split(s, &eval, "validation", Some(&labels.map), skipped)?;
+        let test = open_split(s, &test, "test", Some(&labels.map), skipped)?;
         let seed = s.train.seed;
         if let (None, Some(f)) = (&eval, d.validation_split) {
             let (t, v) = random_split(train.len(), f, seed)?;
@@ -46,31 +47,29 @@ impl Splits {
     }
 }
 
-/// The classes, and the training data read with them: `--labels`, else `--num-labels`, else
-/// the checkpoint's named classes when the data's are among them, else the data's.
+/// The classes (see [`labels::resolve`]), and the training data read with them.
 fn labels_and_train(
     s: &RunSettings,
     source: &ModelSource,
     paths: &[PathBuf],
     skipped: &SkipLog,
-) -> Result<(LabelMap, ImageDataset)> {
+) -> Result<(Resolved, ImageDataset)> {
     let read = |labels: Option<&LabelMap>| {
         open_split(s, paths, "train", labels, skipped)?.context("no training data")
     };
-    if let Some(names) = s.data.given_labels()? {
-        let map = LabelMap::from_names(names)?;
-        let train = read(Some(&map))?;
-        return Ok((map, train));
-    }
-    let train = read(None)?;
-    let data_names = train.class_names().to_vec();
-    if let Some(names) = source.labels()? {
-        if names != data_names && data_names.iter().all(|n| names.contains(n)) {
-            let map = LabelMap::from_names(names)?;
-            return Ok((map.clone(), read(Some(&map))?));
-        }
-    }
-    Ok((LabelMap::from_names(data_names)?, train))
+    let mut own = None;
+    let data = || {
+        let train = read(None)?;
+        let map = LabelMap::from_names(train.class_names().to_vec())?;
+        own = Some(train);
+        Ok(map)
+    };
+    let resolved = labels::resolve(data, &s.data, source.labels()?.as_ref())?;
+    let train = match own {
+        Some(train) if train.class_names() == resolved.map.names() => train,
+        _ => read(Some(&resolved.map))?,
+    };
+    Ok((resolved, train))
 }
 
 /// Opens one split: a single path (any format), or several parquet shards.
