@@ -171,8 +171,8 @@ pub struct ImageSettings {
     /// Parquet image datasets: the column holding the images.
     #[arg(long, default_value = "image", help_heading = IMAGE_HEADING)]
     pub image_column: String,
-    /// Square input size (pixels) replacing the model's; with an architecture name
-    /// (`resnet18`) the images' own size.
+    /// Square input size (pixels) (default: the checkpoint's; with an architecture name
+    /// (`resnet18`), the training images' size, the most common one when they differ).
     #[arg(long, help_heading = IMAGE_HEADING)]
     pub image_size: Option<usize>,
     /// Input channels of a network trained from scratch: 1 (grayscale) or 3 (RGB).

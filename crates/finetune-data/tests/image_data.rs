@@ -65,6 +65,9 @@ fn image_folder_with_png_jpeg_webp_and_gray() {
     assert_eq!(ds.load(3, ColorMode::Gray).unwrap().channels, 1);
     let jpg = ds.load(1, ColorMode::Rgb).unwrap();
     assert_eq!((jpg.width, jpg.height), (6, 4));
+    // Sizes come from the headers, whatever the format.
+    let sizes: Vec<(u32, u32)> = (0..4).map(|i| ds.dimensions(i).unwrap()).collect();
+    assert_eq!(sizes, [(6, 4), (6, 4), (5, 3), (3, 2)]);
     // A label map that lacks a folder is an error.
     let o = ImageOpenOptions {
         labels: Some(LabelMap::from_names(vec!["cat".into()]).unwrap()),
@@ -88,6 +91,9 @@ fn truncated_and_corrupt_images_are_errors_naming_the_file() {
     assert_mentions(&err, &["truncated.png", "cannot decode"]);
     let err = ds.load(2, ColorMode::Rgb).unwrap_err().to_string();
     assert_mentions(&err, &["garbage.jpg", "cannot decode"]);
+    assert_eq!(ds.dimensions(0).unwrap(), (40, 30));
+    let err = ds.dimensions(2).unwrap_err().to_string();
+    assert_mentions(&err, &["garbage.jpg", "image size"]);
 }
 
 #[test]
