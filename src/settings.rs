@@ -103,7 +103,7 @@ pub struct DataSettings {
     /// a checkpoint trained for the same labels keeps its head and its order).
     #[arg(long, value_delimiter = ',', help_heading = "Data")]
     pub labels: Option<Vec<String>>,
-    /// The number of classes, checked against the training data's labels (integer labels:
+    /// The number of classes, checked against the training data's labels (integer labels are
     /// the ids `0..N`, some of which the training data may lack).
     #[arg(long, help_heading = "Data")]
     pub num_labels: Option<usize>,

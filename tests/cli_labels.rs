@@ -199,3 +199,45 @@ fn image_folder_of_named_classes_trains_with_num_labels_on_a_checkpoint_of_other
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn image_checkpoint_of_the_same_classes_keeps_its_head_and_its_order() {
+    let dir = tmpdir("labels-image-keep");
+    let (model, train, out) = (dir.join("model"), dir.join("train"), dir.join("out"));
+    images::write_tiny_resnet(&model, 2, Some(&["Squares", "circles"]));
+    images::write_shapes(&train, &["circles", "squares"], 4, 16, 1);
+    let err = assert_ok(&finetune(&[
+        "train",
+        "--task",
+        "image-classification",
+        "--model",
+        model.to_str().unwrap(),
+        "--train",
+        train.to_str().unwrap(),
+        "--eval",
+        train.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "1",
+        "--augment",
+        "none",
+        "--freeze",
+        "fc.*",
+        "--no-progress",
+    ]));
+    assert!(!err.contains("new head"), "{err}");
+    let config = read_json(&out.join("config.json"));
+    assert_eq!(
+        config["label_names"],
+        serde_json::json!(["squares", "circles"])
+    );
+    let (before, after) = (
+        load_tensors(&model.join("model.safetensors")),
+        load_tensors(&out.join("model.safetensors")),
+    );
+    assert!(same_bits(&before["fc.weight"], &after["fc.weight"]));
+    let _ = std::fs::remove_dir_all(&dir);
+}

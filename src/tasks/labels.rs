@@ -4,7 +4,8 @@
 //!
 //! 1. The wanted classes: `--labels` (in its order), else the training data's labels (sorted;
 //!    integer labels are the ids `0..=max`). `--num-labels N` only checks the count against
-//!    them (integer labels may stop below `N - 1`: the ids `0..N` are then the classes).
+//!    them (integer labels are ids: the classes are `0..N`, which the training data may not
+//!    all have, and a label from `N` on is an error naming its file and row).
 //! 2. A checkpoint whose labels are the wanted ones, compared case-insensitively, keeps its
 //!    head and its order (the names spelled as the data spells them).
 //! 3. A checkpoint without names (transformers' `LABEL_0`, `LABEL_1` …, a timm config without
@@ -125,7 +126,9 @@ fn wanted(data: impl FnOnce() -> Result<LabelMap>, flags: &DataSettings) -> Resu
     }
     let data = data()?;
     match flags.num_labels {
-        Some(n) if data.are_ids() && data.len() < n => {
+        // Integer labels are ids: the classes are `0..n`, a label from `n` on is the bad row
+        // that encoding reports with its file and row.
+        Some(n) if data.are_ids() => {
             let ids: Vec<String> = (0..n).map(|i| i.to_string()).collect();
             Ok(LabelMap::fit(ids.iter().map(String::as_str))?)
         }

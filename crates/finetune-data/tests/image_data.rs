@@ -65,6 +65,17 @@ fn image_folder_with_png_jpeg_webp_and_gray() {
     assert_eq!(ds.load(3, ColorMode::Gray).unwrap().channels, 1);
     let jpg = ds.load(1, ColorMode::Rgb).unwrap();
     assert_eq!((jpg.width, jpg.height), (6, 4));
+    // Relabelled in another order, each image keeps its class.
+    let flipped = ds
+        .relabel(&LabelMap::from_names(vec!["dog".into(), "cat".into()]).unwrap())
+        .unwrap();
+    assert_eq!(flipped.class_names(), ["dog", "cat"]);
+    assert_eq!(flipped.labels(), [1, 1, 0, 0]);
+    let err = ds
+        .relabel(&LabelMap::from_names(vec!["dog".into()]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert_mentions(&err, &["`cat`"]);
     // Sizes come from the headers, whatever the format.
     let sizes: Vec<(u32, u32)> = (0..4).map(|i| ds.dimensions(i).unwrap()).collect();
     assert_eq!(sizes, [(6, 4), (6, 4), (5, 3), (3, 2)]);

@@ -24,9 +24,15 @@ impl Splits {
     pub(super) fn read(s: &RunSettings, source: &ModelSource, skipped: &SkipLog) -> Result<Self> {
         let d = &s.data;
         let (train, eval, test) = split_files(d.dataset.as_deref(), &d.train, &d.eval, &d.test)?;
-        let (labels, mut train) = labels_and_train(s, source, &train, skipped)?;
-        let mut eval = open_split(s, &eval, "validation", Some(&labels.map), skipped)?;
-        let test = open_split(s, &test, "test", Some(&labels.map), skipped)?;
+        let (labels, read_map, mut train) = labels_and_train(s, source, &train, skipped)?;
+        // Read with the data's own order (formats with integer labels take a map's ids as
+        // theirs), then give each image its class in the run's order.
+        let other = |paths: &[PathBuf], split: &str| -> Result<Option<ImageDataset>> {
+            let ds = open_split(s, paths, split, Some(&read_map), skipped)?;
+            Ok(ds.map(|d| d.relabel(&labels.map)).transpose()?)
+        };
+        let mut eval = other(&eval, "validation")?;
+        let test = other(&test, "test")?;
         let seed = s.train.seed;
         if let (None, Some(f)) = (&eval, d.validation_split) {
             let (t, v) = random_split(train.len(), f, seed)?;
@@ -47,13 +53,15 @@ impl Splits {
     }
 }
 
-/// The classes (see [`labels::resolve`]), and the training data read with them.
+/// The classes (see [`labels::resolve`]), the map the files are read with (the data's own
+/// order when the run's is a reordering of it, else the run's), and the training data in the
+/// run's classes.
 fn labels_and_train(
     s: &RunSettings,
     source: &ModelSource,
     paths: &[PathBuf],
     skipped: &SkipLog,
-) -> Result<(Resolved, ImageDataset)> {
+) -> Result<(Resolved, LabelMap, ImageDataset)> {
     let read = |labels: Option<&LabelMap>| {
         open_split(s, paths, "train", labels, skipped)?.context("no training data")
     };
@@ -61,15 +69,19 @@ fn labels_and_train(
     let data = || {
         let train = read(None)?;
         let map = LabelMap::from_names(train.class_names().to_vec())?;
-        own = Some(train);
+        own = Some((train, map.clone()));
         Ok(map)
     };
     let resolved = labels::resolve(data, &s.data, source.labels()?.as_ref())?;
-    let train = match own {
-        Some(train) if train.class_names() == resolved.map.names() => train,
-        _ => read(Some(&resolved.map))?,
+    let map = &resolved.map;
+    let (read_map, train) = match own {
+        Some((train, own_map)) if own_map.reordered(map.names().to_vec()).is_ok() => {
+            let train = train.relabel(map)?;
+            (own_map, train)
+        }
+        _ => (map.clone(), read(Some(map))?),
     };
-    Ok((resolved, train))
+    Ok((resolved, read_map, train))
 }
 
 /// Opens one split: a single path (any format), or several parquet shards.

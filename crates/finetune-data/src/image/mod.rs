@@ -227,6 +227,30 @@ impl ImageDataset {
         }
     }
 
+    /// The same images with the classes of `labels` (e.g. a checkpoint's order): each image
+    /// keeps its class, matched by name; only the ids change. An error names a class that
+    /// `labels` lacks.
+    pub fn relabel(&self, labels: &crate::LabelMap) -> Result<ImageDataset> {
+        let ids = self
+            .class_names
+            .iter()
+            .map(|n| {
+                labels.id(n).ok_or_else(|| {
+                    Error::config(format!(
+                        "class `{n}` is not one of the labels {}",
+                        labels.describe()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        Ok(ImageDataset {
+            source: self.source.clone(),
+            rows: self.rows.clone(),
+            labels: self.labels.iter().map(|&l| ids[l]).collect(),
+            class_names: labels.names().to_vec(),
+        })
+    }
+
     /// Where image `index` comes from: `(file, location within it)`.
     pub fn location(&self, index: usize) -> (PathBuf, String) {
         let i = self.rows[index];
