@@ -99,10 +99,12 @@ pub struct DataSettings {
     /// The column holding the labels.
     #[arg(long, default_value = "label", help_heading = "Data")]
     pub label_column: String,
-    /// Class names in id order, comma-separated.
+    /// Class names in id order, comma-separated (default: the training data's labels, sorted;
+    /// a checkpoint trained for the same labels keeps its head and its order).
     #[arg(long, value_delimiter = ',', help_heading = "Data")]
     pub labels: Option<Vec<String>>,
-    /// Classes `0..N` (integer labels in the data).
+    /// The number of classes, checked against the training data's labels (integer labels are
+    /// the ids `0..N`, some of which the training data may lack).
     #[arg(long, help_heading = "Data")]
     pub num_labels: Option<usize>,
     /// Hold out this fraction of the training rows for evaluation when there is no --eval.
@@ -117,19 +119,6 @@ pub struct DataSettings {
 }
 
 impl DataSettings {
-    /// The class names `--labels` gives, or `--num-labels` (`0..N`); `None` when neither does.
-    pub fn given_labels(&self) -> Result<Option<Vec<String>>> {
-        match (&self.labels, self.num_labels) {
-            (Some(names), Some(n)) if n != names.len() => bail!(
-                "--num-labels {n} disagrees with the {} names of --labels",
-                names.len()
-            ),
-            (Some(names), _) => Ok(Some(names.clone())),
-            (None, Some(n)) => Ok(Some((0..n).map(|i| i.to_string()).collect())),
-            (None, None) => Ok(None),
-        }
-    }
-
     /// What a bad sample does: stop with its file and row, or be skipped and counted.
     pub fn on_bad(&self) -> finetune_data::OnBadSample {
         if self.skip_bad_samples {
@@ -182,8 +171,8 @@ pub struct ImageSettings {
     /// Parquet image datasets: the column holding the images.
     #[arg(long, default_value = "image", help_heading = IMAGE_HEADING)]
     pub image_column: String,
-    /// Square input size (pixels) replacing the model's; with an architecture name
-    /// (`resnet18`) the images' own size.
+    /// Square input size (pixels) (default: the checkpoint's; with an architecture name
+    /// (`resnet18`), the training images' size, the most common one when they differ).
     #[arg(long, help_heading = IMAGE_HEADING)]
     pub image_size: Option<usize>,
     /// Input channels of a network trained from scratch: 1 (grayscale) or 3 (RGB).

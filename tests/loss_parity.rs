@@ -113,7 +113,7 @@ fn training_loss_equals_transformers_step_by_step() {
         labels: Some(labels.names().to_vec()),
         max_length: Some(64),
         dropout: Some(0.0),
-        seed: 42,
+        ..TextModelOptions::default()
     };
     let device = candle_core::Device::Cpu;
     let clf = TextClassifier::load(model.to_str().unwrap(), &opts, &device).unwrap();

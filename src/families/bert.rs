@@ -3,6 +3,7 @@
 //! needs of the model beyond training ([`TextModel`]).
 
 use super::{in_model_files, Family, Loader, ModelSource};
+use crate::tasks::labels::CheckpointLabels;
 use crate::tasks::text::{TextClassifier, TextModel, TextModelOptions, DEFAULT_MAX_LENGTH};
 use anyhow::Result;
 use candle_core::{DType, Device};
@@ -21,21 +22,17 @@ pub(super) static FAMILY: Family = Family {
     loader: Loader::Text(load),
 };
 
-/// The `id2label` names of a fine-tuned checkpoint (not transformers' `LABEL_i`).
-fn labels(files: &ModelFiles) -> Result<Option<Vec<String>>> {
+/// The `id2label` names of a checkpoint; transformers' `LABEL_i` placeholders are no names.
+fn labels(files: &ModelFiles) -> Result<CheckpointLabels> {
     let config = BertConfig::from_file(&files.dir.join("config.json"))?;
-    let labels = config.labels();
-    let placeholder = labels
-        .iter()
-        .enumerate()
-        .all(|(i, l)| *l == format!("LABEL_{i}"));
-    Ok((!placeholder).then_some(labels))
+    Ok(CheckpointLabels::from_config(config.labels()))
 }
 
 fn load(src: &ModelSource, opts: &TextModelOptions, device: &Device) -> Result<TextClassifier> {
     let files = src.files()?;
     let load = LoadOptions {
         labels: opts.labels.clone(),
+        new_head: opts.new_head,
         dropout: opts.dropout,
         device: device.clone(),
         seed: opts.seed,
@@ -43,7 +40,7 @@ fn load(src: &ModelSource, opts: &TextModelOptions, device: &Device) -> Result<T
     };
     let (model, report) = BertForSequenceClassification::from_pretrained(&files.dir, &load)
         .map_err(|e| in_model_files(e, files))?;
-    if !report.newly_initialized.is_empty() {
+    if !report.newly_initialized.is_empty() || !report.resized.is_empty() {
         eprintln!("{report}");
     }
     let max_pos = model.config().max_position_embeddings;

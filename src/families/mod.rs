@@ -14,6 +14,7 @@ mod resnet;
 
 use crate::settings::Task;
 use crate::tasks::image::{ImageClassifier, ImageModelOptions};
+use crate::tasks::labels::CheckpointLabels;
 use crate::tasks::text::{TextClassifier, TextModelOptions};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -40,9 +41,9 @@ pub struct Family {
     pub timm_architectures: &'static [&'static str],
     /// Names that build a randomly initialised network (trained from scratch).
     pub fresh: &'static [&'static str],
-    /// The class names a checkpoint was trained for, when its config names them (not
-    /// placeholders such as transformers' `LABEL_0`).
-    pub labels: fn(&ModelFiles) -> Result<Option<Vec<String>>>,
+    /// The classes a checkpoint's head was trained for, and whether its config names them
+    /// (not placeholders such as transformers' `LABEL_0`).
+    pub labels: fn(&ModelFiles) -> Result<CheckpointLabels>,
     /// How its models are built, which also says their task ([`Family::task`]).
     pub loader: Loader,
     /// A checkpoint tensor's name as training, freeze patterns and exports use it (`None`:
@@ -85,13 +86,13 @@ impl ModelSource {
             .with_context(|| format!("{} names an architecture, not a checkpoint", self.name))
     }
 
-    /// The class names the checkpoint was trained for (see [`Family::labels`]); `None` for a
-    /// fresh network.
-    pub fn labels(&self) -> Result<Option<Vec<String>>> {
-        match &self.files {
-            Some(files) => (self.family.labels)(files),
-            None => Ok(None),
-        }
+    /// The classes the checkpoint's head was trained for (see [`Family::labels`]); `None` for
+    /// a fresh network.
+    pub fn labels(&self) -> Result<Option<CheckpointLabels>> {
+        self.files
+            .as_ref()
+            .map(|files| (self.family.labels)(files))
+            .transpose()
     }
 
     /// Fails unless the model does `task`.

@@ -5,6 +5,7 @@
 
 use super::{in_model_files, Family, Loader, ModelSource};
 use crate::tasks::image::{ImageClassifier, ImageModel, ImageModelOptions};
+use crate::tasks::labels::CheckpointLabels;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use finetune_hub::ModelFiles;
@@ -23,9 +24,11 @@ pub(super) static FAMILY: Family = Family {
     loader: Loader::Image(load),
 };
 
-/// A checkpoint's `label_names` (timm) or `id2label` (transformers).
-fn labels(files: &ModelFiles) -> Result<Option<Vec<String>>> {
-    Ok(ResNetConfig::from_file(&files.dir.join("config.json"))?.label_names)
+/// A checkpoint's `label_names` (timm) or `id2label` (transformers); a config without them
+/// (or with `LABEL_i` placeholders) names no classes.
+fn labels(files: &ModelFiles) -> Result<CheckpointLabels> {
+    let config = ResNetConfig::from_file(&files.dir.join("config.json"))?;
+    Ok(CheckpointLabels::from_config(config.labels()))
 }
 
 fn load(src: &ModelSource, opts: &ImageModelOptions, device: &Device) -> Result<ImageClassifier> {

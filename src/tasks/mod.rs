@@ -7,12 +7,14 @@
 //! - [`run`]: the fit → test sequence both tasks end in, and the [`RunReport`];
 //! - [`output`]: the output folder (locked; refusing to mix runs, `--overwrite`) and atomic
 //!   exports;
+//! - [`labels`]: the run's classes and whether the checkpoint's head stays (both tasks);
 //! - [`splits`]: the files of each split, validation splits and seeded samples;
 //! - [`prediction`]: the `predict --json` schema;
 //! - [`augment`]: the `--augment` presets.
 
 pub mod augment;
 pub mod image;
+pub mod labels;
 pub mod output;
 pub mod prediction;
 pub mod run;

@@ -18,8 +18,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub struct LabelMap {
     names: Vec<String>,
     ids: HashMap<String, usize>,
-    /// Whether raw integers in `0..n` are accepted as ids.
-    integer_ids: bool,
+    /// When raw integers in `0..n` are accepted: the class id of each (the identity unless
+    /// the map was [reordered](LabelMap::reordered)).
+    integer_ids: Option<Vec<usize>>,
 }
 
 fn as_index(raw: &str) -> Option<usize> {
@@ -68,7 +69,7 @@ impl LabelMap {
     /// The names of a `datasets` `ClassLabel` column (id order); raw integer labels are ids.
     pub fn from_class_label(names: Vec<String>) -> Result<Self> {
         let mut m = Self::from_names(names)?;
-        m.integer_ids = true;
+        m.integer_ids = Some((0..m.len()).collect());
         Ok(m)
     }
 
@@ -91,12 +92,34 @@ impl LabelMap {
         Ok(Self::from_parts(names, true))
     }
 
+    /// The same classes in the id order `names` gives (a permutation of [`Self::names`]): each
+    /// raw label keeps its class, only the ids change (raw integer ids included).
+    pub fn reordered(&self, names: Vec<String>) -> Result<Self> {
+        let mut sorted = names.clone();
+        sorted.sort();
+        let mut own = self.names.clone();
+        own.sort();
+        if sorted != own {
+            return Err(Error::config(format!(
+                "internal: {names:?} is not an order of the labels {}",
+                self.describe()
+            )));
+        }
+        let mut m = Self::from_parts(names, false);
+        m.integer_ids = self
+            .integer_ids
+            .as_ref()
+            .map(|old| old.iter().map(|&id| m.ids[&self.names[id]]).collect());
+        Ok(m)
+    }
+
     fn from_parts(names: Vec<String>, integer_ids: bool) -> Self {
         let ids = names
             .iter()
             .enumerate()
             .map(|(i, n)| (n.clone(), i))
             .collect();
+        let integer_ids = integer_ids.then(|| (0..names.len()).collect());
         Self {
             names,
             ids,
@@ -104,14 +127,22 @@ impl LabelMap {
         }
     }
 
+    /// Whether the classes are the integer ids themselves: names `"0"`, `"1"`, … in id order.
+    pub fn are_ids(&self) -> bool {
+        self.names
+            .iter()
+            .enumerate()
+            .all(|(i, n)| *n == i.to_string())
+    }
+
     /// The id of a raw label, or `None` when the map does not know it.
     pub fn id(&self, raw: &str) -> Option<usize> {
         if let Some(&id) = self.ids.get(raw) {
             return Some(id);
         }
-        if self.integer_ids {
+        if let Some(table) = &self.integer_ids {
             if let Some(i) = as_index(raw) {
-                return (i < self.names.len()).then_some(i);
+                return table.get(i).copied();
             }
         }
         None

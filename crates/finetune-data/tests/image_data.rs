@@ -65,6 +65,20 @@ fn image_folder_with_png_jpeg_webp_and_gray() {
     assert_eq!(ds.load(3, ColorMode::Gray).unwrap().channels, 1);
     let jpg = ds.load(1, ColorMode::Rgb).unwrap();
     assert_eq!((jpg.width, jpg.height), (6, 4));
+    // Relabelled in another order, each image keeps its class.
+    let flipped = ds
+        .relabel(&LabelMap::from_names(vec!["dog".into(), "cat".into()]).unwrap())
+        .unwrap();
+    assert_eq!(flipped.class_names(), ["dog", "cat"]);
+    assert_eq!(flipped.labels(), [1, 1, 0, 0]);
+    let err = ds
+        .relabel(&LabelMap::from_names(vec!["dog".into()]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert_mentions(&err, &["`cat`"]);
+    // Sizes come from the headers, whatever the format.
+    let sizes: Vec<(u32, u32)> = (0..4).map(|i| ds.dimensions(i).unwrap()).collect();
+    assert_eq!(sizes, [(6, 4), (6, 4), (5, 3), (3, 2)]);
     // A label map that lacks a folder is an error.
     let o = ImageOpenOptions {
         labels: Some(LabelMap::from_names(vec!["cat".into()]).unwrap()),
@@ -88,6 +102,9 @@ fn truncated_and_corrupt_images_are_errors_naming_the_file() {
     assert_mentions(&err, &["truncated.png", "cannot decode"]);
     let err = ds.load(2, ColorMode::Rgb).unwrap_err().to_string();
     assert_mentions(&err, &["garbage.jpg", "cannot decode"]);
+    assert_eq!(ds.dimensions(0).unwrap(), (40, 30));
+    let err = ds.dimensions(2).unwrap_err().to_string();
+    assert_mentions(&err, &["garbage.jpg", "image size"]);
 }
 
 #[test]

@@ -144,6 +144,25 @@ fn label2id_from_a_model_config_fixes_the_ids() {
 }
 
 #[test]
+fn a_reordered_map_keeps_each_raw_label_s_class() {
+    let classes =
+        LabelMap::from_class_label(vec!["neg".into(), "neu".into(), "pos".into()]).unwrap();
+    let map = classes
+        .reordered(vec!["pos".into(), "neg".into(), "neu".into()])
+        .unwrap();
+    assert_eq!(map.names(), ["pos", "neg", "neu"]);
+    assert_eq!(map.id("neg"), Some(1));
+    // Integer ClassLabel values still mean the class they named: 0 is `neg`, 2 is `pos`.
+    assert_eq!(map.id("0"), Some(1));
+    assert_eq!(map.id("2"), Some(0));
+    assert_eq!(map.id("3"), None);
+    // Only an order of the same names.
+    assert!(classes.reordered(vec!["pos".into(), "neg".into()]).is_err());
+    assert!(LabelMap::fit(["1", "0"]).unwrap().are_ids());
+    assert!(!classes.are_ids());
+}
+
+#[test]
 fn jsonl_with_numbers_booleans_blank_lines_and_a_broken_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("d.jsonl");

@@ -34,6 +34,9 @@ pub struct LoadOptions {
     /// Class names; when given they replace the checkpoint's labels (a head of another size is
     /// re-initialised and reported).
     pub labels: Option<Vec<String>>,
+    /// Initialise a fresh classifier even when the checkpoint's fits (new classes, same
+    /// count); the replaced tensors are reported.
+    pub new_head: bool,
     /// Replaces the config's `problem_type` (and so the loss).
     pub problem_type: Option<ProblemType>,
     /// Replaces the checkpoint's `hidden_dropout_prob` and `attention_probs_dropout_prob`
@@ -52,6 +55,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             labels: None,
+            new_head: false,
             problem_type: None,
             dropout: None,
             dtype: DType::F32,
@@ -158,7 +162,14 @@ impl BertForSequenceClassification {
         config.validate()?;
         let ckpt = Checkpoint::open(dir)?;
         let mut rng = Rng::seed_from_u64(opts.seed);
-        let (store, report) = load_checkpoint(&ckpt, &config, &opts.device, opts.dtype, &mut rng)?;
+        let (store, report) = load_checkpoint(
+            &ckpt,
+            &config,
+            opts.new_head,
+            &opts.device,
+            opts.dtype,
+            &mut rng,
+        )?;
         let mut model = Self::new(store, config, rng.next_u64())?;
         model.source = Some(dir.to_path_buf());
         Ok((model, report))

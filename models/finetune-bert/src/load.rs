@@ -15,10 +15,12 @@ pub type LoadReport = finetune_core::model_io::LoadReport<&'static str>;
 
 /// Loads `ckpt` for `config` into a new store of `dtype` on `device`. Tensors to initialise
 /// draw from `rng` (normal(0, initializer_range) weights, zero biases, as transformers'
-/// `_init_weights`).
+/// `_init_weights`). With `new_head` the classifier is initialised (and reported as replaced)
+/// even when the checkpoint's fits.
 pub fn load_checkpoint(
     ckpt: &Checkpoint,
     config: &BertConfig,
+    new_head: bool,
     device: &Device,
     dtype: DType,
     rng: &mut Rng,
@@ -31,7 +33,7 @@ pub fn load_checkpoint(
         let loaded = match sources.take(name) {
             Some(src) => {
                 let t = load_float(ckpt, &src, device)?;
-                if t.dims() == shape.as_slice() {
+                if t.dims() == shape.as_slice() && !(new_head && *role == Role::Head) {
                     Some(t.to_dtype(dtype)?)
                 } else if *role == Role::Head {
                     report

@@ -248,6 +248,32 @@ fn missing_or_misshapen_encoder_tensors_are_named_errors() {
     let (m, report) = BertForSequenceClassification::from_pretrained(&dir, &opts).unwrap();
     assert_eq!(report.resized.len(), 2, "{report}");
     assert_eq!(m.store().get("classifier.weight").unwrap().dims(), &[3, 16]);
+
+    // New classes of the same count: a head that fits is kept unless `new_head` asks.
+    let same_count = |new_head| LoadOptions {
+        labels: Some(vec!["x".into(), "y".into()]),
+        new_head,
+        ..LoadOptions::default()
+    };
+    let ckpt_w = &w["classifier.weight"];
+    let (kept, report) =
+        BertForSequenceClassification::from_pretrained(&dir, &same_count(false)).unwrap();
+    assert!(report.resized.is_empty(), "{report}");
+    let kept_w = kept.store().get("classifier.weight").unwrap();
+    assert_eq!(
+        kept_w.to_vec2::<f32>().unwrap(),
+        ckpt_w.to_vec2::<f32>().unwrap()
+    );
+    let (fresh, report) =
+        BertForSequenceClassification::from_pretrained(&dir, &same_count(true)).unwrap();
+    assert_eq!(report.resized.len(), 2, "{report}");
+    let fresh_w = fresh.store().get("classifier.weight").unwrap();
+    assert_eq!(fresh_w.dims(), ckpt_w.dims());
+    assert_ne!(
+        fresh_w.to_vec2::<f32>().unwrap(),
+        ckpt_w.to_vec2::<f32>().unwrap()
+    );
+    assert_eq!(fresh.config().labels(), vec!["x", "y"]);
     std::fs::remove_dir_all(&dir).ok();
 }
 

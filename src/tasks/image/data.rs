@@ -3,6 +3,7 @@
 
 use crate::families::ModelSource;
 use crate::settings::RunSettings;
+use crate::tasks::labels::{self, Resolved};
 use crate::tasks::splits::{sample_indices, split_files};
 use anyhow::{bail, Context, Result};
 use finetune_data::image::{open, parquet, ImageDataset, ImageOpenOptions};
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 
 /// The images of each split, and the classes.
 pub(super) struct Splits {
-    pub(super) labels: LabelMap,
+    pub(super) labels: Resolved,
     pub(super) train: ImageDataset,
     pub(super) eval: Option<ImageDataset>,
     pub(super) test: Option<ImageDataset>,
@@ -23,9 +24,15 @@ impl Splits {
     pub(super) fn read(s: &RunSettings, source: &ModelSource, skipped: &SkipLog) -> Result<Self> {
         let d = &s.data;
         let (train, eval, test) = split_files(d.dataset.as_deref(), &d.train, &d.eval, &d.test)?;
-        let (labels, mut train) = labels_and_train(s, source, &train, skipped)?;
-        let mut eval = open_split(s, &eval, "validation", Some(&labels), skipped)?;
-        let test = open_split(s, &test, "test", Some(&labels), skipped)?;
+        let (labels, read_map, mut train) = labels_and_train(s, source, &train, skipped)?;
+        // Read with the data's own order (formats with integer labels take a map's ids as
+        // theirs), then give each image its class in the run's order.
+        let other = |paths: &[PathBuf], split: &str| -> Result<Option<ImageDataset>> {
+            let ds = open_split(s, paths, split, Some(&read_map), skipped)?;
+            Ok(ds.map(|d| d.relabel(&labels.map)).transpose()?)
+        };
+        let mut eval = other(&eval, "validation")?;
+        let test = other(&test, "test")?;
         let seed = s.train.seed;
         if let (None, Some(f)) = (&eval, d.validation_split) {
             let (t, v) = random_split(train.len(), f, seed)?;
@@ -46,31 +53,35 @@ impl Splits {
     }
 }
 
-/// The classes, and the training data read with them: `--labels`, else `--num-labels`, else
-/// the checkpoint's named classes when the data's are among them, else the data's.
+/// The classes (see [`labels::resolve`]), the map the files are read with (the data's own
+/// order when the run's is a reordering of it, else the run's), and the training data in the
+/// run's classes.
 fn labels_and_train(
     s: &RunSettings,
     source: &ModelSource,
     paths: &[PathBuf],
     skipped: &SkipLog,
-) -> Result<(LabelMap, ImageDataset)> {
+) -> Result<(Resolved, LabelMap, ImageDataset)> {
     let read = |labels: Option<&LabelMap>| {
         open_split(s, paths, "train", labels, skipped)?.context("no training data")
     };
-    if let Some(names) = s.data.given_labels()? {
-        let map = LabelMap::from_names(names)?;
-        let train = read(Some(&map))?;
-        return Ok((map, train));
-    }
-    let train = read(None)?;
-    let data_names = train.class_names().to_vec();
-    if let Some(names) = source.labels()? {
-        if names != data_names && data_names.iter().all(|n| names.contains(n)) {
-            let map = LabelMap::from_names(names)?;
-            return Ok((map.clone(), read(Some(&map))?));
+    let mut own = None;
+    let data = || {
+        let train = read(None)?;
+        let map = LabelMap::from_names(train.class_names().to_vec())?;
+        own = Some((train, map.clone()));
+        Ok(map)
+    };
+    let resolved = labels::resolve(data, &s.data, source.labels()?.as_ref())?;
+    let map = &resolved.map;
+    let (read_map, train) = match own {
+        Some((train, own_map)) if own_map.reordered(map.names().to_vec()).is_ok() => {
+            let train = train.relabel(map)?;
+            (own_map, train)
         }
-    }
-    Ok((LabelMap::from_names(data_names)?, train))
+        _ => (map.clone(), read(Some(map))?),
+    };
+    Ok((resolved, read_map, train))
 }
 
 /// Opens one split: a single path (any format), or several parquet shards.

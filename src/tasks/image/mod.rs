@@ -6,6 +6,7 @@
 //! randomly initialised network trained from scratch.
 
 mod data;
+mod input_size;
 mod model;
 mod source;
 
@@ -31,28 +32,34 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
     let skipped = SkipLog::new();
     let splits = Splits::read(s, source, &skipped)?;
     let device = finetune_core::select_device(&s.job.device)?;
-    let names = splits.labels.names().to_vec();
-    let new_head = match source.labels()? {
-        Some(ckpt) => ckpt != names,
-        None => true,
-    };
+    splits.labels.announce();
+    let names = splits.labels.map.names().to_vec();
     let seed = s.train.seed;
+    let fresh = source.files.is_none();
+    let (image_size, why) = input_size::choose(s.image.image_size, fresh, &splits.train);
     let opts = ImageModelOptions {
         labels: Some(names.clone()),
-        new_head,
-        image_size: s.image.image_size,
+        new_head: splits.labels.new_head,
+        image_size,
         channels: s.image.channels,
         drop_rate: s.job.dropout,
         seed,
     };
     let clf = ImageClassifier::from_source(source, &opts, &device)?;
+    let input = clf.preprocessing().input_size;
+    eprintln!("{}", input_size::describe(input, &why));
+    // Record the size actually used, so the run can be repeated from `run_config.json`.
+    let mut resolved = s.clone();
+    if input[1] == input[2] {
+        resolved.image.image_size = Some(input[1]);
+    }
     let on_bad = s.data.on_bad();
     let batches = |d: &ImageDataset| clf.batches(d, &s.image.augment, seed, on_bad, &skipped);
     let train_src = batches(&splits.train)?;
     let eval_src = splits.eval.as_ref().map(batches).transpose()?;
     let test_src = splits.test.as_ref().map(batches).transpose()?;
     let mut report = fit_and_test(
-        s,
+        &resolved,
         Task::ImageClassification,
         out,
         Prepared {

@@ -3,6 +3,7 @@
 
 use crate::families::ModelSource;
 use crate::settings::RunSettings;
+use crate::tasks::labels::{self, Resolved};
 use crate::tasks::splits::{sample_indices, split_files};
 use anyhow::{Context, Result};
 use finetune_data::split::{grouped_split, random_split};
@@ -78,16 +79,11 @@ impl Splits {
             .len()
     }
 
-    /// The label map: `--labels`, else `--num-labels`, else the checkpoint's named labels,
-    /// else the training labels in sorted order.
-    pub(super) fn labels(&self, s: &RunSettings, source: &ModelSource) -> Result<LabelMap> {
-        if let Some(names) = s.data.given_labels()? {
-            return Ok(LabelMap::from_names(names)?);
-        }
-        if let Some(names) = source.labels()? {
-            return Ok(LabelMap::from_names(names)?);
-        }
-        Ok(self.train.fit_labels()?)
+    /// The run's classes, from the training labels, the flags and the checkpoint's head (see
+    /// [`labels::resolve`]).
+    pub(super) fn labels(&self, s: &RunSettings, source: &ModelSource) -> Result<Resolved> {
+        let data = || Ok(self.train.fit_labels()?);
+        labels::resolve(data, &s.data, source.labels()?.as_ref())
     }
 
     pub(super) fn encode(&self, labels: &LabelMap) -> Result<Encoded> {

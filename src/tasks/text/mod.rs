@@ -24,11 +24,14 @@ use std::path::{Path, PathBuf};
 /// Fine-tunes `source` as `s` says, evaluates on the test split, exports into the output.
 pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Result<RunReport> {
     let splits = Splits::read(s)?;
-    let labels = splits.labels(s, source)?;
+    let resolved = splits.labels(s, source)?;
+    resolved.announce();
+    let labels = resolved.map;
     let data = splits.encode(&labels)?;
     let device = finetune_core::select_device(&s.job.device)?;
     let opts = TextModelOptions {
         labels: Some(labels.names().to_vec()),
+        new_head: resolved.new_head,
         max_length: s.text.max_length,
         dropout: s.job.dropout,
         seed: s.train.seed,

@@ -28,6 +28,8 @@ pub const DEFAULT_MAX_LENGTH: usize = 128;
 pub struct TextModelOptions {
     /// Class names in id order; `None`: the checkpoint's.
     pub labels: Option<Vec<String>>,
+    /// Initialise a new head even when the checkpoint's has as many classes.
+    pub new_head: bool,
     /// Tokens per input (longer inputs are truncated); `None`: [`DEFAULT_MAX_LENGTH`], or the
     /// model's limit when that is smaller.
     pub max_length: Option<usize>,
@@ -41,6 +43,7 @@ impl Default for TextModelOptions {
     fn default() -> Self {
         Self {
             labels: None,
+            new_head: false,
             max_length: None,
             dropout: None,
             seed: 42,

@@ -124,6 +124,17 @@ impl Source {
     }
 }
 
+/// An encoded image's `(width, height)` from its header.
+fn header_size<R: std::io::BufRead + std::io::Seek>(
+    reader: R,
+) -> std::result::Result<(u32, u32), String> {
+    image::ImageReader::new(reader)
+        .with_guessed_format()
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.into_dimensions().map_err(|e| e.to_string()))
+        .map_err(|e| format!("cannot read the image size: {e}"))
+}
+
 /// Images with a class id each, and the class names (id order).
 #[derive(Debug, Clone)]
 pub struct ImageDataset {
@@ -216,6 +227,30 @@ impl ImageDataset {
         }
     }
 
+    /// The same images with the classes of `labels` (e.g. a checkpoint's order): each image
+    /// keeps its class, matched by name; only the ids change. An error names a class that
+    /// `labels` lacks.
+    pub fn relabel(&self, labels: &crate::LabelMap) -> Result<ImageDataset> {
+        let ids = self
+            .class_names
+            .iter()
+            .map(|n| {
+                labels.id(n).ok_or_else(|| {
+                    Error::config(format!(
+                        "class `{n}` is not one of the labels {}",
+                        labels.describe()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        Ok(ImageDataset {
+            source: self.source.clone(),
+            rows: self.rows.clone(),
+            labels: self.labels.iter().map(|&l| ids[l]).collect(),
+            class_names: labels.names().to_vec(),
+        })
+    }
+
     /// Where image `index` comes from: `(file, location within it)`.
     pub fn location(&self, index: usize) -> (PathBuf, String) {
         let i = self.rows[index];
@@ -245,6 +280,27 @@ impl ImageDataset {
                 }
                 unreachable!("index within the source")
             }
+        }
+    }
+
+    /// The `(width, height)` of image `index`, read from the file's header only (raw pixel
+    /// formats: their fixed size); an error names the image like [`Self::load`]'s.
+    pub fn dimensions(&self, index: usize) -> Result<(u32, u32)> {
+        let i = self.rows[index];
+        let fail = |msg: String| {
+            let (path, loc) = self.location(index);
+            record_error(&path, loc, msg)
+        };
+        match &*self.source {
+            Source::Files { paths, .. } => {
+                let file = std::fs::File::open(&paths[i])
+                    .map_err(|e| fail(format!("cannot read: {e}")))?;
+                header_size(std::io::BufReader::new(file)).map_err(fail)
+            }
+            Source::Encoded { blobs, .. } => {
+                header_size(std::io::Cursor::new(&blobs[i][..])).map_err(fail)
+            }
+            Source::Raw { width, height, .. } => Ok((*width, *height)),
         }
     }
 
