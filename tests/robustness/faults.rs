@@ -139,7 +139,7 @@ fn sigkill(child: &mut Child) {
 
 /// Runs `args` with the pause hook set to `pause`, waits for the pause, SIGKILLs the process.
 fn kill_at_pause(args: &[String], pause: &str) {
-    let mut child = spawn_paused(args, pause, None);
+    let (mut child, _) = spawn_paused(args, pause, None);
     sigkill(&mut child);
 }
 
@@ -652,4 +652,36 @@ fn on_nan_skip_drops_exactly_the_bad_steps_and_logs_them() {
         assert!(v.iter().all(|x| x.is_finite()));
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_interrupted_run_says_it_saved_a_checkpoint_and_exported_nothing() {
+    let f = Fixture::new("interrupt");
+    let out = f.dir.join("x");
+    let go_on = f.dir.join("go-on");
+    let pause = ".checkpoint-5.tmp-&trainer_state.json";
+    let (mut child, lines) = spawn_paused(&args(&f, &out, &[]), pause, Some(&go_on));
+    // SIGINT while it writes its first checkpoint; it stops at the next step.
+    let pid = i32::try_from(child.id()).unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    std::fs::write(&go_on, "").unwrap();
+    let status = child.wait().unwrap();
+    let stderr: String = lines.iter().map(|l| l + "\n").collect();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: a checkpoint is saved in"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("model exported"), "{stderr}");
+    assert!(
+        !out.join("model.safetensors").exists(),
+        "an interrupted run exported"
+    );
+    assert!(
+        checkpoint_steps(&out).len() >= 2,
+        "{:?}",
+        checkpoint_steps(&out)
+    );
+    finetune_ok(&args(&f, &out, &["--resume"]));
+    assert!(out.join("model.safetensors").is_file());
 }

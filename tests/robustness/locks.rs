@@ -44,7 +44,7 @@ fn a_second_writer_is_refused_and_the_holder_finishes_as_if_alone() {
 
     let out = f.out();
     let go_on = f.dir.join("go-on");
-    let mut holder = spawn_paused(&f.train_args(&out, &FLAGS), PAUSE, Some(&go_on));
+    let (mut holder, _) = spawn_paused(&f.train_args(&out, &FLAGS), PAUSE, Some(&go_on));
     let pid = holder.id();
     let attempts: [&[&str]; 4] = [&[], &["--resume"], &["--overwrite"], &["--seed", "9"]];
     for extra in attempts {
@@ -90,7 +90,7 @@ fn a_sigkilled_holder_leaves_no_lock_and_resume_proceeds() {
     let out = f.out();
     // Killed while writing its second checkpoint, so that there is one to resume from.
     let second = ".checkpoint-4.tmp-&trainer_state.json";
-    let mut holder = spawn_paused(&f.train_args(&out, &FLAGS), second, None);
+    let (mut holder, _) = spawn_paused(&f.train_args(&out, &FLAGS), second, None);
     holder.kill().unwrap();
     assert!(!holder.wait().unwrap().success());
     // The file stays (nobody removed it); its lock went with the process.

@@ -88,8 +88,13 @@ impl Drop for Fixture {
 
 /// Spawns `finetune ARGS` with the pause hook set to `pause` (see
 /// `finetune_core::fsutil::PAUSE_ENV`) and returns once it has paused. It goes on when the file
-/// `go_on` exists (given), else it waits to be killed. Its stderr is drained in the background.
-pub fn spawn_paused(args: &[String], pause: &str, go_on: Option<&Path>) -> Child {
+/// `go_on` exists (given), else it waits to be killed. Its stderr is drained in the background;
+/// the lines after the pause come through the returned receiver.
+pub fn spawn_paused(
+    args: &[String],
+    pause: &str,
+    go_on: Option<&Path>,
+) -> (Child, std::sync::mpsc::Receiver<String>) {
     let mut cmd = finetune_cmd();
     cmd.args(args)
         .stdout(Stdio::null())
@@ -110,7 +115,7 @@ pub fn spawn_paused(args: &[String], pause: &str, go_on: Option<&Path>) -> Child
     let mut seen = String::new();
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(line) if line.starts_with("paused before renaming") => return child,
+            Ok(line) if line.starts_with("paused before renaming") => return (child, rx),
             Ok(line) => {
                 seen += &line;
                 seen.push('\n');

@@ -45,6 +45,13 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<()> {
 fn print_report(report: &RunReport, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);
+    } else if report.outcome == "interrupted" {
+        eprintln!(
+            "interrupted: a checkpoint is saved in {} (no export, no test); continue with \
+             `finetune train --output {} --resume`",
+            report.output.display(),
+            report.output.display()
+        );
     } else {
         eprintln!(
             "{}: model exported to {}",
