@@ -21,6 +21,7 @@ pub const CHANGEABLE_ON_RESUME: &[&str] = &[
     "save_total_limit",
     "logging_steps",
     "eval_steps",
+    "eval_strategy",
     "eval_batch_size",
     "early_stopping_patience",
     "load_best_at_end",
@@ -47,12 +48,26 @@ pub fn over_record(
     else {
         return Ok((settings, given));
     };
-    let path = output.join(RUN_CONFIG);
+    // The checkpoint resumed from carries the record of the run that wrote it; the output
+    // folder's is the latest invocation's.
+    let from = settings
+        .job
+        .resume
+        .as_deref()
+        .and_then(|r| finetune_train::checkpoint::resolve(&output, r).ok());
+    let path = match from.filter(|d| d.join(RUN_CONFIG).is_file()) {
+        Some(dir) => dir.join(RUN_CONFIG),
+        None => output.join(RUN_CONFIG),
+    };
     if !path.is_file() {
         return Ok((settings, given));
     }
     let cmd = RunSettings::command();
-    let recorded = schema::read_file(&path, &cmd)?;
+    let mut recorded = schema::read_file(&path, &cmd)?;
+    // How this invocation runs is its own: a run started with --overwrite resumes without it.
+    for key in NOT_COMPARED {
+        recorded.remove(*key);
+    }
     let now = as_map(&settings)?;
     let defaults = as_map(&RunSettings::default())?;
     let (mut changed, mut differ) = (Vec::new(), Vec::new());

@@ -53,6 +53,8 @@ fn trained(tag: &str) -> Run {
         "4",
         "--save-steps",
         "2",
+        // How this invocation runs, not what the run is: a resume does not inherit it.
+        "--overwrite",
     ]);
     Run { dir, out, data }
 }
@@ -142,8 +144,39 @@ fn resume_takes_the_runs_settings_and_names_every_difference() {
     ] {
         assert!(err.contains(part), "missing {part:?}: {err}");
     }
+    // A shorter run than the checkpoint reached is refused by the checkpoint, and the record
+    // stays as it was.
+    let short = finetune(&["train", "--output", out, "--resume", "--max-steps", "3"]);
+    assert!(!short.status.success());
+    assert!(
+        stderr_of(&short).contains("at step 4"),
+        "{}",
+        stderr_of(&short)
+    );
+    assert_eq!(read_json(&run.out.join("run_config.json"))["max_steps"], 4);
+    // A checkpoint resumed into another folder brings its own record.
+    let other = run.dir.join("other");
+    let ckpt = run.out.join("checkpoint-4");
+    let moved = finetune(&[
+        "train",
+        "--output",
+        s(&other),
+        "--resume",
+        s(&ckpt),
+        "--max-steps",
+        "5",
+    ]);
+    assert!(moved.status.success(), "{}", stderr_of(&moved));
+    assert_eq!(
+        read_json(&other.join("train_summary.json"))["global_step"],
+        5
+    );
+    assert_eq!(
+        read_json(&other.join("run_config.json"))["text_column"],
+        "message"
+    );
     // The run's own values given again are no difference; a longer run is a safe change,
-    // allowed and said. No other flag is needed.
+    // allowed and said. No other flag is needed (the run was started with --overwrite).
     let resumed = finetune(&[
         "train",
         "--output",

@@ -24,8 +24,9 @@ pub fn open_for_training(output: &Path, job: &JobSettings) -> Result<OutputDir> 
 }
 
 /// Writes a model folder through `write` (which receives a temporary sibling folder), then
-/// renames it over `output`: a failed export leaves no half folder and the old one intact.
-/// `output` is locked first, so an export never replaces a folder another run is writing.
+/// swaps it in for `output`: a failed export leaves no half folder and the old one intact.
+/// `output` is locked first, so an export never replaces a folder another run is writing; the
+/// old folder is moved aside (not deleted) until the new one is in place.
 pub fn write_folder_atomically(
     output: &Path,
     write: impl FnOnce(&Path) -> finetune_core::Result<()>,
@@ -37,10 +38,17 @@ pub fn write_folder_atomically(
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e.into());
     }
-    if output.exists() {
-        std::fs::remove_dir_all(output)
-            .with_context(|| format!("replacing {}", output.display()))?;
+    let name = output
+        .file_name()
+        .map_or("out".into(), |n| n.to_string_lossy());
+    let old = output.with_file_name(format!(".{name}.old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&old);
+    std::fs::rename(output, &old).with_context(|| format!("replacing {}", output.display()))?;
+    if let Err(e) = std::fs::rename(&tmp, output) {
+        let _ = std::fs::rename(&old, output);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e).with_context(|| format!("writing {}", output.display()));
     }
-    std::fs::rename(&tmp, output).with_context(|| format!("writing {}", output.display()))?;
+    let _ = std::fs::remove_dir_all(&old);
     Ok(())
 }

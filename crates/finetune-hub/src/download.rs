@@ -174,6 +174,7 @@ impl Remote {
             .build()
             .map_err(|e| Error::repo("hub client", e.to_string()))?;
         let probe = ureq::AgentBuilder::new()
+            .try_proxy_from_env(true) // as hf-hub's own agents
             .redirects(0)
             .timeout_connect(std::time::Duration::from_secs(10))
             .timeout_read(std::time::Duration::from_secs(30))

@@ -55,7 +55,12 @@ pub fn plot_history(
     if curves.train.is_empty() && curves.eval.is_empty() {
         return Ok(());
     }
-    let tmp = path.with_extension("tmp.png");
+    // A hidden temporary name (`.loss.tmp-PID.png`: the backend wants the extension) that a
+    // new run's folder check counts as left-over, not as a result.
+    let stem = path
+        .file_stem()
+        .map_or("plot".into(), |s| s.to_string_lossy());
+    let tmp = path.with_file_name(format!(".{stem}.tmp-{}.png", std::process::id()));
     let drawn = register_font().and_then(|()| {
         let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
         curves.draw(&root, title)?;

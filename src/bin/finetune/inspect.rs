@@ -8,7 +8,7 @@
 //! when it matches either name.
 
 use anyhow::Result;
-use candle_finetune::families::{self, ModelSource};
+use candle_finetune::families::{self, Family, ModelSource};
 use finetune_core::freeze::FreezeRule;
 use finetune_core::params::thousands;
 use finetune_core::safetensors_io::Checkpoint;
@@ -68,19 +68,31 @@ pub fn run(args: Args) -> Result<()> {
         }) => (Checkpoint::open_files(&files.weights.files)?, Some(family)),
         _ => (open_checkpoint(&args.model)?, None),
     };
+    let report = rows(&ckpt, family, &spec)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+/// Every tensor of `ckpt` with its names and state under `spec`. A pattern matches a tensor
+/// when it matches its training name or that name in the family's other naming — as
+/// `train` matches them.
+fn rows(ckpt: &Checkpoint, family: Option<&Family>, spec: &FreezeSpec) -> Result<Report> {
     let alias = family.and_then(|f| (f.layout)().alias);
-    // The file's name, the training name, and the training name in the family's other naming.
     let names_of = |file_name: &str| {
         let training = family
             .and_then(|f| (f.training_name)(file_name))
             .unwrap_or_else(|| file_name.to_string());
         let other = alias.as_ref().and_then(|a| a(&training));
-        (file_name.to_string(), training, other)
+        (training, other)
     };
     let mut all: Vec<String> = Vec::new();
     for h in ckpt.headers() {
-        let (file, training, other) = names_of(&h.name);
-        for n in [Some(file), Some(training), other].into_iter().flatten() {
+        let (training, other) = names_of(&h.name);
+        for n in [Some(training), other].into_iter().flatten() {
             if !all.contains(&n) {
                 all.push(n);
             }
@@ -97,16 +109,16 @@ pub fn run(args: Args) -> Result<()> {
         .map(|h| {
             let kind = TensorKind::infer(&h.name, h.dtype);
             let params = h.shape.iter().product::<usize>();
-            let (name, training_name, other) = names_of(&h.name);
-            let names = [Some(&name), Some(&training_name), other.as_ref()];
+            let (training_name, other) = names_of(&h.name);
+            let names = [Some(&training_name), other.as_ref()];
             let trainable = kind == TensorKind::Parameter
-                && trainable_any(&spec, &training_name, names.into_iter().flatten());
+                && trainable_any(spec, &training_name, names.into_iter().flatten());
             if kind == TensorKind::Parameter {
                 counts.total += params;
                 counts.trainable += if trainable { params } else { 0 };
             }
             TensorRow {
-                name,
+                name: h.name.clone(),
                 training_name,
                 shape: h.shape.clone(),
                 dtype: h.dtype.as_str().to_string(),
@@ -116,15 +128,16 @@ pub fn run(args: Args) -> Result<()> {
             }
         })
         .collect();
-    if args.json {
-        let report = Report {
-            tensors,
-            total_params: counts.total,
-            trainable_params: counts.trainable,
-        };
-        println!("{}", serde_json::to_string(&report)?);
-        return Ok(());
-    }
+    Ok(Report {
+        tensors,
+        total_params: counts.total,
+        trainable_params: counts.trainable,
+    })
+}
+
+/// The table: training names, with the file's name in a last column where it differs.
+fn print_table(report: &Report) {
+    let tensors = &report.tensors;
     let width = tensors
         .iter()
         .map(|t| t.training_name.len())
@@ -144,7 +157,7 @@ pub fn run(args: Args) -> Result<()> {
             ""
         }
     );
-    for t in &tensors {
+    for t in tensors {
         let state = match (t.kind, t.trainable) {
             (TensorKind::Buffer, _) => "buffer",
             (_, true) => "trainable",
@@ -162,8 +175,11 @@ pub fn run(args: Args) -> Result<()> {
             thousands(t.params)
         );
     }
+    let counts = ParamCounts {
+        trainable: report.trainable_params,
+        total: report.total_params,
+    };
     println!("{counts}");
-    Ok(())
 }
 
 /// A checkpoint named by a path or a Hub id, read as it is (no family).

@@ -49,7 +49,6 @@ enum Command {
 }
 
 fn main() {
-    end_quietly_on_a_closed_pipe();
     // Before any thread starts: the allocator keeps freed memory for the next step and
     // candle's idle workers soon leave the cores to rayon's.
     candle_finetune::init();
@@ -71,6 +70,11 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // A training run keeps SIGPIPE ignored: a reader of its log going away (Ctrl-C under
+    // `| tee`) must not kill it before its Ctrl-C checkpoint; its writes ignore a closed pipe.
+    if !matches!(cli.command, Command::Train(_)) {
+        end_quietly_on_a_closed_pipe();
+    }
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::LrSchedule(a) => lr_schedule::run(*a),
@@ -106,10 +110,10 @@ fn main() {
 /// every write to a closed pipe into an error and `println!` into a panic; restoring the
 /// default once covers every output at once (reports, predictions, help, progress lines) where
 /// checking each write would miss some. Sockets are unaffected: the standard library sends
-/// with `MSG_NOSIGNAL`.
+/// with `MSG_NOSIGNAL`. `train` is the exception (see `main`).
 fn end_quietly_on_a_closed_pipe() {
     #[cfg(unix)]
-    // SAFETY: called first in `main`, before any thread exists; `SIG_DFL` is a valid action.
+    // SAFETY: called in `main` before any thread exists; `SIG_DFL` is a valid action.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }

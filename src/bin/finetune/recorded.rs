@@ -1,7 +1,8 @@
 //! What `eval` and `predict` take from the training run that made the model: its
 //! `run_config.json` (in the output folder and in every checkpoint) gives the defaults of the
-//! data columns, the max length and the image size, so that a model is evaluated on the data
-//! it was trained on without repeating the training flags.
+//! data columns and the max length (the image size is in the exported model's config), so
+//! that a model is evaluated on the data it was trained on without repeating the training
+//! flags.
 
 use anyhow::Result;
 use candle_finetune::families::ModelSource;
@@ -21,8 +22,13 @@ impl Recorded {
     /// The record of `source`'s folder, if it has one.
     pub fn of(source: &ModelSource) -> Result<Self> {
         let dir = source.files.as_ref().map(|f| f.dir.clone());
-        let settings = match &dir {
-            Some(d) => RunSettings::recorded(d)?,
+        // The record only supplies defaults: one that does not read is said and skipped.
+        let settings = match dir.as_deref().map(RunSettings::recorded) {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                eprintln!("warning: ignoring the run's settings: {e:#}");
+                None
+            }
             None => None,
         };
         Ok(Self {

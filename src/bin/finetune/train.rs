@@ -8,6 +8,7 @@ use candle_finetune::settings::RunSettings;
 use candle_finetune::tasks::{self, RunReport};
 use candle_finetune::usage::usage;
 use clap::ArgMatches;
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -32,32 +33,40 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<()> {
         RunSettings::from_matches(matches, args.config.as_deref()).map_err(usage)?;
     let task = settings.check(&given).map_err(usage)?;
     if args.dry_run {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&settings.resolved_json(task)?)?
-        );
-        return Ok(());
+        let json = serde_json::to_string_pretty(&settings.resolved_json(task)?)?;
+        return say(&mut std::io::stdout(), &json);
     }
     let report = tasks::train(&settings)?;
     print_report(&report, args.json)
 }
 
 fn print_report(report: &RunReport, json: bool) -> Result<()> {
+    let out = report.output.display();
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        say(
+            &mut std::io::stdout(),
+            &serde_json::to_string_pretty(report)?,
+        )
     } else if report.outcome == "interrupted" {
-        eprintln!(
-            "interrupted: a checkpoint is saved in {} (no export, no test); continue with \
-             `finetune train --output {} --resume`",
-            report.output.display(),
-            report.output.display()
-        );
+        say(
+            &mut std::io::stderr(),
+            &format!(
+                "interrupted: a checkpoint is saved in {out} (no export, no test); continue \
+                 with `finetune train --output {out} --resume`"
+            ),
+        )
     } else {
-        eprintln!(
-            "{}: model exported to {}",
-            report.outcome,
-            report.output.display()
-        );
+        say(
+            &mut std::io::stderr(),
+            &format!("{}: model exported to {out}", report.outcome),
+        )
     }
-    Ok(())
+}
+
+/// A line on `to`; a reader that went away is no error (training keeps SIGPIPE ignored).
+fn say(to: &mut dyn Write, line: &str) -> Result<()> {
+    match writeln!(to, "{line}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }

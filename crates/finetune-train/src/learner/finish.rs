@@ -21,12 +21,15 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 self.load_best(&mut run, eval)?;
             }
             self.model.export(&self.output)?;
-            crate::plot::plot_history(
+            // The plot is a view of metrics.jsonl: failing to draw it does not fail the run.
+            if let Err(e) = crate::plot::plot_history(
                 &self.output.join("loss.png"),
                 &run.state.log_history,
                 self.config.metric.as_str(),
                 &self.title,
-            )?;
+            ) {
+                run.progress.say(format!("warning: {e}"));
+            }
         }
         let summary = self.summary(&run)?;
         run.progress.log(summary_line(&summary));

@@ -177,8 +177,10 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
             Some(_) => OutputMode::Resume,
             None => OutputMode::Fresh,
         })?;
-        self.write_run_files(&self.output)?;
         let (mut run, feeds) = self.start(train, eval, resume)?;
+        // Once the run is under way: a resume refused by the checkpoint leaves the record as
+        // it was.
+        self.write_run_files(&self.output)?;
         std::thread::scope(|scope| -> Result<()> {
             let batches = crate::prefetch::spawn(scope, &feeds.train, run.order, run.steps_left());
             while !run.done() {

@@ -36,7 +36,7 @@ impl Progress {
             return;
         }
         if self.bar.is_hidden() {
-            eprintln!("{msg}");
+            stderr_line(&msg);
         } else {
             self.bar.println(msg)
         }
@@ -47,7 +47,7 @@ impl Progress {
     /// shows the same figures).
     pub(crate) fn log(&self, line: String) {
         if self.bar.is_hidden() && !self.quiet {
-            eprintln!("{line}");
+            stderr_line(&line);
         }
     }
 
@@ -65,4 +65,11 @@ impl Progress {
     pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
     }
+}
+
+/// A line on stderr; a reader that went away (`| tee` ended by Ctrl-C) must not stop the run
+/// before its Ctrl-C checkpoint, so a failed write is ignored.
+fn stderr_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

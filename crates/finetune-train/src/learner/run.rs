@@ -101,6 +101,8 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 }
                 scheduler.load_state(loaded.scheduler)?;
                 state = loaded.state;
+                // Checkpoints from here on record the settings this run goes on with.
+                state.config = c.clone();
                 if let Some(r) = state.model_rng {
                     self.model.set_rng_state(Rng::from_state(r));
                 }
