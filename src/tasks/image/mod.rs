@@ -36,7 +36,11 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
     let names = splits.labels.map.names().to_vec();
     let seed = s.train.seed;
     let fresh = source.files.is_none();
-    let (image_size, why) = input_size::choose(s.image.image_size, fresh, &splits.train);
+    let (image_size, mut why) = input_size::choose(s.image.image_size, fresh, &splits.train);
+    if s.job.resume.is_some() && s.image.image_size.is_some() {
+        // A resumed run's size comes from its record unless given again.
+        why = "the run's record, or --image-size".into();
+    }
     let opts = ImageModelOptions {
         labels: Some(names.clone()),
         new_head: splits.labels.new_head,

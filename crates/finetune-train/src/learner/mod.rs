@@ -159,7 +159,7 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
     /// A [`SampleBar`](crate::SampleBar) shows its progress on a terminal, unless
     /// `--no-progress`.
     pub fn evaluate(&self, data: &dyn BatchSource<M::Inputs>) -> Result<crate::EvalMetrics> {
-        if !self.config.progress {
+        if !self.config.progress || self.quiet {
             let feed = crate::feature_cache::Feed::direct(data);
             return evaluate_feed(self.model, &feed, self.config.eval_batch_size, &|_, _| {});
         }
