@@ -38,10 +38,10 @@ fn a_transformers_only_key_gets_a_pointed_one_line_error() {
     write_sentiment_csv(&train, 16, 1);
     for (line, needles) in [
         (
-            "report_to = \"tensorboard\"",
+            "save_strategy = \"epoch\"",
             &[
-                "\"report_to\" (a transformers setting) is not supported",
-                "metrics.jsonl",
+                "\"save_strategy\" (a transformers setting) is not supported",
+                "--save-steps",
             ][..],
         ),
         ("adam_beta1 = 0.8", &["\"adam_beta1\"", "use --betas"][..]),

@@ -73,8 +73,9 @@ fn verify_checkpoints(out: &Path, reference: &Path) {
     }
 }
 
-/// What a killed run may leave besides complete checkpoints: its settings and log, files of its
-/// export (each complete), and temporary entries (hidden, never under a final name).
+/// What a killed run may leave besides complete checkpoints: its settings and logs (TensorBoard's
+/// in `runs/`), files of its export (each complete), and temporary entries (hidden, never under
+/// a final name).
 fn assert_only_complete_outputs(out: &Path, reference: &Path) {
     verify_checkpoints(out, reference);
     for e in std::fs::read_dir(out).unwrap().flatten() {
@@ -90,6 +91,17 @@ fn assert_only_complete_outputs(out: &Path, reference: &Path) {
             continue;
         }
         let p = e.path();
+        if name == "runs" {
+            // TensorBoard's event files, appended as the run logs.
+            for f in std::fs::read_dir(&p).unwrap().flatten() {
+                let n = f.file_name().to_string_lossy().into_owned();
+                assert!(
+                    n.starts_with("events.out.tfevents."),
+                    "unexpected {n} in runs/"
+                );
+            }
+            continue;
+        }
         assert!(p.is_file(), "unexpected {}", p.display());
         if name.ends_with(".safetensors") {
             let bytes = std::fs::read(&p).unwrap();

@@ -193,6 +193,35 @@ pub struct TrainConfig {
     /// stderr is not a terminal.
     #[arg(long = "no-progress", action = ArgAction::SetFalse, help_heading = "Logging")]
     pub progress: bool,
+    /// Where logged scalars go besides metrics.jsonl (always written): `tensorboard`, `jsonl`,
+    /// `all` or `none`, comma-separated (transformers' `report_to`).
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 1.., default_values_t = [ReportTo::Jsonl, ReportTo::Tensorboard], help_heading = "Logging")]
+    pub report_to: Vec<ReportTo>,
+    /// TensorBoard's event files go here [default: OUTPUT/runs].
+    #[arg(long, help_heading = "Logging")]
+    pub logging_dir: Option<std::path::PathBuf>,
+}
+
+/// Where a run reports its logged scalars (transformers' `report_to` values this trainer has).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportTo {
+    /// `metrics.jsonl` in the output folder (always written: the run's own record).
+    Jsonl,
+    /// TensorBoard event files (`events.out.tfevents.*`) under `--logging-dir`.
+    Tensorboard,
+    /// Every destination.
+    All,
+    /// Nothing besides `metrics.jsonl`.
+    None,
+}
+
+impl TrainConfig {
+    /// Whether scalars also go to TensorBoard event files.
+    pub fn reports_to_tensorboard(&self) -> bool {
+        let has = |r: ReportTo| self.report_to.contains(&r);
+        !has(ReportTo::None) && (has(ReportTo::Tensorboard) || has(ReportTo::All))
+    }
 }
 
 /// What the learner does with a step whose loss or gradients are not finite.

@@ -133,9 +133,10 @@ pub mod sample_bar;
 pub mod settings;
 pub mod source;
 pub mod summary;
+pub mod tensorboard;
 pub mod unfreeze;
 
-pub use config::{OnNan, TrainConfig};
+pub use config::{OnNan, ReportTo, TrainConfig};
 pub use eval_strategy::EvalStrategy;
 pub use feature_cache::FeatureCacheReport;
 pub use finetune_core::model::{self, HeadSplit, Output, ParamLayout, Problem, TrainModel};

@@ -1,4 +1,5 @@
-//! `output/metrics.jsonl`: one JSON object per logged event, appended and flushed as it happens.
+//! `output/metrics.jsonl`: one JSON object per logged event, appended and flushed as it happens
+//! (and, when asked, the same scalars to a TensorBoard event file).
 
 use finetune_core::{Error, Result};
 use std::io::Write;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 pub struct MetricsLog {
     path: PathBuf,
     file: std::fs::File,
+    tensorboard: Option<crate::tensorboard::EventWriter>,
 }
 
 impl MetricsLog {
@@ -35,7 +37,20 @@ impl MetricsLog {
             .append(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        Ok(Self { path, file })
+        Ok(Self {
+            path,
+            file,
+            tensorboard: None,
+        })
+    }
+
+    /// Every record from here on also goes to a new TensorBoard event file in `dir`, which
+    /// starts with the run's settings (`settings`, as text) at `step`.
+    pub fn with_tensorboard(mut self, dir: &Path, step: u64, settings: &str) -> Result<Self> {
+        let mut writer = crate::tensorboard::EventWriter::create(dir)?;
+        writer.text(step, "args", settings)?;
+        self.tensorboard = Some(writer);
+        Ok(self)
     }
 
     /// Appends `record` as one line and flushes it, so that the file holds every record up to
@@ -46,6 +61,10 @@ impl MetricsLog {
         self.file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.flush())
-            .map_err(|e| Error::io(&self.path, e))
+            .map_err(|e| Error::io(&self.path, e))?;
+        match (&mut self.tensorboard, crate::tensorboard::tags_of(record)) {
+            (Some(tb), Some((step, values))) if !values.is_empty() => tb.scalars(step, &values),
+            _ => Ok(()),
+        }
     }
 }

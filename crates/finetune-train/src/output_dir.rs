@@ -15,6 +15,8 @@ pub const RUN_OUTPUT_FILES: &[&str] = &[
     // Written by earlier versions, removed by --overwrite all the same.
     "train_config.json",
     "metrics.jsonl",
+    // TensorBoard's event files (the default --logging-dir).
+    "runs",
     "loss.png",
     "train_summary.json",
     "model.safetensors",
@@ -28,8 +30,12 @@ pub const RUN_OUTPUT_FILES: &[&str] = &[
 ];
 
 /// The files a run writes before its first checkpoint: no result to protect.
-const LEFT_BEFORE_A_CHECKPOINT: &[&str] =
-    &["run_config.json", "train_config.json", "metrics.jsonl"];
+const LEFT_BEFORE_A_CHECKPOINT: &[&str] = &[
+    "run_config.json",
+    "train_config.json",
+    "metrics.jsonl",
+    "runs",
+];
 
 /// What a run may do with an output folder that holds an earlier run's results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -116,6 +116,15 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
         self
     }
 
+    /// The run's settings as text (TensorBoard's `args`): the first run file (the
+    /// application's resolved settings) when there is one, else the training settings.
+    fn settings_text(&self) -> String {
+        match self.run_files.first() {
+            Some((_, bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            None => serde_json::to_string_pretty(&self.config).unwrap_or_default(),
+        }
+    }
+
     /// Writes the run files into `dir` (atomically, each).
     fn write_run_files(&self, dir: &Path) -> Result<()> {
         for (name, bytes) in &self.run_files {

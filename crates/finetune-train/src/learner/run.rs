@@ -114,7 +114,14 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         checkpoint::remove_stale_temps(&self.output)?;
         let (train, eval, cache_report, cache_line) =
             feature_cache::feeds(self.model, c, self.unfreeze.is_some(), train, eval)?;
-        let log = MetricsLog::start(&self.output, &state.log_history)?;
+        let mut log = MetricsLog::start(&self.output, &state.log_history)?;
+        if c.reports_to_tensorboard() {
+            let dir = c
+                .logging_dir
+                .clone()
+                .unwrap_or_else(|| self.output.join("runs"));
+            log = log.with_tensorboard(&dir, state.global_step, &self.settings_text())?;
+        }
         let counts = store.counts();
         let progress = Progress::new(c.progress, self.quiet, total_steps, state.global_step);
         progress.say(format!(
