@@ -8,6 +8,7 @@
 //! - [`output`]: the output folder (locked; refusing to mix runs, `--overwrite`) and atomic
 //!   exports;
 //! - [`labels`]: the run's classes and whether the checkpoint's head stays (both tasks);
+//! - [`model_card`]: the `README.md` every export gets;
 //! - [`splits`]: the files of each split, validation splits and seeded samples;
 //! - [`prediction`]: the `predict --json` schema;
 //! - [`augment`]: the `--augment` presets.
@@ -15,6 +16,7 @@
 pub mod augment;
 pub mod image;
 pub mod labels;
+pub mod model_card;
 pub mod output;
 pub mod prediction;
 pub mod run;

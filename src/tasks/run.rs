@@ -1,14 +1,16 @@
 //! The end every task's run shares: the resolved settings recorded as `run_config.json` (in the
 //! output folder and every checkpoint), the learner's fit (resuming when asked), the test split evaluated, and the [`RunReport`].
 
+use crate::families::ModelSource;
 use crate::settings::{RunSettings, Task, RUN_CONFIG};
+use crate::tasks::model_card::{self, CardFacts};
 use anyhow::Result;
 use finetune_train::learner::describe;
 use finetune_train::{
     BatchSource, EvalMetrics, Learner, Outcome, OutputDir, TrainModel, TrainSummary,
 };
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What a training run produced (either task): the `train --json` report.
 #[derive(Debug, Serialize)]
@@ -43,6 +45,8 @@ pub struct Prepared<'a, M: TrainModel + ?Sized> {
     pub labels: Vec<String>,
     /// Bad samples skipped so far (while reading the splits).
     pub skipped_samples: usize,
+    /// Where the model came from (for the model card).
+    pub source: &'a ModelSource,
 }
 
 /// Trains `run.model` as `settings` (resolved: what the run really used) say, then evaluates
@@ -82,6 +86,9 @@ pub fn fit_and_test<M: TrainModel + ?Sized>(
         }
         _ => None,
     };
+    if outcome != Outcome::Interrupted {
+        write_card(&output, settings, task, run.source, test.as_ref())?;
+    }
     Ok(RunReport {
         outcome: format!("{outcome:?}").to_lowercase(),
         summary,
@@ -91,4 +98,35 @@ pub fn fit_and_test<M: TrainModel + ?Sized>(
         frozen,
         skipped_samples: run.skipped_samples,
     })
+}
+
+/// The model card beside the export: the test results, else the last evaluation's.
+fn write_card(
+    output: &Path,
+    settings: &RunSettings,
+    task: Task,
+    source: &ModelSource,
+    test: Option<&EvalMetrics>,
+) -> Result<()> {
+    let history: Vec<serde_json::Value> = std::fs::read_to_string(output.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let results = match test {
+        Some(m) => Some(serde_json::to_value(m)?),
+        None => history
+            .iter()
+            .rev()
+            .find(|r| r.get("eval_loss").is_some())
+            .cloned(),
+    };
+    let facts = CardFacts {
+        settings,
+        task,
+        source,
+        results,
+        history: &history,
+    };
+    model_card::write(output, &facts)
 }

@@ -27,6 +27,7 @@ pub const RUN_OUTPUT_FILES: &[&str] = &[
     "tokenizer_config.json",
     "vocab.txt",
     "special_tokens_map.json",
+    "README.md",
 ];
 
 /// The files a run writes before its first checkpoint: no result to protect.

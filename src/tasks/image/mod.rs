@@ -73,6 +73,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
             test: test_src.as_ref().map(|b| b as &dyn BatchSource<Tensor>),
             labels: names,
             skipped_samples: 0,
+            source,
         },
     )?;
     report.skipped_samples = skipped
@@ -138,5 +139,8 @@ pub fn evaluate(
 /// Writes `source` again for timm and torchvision, floating-point tensors in `dtype`.
 pub(crate) fn export(source: &ModelSource, output: &Path, dtype: Option<DType>) -> Result<()> {
     let clf = ImageClassifier::from_source(source, &ImageModelOptions::default(), &Device::Cpu)?;
-    write_folder_atomically(output, |tmp| clf.model().export_as(tmp, dtype))
+    write_folder_atomically(output, |tmp| {
+        clf.model().export_as(tmp, dtype)?;
+        crate::tasks::model_card::carry_over(source, tmp)
+    })
 }

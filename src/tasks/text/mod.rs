@@ -54,6 +54,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
             test: test_src.as_ref().map(|b| b as &dyn BatchSource<BertBatch>),
             labels: labels.names().to_vec(),
             skipped_samples: splits.skipped(),
+            source,
         },
     )
 }
@@ -89,5 +90,8 @@ pub fn evaluate(
 /// Writes `source` again for transformers, floating-point tensors in `dtype`.
 pub(crate) fn export(source: &ModelSource, output: &Path, dtype: Option<DType>) -> Result<()> {
     let clf = TextClassifier::from_source(source, &TextModelOptions::default(), &Device::Cpu)?;
-    write_folder_atomically(output, |tmp| clf.model().export_as(tmp, dtype))
+    write_folder_atomically(output, |tmp| {
+        clf.model().export_as(tmp, dtype)?;
+        crate::tasks::model_card::carry_over(source, tmp)
+    })
 }
