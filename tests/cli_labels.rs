@@ -163,26 +163,7 @@ fn image_folder_of_named_classes_trains_with_num_labels_on_a_checkpoint_of_other
     let (model, train, out) = (dir.join("model"), dir.join("train"), dir.join("out"));
     images::write_tiny_resnet(&model, 2, Some(&["cat", "dog"]));
     images::write_shapes(&train, &["circles", "squares"], 4, 16, 1);
-    let err = assert_ok(&finetune(&[
-        "train",
-        "--task",
-        "image-classification",
-        "--model",
-        model.to_str().unwrap(),
-        "--train",
-        train.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--num-labels",
-        "2",
-        "--batch-size",
-        "4",
-        "--max-steps",
-        "1",
-        "--augment",
-        "none",
-        "--no-progress",
-    ]));
+    let err = assert_ok(&image_train(&model, &train, &out, &["--num-labels", "2"]));
     let line: Vec<&str> = err.lines().filter(|l| l.starts_with("labels:")).collect();
     assert_eq!(line.len(), 1, "one line about the head:\n{err}");
     assert!(
@@ -206,28 +187,9 @@ fn image_checkpoint_of_the_same_classes_keeps_its_head_and_its_order() {
     let (model, train, out) = (dir.join("model"), dir.join("train"), dir.join("out"));
     images::write_tiny_resnet(&model, 2, Some(&["Squares", "circles"]));
     images::write_shapes(&train, &["circles", "squares"], 4, 16, 1);
-    let err = assert_ok(&finetune(&[
-        "train",
-        "--task",
-        "image-classification",
-        "--model",
-        model.to_str().unwrap(),
-        "--train",
-        train.to_str().unwrap(),
-        "--eval",
-        train.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--batch-size",
-        "4",
-        "--max-steps",
-        "1",
-        "--augment",
-        "none",
-        "--freeze",
-        "fc.*",
-        "--no-progress",
-    ]));
+    let eval = train.to_str().unwrap();
+    let extra = ["--eval", eval, "--freeze", "fc.*"];
+    let err = assert_ok(&image_train(&model, &train, &out, &extra));
     assert!(!err.contains("new head"), "{err}");
     let config = read_json(&out.join("config.json"));
     assert_eq!(
@@ -240,4 +202,28 @@ fn image_checkpoint_of_the_same_classes_keeps_its_head_and_its_order() {
     );
     assert!(same_bits(&before["fc.weight"], &after["fc.weight"]));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One quick image run of `model` on the folder `train` into `out`, then `extra`.
+fn image_train(model: &Path, train: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--task",
+        "image-classification",
+        "--model",
+        model.to_str().unwrap(),
+        "--train",
+        train.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "1",
+        "--augment",
+        "none",
+        "--no-progress",
+    ];
+    args.extend(extra);
+    finetune(&args)
 }
