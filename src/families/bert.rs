@@ -19,6 +19,7 @@ pub(super) static FAMILY: Family = Family {
     labels,
     training_name: finetune_bert::naming::canonical_name,
     layout: finetune_bert::naming::layout,
+    library: "transformers",
     loader: Loader::Text(load),
 };
 

@@ -49,6 +49,9 @@ pub struct Family {
     /// A checkpoint tensor's name as training, freeze patterns and exports use it (`None`:
     /// a tensor the model does not use).
     pub training_name: fn(&str) -> Option<String>,
+    /// The Python library that loads its exports (`transformers`, `timm`): the model card's
+    /// `library_name`.
+    pub library: &'static str,
     /// The model's parameter layout (head, depths, the other naming), as its `TrainModel`
     /// declares it.
     pub layout: fn() -> finetune_core::ParamLayout,

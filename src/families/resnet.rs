@@ -21,6 +21,7 @@ pub(super) static FAMILY: Family = Family {
     labels,
     training_name: finetune_resnet::naming::canonical_name,
     layout: finetune_resnet::naming::layout,
+    library: "timm",
     loader: Loader::Image(load),
 };
 

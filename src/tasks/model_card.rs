@@ -91,10 +91,7 @@ fn metrics_of(results: &Value) -> Vec<(String, f64)> {
 /// YAML front matter, each value written as JSON (which YAML reads as it is).
 fn front_matter(name: &str, f: &CardFacts<'_>) -> String {
     let pipeline = serde_json::to_value(f.task).unwrap_or(Value::Null);
-    let library = match f.task {
-        Task::TextClassification => "transformers",
-        Task::ImageClassification => "timm",
-    };
+    let library = f.source.family.library;
     let metrics: Vec<(String, f64)> = f.results.as_ref().map(metrics_of).unwrap_or_default();
     let dataset = f.settings.data.dataset.clone();
     let mut lines = vec![

@@ -106,9 +106,15 @@ impl FreezeSpec {
 
     /// Whether `name` trains under this spec, starting from `start`.
     pub fn trainable(&self, name: &str, start: bool) -> bool {
+        self.trainable_where(start, |p| p.matches(name))
+    }
+
+    /// Whether a parameter trains, starting from `start`, when a rule's pattern applies to it
+    /// as `applies` says (e.g. matching any of its names in several namings).
+    pub fn trainable_where(&self, start: bool, applies: impl Fn(&NamePattern) -> bool) -> bool {
         self.rules.iter().fold(start, |t, r| match r {
-            FreezeRule::Freeze(p) if p.matches(name) => false,
-            FreezeRule::Unfreeze(p) if p.matches(name) => true,
+            FreezeRule::Freeze(p) if applies(p) => false,
+            FreezeRule::Unfreeze(p) if applies(p) => true,
             _ => t,
         })
     }

@@ -9,7 +9,6 @@
 
 use anyhow::Result;
 use candle_finetune::families::{self, Family, ModelSource};
-use finetune_core::freeze::FreezeRule;
 use finetune_core::params::thousands;
 use finetune_core::safetensors_io::Checkpoint;
 use finetune_core::{FreezeSpec, ParamCounts, TensorKind};
@@ -200,13 +199,8 @@ fn trainable_any<'a>(
     training: &str,
     names: impl Iterator<Item = &'a String> + Clone,
 ) -> bool {
-    let hit = |p: &finetune_core::NamePattern| match p.as_str().starts_with('!') {
+    spec.trainable_where(true, |p| match p.as_str().starts_with('!') {
         true => p.matches(training),
         false => names.clone().any(|n| p.matches(n)),
-    };
-    spec.rules().iter().fold(true, |t, r| match r {
-        FreezeRule::Freeze(p) if hit(p) => false,
-        FreezeRule::Unfreeze(p) if hit(p) => true,
-        _ => t,
     })
 }

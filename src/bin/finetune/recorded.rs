@@ -32,7 +32,9 @@ impl Recorded {
             None => None,
         };
         Ok(Self {
-            from: settings.is_some().then(|| dir.unwrap().join(RUN_CONFIG)),
+            from: dir
+                .filter(|_| settings.is_some())
+                .map(|d| d.join(RUN_CONFIG)),
             settings: settings.unwrap_or_default(),
             taken: Vec::new(),
         })

@@ -34,27 +34,33 @@ pub fn read_all(from: &mut impl Read) -> std::io::Result<Vec<Vec<u8>>> {
     };
     while at < bytes.len() {
         let i = records.len();
-        let head = bytes
-            .get(at..at + 12)
-            .ok_or_else(|| bad(i, "cut in its header"))?;
-        let len = u64::from_le_bytes(head[..8].try_into().unwrap()) as usize;
-        if masked_crc(&head[..8]) != u32::from_le_bytes(head[8..12].try_into().unwrap()) {
+        let word = |from: usize, n: usize| bytes.get(from..from.checked_add(n)?);
+        let len_bytes = word(at, 8).ok_or_else(|| bad(i, "cut in its header"))?;
+        let len_crc = word(at + 8, 4).ok_or_else(|| bad(i, "cut in its header"))?;
+        if masked_crc(len_bytes) != u32_le(len_crc) {
             return Err(bad(i, "length CRC mismatch"));
         }
+        let len = usize::try_from(u64_le(len_bytes)).map_err(|_| bad(i, "length out of range"))?;
+        let data = word(at + 12, len).ok_or_else(|| bad(i, "cut in its data"))?;
         let end = at + 12 + len;
-        let data = bytes
-            .get(at + 12..end)
-            .ok_or_else(|| bad(i, "cut in its data"))?;
-        let crc = bytes
-            .get(end..end + 4)
-            .ok_or_else(|| bad(i, "cut in its CRC"))?;
-        if masked_crc(data) != u32::from_le_bytes(crc.try_into().unwrap()) {
+        let crc = word(end, 4).ok_or_else(|| bad(i, "cut in its CRC"))?;
+        if masked_crc(data) != u32_le(crc) {
             return Err(bad(i, "data CRC mismatch"));
         }
         records.push(data.to_vec());
         at = end + 4;
     }
     Ok(records)
+}
+
+/// A little-endian u32 of 4 bytes (the callers slice exactly 4).
+fn u32_le(b: &[u8]) -> u32 {
+    b.iter().rev().fold(0, |acc, &x| (acc << 8) | u32::from(x))
+}
+
+/// A little-endian u64 of 8 bytes (the callers slice exactly 8).
+fn u64_le(b: &[u8]) -> u64 {
+    b.iter().rev().fold(0, |acc, &x| (acc << 8) | u64::from(x))
 }
 
 #[cfg(test)]
@@ -91,5 +97,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("record 2"));
+        // A length past the end (or past usize) is a damaged record, not a panic.
+        let mut huge = u64::MAX.to_le_bytes().to_vec();
+        huge.extend(masked_crc(&huge).to_le_bytes());
+        let err = read_all(&mut &huge[..]).unwrap_err().to_string();
+        assert!(err.contains("record 0"), "{err}");
     }
 }
