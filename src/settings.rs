@@ -34,6 +34,15 @@ impl Task {
         }
     }
 
+    /// PEFT's `task_type` for an adapter of this task (`None`: PEFT has none, as for timm's
+    /// image models).
+    pub fn peft_task_type(self) -> Option<&'static str> {
+        match self {
+            Task::TextClassification => Some("SEQ_CLS"),
+            Task::ImageClassification => None,
+        }
+    }
+
     /// How messages name the task.
     pub fn describe(self) -> &'static str {
         match self {
@@ -183,6 +192,54 @@ pub struct ImageSettings {
     pub max_eval_samples: Option<usize>,
 }
 
+/// LoRA: train low-rank adapters on a frozen model (PEFT's `LoraConfig` names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct LoraSettings {
+    /// Train LoRA adapters instead of the whole model: the base weights freeze, the head
+    /// trains whole; the export holds the merged model and `adapter/` in PEFT's format.
+    #[arg(long, help_heading = LORA_HEADING)]
+    pub lora: bool,
+    /// The adapters' rank `r`.
+    #[arg(long, default_value_t = 8, help_heading = LORA_HEADING)]
+    pub lora_r: usize,
+    /// `lora_alpha`: adapters are scaled by alpha / r.
+    #[arg(long, default_value_t = 16.0, help_heading = LORA_HEADING)]
+    pub lora_alpha: f64,
+    /// Dropout on the adapters' input, in training.
+    #[arg(long, default_value_t = 0.1, help_heading = LORA_HEADING)]
+    pub lora_dropout: f64,
+    /// Layers to adapt: names (`query,value`), globs over the layer path (`layer4.*.conv*`)
+    /// or `all-linear` (default: the family's, as PEFT's: BERT `query,value`).
+    #[arg(long, value_delimiter = ',', alias = "target-modules", help_heading = LORA_HEADING)]
+    pub lora_target: Option<Vec<String>>,
+    /// rsLoRA: scale by alpha / √r.
+    #[arg(long, help_heading = LORA_HEADING)]
+    pub use_rslora: bool,
+    /// A PEFT LoRA adapter (folder) to apply to --model and train further.
+    #[arg(long, help_heading = LORA_HEADING)]
+    pub adapter: Option<PathBuf>,
+}
+
+const LORA_HEADING: &str = "LoRA";
+
+impl LoraSettings {
+    /// PEFT's `LoraConfig` of these settings, targeting `default_targets` unless
+    /// `--lora-target` is given.
+    pub fn config(&self, default_targets: &[&str]) -> finetune_core::lora::LoraConfig {
+        finetune_core::lora::LoraConfig {
+            r: self.lora_r,
+            alpha: self.lora_alpha,
+            dropout: self.lora_dropout,
+            target: match &self.lora_target {
+                Some(t) => t.clone(),
+                None => default_targets.iter().map(|t| t.to_string()).collect(),
+            },
+            use_rslora: self.use_rslora,
+        }
+    }
+}
+
 /// Everything a run is told.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
 pub struct RunSettings {
@@ -202,6 +259,10 @@ pub struct RunSettings {
     #[command(flatten)]
     #[serde(flatten)]
     pub image: ImageSettings,
+    /// LoRA adapters.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub lora: LoraSettings,
     /// How to train.
     #[command(flatten)]
     #[serde(flatten)]
@@ -218,7 +279,13 @@ macro_rules! defaults_from_flags {
         }
     )+};
 }
-defaults_from_flags!(JobSettings, DataSettings, TextSettings, ImageSettings);
+defaults_from_flags!(
+    JobSettings,
+    DataSettings,
+    TextSettings,
+    ImageSettings,
+    LoraSettings
+);
 
 /// The file in a training output folder, and in each of its checkpoints, that records the
 /// run's resolved settings ([`RunSettings::resolved_json`]).
@@ -295,6 +362,11 @@ impl RunSettings {
         let (task, _, _) = self.required()?;
         Self::check_task(task, given)?;
         self.train.validate()?;
+        if self.lora.lora || self.lora.adapter.is_some() {
+            self.lora
+                .config(&[finetune_core::lora::ALL_LINEAR])
+                .validate()?;
+        }
         self.job.device.parse::<finetune_core::DeviceSpec>()?;
         if self.job.resume.is_some() && self.job.overwrite {
             bail!("give --resume or --overwrite, not both");

@@ -32,14 +32,17 @@ pub fn bert_step_flops(c: &BertConfig, batch: usize, seq: usize, mode: Mode) -> 
     let head = lin(b, h, h) + lin(b, h, labels);
     // Index of the lowest trainable encoder layer (`layers` = none trains).
     let first = match mode {
-        Mode::Full => 0,
+        Mode::Full | Mode::Lora => 0,
         Mode::Last2 => layers.saturating_sub(2),
         Mode::Frozen => layers,
     };
     let mut total = layers as f64 * (qkv + attn + rest) + head;
     for l in first..layers {
-        // Weight gradients of all six linear layers.
-        total += qkv + rest;
+        // Weight gradients of all six linear layers (LoRA: frozen weights get none; the
+        // adapters' own products, rank r, are not counted).
+        if mode != Mode::Lora {
+            total += qkv + rest;
+        }
         // Input gradients: attention's four products, the three linear layers above it, and
         // the q/k/v projections' input only when the embeddings (full mode) or a lower
         // layer train.

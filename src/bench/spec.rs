@@ -60,6 +60,9 @@ pub enum Mode {
     Last2,
     /// The head only.
     Frozen,
+    /// LoRA adapters (rank [`TrainBenchSpec::lora_r`], alpha 2r, dropout 0.1) on the family's
+    /// default targets or [`TrainBenchSpec::lora_target`], plus the head.
+    Lora,
 }
 
 impl Mode {
@@ -69,9 +72,10 @@ impl Mode {
             "full" => Self::Full,
             "last2" => Self::Last2,
             "frozen" => Self::Frozen,
+            "lora" => Self::Lora,
             other => {
                 return Err(Error::config(format!(
-                    "unknown mode `{other}`: expected full, last2 or frozen"
+                    "unknown mode `{other}`: expected full, last2, frozen or lora"
                 )))
             }
         })
@@ -83,6 +87,7 @@ impl Mode {
             Self::Full => "full",
             Self::Last2 => "last2",
             Self::Frozen => "frozen",
+            Self::Lora => "lora",
         }
     }
 }
@@ -153,6 +158,10 @@ pub struct TrainBenchSpec {
     pub warmup: usize,
     /// A tiny BERT (hidden 32, 2 layers) instead of the named one: for the CLI's own tests.
     pub tiny: bool,
+    /// The adapters' rank in [`Mode::Lora`].
+    pub lora_r: usize,
+    /// The adapted layers in [`Mode::Lora`] (`None`: the family's defaults).
+    pub lora_target: Option<Vec<String>>,
 }
 
 impl TrainBenchSpec {

@@ -8,10 +8,12 @@ use crate::bert::{BertBatch, BertConfig, BertForSequenceClassification};
 use crate::resnet::{Kernels, ResNet, ResNetConfig};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer as _;
+use finetune_core::lora::{self, LoraConfig, LoraSettings};
 use finetune_core::optim::{AdamW, Sgd};
 use finetune_core::{
     Error, FreezeSpec, Grads, GroupBuilder, Optimizer, OptimizerConfig, ParamStore, Result, Rng,
 };
+use finetune_core::{ParamLayout, TrainModel};
 use finetune_kernels::ops::OpSet;
 use finetune_kernels::tape::Recording;
 use std::time::Instant;
@@ -104,8 +106,12 @@ pub fn build(spec: &TrainBenchSpec, side: Side) -> Result<Box<dyn TrainStep>> {
                     k
                 }
                 Mode::Frozen => vec!["bert.pooler.*".into(), "classifier.*".into()],
+                Mode::Lora => Vec::new(),
             };
             freeze(model.store(), &keep)?;
+            if spec.mode == Mode::Lora {
+                add_lora(model.store(), model.layout(), spec, &mut rng)?;
+            }
             let n = spec.batch * seq;
             let ids: Vec<u32> = (0..n).map(|_| rng.below(vocab) as u32).collect();
             let batch = BertBatch {
@@ -134,8 +140,12 @@ pub fn build(spec: &TrainBenchSpec, side: Side) -> Result<Box<dyn TrainStep>> {
                 Mode::Full => Vec::new(),
                 Mode::Last2 => vec!["layer3.*".into(), "layer4.*".into(), "fc.*".into()],
                 Mode::Frozen => vec!["fc.*".into()],
+                Mode::Lora => Vec::new(),
             };
             freeze(model.store(), &keep)?;
+            if spec.mode == Mode::Lora {
+                add_lora(model.store(), model.layout(), spec, &mut rng)?;
+            }
             let n = spec.batch * 3 * size * size;
             let pixels: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
             let images = Tensor::from_vec(pixels, (spec.batch, 3, size, size), &dev)?;
@@ -150,6 +160,40 @@ pub fn build(spec: &TrainBenchSpec, side: Side) -> Result<Box<dyn TrainStep>> {
             }))
         }
     }
+}
+
+/// Adapters as `spec` says (alpha 2r, dropout 0.1, PEFT's usual), everything else frozen but
+/// the head, as a `--lora` run trains.
+fn add_lora(
+    store: &ParamStore,
+    layout: ParamLayout,
+    spec: &TrainBenchSpec,
+    rng: &mut Rng,
+) -> Result<()> {
+    let config = LoraConfig {
+        r: spec.lora_r,
+        alpha: 2.0 * spec.lora_r as f64,
+        dropout: 0.1,
+        target: spec
+            .lora_target
+            .clone()
+            .unwrap_or(layout.lora_targets.clone()),
+        use_rslora: false,
+    };
+    let modules = lora::select_modules(&config.target, &store.modules(), &layout)?;
+    let settings = LoraSettings {
+        config,
+        modules,
+        modules_to_save: layout.head_modules(),
+        base_model: "bench".into(),
+        revision: None,
+        task_type: None,
+    };
+    lora::add_adapters(store, settings, rng)?;
+    if let Some(rules) = lora::train_rules(store)? {
+        rules.apply_fresh(store)?;
+    }
+    Ok(())
 }
 
 /// Freezes everything but the parameters matching `keep` (nothing when `keep` is empty).

@@ -9,8 +9,11 @@
 //! export), a glue file here mapping the task's load options onto it, and one entry in
 //! [`FAMILIES`].
 
+mod adapter;
 mod bert;
 mod resnet;
+
+pub use adapter::{adapter_labels, apply_adapter, with_adapter};
 
 use crate::settings::Task;
 use crate::tasks::image::{ImageClassifier, ImageModelOptions};
@@ -18,8 +21,9 @@ use crate::tasks::labels::CheckpointLabels;
 use crate::tasks::text::{TextClassifier, TextModelOptions};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
+use finetune_core::lora::peft as lora;
 use finetune_hub::{resolve_model, HubConfig, ModelFiles, ModelOptions};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How a family's models are built for their task.
 #[derive(Clone, Copy)]
@@ -79,6 +83,9 @@ pub struct ModelSource {
     pub family: &'static Family,
     /// The checkpoint's resolved files; `None` for an architecture name (a fresh network).
     pub files: Option<ModelFiles>,
+    /// A PEFT LoRA adapter folder to apply on top (`--adapter`, or an adapter folder named
+    /// as the model: `files` are then its base model's).
+    pub adapter: Option<PathBuf>,
 }
 
 impl ModelSource {
@@ -118,12 +125,17 @@ impl ModelSource {
 /// With a `task`, a `config.json` that names no family (or is not JSON: the family's own
 /// reader then says what is wrong with it) is taken for that task's family.
 pub fn resolve(model: &str, allow_pickle: bool, task: Option<Task>) -> Result<ModelSource> {
-    if !Path::new(model).exists() {
+    let folder = Path::new(model);
+    if lora::is_adapter_dir(folder) && !folder.join("config.json").is_file() {
+        return adapter::resolve_adapter_folder(folder, allow_pickle, task);
+    }
+    if !folder.exists() {
         if let Some(family) = FAMILIES.iter().find(|f| f.fresh.contains(&model)) {
             return Ok(ModelSource {
                 name: model.to_string(),
                 family,
                 files: None,
+                adapter: None,
             });
         }
     }
@@ -137,6 +149,7 @@ pub fn resolve(model: &str, allow_pickle: bool, task: Option<Task>) -> Result<Mo
         name: model.to_string(),
         family,
         files: Some(files),
+        adapter: None,
     })
 }
 

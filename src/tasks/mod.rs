@@ -8,6 +8,7 @@
 //! - [`output`]: the output folder (locked; refusing to mix runs, `--overwrite`) and atomic
 //!   exports;
 //! - [`labels`]: the run's classes and whether the checkpoint's head stays (both tasks);
+//! - [`lora`]: the run's LoRA adapters (new, or carried on from `--adapter`);
 //! - [`model_card`]: the `README.md` every export gets;
 //! - [`splits`]: the files of each split, validation splits and seeded samples;
 //! - [`prediction`]: the `predict --json` schema;
@@ -16,6 +17,7 @@
 pub mod augment;
 pub mod image;
 pub mod labels;
+pub mod lora;
 pub mod model_card;
 pub mod output;
 pub mod prediction;
@@ -23,6 +25,7 @@ pub mod run;
 pub mod splits;
 pub mod text;
 
+pub use output::ExportMode;
 pub use prediction::Prediction;
 pub use run::RunReport;
 
@@ -39,6 +42,7 @@ pub fn train(settings: &RunSettings) -> Result<RunReport> {
     settings.train.validate()?;
     let out = output::open_for_training(output, &settings.job)?;
     let source = families::resolve(model, settings.job.allow_pickle, Some(task))?;
+    let source = families::with_adapter(source, settings.lora.adapter.as_deref())?;
     source.check_task(task)?;
     match task {
         Task::TextClassification => text::train(settings, &source, out),
@@ -49,10 +53,21 @@ pub fn train(settings: &RunSettings) -> Result<RunReport> {
 /// Re-exports a model folder (a training output or one of its `checkpoint-STEP` folders) in
 /// its ecosystem's layout, floating-point tensors in `dtype`.
 pub fn export(model: &Path, output: &Path, dtype: Option<DType>) -> Result<()> {
+    export_with(model, output, dtype, ExportMode::Both)
+}
+
+/// [`export`], choosing what a model carrying LoRA adapters exports (a LoRA checkpoint is an
+/// adapter folder: its base comes from `adapter_config.json`).
+pub fn export_with(
+    model: &Path,
+    output: &Path,
+    dtype: Option<DType>,
+    mode: ExportMode,
+) -> Result<()> {
     let source = families::resolve(&model.display().to_string(), false, None)?;
     match source.family.task() {
-        Task::TextClassification => text::export(&source, output, dtype),
-        Task::ImageClassification => image::export(&source, output, dtype),
+        Task::TextClassification => text::export(&source, output, dtype, mode),
+        Task::ImageClassification => image::export(&source, output, dtype, mode),
     }
 }
 

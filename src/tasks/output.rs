@@ -52,3 +52,50 @@ pub fn write_folder_atomically(
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
 }
+
+/// What an export of a model carrying LoRA adapters holds (`finetune export`'s `--merge` /
+/// `--adapter-only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExportMode {
+    /// The merged model at the top and the adapter in PEFT's format under `adapter/` (what a
+    /// training run exports); a model without adapters is exported as it is.
+    #[default]
+    Both,
+    /// The merged model only.
+    Merged,
+    /// PEFT's adapter folder only (`adapter_config.json`, `adapter_model.safetensors`).
+    AdapterOnly,
+}
+
+/// Writes a model into `output` atomically as `mode` says: `export` writes the model in its
+/// ecosystem's layout (merged, with `adapter/` when it carries adapters); the card of the
+/// folder it came from goes along (not for an adapter on a base: the base's card is not its).
+pub(crate) fn write_export(
+    source: &crate::families::ModelSource,
+    store: &finetune_core::ParamStore,
+    output: &Path,
+    dtype: Option<candle_core::DType>,
+    mode: ExportMode,
+    export: impl FnOnce(&Path) -> finetune_core::Result<()>,
+) -> Result<()> {
+    if mode != ExportMode::Both && store.lora().is_none() {
+        bail!(
+            "--merge and --adapter-only apply to LoRA adapters; {} carries none",
+            source.name
+        );
+    }
+    write_folder_atomically(output, |tmp| {
+        if mode == ExportMode::AdapterOnly {
+            return finetune_core::lora::peft::save(store, tmp, dtype);
+        }
+        export(tmp)?;
+        if mode == ExportMode::Merged {
+            let adapter = tmp.join(finetune_core::model_io::ADAPTER_DIR);
+            std::fs::remove_dir_all(&adapter).map_err(|e| finetune_core::Error::io(&adapter, e))?;
+        }
+        if source.adapter.is_none() {
+            crate::tasks::model_card::carry_over(source, tmp)?;
+        }
+        Ok(())
+    })
+}

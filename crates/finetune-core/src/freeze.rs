@@ -94,6 +94,12 @@ impl FreezeSpec {
         ))
     }
 
+    /// This spec's rules followed by `other`'s (which win where both apply).
+    pub fn then(mut self, other: &FreezeSpec) -> Self {
+        self.rules.extend(other.rules.iter().cloned());
+        self
+    }
+
     /// The rules, in the order they apply.
     pub fn rules(&self) -> &[FreezeRule] {
         &self.rules

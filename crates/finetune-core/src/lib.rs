@@ -74,6 +74,7 @@ pub mod freeze;
 pub mod fsutil;
 pub mod grads;
 pub mod groups;
+pub mod lora;
 pub mod model;
 pub mod model_io;
 pub mod names;

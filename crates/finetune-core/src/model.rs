@@ -56,6 +56,9 @@ pub struct ParamLayout {
     /// A parameter's name in the family's other Hub naming, when it has one (BERT's bare
     /// `encoder.layer.0.…` for `bert.encoder.layer.0.…`): user patterns match either.
     pub alias: Option<AliasFn>,
+    /// The layers LoRA adapts when the user names none (PEFT's defaults per architecture,
+    /// e.g. BERT's `query`, `value`); see [`crate::lora::select_modules`].
+    pub lora_targets: Vec<String>,
 }
 
 /// A parameter's name in another naming (see [`ParamLayout::alias`]).
@@ -71,7 +74,26 @@ impl ParamLayout {
             head: head.into_iter().map(Into::into).collect(),
             depth: Arc::new(depth),
             alias: None,
+            lora_targets: vec![crate::lora::ALL_LINEAR.to_string()],
         }
+    }
+
+    /// The layout with these default LoRA targets (see [`ParamLayout::lora_targets`]).
+    pub fn with_lora_targets<S: Into<String>>(
+        mut self,
+        targets: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.lora_targets = targets.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The head's modules (`classifier` for `classifier.*`): what a LoRA run trains whole
+    /// (PEFT's `modules_to_save`).
+    pub fn head_modules(&self) -> Vec<String> {
+        self.head
+            .iter()
+            .map(|g| g.strip_suffix(".*").unwrap_or(g).to_string())
+            .collect()
     }
 
     /// The layout with the family's other naming (see [`ParamLayout::alias`]).

@@ -149,9 +149,10 @@ pub fn torch_dtype(dtype: DType) -> &'static str {
 }
 
 /// Writes a model folder into `dir` (created if needed): the store's tensors as
-/// `model.safetensors` (floating ones in `dtype` when given), `config` as `config.json`, and
-/// the files `side_files` names copied from `from` where it has them (tokenizer or
-/// preprocessing files). Each file is written atomically.
+/// `model.safetensors` (floating ones in `dtype` when given; LoRA adapters merged into their
+/// weights), `config` as `config.json`, and the files `side_files` names copied from `from`
+/// where it has them (tokenizer or preprocessing files). A store carrying adapters also gets
+/// them in PEFT's format under [`ADAPTER_DIR`]. Each file is written atomically.
 pub fn export_folder(
     dir: &Path,
     store: &ParamStore,
@@ -161,8 +162,7 @@ pub fn export_folder(
     side_files: &[&str],
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tensors = store
-        .tensors()
+    let tensors = crate::lora::merged_tensors(store)?
         .into_iter()
         .map(|(n, t)| match dtype {
             Some(d) if t.dtype().is_float() => Ok((n, t.to_dtype(d)?)),
@@ -181,5 +181,12 @@ pub fn export_folder(
             }
         }
     }
+    if store.lora().is_some() {
+        crate::lora::peft::save(store, &dir.join(ADAPTER_DIR), dtype)?;
+    }
     Ok(())
 }
+
+/// Where an export of a model carrying LoRA adapters puts them in PEFT's format (beside the
+/// merged model at the top).
+pub const ADAPTER_DIR: &str = "adapter";

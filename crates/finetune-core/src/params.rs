@@ -9,6 +9,7 @@
 //! (in place, through the `Var`) are seen through both kinds of view.
 
 use crate::error::{Error, Result};
+use crate::lora::{Adapter, LoraSettings, ModuleKind};
 use crate::safetensors_io::{save_tensors, Checkpoint};
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,12 @@ struct Entry {
 struct Inner {
     entries: Vec<Entry>,
     index: HashMap<String, usize>,
+    /// The layers built over the store (`Linear`, `Conv2d`), by module name, in build order:
+    /// what LoRA can target.
+    modules: Vec<(String, ModuleKind)>,
+    /// The LoRA adapter of each adapted module, and the run's adapter settings.
+    adapters: HashMap<String, Adapter>,
+    lora: Option<Arc<LoraSettings>>,
 }
 
 /// What [`ParamStore::infos`] reports for one tensor.
@@ -164,6 +171,11 @@ impl Param {
     /// Whether the tensor trains now (is handed out graph-tracked).
     pub fn is_trainable(&self) -> bool {
         self.store.with_entry(self.idx, |e| e.trainable)
+    }
+
+    /// The store the tensor lives in.
+    pub fn store(&self) -> &ParamStore {
+        &self.store
     }
 }
 
@@ -382,6 +394,54 @@ impl ParamStore {
             }
         }
         ParamCounts { trainable, total }
+    }
+
+    /// Records a layer built over the store (what LoRA targets select from); a layer built
+    /// twice under one name is recorded once.
+    pub fn register_module(&self, name: &str, kind: ModuleKind) {
+        let mut inner = self.write();
+        if !inner.modules.iter().any(|(n, _)| n == name) {
+            inner.modules.push((name.to_string(), kind));
+        }
+    }
+
+    /// The layers built over the store, in build order.
+    pub fn modules(&self) -> Vec<(String, ModuleKind)> {
+        self.read().modules.clone()
+    }
+
+    /// The LoRA adapter of module `name`, if it has one (layers ask at every forward).
+    pub fn adapter(&self, name: &str) -> Option<Adapter> {
+        let inner = self.read();
+        if inner.adapters.is_empty() {
+            return None;
+        }
+        inner.adapters.get(name).cloned()
+    }
+
+    /// Every adapted module's name and adapter, in module build order.
+    pub fn adapters(&self) -> Vec<(String, Adapter)> {
+        let inner = self.read();
+        inner
+            .modules
+            .iter()
+            .filter_map(|(n, _)| inner.adapters.get(n).map(|a| (n.clone(), a.clone())))
+            .collect()
+    }
+
+    /// Attaches `adapter` to module `name` (its tensors must already be in the store).
+    pub fn set_adapter(&self, name: &str, adapter: Adapter) {
+        self.write().adapters.insert(name.to_string(), adapter);
+    }
+
+    /// The run's LoRA settings, when the store carries adapters.
+    pub fn lora(&self) -> Option<Arc<LoraSettings>> {
+        self.read().lora.clone()
+    }
+
+    /// Records the run's LoRA settings (what the PEFT export writes).
+    pub fn set_lora(&self, settings: LoraSettings) {
+        self.write().lora = Some(Arc::new(settings));
     }
 
     /// Converts every floating-point tensor to `dtype` (integer buffers keep theirs).

@@ -118,7 +118,10 @@ pub fn save(
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let written = (|| {
         export(&tmp)?;
-        store.save(&tmp.join(MODEL_FILE), |n| Some(n.to_string()))?;
+        let kept = finetune_core::lora::checkpoint_names(store);
+        store.save(&tmp.join(MODEL_FILE), |n| {
+            kept.iter().any(|k| k == n).then(|| n.to_string())
+        })?;
         optimizer.save(&tmp)?;
         write_bytes_atomically(&tmp.join(SCHEDULER_FILE), scheduler.to_json()?.as_bytes())?;
         let json = serde_json::to_vec_pretty(state)
@@ -172,8 +175,9 @@ pub struct Loaded {
     pub state: TrainerState,
 }
 
-/// Loads a checkpoint: copies its tensors into `store` (every store tensor must be there with
-/// its shape) and returns the rest.
+/// Loads a checkpoint: copies its tensors into `store` (every tensor a checkpoint of this store
+/// holds, see [`finetune_core::lora::checkpoint_names`], must be there with its shape) and
+/// returns the rest.
 pub fn load(dir: &Path, store: &ParamStore) -> Result<Loaded> {
     let ckpt = Checkpoint::open(&dir.join(MODEL_FILE))?;
     let device = store
@@ -181,7 +185,7 @@ pub fn load(dir: &Path, store: &ParamStore) -> Result<Loaded> {
         .first()
         .map(|(_, t)| t.device().clone())
         .unwrap_or(candle_core::Device::Cpu);
-    for name in store.names() {
+    for name in finetune_core::lora::checkpoint_names(store) {
         if !ckpt.contains(&name) {
             return Err(Error::Record {
                 path: dir.join(MODEL_FILE),

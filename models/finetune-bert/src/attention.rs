@@ -43,14 +43,14 @@ impl Attention {
     /// to skip), `None` to attend everywhere.
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
         let ops = pass.ops;
-        let q = self.query.forward_with(x, ops)?;
-        let k = self.key.forward_with(x, ops)?;
-        let v = self.value.forward_with(x, ops)?;
+        let q = pass.linear(&self.query, x)?;
+        let k = pass.linear(&self.key, x)?;
+        let v = pass.linear(&self.value, x)?;
         let p = self.attn_dropout;
         let ctx = pass
             .rng
             .with(|rng| ops.attention(&q, &k, &v, self.heads, mask, p, pass.train, rng))?;
-        let out = pass.dropout(&self.dense.forward_with(&ctx, ops)?, self.hidden_dropout)?;
+        let out = pass.dropout(&pass.linear(&self.dense, &ctx)?, self.hidden_dropout)?;
         self.norm.forward_with(&ops.add(&out, x)?, ops)
     }
 }

@@ -259,7 +259,7 @@ impl BertForSequenceClassification {
         // backward.
         let seq = finetune_kernels::tape::cut(&self.encode(b, train)?)?;
         let cls = seq.narrow(1, 0, 1)?.squeeze(1)?;
-        Ok(self.pooler.forward_with(&cls, self.ops)?.tanh()?)
+        Ok(self.pass(train).linear(&self.pooler, &cls)?.tanh()?)
     }
 
     /// The head alone on [`Self::pooled`]'s output: dropout (when `train`), then `classifier`.

@@ -50,13 +50,13 @@ impl Layer {
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
         let ops = pass.ops;
         let a = self.attention.forward(x, mask, pass)?;
-        let i = self.intermediate.forward_with(&a, ops)?;
+        let i = pass.linear(&self.intermediate, &a)?;
         let i = match self.act {
             HiddenAct::Gelu => ops.gelu(&i)?,
             HiddenAct::GeluNew => ops.gelu_new(&i)?,
             HiddenAct::Relu => i.relu()?,
         };
-        let o = pass.dropout(&self.output.forward_with(&i, ops)?, self.dropout)?;
+        let o = pass.dropout(&pass.linear(&self.output, &i)?, self.dropout)?;
         self.norm.forward_with(&ops.add(&o, &a)?, ops)
     }
 }

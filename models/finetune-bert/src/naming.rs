@@ -117,8 +117,14 @@ pub fn layer_depth(name: &str) -> Option<usize> {
 
 /// The head and every parameter's depth ([`HEAD`], [`layer_depth`]).
 pub fn layout() -> finetune_core::ParamLayout {
-    finetune_core::ParamLayout::new(HEAD, layer_depth).with_alias(bare_name)
+    finetune_core::ParamLayout::new(HEAD, layer_depth)
+        .with_alias(bare_name)
+        .with_lora_targets(LORA_TARGETS)
 }
+
+/// The layers LoRA adapts by default: the attention's query and value projections, PEFT's
+/// default for BERT.
+pub const LORA_TARGETS: [&str; 2] = ["query", "value"];
 
 /// A parameter's name in the bare naming of sentence-transformers checkpoints (`encoder.…`
 /// for `bert.encoder.…`); the head has none.

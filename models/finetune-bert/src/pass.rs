@@ -3,6 +3,7 @@
 
 use crate::dropout::DropoutRng;
 use candle_core::Tensor;
+use finetune_core::nn::Linear;
 use finetune_core::Result;
 use finetune_kernels::ops::OpSet;
 
@@ -17,5 +18,15 @@ impl Pass<'_> {
     /// Dropout with probability `p` in training, the identity otherwise.
     pub fn dropout(&self, x: &Tensor, p: f64) -> Result<Tensor> {
         self.rng.dropout(x, p, self.train, self.ops)
+    }
+
+    /// A linear layer (with its LoRA adapter, whose dropout draws from the stream in
+    /// training).
+    pub fn linear(&self, l: &Linear, x: &Tensor) -> Result<Tensor> {
+        if self.train && l.draws_dropout() {
+            self.rng.with(|rng| l.forward_t(x, self.ops, Some(rng)))
+        } else {
+            l.forward_with(x, self.ops)
+        }
     }
 }

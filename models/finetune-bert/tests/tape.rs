@@ -67,3 +67,77 @@ fn recorded_and_candle_backward_agree_on_every_parameter() -> Result<()> {
     }
     Ok(())
 }
+
+/// With LoRA adapters on every linear layer of the encoder, the whole encoder, adapters
+/// included, stays on the tape (only each adapter's scaled `B`, a product with the scale, is
+/// left to candle); the gradients equal candle's to rounding and are the same on every run.
+#[test]
+fn lora_adapters_are_recorded_and_agree_with_candle() -> Result<()> {
+    use finetune_core::lora::{self, LoraConfig, LoraSettings};
+    let mut config = common::tiny_config();
+    config.hidden_dropout_prob = 0.0;
+    config.attention_probs_dropout_prob = 0.0;
+    config.set_labels(&["a", "b"]);
+    let model = BertForSequenceClassification::init(config, DType::F32, &Device::Cpu, 3)?;
+    let store = model.store();
+    let layout = finetune_bert::naming::layout();
+    let config = LoraConfig {
+        r: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        target: vec!["encoder.*".into()],
+        use_rslora: false,
+    };
+    let modules = lora::select_modules(&config.target, &store.modules(), &layout)?;
+    assert_eq!(modules.len(), 12, "six linear layers in each of two layers");
+    let settings = LoraSettings {
+        config,
+        modules,
+        modules_to_save: layout.head_modules(),
+        base_model: "tiny".into(),
+        revision: None,
+        task_type: None,
+    };
+    lora::add_adapters(store, settings, &mut finetune_core::Rng::seed_from_u64(1))?;
+    let mut rng = finetune_core::Rng::seed_from_u64(2);
+    for (name, t) in store.tensors() {
+        if name.ends_with("lora_B.weight") {
+            let b = finetune_core::nn::init::normal(
+                t.dims(),
+                0.0,
+                0.1,
+                &mut rng,
+                t.dtype(),
+                t.device(),
+            )?;
+            store.set(&name, &b)?;
+        }
+    }
+    lora::train_rules(store)?.unwrap().apply_fresh(store)?;
+    let (b, labels) = batch()?;
+    let loss = || model.loss(&model.forward_t(&b, true)?, &labels, 0.0);
+    let reference = loss()?.backward()?;
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let (grads, report) = Recording::start().backward_report(&loss()?)?;
+        // Where several gradients meet one tensor (a layer's input feeds the base layers and
+        // the adapters), the tape sums them in another order than candle: equal to rounding.
+        for (name, v) in store.trainable_vars() {
+            let want = reference
+                .get(v.as_tensor())
+                .expect("candle gives a gradient");
+            let got = grads.get(v.as_tensor()).expect("the tape gives a gradient");
+            let scale = want.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-9);
+            let diff = (want - got)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff <= 1e-4 * scale, "{name}: {diff} of {scale}");
+        }
+        // Each adapter adds three nodes (its two products and the sum) to the ten or so of
+        // each layer; only each adapter's scaled `B` is left to candle.
+        assert_eq!(report.handed_to_candle, 12, "{report:?}");
+        assert!(report.tape_nodes >= 12 * 3 + 2 * 10, "{report:?}");
+        runs.push(grads);
+    }
+    let again = tape::compare(store.trainable_vars(), &runs[0], &runs[2])?;
+    assert!(again.differing.is_empty(), "{:?}", again.differing);
+    Ok(())
+}

@@ -8,8 +8,25 @@ use crate::conv::{conv2d, Conv2d};
 use crate::kernels::Kernels;
 use crate::naming::BlockShape;
 use candle_core::Tensor;
-use finetune_core::{ParamStore, Result};
+use finetune_core::{ParamStore, Result, Rng};
 use finetune_kernels::ops;
+use std::sync::Mutex;
+
+/// What every layer of one forward shares: training or not, the model's dropout stream, the
+/// kernels.
+#[derive(Clone, Copy)]
+pub struct Pass<'a> {
+    pub train: bool,
+    pub rng: &'a Mutex<Rng>,
+    pub kernels: Kernels,
+}
+
+impl<'a> Pass<'a> {
+    /// The dropout stream, in training only.
+    pub fn dropout(&self) -> Option<&'a Mutex<Rng>> {
+        self.train.then_some(self.rng)
+    }
+}
 
 /// A conv followed by its BatchNorm.
 #[derive(Debug)]
@@ -36,10 +53,11 @@ impl ConvBn {
         })
     }
 
-    /// conv → BatchNorm (→ ReLU when `relu`).
-    pub fn forward_t(&self, x: &Tensor, train: bool, relu: bool, k: Kernels) -> Result<Tensor> {
-        self.bn
-            .forward_with(&self.conv.forward(x, k)?, train, relu, k)
+    /// conv → BatchNorm (→ ReLU when `relu`); `pass` says training or not and carries the
+    /// dropout stream and the kernels.
+    pub fn forward_t(&self, x: &Tensor, pass: Pass<'_>, relu: bool) -> Result<Tensor> {
+        let y = self.conv.forward(x, pass.kernels, pass.dropout())?;
+        self.bn.forward_with(&y, pass.train, relu, pass.kernels)
     }
 }
 
@@ -100,17 +118,17 @@ impl Block {
         Ok(Self { branch, downsample })
     }
 
-    pub fn forward_t(&self, x: &Tensor, train: bool, kernels: Kernels) -> Result<Tensor> {
+    pub fn forward_t(&self, x: &Tensor, pass: Pass<'_>) -> Result<Tensor> {
         let mut y = x.clone();
         let last = self.branch.len() - 1;
         for (k, unit) in self.branch.iter().enumerate() {
-            y = unit.forward_t(&y, train, k < last, kernels)?;
+            y = unit.forward_t(&y, pass, k < last)?;
         }
         let shortcut = match &self.downsample {
-            Some(d) => d.forward_t(x, train, false, kernels)?,
+            Some(d) => d.forward_t(x, pass, false)?,
             None => x.clone(),
         };
-        match kernels {
+        match pass.kernels {
             Kernels::Fused => Ok(ops::add_relu(&y, &shortcut)?),
             Kernels::Candle => Ok(ops::add_relu_composed(&y, &shortcut)?),
         }

@@ -2,7 +2,7 @@
 //! residual blocks → global average pooling → dropout (`drop_rate`, training only) → `fc`.
 
 use crate::batch_norm::{BatchNorm2d, BnMode};
-use crate::block::{Block, ConvBn};
+use crate::block::{Block, ConvBn, Pass};
 use crate::config::ResNetConfig;
 use crate::init::init_tensor;
 use crate::kernels::Kernels;
@@ -315,11 +315,15 @@ impl ResNet {
             )));
         }
         let x = x.to_dtype(self.stem.conv.weight().tensor().dtype())?;
-        let k = self.kernels();
-        let mut y = self.stem.forward_t(&x, train, true, k)?;
+        let pass = Pass {
+            train,
+            rng: &self.rng,
+            kernels: self.kernels(),
+        };
+        let mut y = self.stem.forward_t(&x, pass, true)?;
         y = ops::max_pool2d(&y, (3, 3), (2, 2), (1, 1))?;
         for block in self.stages.iter().flatten() {
-            y = block.forward_t(&y, train, k)?;
+            y = block.forward_t(&y, pass)?;
         }
         // The fused part ends here: pooling, head and loss are left to candle's backward.
         Ok(finetune_kernels::tape::cut(&y)?.mean((2, 3))?)

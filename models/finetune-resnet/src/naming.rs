@@ -308,8 +308,14 @@ pub fn layer_depth(name: &str) -> Option<usize> {
 
 /// The head and every parameter's depth ([`HEAD`], [`layer_depth`]).
 pub fn layout() -> finetune_core::ParamLayout {
-    finetune_core::ParamLayout::new(HEAD, layer_depth).with_alias(transformers_name)
+    finetune_core::ParamLayout::new(HEAD, layer_depth)
+        .with_alias(transformers_name)
+        .with_lora_targets(LORA_TARGETS)
 }
+
+/// The layers LoRA adapts by default: the convolutions of the last stage's blocks (PEFT has
+/// no default for timm's ResNets; the last stage is where a new task's features form).
+pub const LORA_TARGETS: [&str; 1] = ["layer4.*.conv*"];
 
 #[cfg(test)]
 mod tests {

@@ -60,9 +60,19 @@ pub struct TrainArgs {
     /// Image size N (ResNet: N×N RGB images).
     #[arg(long)]
     pub image: Option<usize>,
-    /// full (all trainable), last2 (last 2 encoder layers / stages + head) or frozen (head).
+    /// full (all trainable), last2 (last 2 encoder layers / stages + head), frozen (head) or
+    /// lora (LoRA adapters + head).
     #[arg(long, default_value = "full")]
     pub mode: String,
+    /// Same as `--mode lora`.
+    #[arg(long)]
+    pub lora: bool,
+    /// The adapters' rank (`--mode lora`).
+    #[arg(long, default_value_t = 8)]
+    pub lora_r: usize,
+    /// The adapted layers (`--mode lora`; default: the family's, BERT `query,value`).
+    #[arg(long, value_delimiter = ',')]
+    pub lora_target: Option<Vec<String>>,
     /// adamw or sgd (momentum 0.9); default adamw for BERT, sgd for ResNet.
     #[arg(long)]
     pub optimizer: Option<String>,
@@ -163,11 +173,16 @@ fn train_spec(a: &TrainArgs) -> Result<TrainBenchSpec> {
         model,
         batch: a.batch,
         input,
-        mode: Mode::parse(&a.mode)?,
+        mode: match a.lora {
+            true => Mode::Lora,
+            false => Mode::parse(&a.mode)?,
+        },
         optimizer,
         steps: a.steps,
         warmup: a.warmup,
         tiny: a.tiny,
+        lora_r: a.lora_r,
+        lora_target: a.lora_target.clone(),
     };
     spec.validate()?;
     Ok(spec)
@@ -200,7 +215,14 @@ fn child_peak(a: &TrainArgs, side: &str) -> Result<Option<f64>> {
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["bench", "train", "--model-config", &a.model_config])
         .args(["--batch", &a.batch.to_string(), "--mode", &a.mode])
-        .args(["--steps", "1", "--warmup", "1", "--json", "--side", side]);
+        .args(["--steps", "1", "--warmup", "1", "--json", "--side", side])
+        .args(["--lora-r", &a.lora_r.to_string()]);
+    if a.lora {
+        cmd.arg("--lora");
+    }
+    if let Some(t) = &a.lora_target {
+        cmd.args(["--lora-target", &t.join(",")]);
+    }
     if let Some(seq) = a.seq {
         cmd.args(["--seq", &seq.to_string()]);
     }

@@ -14,9 +14,13 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A fine-tuned model: a training output folder, a checkpoint folder or a Hub id.
+    /// A fine-tuned model: a training output folder, a checkpoint folder, a Hub id, or a PEFT
+    /// LoRA adapter folder (its base model found through `base_model_name_or_path`).
     #[arg(long)]
     pub model: String,
+    /// A PEFT LoRA adapter folder to apply to --model.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// Labelled data: text files (CSV, TSV, JSONL, Parquet), or one image dataset (a folder,
     /// IDX, CIFAR, a CSV of `path,label` or pixels, parquet shards; a folder of several splits
     /// gives its test split).
@@ -51,6 +55,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     a.device.parse::<DeviceSpec>().map_err(usage)?;
     let source = tasks::open(&a.model)?;
+    let source = candle_finetune::families::with_adapter(source, a.adapter.as_deref())?;
     let mut run = Recorded::of(&source)?;
     let label = run.pick("label-column", a.label_column, |s| {
         s.data.label_column.clone()

@@ -24,6 +24,12 @@ pub struct Args {
     /// Floating-point dtype of the exported tensors.
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: ExportDtype,
+    /// A model with LoRA adapters: the merged model only (default: merged, plus `adapter/`).
+    #[arg(long, conflicts_with = "adapter_only")]
+    pub merge: bool,
+    /// A model with LoRA adapters: PEFT's adapter folder only.
+    #[arg(long)]
+    pub adapter_only: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -32,7 +38,12 @@ pub fn run(a: Args) -> Result<()> {
         ExportDtype::F16 => DType::F16,
         ExportDtype::Bf16 => DType::BF16,
     };
-    tasks::export(&a.checkpoint, &a.output, Some(dtype))?;
+    let mode = match (a.merge, a.adapter_only) {
+        (true, _) => tasks::ExportMode::Merged,
+        (_, true) => tasks::ExportMode::AdapterOnly,
+        _ => tasks::ExportMode::Both,
+    };
+    tasks::export_with(&a.checkpoint, &a.output, Some(dtype), mode)?;
     eprintln!(
         "exported {} to {}",
         a.checkpoint.display(),

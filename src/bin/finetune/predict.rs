@@ -13,9 +13,13 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 #[command(group = clap::ArgGroup::new("inputs").required(true).multiple(true))]
 pub struct Args {
-    /// A fine-tuned model: a training output folder, a checkpoint folder or a Hub id.
+    /// A fine-tuned model: a training output folder, a checkpoint folder, a Hub id, or a PEFT
+    /// LoRA adapter folder (its base model found through `base_model_name_or_path`).
     #[arg(long)]
     pub model: String,
+    /// A PEFT LoRA adapter folder to apply to --model.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// Texts to classify.
     #[arg(long, num_args = 1.., group = "inputs")]
     pub text: Vec<String>,
@@ -43,6 +47,7 @@ pub fn run(a: Args) -> Result<()> {
     a.device.parse::<DeviceSpec>().map_err(usage)?;
     let device = select_device(&a.device)?;
     let source = tasks::open(&a.model)?;
+    let source = candle_finetune::families::with_adapter(source, a.adapter.as_deref())?;
     let (inputs, predictions) = match source.family.task() {
         Task::TextClassification => {
             if !a.image.is_empty() {

@@ -21,7 +21,15 @@ pub struct Recorded {
 impl Recorded {
     /// The record of `source`'s folder, if it has one.
     pub fn of(source: &ModelSource) -> Result<Self> {
-        let dir = source.files.as_ref().map(|f| f.dir.clone());
+        // An adapter's run is recorded beside it (a LoRA checkpoint) or in the export it sits
+        // in (`OUT/adapter`), not in its base model's folder.
+        let dir = match &source.adapter {
+            Some(a) => [Some(a.clone()), a.parent().map(|p| p.to_path_buf())]
+                .into_iter()
+                .flatten()
+                .find(|d| d.join(RUN_CONFIG).is_file()),
+            None => source.files.as_ref().map(|f| f.dir.clone()),
+        };
         // The record only supplies defaults: one that does not read is said and skipped.
         let settings = match dir.as_deref().map(RunSettings::recorded) {
             Some(Ok(s)) => s,

@@ -16,7 +16,7 @@ pub use source::ImageBatches;
 use crate::families::ModelSource;
 use crate::settings::{RunSettings, Task};
 use crate::tasks::augment::Augment;
-use crate::tasks::output::write_folder_atomically;
+use crate::tasks::output::{write_export, ExportMode};
 use crate::tasks::run::{fit_and_test, Prepared, RunReport};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -50,6 +50,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
         seed,
     };
     let clf = ImageClassifier::from_source(source, &opts, &device)?;
+    crate::tasks::lora::prepare(s, source, Task::ImageClassification, clf.model())?;
     let input = clf.preprocessing().input_size;
     eprintln!("{}", input_size::describe(input, &why));
     // Record the size actually used, so the run can be repeated from `run_config.json`.
@@ -137,10 +138,15 @@ pub fn evaluate(
 }
 
 /// Writes `source` again for timm and torchvision, floating-point tensors in `dtype`.
-pub(crate) fn export(source: &ModelSource, output: &Path, dtype: Option<DType>) -> Result<()> {
+pub(crate) fn export(
+    source: &ModelSource,
+    output: &Path,
+    dtype: Option<DType>,
+    mode: ExportMode,
+) -> Result<()> {
     let clf = ImageClassifier::from_source(source, &ImageModelOptions::default(), &Device::Cpu)?;
-    write_folder_atomically(output, |tmp| {
-        clf.model().export_as(tmp, dtype)?;
-        crate::tasks::model_card::carry_over(source, tmp)
+    let model = clf.model();
+    write_export(source, model.store(), output, dtype, mode, |tmp| {
+        model.export_as(tmp, dtype)
     })
 }

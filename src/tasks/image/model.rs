@@ -72,10 +72,16 @@ impl ImageClassifier {
         opts: &ImageModelOptions,
         device: &Device,
     ) -> Result<Self> {
-        match src.family.loader {
-            Loader::Image(load) => load(src, opts, device),
-            Loader::Text(_) => bail!("{} is a text model, not an image model", src.name),
+        let Loader::Image(load) = src.family.loader else {
+            bail!("{} is a text model, not an image model", src.name)
+        };
+        let mut opts = opts.clone();
+        if opts.labels.is_none() {
+            opts.labels = crate::families::adapter_labels(src)?;
         }
+        let clf = load(src, &opts, device)?;
+        crate::families::apply_adapter(src, clf.model().store())?;
+        Ok(clf)
     }
 
     /// The model, as the learner trains it.

@@ -10,7 +10,7 @@ pub use source::TextBatches;
 
 use crate::families::ModelSource;
 use crate::settings::{RunSettings, Task};
-use crate::tasks::output::write_folder_atomically;
+use crate::tasks::output::{write_export, ExportMode};
 use crate::tasks::run::{fit_and_test, Prepared, RunReport};
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
@@ -37,6 +37,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
         seed: s.train.seed,
     };
     let clf = TextClassifier::from_source(source, &opts, &device)?;
+    crate::tasks::lora::prepare(s, source, Task::TextClassification, clf.model())?;
     // Record the length actually used, so `eval`/`predict` can repeat it.
     let mut resolved = s.clone();
     resolved.text.max_length = Some(clf.max_length());
@@ -88,10 +89,15 @@ pub fn evaluate(
 }
 
 /// Writes `source` again for transformers, floating-point tensors in `dtype`.
-pub(crate) fn export(source: &ModelSource, output: &Path, dtype: Option<DType>) -> Result<()> {
+pub(crate) fn export(
+    source: &ModelSource,
+    output: &Path,
+    dtype: Option<DType>,
+    mode: ExportMode,
+) -> Result<()> {
     let clf = TextClassifier::from_source(source, &TextModelOptions::default(), &Device::Cpu)?;
-    write_folder_atomically(output, |tmp| {
-        clf.model().export_as(tmp, dtype)?;
-        crate::tasks::model_card::carry_over(source, tmp)
+    let model = clf.model();
+    write_export(source, model.store(), output, dtype, mode, |tmp| {
+        model.export_as(tmp, dtype)
     })
 }

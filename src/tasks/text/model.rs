@@ -80,10 +80,16 @@ impl TextClassifier {
         opts: &TextModelOptions,
         device: &Device,
     ) -> Result<Self> {
-        match src.family.loader {
-            Loader::Text(load) => load(src, opts, device),
-            Loader::Image(_) => bail!("{} is an image model, not a text model", src.name),
+        let Loader::Text(load) = src.family.loader else {
+            bail!("{} is an image model, not a text model", src.name)
+        };
+        let mut opts = opts.clone();
+        if opts.labels.is_none() {
+            opts.labels = crate::families::adapter_labels(src)?;
         }
+        let clf = load(src, &opts, device)?;
+        crate::families::apply_adapter(src, clf.model().store())?;
+        Ok(clf)
     }
 
     /// The model, as the learner trains it.

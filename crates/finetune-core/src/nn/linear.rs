@@ -1,8 +1,11 @@
-//! `Linear`: `y = x Wᵀ + b` with PyTorch's `[out, in]` weight layout.
+//! `Linear`: `y = x Wᵀ + b` with PyTorch's `[out, in]` weight layout, plus the module's LoRA
+//! adapter when the store gives it one.
 
 use super::{join, param};
 use crate::error::Result;
+use crate::lora::ModuleKind;
 use crate::params::{Param, ParamStore};
+use crate::Rng;
 use candle_core::{Module, Tensor};
 use finetune_kernels::ops::OpSet;
 
@@ -10,11 +13,13 @@ use finetune_kernels::ops::OpSet;
 /// `x` (`[.., in]` → `[.., out]`, through [`Module::forward`] or [`Linear::forward_with`]).
 #[derive(Debug, Clone)]
 pub struct Linear {
+    name: String,
     weight: Param,
     bias: Option<Param>,
 }
 
-/// The `Linear` whose tensors are `{prefix}.weight` `[out, in]` and, if `bias`, `{prefix}.bias`.
+/// The `Linear` whose tensors are `{prefix}.weight` `[out, in]` and, if `bias`, `{prefix}.bias`;
+/// registered with the store as module `prefix` (what LoRA targets).
 pub fn linear(
     store: &ParamStore,
     prefix: &str,
@@ -22,8 +27,17 @@ pub fn linear(
     out_dim: usize,
     bias: bool,
 ) -> Result<Linear> {
+    let weight = param(store, &join(prefix, "weight"), &[out_dim, in_dim])?;
+    store.register_module(
+        prefix,
+        ModuleKind::Linear {
+            in_features: in_dim,
+            out_features: out_dim,
+        },
+    );
     Ok(Linear {
-        weight: param(store, &join(prefix, "weight"), &[out_dim, in_dim])?,
+        name: prefix.to_string(),
+        weight,
         bias: if bias {
             Some(param(store, &join(prefix, "bias"), &[out_dim])?)
         } else {
@@ -43,16 +57,45 @@ impl Linear {
         self.bias.as_ref()
     }
 
-    /// The layer through `ops` (the fused [`finetune_kernels::ops::linear()`] or the stock composition
-    /// [`Module::forward`] also uses).
+    /// The module's name (`{prefix}`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The layer through `ops` (the fused [`finetune_kernels::ops::linear()`] or the stock
+    /// composition), with its LoRA adapter if it has one (its dropout off).
     pub fn forward_with(&self, x: &Tensor, ops: OpSet) -> Result<Tensor> {
+        self.forward_t(x, ops, None)
+    }
+
+    /// [`Self::forward_with`] in training: `rng` (the model's dropout stream) drives the LoRA
+    /// adapter's input dropout.
+    pub fn forward_t(&self, x: &Tensor, ops: OpSet, rng: Option<&mut Rng>) -> Result<Tensor> {
         let b = self.bias.as_ref().map(Param::tensor);
-        Ok(ops.linear(x, &self.weight.tensor(), b.as_ref())?)
+        let y = ops.linear(x, &self.weight.tensor(), b.as_ref())?;
+        match self.weight.store().adapter(&self.name) {
+            Some(adapter) => adapter.add_linear(&y, x, ops, rng),
+            None => Ok(y),
+        }
+    }
+
+    /// Whether a training forward draws from the dropout stream (a LoRA adapter with
+    /// dropout).
+    pub fn draws_dropout(&self) -> bool {
+        self.weight
+            .store()
+            .adapter(&self.name)
+            .is_some_and(|a| a.dropout > 0.0)
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.weight.store().adapter(&self.name).is_some() {
+            return self
+                .forward_with(x, OpSet::Stock)
+                .map_err(|e| candle_core::Error::Msg(e.to_string()));
+        }
         let w = self.weight.tensor();
         let dims = x.dims();
         // Fold leading dims into one matmul: [.., in] → [n, in] × [in, out].

@@ -24,16 +24,23 @@ use crate::{Error, Result};
 const NAME: &str = "linear";
 
 /// `x Wᵀ + b` over the last dimension of `x` (`[.., in]` → `[.., out]`), `W` `[out, in]`,
-/// `b` `[out]`. Differentiable in all three. Fused on CPU (f32/f64, f16/bf16 through f32);
-/// without a bias, or on other devices, it is [`linear_composed`].
+/// `b` `[out]`. Differentiable in all three. Fused on CPU (f32/f64, f16/bf16 through f32;
+/// without a bias, over a zero bias outside the graph, so that a layer without one, such as
+/// a LoRA adapter's, is recorded on the tape too); on other devices it is
+/// [`linear_composed`].
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     check(x, w, b)?;
-    let Some(b) = b else {
-        return linear_composed(x, w, None);
-    };
     if !kernel::fused_on(x) {
-        return linear_composed(x, w, Some(b));
+        return linear_composed(x, w, b);
     }
+    let zero;
+    let b = match b {
+        Some(b) => b,
+        None => {
+            zero = Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?;
+            &zero
+        }
+    };
     let dtype = x.dtype();
     let cdt = kernel::compute_dtype(dtype, NAME)?;
     let xs = kernel::kernel_input(x, cdt)?;

@@ -140,7 +140,11 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         let dir = checkpoint::save(
             &self.output,
             &|d| {
-                self.model.export(d)?;
+                // A LoRA run's checkpoint is its adapter (PEFT's folder), not the whole model.
+                match store.lora() {
+                    Some(_) => finetune_core::lora::peft::save(store, d, None)?,
+                    None => self.model.export(d)?,
+                }
                 self.write_run_files(d)
             },
             store,

@@ -5,7 +5,7 @@
 use super::run::Run;
 use super::Learner;
 use crate::{TrainConfig, UnfreezeSchedule};
-use finetune_core::{FreezeSpec, ParamLayout, Result, TrainModel};
+use finetune_core::{FreezeSpec, ParamLayout, ParamStore, Result, TrainModel};
 
 /// The initial freeze rules and the gradual-unfreezing schedule of `config` over a model with
 /// these parameter `names`. `--unfreeze-every` starts ULMFiT-style: every parameter with a
@@ -13,8 +13,9 @@ use finetune_core::{FreezeSpec, ParamLayout, Result, TrainModel};
 pub(super) fn rules(
     config: &TrainConfig,
     layout: &ParamLayout,
-    names: &[String],
+    store: &ParamStore,
 ) -> Result<(FreezeSpec, Option<UnfreezeSchedule>)> {
+    let names = &store.names();
     let mut freeze: Vec<String> = match (&config.unfreeze_schedule, config.unfreeze_every) {
         (None, Some(_)) => names
             .iter()
@@ -33,8 +34,13 @@ pub(super) fn rules(
         Ok(out)
     };
     freeze.extend(expand_all(&config.freeze)?);
-    let base = FreezeSpec::from_patterns(&freeze, &expand_all(&config.unfreeze)?)?;
-    base.check_patterns_match(names)?;
+    let user = FreezeSpec::from_patterns(&freeze, &expand_all(&config.unfreeze)?)?;
+    user.check_patterns_match(names)?;
+    // A LoRA run trains its adapters and the head; the user's rules apply on top.
+    let base = match finetune_core::lora::train_rules(store)? {
+        Some(lora) => lora.then(&user),
+        None => user,
+    };
     let unfreeze = match (&config.unfreeze_schedule, config.unfreeze_every) {
         (Some(s), _) => Some(UnfreezeSchedule::parse(s)?.expand(expand)?),
         (None, Some(k)) => Some(UnfreezeSchedule::by_layer(k, names, layout.depth.as_ref())?),

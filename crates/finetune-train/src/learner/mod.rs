@@ -84,7 +84,7 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
     pub fn with_output(model: &'m M, config: TrainConfig, dir: OutputDir) -> Result<Self> {
         config.validate()?;
         let layout = model.layout();
-        let (base_freeze, unfreeze) = mask::rules(&config, &layout, &model.store().names())?;
+        let (base_freeze, unfreeze) = mask::rules(&config, &layout, model.store())?;
         Ok(Self {
             model,
             config,

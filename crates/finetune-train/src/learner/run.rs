@@ -122,7 +122,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 .unwrap_or_else(|| self.output.join("runs"));
             log = log.with_tensorboard(&dir, state.global_step, &self.settings_text())?;
         }
-        let counts = store.counts();
+        let counts = finetune_core::lora::counts(store);
         let progress = Progress::new(c.progress, self.quiet, total_steps, state.global_step);
         progress.say(format!(
             "training {total_steps} steps ({steps_per_epoch} per epoch, batch {} x accumulation \

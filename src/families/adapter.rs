@@ -1,0 +1,105 @@
+//! PEFT LoRA adapters on top of a family's model: an adapter folder named as the model (its
+//! base found through `base_model_name_or_path`), `--adapter DIR` beside `--model`, the head
+//! size and label names an adapter implies, and applying it once the model is built.
+
+use super::{resolve, ModelSource};
+use crate::settings::Task;
+use anyhow::{bail, Context, Result};
+use finetune_core::lora::peft;
+use finetune_core::ParamStore;
+use std::path::{Path, PathBuf};
+
+/// An adapter folder given as the model: its base model resolved, the adapter kept to apply.
+pub(super) fn resolve_adapter_folder(
+    dir: &Path,
+    allow_pickle: bool,
+    task: Option<Task>,
+) -> Result<ModelSource> {
+    let settings = peft::read_config(dir)?;
+    let base = settings.base_model.as_str();
+    if base.is_empty() {
+        bail!(
+            "{}: base_model_name_or_path is empty; give the base model with --model and this \
+             folder with --adapter",
+            dir.join(peft::CONFIG_FILE).display()
+        );
+    }
+    let base = match &settings.revision {
+        Some(rev) if !Path::new(base).exists() && !base.contains('@') => format!("{base}@{rev}"),
+        _ => base.to_string(),
+    };
+    let mut source = resolve(&base, allow_pickle, task).with_context(|| {
+        format!(
+            "{} names its base model {base}",
+            dir.join(peft::CONFIG_FILE).display()
+        )
+    })?;
+    source.adapter = Some(dir.to_path_buf());
+    Ok(source)
+}
+
+/// `source` with the adapter folder `adapter` to apply on top (`--adapter`), checked to be one.
+pub fn with_adapter(mut source: ModelSource, adapter: Option<&Path>) -> Result<ModelSource> {
+    if let Some(dir) = adapter {
+        if !peft::is_adapter_dir(dir) {
+            bail!(
+                "--adapter {}: no {} there (a PEFT adapter folder holds it and {})",
+                dir.display(),
+                peft::CONFIG_FILE,
+                peft::WEIGHTS_FILE
+            );
+        }
+        peft::read_config(dir)?;
+        source.adapter = Some(dir.to_path_buf());
+    }
+    Ok(source)
+}
+
+/// The classes an adapter's head was trained for, when the source has an adapter: as many as
+/// its head's rows, named by the export the adapter sits in (`OUT/adapter` beside
+/// `OUT/config.json`), else by the base model when it has as many, else `LABEL_i`.
+pub fn adapter_labels(source: &ModelSource) -> Result<Option<Vec<String>>> {
+    let Some(dir) = &source.adapter else {
+        return Ok(None);
+    };
+    let head = peft::head_tensors(dir)?;
+    let Some(n) = head
+        .iter()
+        .find(|(n, s)| n.ends_with(".weight") && s.len() == 2)
+        .map(|(_, s)| s[0])
+    else {
+        return Ok(None);
+    };
+    let beside = dir
+        .parent()
+        .map(|p| p.join("config.json"))
+        .filter(|p| p.is_file())
+        .and_then(|p| labels_in_config(&p));
+    let base = source.labels()?.map(|l| l.names);
+    Ok(Some(
+        [beside, base]
+            .into_iter()
+            .flatten()
+            .find(|names| names.len() == n)
+            .unwrap_or_else(|| (0..n).map(|i| format!("LABEL_{i}")).collect()),
+    ))
+}
+
+/// `id2label` of a transformers `config.json`, in id order.
+fn labels_in_config(path: &Path) -> Option<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let map = v.get("id2label")?.as_object()?;
+    (0..map.len())
+        .map(|i| map.get(&i.to_string())?.as_str().map(String::from))
+        .collect()
+}
+
+/// Applies the source's adapter (if any) to a built model's store.
+pub fn apply_adapter(source: &ModelSource, store: &ParamStore) -> Result<Option<PathBuf>> {
+    let Some(dir) = &source.adapter else {
+        return Ok(None);
+    };
+    let settings = peft::read_config(dir)?;
+    peft::load(store, dir, settings)?;
+    Ok(Some(dir.clone()))
+}
