@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result};
 use candle_finetune::hub::{resolve_dataset, DatasetOptions, HubConfig};
-use candle_finetune::settings::{RunSettings, Task};
+use candle_finetune::settings::{LoraSettings, RunSettings, Task};
 use candle_finetune::tasks::{self, text::TextClassifier, text::TextModelOptions};
 use candle_finetune::train::Metric;
 use clap::Parser;
@@ -46,6 +46,9 @@ struct Args {
     output: PathBuf,
     #[arg(long, default_value = "auto")]
     device: String,
+    /// LoRA instead of full fine-tuning (`--lora --lora-target all-linear --lr 5e-4`).
+    #[command(flatten)]
+    lora: LoraSettings,
 }
 
 fn main() -> Result<()> {
@@ -80,11 +83,12 @@ fn main() -> Result<()> {
     job.text.max_length = Some(64);
     job.data.max_train_samples = args.max_train_samples;
     job.job.device = args.device.clone();
+    job.lora = args.lora.clone();
     let c = &mut job.train;
     (c.epochs, c.lr, c.batch_size) = (args.epochs, args.lr, args.batch_size);
     c.warmup_ratio = Some(0.1);
     (c.weight_decay, c.metric) = (0.01, Metric::Accuracy);
-    c.freeze = if args.no_freeze {
+    c.freeze = if args.no_freeze || args.lora.lora {
         vec![]
     } else {
         args.freeze.clone()

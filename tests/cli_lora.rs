@@ -6,6 +6,8 @@
 //! one error line with nothing written.
 
 mod common;
+#[path = "common/images.rs"]
+mod images;
 
 use common::*;
 use std::path::{Path, PathBuf};
@@ -270,4 +272,80 @@ fn bad_lora_settings_and_adapters_are_one_error_with_nothing_written() {
         1,
     );
     std::fs::remove_dir_all(&st.dir).ok();
+}
+
+#[test]
+fn lora_on_a_resnet_adapts_the_last_stage_convs_and_inspect_shows_what_they_change() {
+    let dir = tmpdir("lora-resnet");
+    let model = dir.join("base");
+    images::write_tiny_resnet(&model, 2, Some(&["circles", "squares"]));
+    let data = dir.join("data");
+    images::write_shapes(&data, &["circles", "squares"], 4, 16, 1);
+    let out = dir.join("out");
+    let run = finetune(&[
+        "train",
+        "--task",
+        "image-classification",
+        "--model",
+        s(&model),
+        "--train",
+        s(&data),
+        "--output",
+        s(&out),
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "3",
+        "--augment",
+        "none",
+        "--lr",
+        "0.05",
+        "--lora",
+        "--lora-r",
+        "2",
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(
+        err.contains("on 2 layers (layer4.*.conv*); fc trains whole"),
+        "{err}"
+    );
+    let config = read_json(&out.join("adapter/adapter_config.json"));
+    // A glob is written as the layers it selected, which PEFT matches the same way.
+    assert_eq!(
+        config["target_modules"],
+        serde_json::json!(["layer4.0.conv1", "layer4.0.conv2"])
+    );
+    assert_eq!(config["task_type"], serde_json::Value::Null);
+    assert_eq!(config["modules_to_save"], serde_json::json!(["fc"]));
+    let adapter = load_tensors(&out.join("adapter/adapter_model.safetensors"));
+    let a = &adapter["base_model.model.layer4.0.conv1.lora_A.weight"];
+    let b = &adapter["base_model.model.layer4.0.conv1.lora_B.weight"];
+    assert_eq!((a.dims(), b.dims()), (&[2, 8, 3, 3][..], &[8, 2, 1, 1][..]));
+    let image = std::fs::read_dir(data.join("circles"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let logits = |m: &Path| -> Vec<f64> {
+        let out = finetune_ok(&["predict", "--model", s(m), "--image", s(&image), "--json"]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        serde_json::from_value(v["logits"].clone()).unwrap()
+    };
+    for (x, y) in logits(&out).iter().zip(logits(&out.join("adapter"))) {
+        assert!((x - y).abs() < 1e-4, "merged {x} vs adapter {y}");
+    }
+
+    let shown = finetune_ok(&["inspect", s(&out.join("adapter")), "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(shown.trim()).unwrap();
+    let row = rows["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "base_model.model.layer4.0.conv2.lora_B.weight")
+        .unwrap();
+    assert_eq!(row["training_name"], "layer4.0.conv2.lora_B.weight");
+    assert_eq!(row["modifies"], "layer4.0.conv2.weight");
+    std::fs::remove_dir_all(&dir).ok();
 }

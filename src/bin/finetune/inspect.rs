@@ -9,6 +9,7 @@
 
 use anyhow::Result;
 use candle_finetune::families::{self, Family, ModelSource};
+use finetune_core::lora::{self, peft};
 use finetune_core::params::thousands;
 use finetune_core::safetensors_io::Checkpoint;
 use finetune_core::{FreezeSpec, ParamCounts, TensorKind};
@@ -46,6 +47,10 @@ struct TensorRow {
     params: usize,
     trainable: bool,
     kind: TensorKind,
+    /// For a LoRA adapter's tensor, the base model's tensor it changes (a `lora_A`/`lora_B`
+    /// pair adds to a layer's weight; a head tensor replaces the base's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modifies: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -59,7 +64,16 @@ pub fn run(args: Args) -> Result<()> {
     let spec = FreezeSpec::from_patterns(&args.freeze, &args.unfreeze)?;
     // A model folder or Hub id whose family is known shows training names; a bare file, the
     // file's names.
+    // An adapter folder shows the adapter's tensors and what of its base they change.
     let (ckpt, family) = match families::resolve(&args.model, false, None) {
+        Ok(ModelSource {
+            adapter: Some(dir),
+            family,
+            ..
+        }) => (
+            Checkpoint::open(&dir.join(peft::WEIGHTS_FILE))?,
+            Some(family),
+        ),
         Ok(ModelSource {
             files: Some(files),
             family,
@@ -82,6 +96,7 @@ pub fn run(args: Args) -> Result<()> {
 fn rows(ckpt: &Checkpoint, family: Option<&Family>, spec: &FreezeSpec) -> Result<Report> {
     let alias = family.and_then(|f| (f.layout)().alias);
     let names_of = |file_name: &str| {
+        let file_name = peft::model_name(file_name);
         let training = family
             .and_then(|f| (f.training_name)(file_name))
             .unwrap_or_else(|| file_name.to_string());
@@ -118,6 +133,8 @@ fn rows(ckpt: &Checkpoint, family: Option<&Family>, spec: &FreezeSpec) -> Result
             }
             TensorRow {
                 name: h.name.clone(),
+                modifies: (h.name != peft::model_name(&h.name))
+                    .then(|| lora::modified_tensor(&training_name)),
                 training_name,
                 shape: h.shape.clone(),
                 dtype: h.dtype.as_str().to_string(),
@@ -165,6 +182,10 @@ fn print_table(report: &Report) {
         let state = match (renamed, t.name != t.training_name) {
             (true, true) => format!("{state:<11}{}", t.name),
             _ => state.to_string(),
+        };
+        let state = match &t.modifies {
+            Some(m) => format!("{state}  (modifies {m})"),
+            None => state,
         };
         println!(
             "{:<width$}  {:<18} {:<5} {:>12}  {state}",

@@ -42,6 +42,18 @@ pub fn b_name(module: &str) -> String {
     format!("{module}.lora_B.weight")
 }
 
+/// The base tensor an adapter's tensor changes: `{m}.weight` for `{m}.lora_A.weight` and
+/// `{m}.lora_B.weight`, the tensor itself for a head tensor (replaced whole).
+pub fn modified_tensor(name: &str) -> String {
+    match name
+        .strip_suffix(".lora_A.weight")
+        .or_else(|| name.strip_suffix(".lora_B.weight"))
+    {
+        Some(m) => format!("{m}.weight"),
+        None => name.to_string(),
+    }
+}
+
 /// Whether a store tensor is a LoRA adapter's (`….lora_A.weight` / `….lora_B.weight`).
 pub fn is_adapter_tensor(name: &str) -> bool {
     name.ends_with(".lora_A.weight") || name.ends_with(".lora_B.weight")

@@ -20,6 +20,12 @@ pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 /// What PEFT puts before a module path in the adapter file.
 const PREFIX: &str = "base_model.model.";
 
+/// A tensor's name in the model, from its name in an adapter file (`base_model.model.`
+/// dropped); other names are returned as they are.
+pub fn model_name(file_name: &str) -> &str {
+    file_name.strip_prefix(PREFIX).unwrap_or(file_name)
+}
+
 /// Whether `dir` holds a PEFT adapter (an `adapter_config.json`).
 pub fn is_adapter_dir(dir: &Path) -> bool {
     dir.join(CONFIG_FILE).is_file()

@@ -61,7 +61,9 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         };
         let store = self.model.store();
         let n = spec.apply_fresh(store)?;
-        if self.config.freeze_bn {
+        // A LoRA run leaves the base model as it is, batch statistics included: its adapter
+        // then reproduces the merged model on the base.
+        if self.config.freeze_bn || store.lora().is_some() {
             let frozen = |name: &str| !store.is_trainable(name).unwrap_or(true);
             self.model.set_batch_norm_frozen(&frozen)?;
         }
