@@ -2,7 +2,7 @@
 //! store and its freezing mask, name patterns, param groups, optimizers, learning-rate
 //! schedules, regularisation and gradient handling, layers over the store (`nn`), safetensors
 //! I/O and what model families share when they load and export ([`model_io`]), devices,
-//! crash-safe file writing and folder locks, and the seam between a model and its trainer ([`model`]:
+//! crash-safe file writing and folder locks, LoRA adapters ([`lora`], in PEFT's format), and the seam between a model and its trainer ([`model`]:
 //! [`TrainModel`], through which a model declares its head, layer depths and outputs).
 //!
 //! It knows no concrete model, no dataset file format, nothing of the Hub and no training
