@@ -7,7 +7,8 @@ Optional and outside the project's build and tests; run it in a throw-away venv:
     /tmp/torchvenv/bin/python scripts/bench-pytorch.py resnet18 32 32 full 10
     /tmp/torchvenv/bin/python scripts/bench-pytorch.py minilm 16 128 last2 5
 Arguments: CONFIG (minilm, bert-base, resnet18, resnet50) BATCH SIZE (seq or image side)
-MODE (full, last2, frozen) [STEPS]. Prints one JSON object with median_s.
+MODE (full, last2, frozen; BERT also lora and lora-all, which need `pip install peft`)
+[STEPS]. Prints one JSON object with median_s and peak_rss_mb (the process's peak).
 """
 import sys, time, statistics, json, torch
 torch.set_num_threads(2)
@@ -44,6 +45,13 @@ def bert(cfg, batch, seq, mode, k):
         keep = tuple([f"bert.encoder.layer.{l}." for l in range(L - 2, L)] + ["bert.pooler.", "classifier."])
         for n, p in m.named_parameters():
             p.requires_grad = n.startswith(keep)
+    if mode.startswith("lora"):
+        # lora or lora-all: PEFT, r 8, alpha 16, dropout 0.1, on query,value or all-linear.
+        from peft import LoraConfig, get_peft_model
+        target = "all-linear" if mode == "lora-all" else ["query", "value"]
+        m = get_peft_model(m, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16,
+                                         lora_dropout=0.1, target_modules=target))
+        m.train()
     params = [p for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=2e-5)
     ids = torch.randint(0, c.vocab_size, (batch, seq)); y = torch.randint(0, 2, (batch,))
@@ -60,4 +68,7 @@ if what in ("resnet18", "resnet50"):
 else:
     b, s, mode = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     t = bert(what, b, s, mode, int(sys.argv[5]) if len(sys.argv) > 5 else 5)
-print(json.dumps({"torch": torch.__version__, "what": what, "batch": b, "size": s, "mode": mode, "median_s": t}))
+import resource
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"torch": torch.__version__, "what": what, "batch": b, "size": s, "mode": mode,
+                  "median_s": t, "peak_rss_mb": rss}))

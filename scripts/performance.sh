@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release --bin finetune >&2
-ft=target/release/finetune
+ft="${CARGO_TARGET_DIR:-target}/release/finetune"
 steps="${STEPS:-5}"
 default_rows=(
   "minilm 16 128 full"
@@ -21,6 +21,8 @@ default_rows=(
   "resnet18 32 32 full"
   "resnet50 8 224 full"
   "resnet18 8 224 frozen"
+  "minilm 16 128 lora"
+  "bert-base 16 128 lora"
 )
 if [[ -n "${ROWS:-}" ]]; then IFS=';' read -r -a rows <<< "$ROWS"; else rows=("${default_rows[@]}"); fi
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); v=d.get('$1'); print('' if v is None else v)"; }
@@ -33,7 +35,10 @@ echo "|---|---|---|---|---|---|---|"
 for row in "${rows[@]}"; do
   read -r model batch size mode <<< "$row"
   case "$model" in minilm|bert-base) input=(--seq "$size") ;; *) input=(--image "$size") ;; esac
-  json=$("$ft" bench train --model-config "$model" --batch "$batch" "${input[@]}" --mode "$mode" \
+  # lora: r 8 on the family's targets (BERT query,value); lora-all: on every linear layer.
+  how=(--mode "$mode")
+  [[ "$mode" == lora-all ]] && how=(--mode lora --lora-target all-linear)
+  json=$("$ft" bench train --model-config "$model" --batch "$batch" "${input[@]}" "${how[@]}" \
     --steps "$steps" --baseline --json)
   ours=$(field median_s <<< "$json"); candle=$(field baseline_median_s <<< "$json")
   rss=$(field peak_rss_mb <<< "$json"); rss_candle=$(field baseline_peak_rss_mb <<< "$json")

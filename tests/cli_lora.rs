@@ -119,6 +119,16 @@ fn lora_trains_adapters_and_head_and_exports_merged_plus_peft() {
         .contains_key("base_model.model.bert.encoder.layer.1.attention.self.value.lora_B.weight"));
     assert!(adapter.contains_key("base_model.model.classifier.bias"));
 
+    // adapter/ has its own card, for PEFT; the top card says how the run was trained.
+    let card = std::fs::read_to_string(out.join("adapter/README.md")).unwrap();
+    assert!(card.contains("library_name: \"peft\""), "{card}");
+    let top = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(
+        top.contains("library_name: \"transformers\"") && top.contains("\"lora\""),
+        "{top}"
+    );
+    assert!(top.contains("- LoRA: r 8, alpha 16, dropout 0.1"), "{top}");
+
     // A checkpoint holds the adapter and the head only, in PEFT's folder and for resuming.
     let ckpt = out.join("checkpoint-3");
     assert!(ckpt.join("adapter_config.json").is_file());

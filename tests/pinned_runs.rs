@@ -49,6 +49,14 @@ fn figures(path: &Path) -> BTreeMap<String, [f64; 3]> {
         .collect()
 }
 
+/// Tensors whose exact gradient is zero, so that what training does to them is rounding
+/// error, which differs between CPUs (AVX2 and AVX-512 GEMM kernels round differently): an
+/// attention key's bias shifts every score of a query by the same amount, which the softmax
+/// ignores. They are left out of the comparison.
+fn rounding_driven(name: &str) -> bool {
+    name.ends_with("attention.self.key.bias")
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-5 * a.abs().max(b.abs()) + 1e-9
 }
@@ -76,6 +84,7 @@ fn check(run: &str, got: BTreeMap<String, [f64; 3]>, eval_loss: f64) {
     );
     let moved: Vec<String> = want
         .iter()
+        .filter(|(n, _)| !rounding_driven(n))
         .filter(|(n, w)| !w.iter().zip(got[*n].iter()).all(|(a, b)| close(*a, *b)))
         .map(|(n, w)| format!("{n}: pinned {w:?}, got {:?}", got[n]))
         .collect();

@@ -28,13 +28,25 @@ pub struct CardFacts<'a> {
     pub history: &'a [Value],
 }
 
-/// Writes `output/README.md` (atomically).
+/// Writes `output/README.md` (atomically), and the adapter's own card (`library_name: peft`)
+/// into `output/adapter/` when the run exported one.
 pub fn write(output: &Path, facts: &CardFacts<'_>) -> Result<()> {
     let name = output
         .file_name()
         .map_or("model".into(), |n| n.to_string_lossy().into_owned());
-    let text = format!("{}\n{}", front_matter(&name, facts), body(&name, facts));
-    finetune_core::fsutil::write_bytes_atomically(&output.join(CARD), text.as_bytes())?;
+    let adapter = output.join(finetune_core::model_io::ADAPTER_DIR);
+    let cards = [(output.to_path_buf(), false), (adapter.clone(), true)];
+    for (dir, peft) in cards
+        .into_iter()
+        .filter(|(_, peft)| !peft || adapter.is_dir())
+    {
+        let text = format!(
+            "{}\n{}",
+            front_matter(&name, facts, peft),
+            body(&name, facts)
+        );
+        finetune_core::fsutil::write_bytes_atomically(&dir.join(CARD), text.as_bytes())?;
+    }
     Ok(())
 }
 
@@ -88,18 +100,25 @@ fn metrics_of(results: &Value) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// YAML front matter, each value written as JSON (which YAML reads as it is).
-fn front_matter(name: &str, f: &CardFacts<'_>) -> String {
+/// YAML front matter, each value written as JSON (which YAML reads as it is); `peft` for the
+/// card of a LoRA adapter folder.
+fn front_matter(name: &str, f: &CardFacts<'_>, peft: bool) -> String {
     let pipeline = serde_json::to_value(f.task).unwrap_or(Value::Null);
-    let library = f.source.family.library;
+    let library = if peft {
+        "peft"
+    } else {
+        f.source.family.library
+    };
+    let mut tags = vec![json!("candle-finetune"), pipeline.clone()];
+    if f.settings.lora.lora || f.source.adapter.is_some() {
+        tags.push(json!("lora"));
+    }
+    tags.push(json!("generated_from_trainer"));
     let metrics: Vec<(String, f64)> = f.results.as_ref().map(metrics_of).unwrap_or_default();
     let dataset = f.settings.data.dataset.clone();
     let mut lines = vec![
         format!("library_name: {}", json!(library)),
-        format!(
-            "tags: {}",
-            json!(["candle-finetune", pipeline, "generated_from_trainer"])
-        ),
+        format!("tags: {}", json!(tags)),
         format!("pipeline_tag: {pipeline}"),
     ];
     if let Some(b) = base_model(f.source) {
@@ -171,6 +190,20 @@ fn body(name: &str, f: &CardFacts<'_>) -> String {
     }
     if !t.freeze.is_empty() {
         out += &format!("- frozen: `{}`\n", t.freeze.join("`, `"));
+    }
+    if f.settings.lora.lora {
+        let l = &f.settings.lora;
+        let targets = l
+            .lora_target
+            .as_ref()
+            .map_or("the family's default".into(), |t| t.join(", "));
+        out += &format!(
+            "- LoRA: r {}, alpha {}, dropout {}, targets {targets}{}\n",
+            l.lora_r,
+            l.lora_alpha,
+            l.lora_dropout,
+            if l.use_rslora { ", rsLoRA" } else { "" }
+        );
     }
     out += &results_table(f.history);
     out += &format!(
