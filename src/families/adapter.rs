@@ -7,7 +7,7 @@ use crate::settings::Task;
 use anyhow::{bail, Context, Result};
 use finetune_core::lora::peft;
 use finetune_core::ParamStore;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// An adapter folder given as the model: its base model resolved, the adapter kept to apply.
 pub(super) fn resolve_adapter_folder(
@@ -94,12 +94,27 @@ fn labels_in_config(path: &Path) -> Option<Vec<String>> {
         .collect()
 }
 
-/// Applies the source's adapter (if any) to a built model's store.
-pub fn apply_adapter(source: &ModelSource, store: &ParamStore) -> Result<Option<PathBuf>> {
-    let Some(dir) = &source.adapter else {
-        return Ok(None);
-    };
-    let settings = peft::read_config(dir)?;
-    peft::load(store, dir, settings)?;
-    Ok(Some(dir.clone()))
+/// A task's load options, as far as an adapter concerns them: the classes of the head.
+pub trait HeadLabels: Clone {
+    /// The classes the head is built for (`None`: the checkpoint's).
+    fn labels_mut(&mut self) -> &mut Option<Vec<String>>;
+}
+
+/// Builds a model of `source` through `load` and applies the source's adapter (if any) to it;
+/// with an adapter and no classes in `opts`, the head is built for the adapter's classes.
+pub fn load_with_adapter<O: HeadLabels, M>(
+    source: &ModelSource,
+    opts: &O,
+    load: impl FnOnce(&O) -> Result<M>,
+    store: impl Fn(&M) -> ParamStore,
+) -> Result<M> {
+    let mut opts = opts.clone();
+    if opts.labels_mut().is_none() {
+        *opts.labels_mut() = adapter_labels(source)?;
+    }
+    let model = load(&opts)?;
+    if let Some(dir) = &source.adapter {
+        peft::load(&store(&model), dir, peft::read_config(dir)?)?;
+    }
+    Ok(model)
 }

@@ -13,7 +13,7 @@ mod adapter;
 mod bert;
 mod resnet;
 
-pub use adapter::{adapter_labels, apply_adapter, with_adapter};
+pub use adapter::{adapter_labels, load_with_adapter, with_adapter, HeadLabels};
 
 use crate::settings::Task;
 use crate::tasks::image::{ImageClassifier, ImageModelOptions};

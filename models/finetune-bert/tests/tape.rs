@@ -24,15 +24,19 @@ fn batch() -> Result<(BertBatch, Tensor)> {
     ))
 }
 
+/// A tiny classifier without dropout: two forwards of it are the same function.
+fn model_without_dropout() -> Result<BertForSequenceClassification> {
+    let mut config = common::tiny_config();
+    config.hidden_dropout_prob = 0.0;
+    config.attention_probs_dropout_prob = 0.0;
+    config.set_labels(&["a", "b"]);
+    BertForSequenceClassification::init(config, DType::F32, &Device::Cpu, 3)
+}
+
 #[test]
 fn recorded_and_candle_backward_agree_on_every_parameter() -> Result<()> {
     for frozen in [false, true] {
-        let mut config = common::tiny_config();
-        // No dropout: the two forwards below must be the same function.
-        config.hidden_dropout_prob = 0.0;
-        config.attention_probs_dropout_prob = 0.0;
-        config.set_labels(&["a", "b"]);
-        let model = BertForSequenceClassification::init(config, DType::F32, &Device::Cpu, 3)?;
+        let model = model_without_dropout()?;
         let store = model.store();
         if frozen {
             FreezeSpec::from_patterns(
@@ -74,11 +78,7 @@ fn recorded_and_candle_backward_agree_on_every_parameter() -> Result<()> {
 #[test]
 fn lora_adapters_are_recorded_and_agree_with_candle() -> Result<()> {
     use finetune_core::lora::{self, LoraConfig, LoraSettings};
-    let mut config = common::tiny_config();
-    config.hidden_dropout_prob = 0.0;
-    config.attention_probs_dropout_prob = 0.0;
-    config.set_labels(&["a", "b"]);
-    let model = BertForSequenceClassification::init(config, DType::F32, &Device::Cpu, 3)?;
+    let model = model_without_dropout()?;
     let store = model.store();
     let layout = finetune_bert::naming::layout();
     let config = LoraConfig {

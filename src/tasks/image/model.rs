@@ -44,6 +44,12 @@ pub struct ImageModelOptions {
     pub seed: u64,
 }
 
+impl crate::families::HeadLabels for ImageModelOptions {
+    fn labels_mut(&mut self) -> &mut Option<Vec<String>> {
+        &mut self.labels
+    }
+}
+
 /// An image model on a device. Its preprocessing (input size, normalisation, crop) is the
 /// model config's.
 pub struct ImageClassifier {
@@ -75,13 +81,8 @@ impl ImageClassifier {
         let Loader::Image(load) = src.family.loader else {
             bail!("{} is a text model, not an image model", src.name)
         };
-        let mut opts = opts.clone();
-        if opts.labels.is_none() {
-            opts.labels = crate::families::adapter_labels(src)?;
-        }
-        let clf = load(src, &opts, device)?;
-        crate::families::apply_adapter(src, clf.model().store())?;
-        Ok(clf)
+        let store = |clf: &Self| clf.model().store().clone();
+        crate::families::load_with_adapter(src, opts, |o| load(src, o, device), store)
     }
 
     /// The model, as the learner trains it.

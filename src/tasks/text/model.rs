@@ -39,6 +39,12 @@ pub struct TextModelOptions {
     pub seed: u64,
 }
 
+impl crate::families::HeadLabels for TextModelOptions {
+    fn labels_mut(&mut self) -> &mut Option<Vec<String>> {
+        &mut self.labels
+    }
+}
+
 impl Default for TextModelOptions {
     fn default() -> Self {
         Self {
@@ -83,13 +89,8 @@ impl TextClassifier {
         let Loader::Text(load) = src.family.loader else {
             bail!("{} is an image model, not a text model", src.name)
         };
-        let mut opts = opts.clone();
-        if opts.labels.is_none() {
-            opts.labels = crate::families::adapter_labels(src)?;
-        }
-        let clf = load(src, &opts, device)?;
-        crate::families::apply_adapter(src, clf.model().store())?;
-        Ok(clf)
+        let store = |clf: &Self| clf.model().store().clone();
+        crate::families::load_with_adapter(src, opts, |o| load(src, o, device), store)
     }
 
     /// The model, as the learner trains it.
