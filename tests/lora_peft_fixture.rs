@@ -85,3 +85,53 @@ fn a_peft_adapter_reproduces_pythons_logits_merged_and_not() {
     assert_logits(&again, "our adapter/ folder");
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// The parameter counts a LoRA run reports are PEFT's `print_trainable_parameters`: on the real
+/// all-MiniLM-L6-v2 with a two-class head, r 8, PEFT 0.21.2 printed `trainable params: 74,498
+/// || all params: 22,788,484` for `["query", "value"]` and `338,690 || 23,052,676` for
+/// `"all-linear"` (`scripts/make-lora-fixture.py` shows how such figures are made).
+#[test]
+fn lora_counts_on_minilm_are_peft_s() {
+    use finetune_core::lora::{self, LoraConfig, LoraSettings};
+    let root = std::env::var_os("CANDLE_FINETUNE_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"));
+    let dir = root.join("minilm");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "{} is missing: run `scripts/fetch-assets.sh` first",
+        dir.display()
+    );
+    for (target, trainable, total) in [
+        ("query,value", 74_498, 22_788_484),
+        ("all-linear", 338_690, 23_052_676),
+    ] {
+        let opts = LoadOptions {
+            labels: Some(vec!["neg".into(), "pos".into()]),
+            ..LoadOptions::default()
+        };
+        let (model, _) = BertForSequenceClassification::from_pretrained(&dir, &opts).unwrap();
+        let layout = finetune_bert::naming::layout();
+        let config = LoraConfig {
+            r: 8,
+            alpha: 16.0,
+            dropout: 0.1,
+            target: target.split(',').map(String::from).collect(),
+            use_rslora: false,
+        };
+        let store = model.store();
+        let modules = lora::select_modules(&config.target, &store.modules(), &layout).unwrap();
+        let settings = LoraSettings {
+            config,
+            modules,
+            modules_to_save: layout.head_modules(),
+            base_model: dir.display().to_string(),
+            revision: None,
+            task_type: Some("SEQ_CLS".into()),
+        };
+        lora::add_adapters(store, settings, &mut finetune_core::Rng::seed_from_u64(1)).unwrap();
+        lora::train_rules(store).unwrap().unwrap().apply_fresh(store).unwrap();
+        let c = lora::counts(store);
+        assert_eq!((c.trainable, c.total), (trainable, total), "{target}");
+    }
+}
