@@ -216,7 +216,7 @@ pub struct LoraSettings {
     /// rsLoRA: scale by alpha / √r.
     #[arg(long, help_heading = LORA_HEADING)]
     pub use_rslora: bool,
-    /// A PEFT LoRA adapter (folder) to apply to --model and train further.
+    /// A PEFT LoRA adapter (a folder or a Hub id) to apply to --model and train further.
     #[arg(long, help_heading = LORA_HEADING)]
     pub adapter: Option<PathBuf>,
 }

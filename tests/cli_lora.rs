@@ -163,6 +163,34 @@ fn lora_trains_adapters_and_head_and_exports_merged_plus_peft() {
         "the adapter's labels come from its export"
     );
 
+    // The adapter as a Hub repository (the loopback Hub): as the model, or as --adapter.
+    let root = st.dir.join("hub");
+    for f in ["adapter_config.json", "adapter_model.safetensors"] {
+        let bytes = std::fs::read(out.join("adapter").join(f)).unwrap();
+        finetune_hub::testing::put(&root, "org/tiny-lora", "main", f, &bytes);
+    }
+    let server = finetune_hub::testing::HubServer::start(&root);
+    let (endpoint, home) = (server.endpoint(), st.dir.join("home"));
+    let env = [("HF_ENDPOINT", endpoint.as_str()), ("HF_HOME", s(&home))];
+    let base = s(&st.model);
+    for how in [
+        vec!["--model", "org/tiny-lora"],
+        vec!["--model", base, "--adapter", "org/tiny-lora"],
+    ] {
+        let mut a = vec!["predict", "--text", "good fun movie", "--json"];
+        a.extend(how);
+        let run = finetune_with_hub_env(&a, &env);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        for (a, b) in logits(&merged).iter().zip(logits(&v)) {
+            assert!((a - b).abs() < 1e-4, "{merged} vs {v}");
+        }
+    }
+
     // export: a LoRA checkpoint (an adapter folder) as merged only, or the adapter only.
     let m = st.dir.join("merged");
     finetune_ok(&[

@@ -130,7 +130,11 @@ fn lora_counts_on_minilm_are_peft_s() {
             task_type: Some("SEQ_CLS".into()),
         };
         lora::add_adapters(store, settings, &mut finetune_core::Rng::seed_from_u64(1)).unwrap();
-        lora::train_rules(store).unwrap().unwrap().apply_fresh(store).unwrap();
+        lora::train_rules(store)
+            .unwrap()
+            .unwrap()
+            .apply_fresh(store)
+            .unwrap();
         let c = lora::counts(store);
         assert_eq!((c.trainable, c.total), (trainable, total), "{target}");
     }

@@ -7,6 +7,7 @@ use crate::settings::Task;
 use anyhow::{bail, Context, Result};
 use finetune_core::lora::peft;
 use finetune_core::ParamStore;
+use finetune_hub::{resolve_model, HubConfig, ModelOptions};
 use std::path::Path;
 
 /// An adapter folder given as the model: its base model resolved, the adapter kept to apply.
@@ -38,9 +39,22 @@ pub(super) fn resolve_adapter_folder(
     Ok(source)
 }
 
-/// `source` with the adapter folder `adapter` to apply on top (`--adapter`), checked to be one.
+/// `source` with the adapter `adapter` to apply on top (`--adapter`): a folder, or a Hub id
+/// (found in the cache or downloaded), checked to be a PEFT adapter.
 pub fn with_adapter(mut source: ModelSource, adapter: Option<&Path>) -> Result<ModelSource> {
-    if let Some(dir) = adapter {
+    if let Some(named) = adapter {
+        let hub;
+        let dir = match named.exists() {
+            true => named,
+            false => {
+                let spec = named.to_string_lossy();
+                let opts = ModelOptions {
+                    allow_pickle: false,
+                };
+                hub = resolve_model(&spec, &HubConfig::from_env(), &opts)?.dir;
+                hub.as_path()
+            }
+        };
         if !peft::is_adapter_dir(dir) {
             bail!(
                 "--adapter {}: no {} there (a PEFT adapter folder holds it and {})",

@@ -144,6 +144,10 @@ pub fn resolve(model: &str, allow_pickle: bool, task: Option<Task>) -> Result<Mo
         &HubConfig::from_env(),
         &ModelOptions { allow_pickle },
     )?;
+    if files.config.is_none() && lora::is_adapter_dir(&files.dir) {
+        // A PEFT adapter repository on the Hub.
+        return adapter::resolve_adapter_folder(&files.dir, allow_pickle, task);
+    }
     let family = family_of(&files, task)?;
     Ok(ModelSource {
         name: model.to_string(),

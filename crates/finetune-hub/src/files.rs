@@ -25,6 +25,18 @@ pub const PICKLE: &str = "pytorch_model.bin";
 pub const PICKLE_INDEX: &str = "pytorch_model.bin.index.json";
 /// An image model's preprocessing (transformers' image processor config).
 pub const PREPROCESSOR: &str = "preprocessor_config.json";
+/// A PEFT adapter's configuration: a repository with it (and its weights) but no
+/// [`CONFIG`] is an adapter, whose base model its configuration names.
+pub const ADAPTER_CONFIG: &str = "adapter_config.json";
+/// A PEFT adapter's weights.
+pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
+
+/// Whether a listing is a PEFT adapter's rather than a model's.
+pub fn is_adapter(listing: &[String]) -> bool {
+    let has = |f: &str| listing.iter().any(|l| l == f);
+    !has(CONFIG) && has(ADAPTER_CONFIG) && has(ADAPTER_WEIGHTS)
+}
+
 /// Fetched when present: what BERT-style tokenizers (`tokenizers`' JSON or WordPiece) need.
 pub const TOKENIZER_FILES: &[&str] = &[
     "tokenizer.json",
@@ -79,6 +91,13 @@ pub fn plan(
         sharded,
         pickle,
     };
+    if is_adapter(listing) {
+        return Ok(ModelPlan {
+            config: None,
+            weights: choice(ADAPTER_WEIGHTS, false, false),
+            extras: vec![ADAPTER_CONFIG.to_string()],
+        });
+    }
     let weights = if has(SAFETENSORS) {
         choice(SAFETENSORS, false, false)
     } else if has(SAFETENSORS_INDEX) {

@@ -130,7 +130,7 @@ impl Needs for ModelNeeds {
         complete: bool,
         missing: &dyn Fn(&str) -> Error,
     ) -> Result<Vec<String>> {
-        if !complete {
+        if !complete && !files::is_adapter(listing) {
             let has = |f: &str| listing.iter().any(|l| l == f);
             if !has(files::CONFIG) {
                 return Err(missing(files::CONFIG));

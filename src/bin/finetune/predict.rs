@@ -17,7 +17,7 @@ pub struct Args {
     /// LoRA adapter folder (its base model found through `base_model_name_or_path`).
     #[arg(long)]
     pub model: String,
-    /// A PEFT LoRA adapter folder to apply to --model.
+    /// A PEFT LoRA adapter (a folder or a Hub id) to apply to --model.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
     /// Texts to classify.
