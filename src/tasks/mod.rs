@@ -9,6 +9,7 @@
 //!   exports;
 //! - [`labels`]: the run's classes and whether the checkpoint's head stays (both tasks);
 //! - [`model_card`]: the `README.md` every export gets;
+//! - [`push`]: the final export pushed to the Hub (`--push-to-hub`);
 //! - [`splits`]: the files of each split, validation splits and seeded samples;
 //! - [`prediction`]: the `predict --json` schema;
 //! - [`augment`]: the `--augment` presets.
@@ -19,6 +20,7 @@ pub mod labels;
 pub mod model_card;
 pub mod output;
 pub mod prediction;
+pub mod push;
 pub mod run;
 pub mod splits;
 pub mod text;

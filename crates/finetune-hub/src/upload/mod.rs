@@ -4,16 +4,18 @@
 //! 1. the folder is checked ([`folder`]: it must hold a model) and every file hashed (sha256);
 //! 2. the repository is created when missing (`POST /api/repos/create`; an existing one is
 //!    fine), and so is the branch (`POST /api/models/{repo}/branch/{branch}`) when it is not
-//!    `main` ([`create`]);
-//! 3. the Hub says which files go to LFS storage ([`preupload`]:
+//!    `main` (`create.rs`);
+//! 3. the Hub says which files go to LFS storage (`preupload.rs`:
 //!    `POST /api/models/{repo}/preupload/{revision}`);
-//! 4. those are uploaded through the Git LFS batch API ([`lfs`]:
+//! 4. those are uploaded through the Git LFS batch API (`lfs.rs`:
 //!    `POST {endpoint}/{repo}.git/info/lfs/objects/batch`, basic or multipart transfer);
-//! 5. one commit adds every file at once ([`commit`]: `POST /api/models/{repo}/commit/{revision}`,
-//!    NDJSON: a header line, then small files inline in base64 and LFS files by their sha256).
+//! 5. one commit adds every file at once (`commit.rs`:
+//!    `POST /api/models/{repo}/commit/{revision}`, NDJSON: a header line, then small files
+//!    inline in base64 and LFS files by their sha256).
 //!
 //! The commit is the only step that changes the repository's files: a failure before it leaves
-//! the repository as it was (at most LFS objects no commit refers to, which the Hub discards).
+//! them as they were (a repository or branch created on the way stays; LFS objects no commit
+//! refers to are the Hub's to discard).
 //! The token ([`token`]) goes to the Hub's own endpoints only, never to the storage URLs the
 //! LFS answer hands out, and is never printed.
 
@@ -27,7 +29,7 @@ pub mod repo_name;
 pub mod token;
 
 pub use folder::LocalFile;
-pub use repo_name::RepoName;
+pub use repo_name::{check_branch, RepoName};
 pub use token::push_token;
 
 use crate::config::{HubConfig, Token};
@@ -93,10 +95,7 @@ pub fn push_folder(push: &Push, cfg: &HubConfig, say: &mut dyn FnMut(&str)) -> R
                 .into(),
         });
     }
-    crate::spec::check_revision(push.revision).map_err(|why| Error::Push {
-        repo: shown.clone(),
-        msg: format!("{why}; give a branch name as the revision"),
-    })?;
+    repo_name::check_branch(&shown, push.revision)?;
     let files = folder::collect(push.folder)?;
     let client = Client::new(cfg, push.token);
     let fail = |repo: &str, step: Step, f: Failure| failed(repo, step, f, cfg);

@@ -38,6 +38,15 @@ impl RepoName {
     }
 }
 
+/// Checks `branch`, the revision a push to `repo` commits to: letters, digits, `.`, `_`, `-`
+/// and `/`, no empty, `.` or `..` part. An [`Error::Push`] naming `repo` otherwise.
+pub fn check_branch(repo: &str, branch: &str) -> Result<()> {
+    crate::spec::check_revision(branch).map_err(|why| Error::Push {
+        repo: repo.to_string(),
+        msg: format!("{why}; give a branch name as the revision"),
+    })
+}
+
 impl fmt::Display for RepoName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.namespace {
@@ -64,6 +73,9 @@ mod tests {
             (r.namespace.clone(), r.to_string()),
             (None, "mine".to_string())
         );
+        assert!(check_branch("org/x", "dev/v1").is_ok());
+        let e = check_branch("org/x", "a/../b").unwrap_err().to_string();
+        assert!(e.starts_with("org/x: revision `a/../b`"), "{e}");
         for bad in [
             "a/b/c",
             "org/x@dev",

@@ -7,21 +7,28 @@ use crate::config::{HubConfig, Token};
 use crate::error::{Error, Result};
 
 /// The token for pushing to `repo`: `explicit` when given, else the configuration's. A missing
-/// or blank token is an [`Error::Push`] saying where to put one; the token itself is never
-/// part of a message.
-pub fn push_token(explicit: Option<&str>, cfg: &HubConfig, repo: &str) -> Result<Token> {
-    let missing = |msg: &str| Error::Push {
+/// or blank token is an [`Error::Push`] saying where to put one (`flag`: how the caller takes
+/// an explicit token, such as `--token`); the token itself is never part of a message.
+pub fn push_token(
+    explicit: Option<&str>,
+    cfg: &HubConfig,
+    repo: &str,
+    flag: &str,
+) -> Result<Token> {
+    let missing = |msg: String| Error::Push {
         repo: repo.to_string(),
-        msg: msg.to_string(),
+        msg,
     };
     match explicit {
-        Some(t) => Token::new(t).ok_or_else(|| missing("the token given is empty")),
+        Some(t) => {
+            Token::new(t).ok_or_else(|| missing(format!("the token given with {flag} is empty")))
+        }
         None => cfg.token.clone().ok_or_else(|| {
-            missing(
-                "pushing needs a Hub token with write access and none was found: give --token, \
+            missing(format!(
+                "pushing needs a Hub token with write access and none was found: give {flag}, \
                  set HF_TOKEN, or log in with `huggingface-cli login` (which writes \
-                 $HF_HOME/token)",
-            )
+                 $HF_HOME/token)"
+            ))
         }),
     }
 }
@@ -34,19 +41,21 @@ mod tests {
     fn explicit_wins_then_the_configuration_then_an_error() {
         let mut cfg = HubConfig::new("/unused");
         cfg.token = Token::new("hf_from_env");
-        let t = push_token(Some("hf_given"), &cfg, "org/x").unwrap();
+        let t = push_token(Some("hf_given"), &cfg, "org/x", "--token").unwrap();
         assert_eq!(t.expose(), "hf_given");
         assert_eq!(
-            push_token(None, &cfg, "org/x").unwrap().expose(),
+            push_token(None, &cfg, "org/x", "--token").unwrap().expose(),
             "hf_from_env"
         );
         cfg.token = None;
-        let e = push_token(None, &cfg, "org/x").unwrap_err().to_string();
-        assert!(e.starts_with("org/x: pushing needs a Hub token"), "{e}");
-        assert!(e.contains("HF_TOKEN") && e.contains("--token"), "{e}");
-        let e = push_token(Some("  "), &cfg, "org/x")
+        let e = push_token(None, &cfg, "org/x", "--token")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("empty"), "{e}");
+        assert!(e.starts_with("org/x: pushing needs a Hub token"), "{e}");
+        assert!(e.contains("HF_TOKEN") && e.contains("--token"), "{e}");
+        let e = push_token(Some("  "), &cfg, "org/x", "--hub-token")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--hub-token is empty"), "{e}");
     }
 }
