@@ -266,23 +266,11 @@ fn train(dir: &Path, out: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output
         write_tiny_bert(&model, 2);
         write_sentiment_csv(&dir.join("train.csv"), 16, 1);
     }
-    let train_csv = dir.join("train.csv");
-    let base = [
-        "train",
-        "--task",
-        "text-classification",
-        "--model",
-        model.to_str().unwrap(),
-        "--train",
-        train_csv.to_str().unwrap(),
-        "--max-steps",
-        "2",
-        "--save-steps",
-        "1",
-        "--output",
-        out.to_str().unwrap(),
-    ];
-    finetune_with_hub_env(&[&base[..], extra].concat(), env)
+    let mut args = text_train_args(&model, &dir.join("train.csv"), out);
+    args.extend(["--max-steps", "2", "--save-steps", "1"].map(String::from));
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    finetune_with_hub_env(&args, env)
 }
 
 #[test]
