@@ -51,7 +51,7 @@ fn expected_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     .collect()
 }
 
-fn server() -> (PathBuf, HubServer) {
+fn writable_hub() -> (PathBuf, HubServer) {
     let (root, server) = hub();
     server.add_writer(TOKEN, "alice", &["alice", "org"]);
     (root, server)
@@ -105,7 +105,7 @@ fn commit_requests(server: &HubServer) -> Vec<Request> {
 
 #[test]
 fn a_model_folder_is_one_commit_small_files_inline_weights_through_lfs() {
-    let (root, server) = server();
+    let (root, server) = writable_hub();
     let dir = model_folder("v1");
     let report = push(&dir, "org/tiny", &server, |_| {}).unwrap();
     assert!(report.created);
@@ -193,14 +193,19 @@ fn a_model_folder_is_one_commit_small_files_inline_weights_through_lfs() {
 
 #[test]
 fn a_second_push_reuses_the_repo_and_the_stored_objects() {
-    let (_root, server) = server();
+    let (_root, server) = writable_hub();
     let dir = model_folder("v1");
     push(&dir, "org/tiny", &server, |_| {}).unwrap();
     server.clear_requests();
+    // A file the repository ignores is left out of the commit.
+    std::fs::write(dir.join("notes.log"), "local notes").unwrap();
+    server.ignore_path("notes.log");
     std::fs::write(dir.join("config.json"), "{\"tag\":\"v2\"}").unwrap();
     let again = push(&dir, "org/tiny", &server, |p| p.private = true).unwrap();
     assert!(!again.created, "409 from create means it exists");
     assert_eq!(again.lfs_bytes_sent, 0);
+    assert_eq!(again.ignored, ["notes.log"]);
+    assert!(!again.files.contains(&"notes.log".to_string()));
     let reqs = paths(&server.requests());
     assert!(!reqs.iter().any(|r| r.starts_with("PUT ")), "{reqs:?}");
     assert_eq!(
@@ -216,7 +221,7 @@ fn a_second_push_reuses_the_repo_and_the_stored_objects() {
 
 #[test]
 fn private_bare_names_branches_and_pull_requests() {
-    let (_root, server) = server();
+    let (_root, server) = writable_hub();
     let dir = model_folder("v1");
     let r = push(&dir, "mine", &server, |p| p.private = true).unwrap();
     assert_eq!(r.repo, "alice/mine", "a bare name is the token owner's");
@@ -240,7 +245,7 @@ fn private_bare_names_branches_and_pull_requests() {
 
 #[test]
 fn a_large_object_goes_in_parts_when_the_server_asks() {
-    let (_root, server) = server();
+    let (_root, server) = writable_hub();
     server.multipart_above(4096);
     let dir = model_folder("big");
     let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
@@ -260,7 +265,7 @@ fn a_large_object_goes_in_parts_when_the_server_asks() {
 #[test]
 fn an_interrupted_upload_makes_no_commit() {
     for fault in [Fault::DropMidBody, Fault::Status(500)] {
-        let (_root, server) = server();
+        let (_root, server) = writable_hub();
         server.inject_push(PushStep::Upload, fault);
         let e = push(&model_folder("v1"), "org/tiny", &server, |_| {})
             .unwrap_err()
@@ -286,7 +291,7 @@ fn refusals_are_one_line_naming_the_repo_and_what_to_do() {
         (503, "try again later"),
     ];
     for (status, todo) in cases {
-        let (_root, server) = server();
+        let (_root, server) = writable_hub();
         server.inject_push(PushStep::Commit, Fault::Status(status));
         let e = push(&model_folder("v1"), "org/tiny", &server, |_| {})
             .unwrap_err()
@@ -303,8 +308,20 @@ fn refusals_are_one_line_naming_the_repo_and_what_to_do() {
         assert!(!e.contains('\n') && !e.contains(TOKEN), "{e}");
         assert!(server.commits().is_empty());
     }
+    // The connection lost while the Hub commits: the commit's fate is unknown, and said so.
+    let (_root, server) = writable_hub();
+    server.inject_push(PushStep::Commit, Fault::DropMidBody);
+    let e = push(&model_folder("v1"), "org/tiny", &server, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("org/tiny: the connection broke off while committing"),
+        "{e}"
+    );
+    assert!(e.contains("whether the commit was made is unknown"), "{e}");
+    assert!(!e.contains("127.0.0.1"), "no URL in a transport error: {e}");
     // Without injection: a token the Hub does not know, and one for another namespace.
-    let (_root, server) = server();
+    let (_root, server) = writable_hub();
     let cfg = cfg(&tmp("push-cache"), &server.endpoint());
     let e = push_with(&model_folder("v1"), "org/tiny", &cfg, "hf_unknown", |_| {}).unwrap_err();
     assert!(
@@ -323,7 +340,7 @@ fn refusals_are_one_line_naming_the_repo_and_what_to_do() {
 
 #[test]
 fn offline_unreachable_and_not_a_model_send_nothing() {
-    let (_root, server) = server();
+    let (_root, server) = writable_hub();
     let dir = model_folder("v1");
     let offline = HubConfig {
         offline: true,

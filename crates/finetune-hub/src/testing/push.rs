@@ -68,6 +68,7 @@ pub(super) struct PushState {
     parts: HashMap<(String, u64), Vec<u8>>,
     faults: HashMap<PushStep, Fault>,
     multipart_chunk: Option<u64>,
+    ignored: HashSet<String>,
     commits: Vec<Commit>,
 }
 
@@ -94,6 +95,18 @@ impl HubServer {
     /// LFS objects larger than `chunk` bytes are asked for in parts of `chunk` bytes.
     pub fn multipart_above(&self, chunk: u64) {
         self.shared.state.lock().unwrap().push.multipart_chunk = Some(chunk);
+    }
+
+    /// Answers `shouldIgnore: true` for `path` in preupload (as for a file the repository's
+    /// `.gitignore` names).
+    pub fn ignore_path(&self, path: &str) {
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .push
+            .ignored
+            .insert(path.into());
     }
 
     /// Every commit made, in order.
@@ -172,7 +185,7 @@ pub(super) fn route(s: &Shared, req: &Request) -> Option<Answer> {
     Some(match step {
         PushStep::Create => create(s, &mut st.push, &repo, &body, &endpoint),
         PushStep::Branch => branch(s, &repo, path),
-        PushStep::Preupload => preupload(&body),
+        PushStep::Preupload => preupload(&st.push, &body),
         PushStep::Batch => batch(&st.push, req, &body, &endpoint, &repo),
         PushStep::Verify => verify(&st.push, &body),
         _ => commit(s, &mut st.push, req, &repo, path, &endpoint),
@@ -253,7 +266,7 @@ fn branch(s: &Shared, repo: &str, path: &str) -> Answer {
 }
 
 /// The Hub's choice between regular and LFS: LFS extensions and binary samples go to LFS.
-fn preupload(body: &Value) -> Answer {
+fn preupload(st: &PushState, body: &Value) -> Answer {
     let Some(files) = body["files"].as_array() else {
         return Answer::error(400, "NoFiles");
     };
@@ -271,7 +284,8 @@ fn preupload(body: &Value) -> Answer {
         let ext = path.rsplit_once('.').map_or("", |(_, e)| e);
         let lfs = super::LFS_EXTENSIONS.contains(&ext) || sample.contains(&0);
         let mode = if lfs { "lfs" } else { "regular" };
-        out.push(json!({ "path": path, "uploadMode": mode, "shouldIgnore": false }));
+        let ignore = st.ignored.contains(path);
+        out.push(json!({ "path": path, "uploadMode": mode, "shouldIgnore": ignore }));
     }
     json_answer(json!({ "files": out }))
 }

@@ -46,6 +46,9 @@ impl Client {
     pub(crate) fn new(cfg: &HubConfig, token: &Token) -> Self {
         let agent = ureq::AgentBuilder::new()
             .try_proxy_from_env(true)
+            // The Hub redirects a renamed repository's API calls; the token follows on the
+            // same host only.
+            .redirect_auth_headers(ureq::RedirectAuthHeaders::SameHost)
             .timeout_connect(Duration::from_secs(10))
             .timeout_read(Duration::from_secs(300))
             .timeout_write(Duration::from_secs(300))
@@ -124,9 +127,20 @@ pub(crate) fn from_ureq(e: ureq::Error) -> Failure {
             ureq::ErrorKind::ConnectionFailed => {
                 Failure::Unreachable("the connection was refused".into())
             }
-            ureq::ErrorKind::Io => Failure::Broken(t.to_string()),
-            _ => Failure::Unreachable(t.to_string()),
+            ureq::ErrorKind::Io => Failure::Broken(reason(&t)),
+            _ => Failure::Unreachable(reason(&t)),
         },
+    }
+}
+
+/// What went wrong with the transport, without its URL (a storage URL carries a signature).
+fn reason(t: &ureq::Transport) -> String {
+    let cause = std::error::Error::source(t).map(|e| e.to_string());
+    match (t.message(), cause) {
+        (Some(m), Some(c)) => format!("{}: {m}: {c}", t.kind()),
+        (Some(m), None) => format!("{}: {m}", t.kind()),
+        (None, Some(c)) => format!("{}: {c}", t.kind()),
+        (None, None) => t.kind().to_string(),
     }
 }
 

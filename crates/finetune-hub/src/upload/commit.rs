@@ -53,6 +53,7 @@ fn ndjson(summary: &str, files: &[LocalFile], modes: &[Mode]) -> Result<Vec<u8>,
     let mut out = header.to_string().into_bytes();
     for (f, mode) in files.iter().zip(modes) {
         let line = match mode {
+            Mode::Ignored => continue,
             Mode::Regular => {
                 let bytes =
                     std::fs::read(&f.path).map_err(|e| Failure::Local(Error::io(&f.path, e)))?;
@@ -88,8 +89,13 @@ mod tests {
             sha256: "ab".repeat(32),
             sample: Vec::new(),
         };
-        let files = [file("config.json", 7), file("model.safetensors", 99)];
-        let body = ndjson("Upload", &files, &[Mode::Regular, Mode::Lfs]).unwrap();
+        let files = [
+            file("config.json", 7),
+            file("model.safetensors", 99),
+            file("x.log", 1),
+        ];
+        let modes = [Mode::Regular, Mode::Lfs, Mode::Ignored];
+        let body = ndjson("Upload", &files, &modes).unwrap();
         let lines: Vec<Value> = String::from_utf8(body)
             .unwrap()
             .lines()

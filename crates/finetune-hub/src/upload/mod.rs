@@ -75,6 +75,8 @@ pub struct PushReport {
     pub created: bool,
     /// Every file committed, in repository paths.
     pub files: Vec<String>,
+    /// Files the repository ignores (its `.gitignore`), left out of the commit.
+    pub ignored: Vec<String>,
     /// The files stored in LFS (weights and other large or binary files).
     pub lfs_files: Vec<String>,
     /// Bytes uploaded through LFS (files the Hub already held are not sent again).
@@ -121,6 +123,14 @@ pub fn push_folder(push: &Push, cfg: &HubConfig, say: &mut dyn FnMut(&str)) -> R
         .map_err(|(file, f)| fail(&repo, Step::Lfs(file), f))?;
     let answer = commit::commit(&client, &repo, push, &files, &modes)
         .map_err(|f| fail(&repo, Step::Commit, f))?;
+    let paths = |keep: fn(&Mode) -> bool| -> Vec<String> {
+        files
+            .iter()
+            .zip(&modes)
+            .filter(|(_, m)| keep(m))
+            .map(|(f, _)| f.path_in_repo.clone())
+            .collect()
+    };
     Ok(PushReport {
         url: format!("{}/{repo}", cfg.endpoint),
         repo,
@@ -128,7 +138,8 @@ pub fn push_folder(push: &Push, cfg: &HubConfig, say: &mut dyn FnMut(&str)) -> R
         commit_url: answer.commit_url,
         pull_request_url: answer.pull_request_url,
         created,
-        files: files.iter().map(|f| f.path_in_repo.clone()).collect(),
+        files: paths(|m| *m != Mode::Ignored),
+        ignored: paths(|m| *m == Mode::Ignored),
         lfs_files: lfs_files.iter().map(|f| f.path_in_repo.clone()).collect(),
         lfs_bytes_sent: sent,
     })

@@ -1,6 +1,8 @@
 //! Which files go to LFS storage: the Hub decides, from each file's path, size, sha256 and first
 //! 512 bytes (`POST /api/models/{repo}/preupload/{revision}`, in chunks of 256 files, as
-//! `huggingface_hub` asks). An empty file is always regular (LFS storage refuses empty objects).
+//! `huggingface_hub` asks), and which to leave out (`shouldIgnore`: the repository's
+//! `.gitignore` names them). An empty file is always regular (LFS storage refuses empty
+//! objects).
 
 use super::client::{encode_segment, Auth, Client, Failure};
 use super::folder::LocalFile;
@@ -15,6 +17,8 @@ pub(crate) enum Mode {
     Regular,
     /// Uploaded through the LFS batch API, referred to by sha256 in the commit.
     Lfs,
+    /// Left out: the repository ignores it.
+    Ignored,
 }
 
 /// Files per preupload request.
@@ -44,7 +48,7 @@ pub(crate) fn upload_modes(
     files
         .iter()
         .map(|f| match modes.get(&f.path_in_repo) {
-            Some(_) if f.size == 0 => Ok(Mode::Regular),
+            Some(Mode::Lfs) if f.size == 0 => Ok(Mode::Regular),
             Some(m) => Ok(*m),
             None => Err(Failure::Invalid(format!(
                 "the preupload answer leaves out `{}`",
@@ -64,7 +68,7 @@ fn describe(f: &LocalFile) -> Value {
     })
 }
 
-/// `{"files": [{"path", "uploadMode": "lfs"|"regular"}, ...]}` into a map.
+/// `{"files": [{"path", "uploadMode": "lfs"|"regular", "shouldIgnore"}, ...]}` into a map.
 fn parse(answer: &Value) -> Result<Vec<(String, Mode)>, Failure> {
     let bad = || Failure::Invalid("the preupload answer has no `files` list of modes".into());
     let files = answer
@@ -75,7 +79,9 @@ fn parse(answer: &Value) -> Result<Vec<(String, Mode)>, Failure> {
         .iter()
         .map(|f| {
             let path = f.get("path").and_then(Value::as_str).ok_or_else(bad)?;
+            let ignored = f.get("shouldIgnore").and_then(Value::as_bool) == Some(true);
             let mode = match f.get("uploadMode").and_then(Value::as_str) {
+                _ if ignored => Mode::Ignored,
                 Some("lfs") => Mode::Lfs,
                 Some("regular") => Mode::Regular,
                 _ => return Err(bad()),
@@ -94,10 +100,12 @@ mod tests {
         let ok = json!({"files": [
             {"path": "a.json", "uploadMode": "regular", "shouldIgnore": false},
             {"path": "w.safetensors", "uploadMode": "lfs"},
+            {"path": "x.log", "uploadMode": "regular", "shouldIgnore": true},
         ]});
         let got = parse(&ok).unwrap();
         assert_eq!(got[0], ("a.json".to_string(), Mode::Regular));
         assert_eq!(got[1], ("w.safetensors".to_string(), Mode::Lfs));
+        assert_eq!(got[2], ("x.log".to_string(), Mode::Ignored));
         for bad in [
             json!({}),
             json!({"files": [{"path": "a"}]}),
