@@ -14,8 +14,9 @@ use std::process::Output;
 
 const TOKEN: &str = "hf_cli_write_token";
 
-fn hub() -> (PathBuf, HubServer) {
-    let root = tmpdir("push-hub");
+/// A loopback Hub of its own (`tag` keeps parallel tests apart) that takes [`TOKEN`]'s pushes.
+fn hub(tag: &str) -> (PathBuf, HubServer) {
+    let root = tmpdir(&format!("push-hub-{tag}"));
     let server = HubServer::start(&root);
     server.add_writer(TOKEN, "alice", &["alice", "org"]);
     (root, server)
@@ -54,7 +55,7 @@ fn last_error(out: &Output) -> (i32, String) {
 
 #[test]
 fn a_pushed_folder_is_one_commit_that_downloads_back() {
-    let (_root, server) = hub();
+    let (_root, server) = hub("ok");
     let dir = model("push-ok");
     let home = tmpdir("push-home");
     let endpoint = server.endpoint();
@@ -112,7 +113,7 @@ fn a_pushed_folder_is_one_commit_that_downloads_back() {
 
 #[test]
 fn the_token_comes_from_the_flag_the_variable_or_the_token_file() {
-    let (_root, server) = hub();
+    let (_root, server) = hub("token");
     let dir = model("push-token");
     let endpoint = server.endpoint();
     let home = tmpdir("push-token-home");
@@ -161,7 +162,7 @@ struct Bad<'a> {
 
 #[test]
 fn bad_input_is_one_line_with_the_clis_status_and_no_commit() {
-    let (_root, server) = hub();
+    let (_root, server) = hub("bad");
     let dir = model("push-bad");
     let no_weights = tmpdir("push-bad-nomodel");
     std::fs::write(no_weights.join("config.json"), "{}").unwrap();
@@ -275,7 +276,7 @@ fn train(dir: &Path, out: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output
 
 #[test]
 fn train_pushes_its_export_and_never_records_the_token() {
-    let (_root, server) = hub();
+    let (_root, server) = hub("train");
     let dir = tmpdir("push-train");
     let out = dir.join("run");
     let endpoint = server.endpoint();
@@ -344,7 +345,7 @@ fn train_pushes_its_export_and_never_records_the_token() {
 
 #[test]
 fn train_refuses_a_push_it_could_not_make_before_training() {
-    let (_root, server) = hub();
+    let (_root, server) = hub("train-bad");
     let dir = tmpdir("push-train-bad");
     let endpoint = server.endpoint();
     let home = tmpdir("push-train-bad-home");

@@ -15,7 +15,7 @@
 //! revision can also be asked for by its commit. Every request is logged for counting; faults
 //! can be injected per file; a repo can be made to demand a token.
 //!
-//! It also takes pushes ([`push`]): the endpoints `huggingface_hub`'s `upload_folder` calls,
+//! It also takes pushes (`push.rs`): the endpoints `huggingface_hub`'s `upload_folder` calls,
 //! checked as the Hub checks them, with committed files written into the served tree.
 
 mod push;

@@ -49,9 +49,14 @@ pub fn collect(folder: &Path) -> Result<Vec<LocalFile>> {
         msg,
     };
     if !folder.is_dir() {
-        return Err(refuse(
-            "no such folder; give the folder of a trained or exported model".into(),
-        ));
+        let what = if folder.exists() {
+            "is not a folder"
+        } else {
+            "no such folder"
+        };
+        return Err(refuse(format!(
+            "{what}; give the folder of a trained or exported model"
+        )));
     }
     crate::files::local_model(folder, true).map_err(|e| {
         let why = match e {
@@ -125,6 +130,8 @@ mod tests {
         assert_eq!(w.sha256, integrity::hex(&Sha256::digest(&weights)));
         let e = collect(&dir.join("absent")).unwrap_err().to_string();
         assert!(e.contains("no such folder"), "{e}");
+        let e = collect(&dir.join("config.json")).unwrap_err().to_string();
+        assert!(e.contains("is not a folder"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

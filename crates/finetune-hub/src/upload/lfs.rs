@@ -88,8 +88,8 @@ fn transfer(
     ));
     let href = action_href(upload)?;
     let header = upload.get("header").and_then(Value::as_object);
-    match header.and_then(|h| h.get("chunk_size")) {
-        Some(chunk_size) => multipart(client, file, href, header.unwrap(), chunk_size)?,
+    match header.and_then(|h| Some((h, h.get("chunk_size")?))) {
+        Some((header, chunk_size)) => multipart(client, file, href, header, chunk_size)?,
         None => {
             let extra = header.map(string_headers).unwrap_or_default();
             put_range(client, file, href, &extra, 0, file.size)?;
