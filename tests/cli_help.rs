@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 
-const HEADINGS: [&str; 12] = [
+const HEADINGS: [&str; 13] = [
     "Run:",
     "Model:",
     "Devices:",
@@ -18,6 +18,7 @@ const HEADINGS: [&str; 12] = [
     "Regularisation:",
     "Evaluation and checkpoints:",
     "Logging:",
+    "Hub:",
 ];
 
 #[test]

@@ -27,12 +27,12 @@ pub struct Args {
     /// without reading data, loading the model or writing anything.
     #[arg(long, help_heading = "Run")]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub settings: RunSettings,
     /// The token for --push-to-hub (default: HF_TOKEN, else the token file of `huggingface-cli
     /// login`); never printed, never recorded in run_config.json.
     #[arg(long, help_heading = HUB_HEADING)]
     pub hub_token: Option<String>,
-    #[command(flatten)]
-    pub settings: RunSettings,
 }
 
 pub fn run(args: Args, matches: &ArgMatches) -> Result<()> {
