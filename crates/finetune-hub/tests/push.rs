@@ -282,6 +282,25 @@ fn an_interrupted_upload_makes_no_commit() {
 }
 
 #[test]
+fn an_upload_that_breaks_off_once_is_tried_again() {
+    let (_root, server) = writable_hub();
+    server.inject_push_once(PushStep::Upload, Fault::DropMidBody);
+    let dir = model_folder("v1");
+    let cfg = HubConfig {
+        retries: 1,
+        ..cfg(&tmp("push-cache"), &server.endpoint())
+    };
+    push_with(&dir, "org/tiny", &cfg, TOKEN, |_| {}).unwrap();
+    let sha = sha256_hex(&std::fs::read(dir.join("model.safetensors")).unwrap());
+    let puts = paths(&server.requests())
+        .into_iter()
+        .filter(|p| *p == format!("PUT /lfs/upload/{sha}"))
+        .count();
+    assert_eq!(puts, 2, "the broken PUT and its retry");
+    assert_eq!(server.commits()[0].files, expected_files(&dir));
+}
+
+#[test]
 fn refusals_are_one_line_naming_the_repo_and_what_to_do() {
     let cases = [
         (401, "invalid or expired"),

@@ -66,7 +66,8 @@ pub(super) struct PushState {
     private: HashMap<String, bool>,
     lfs: HashMap<String, Vec<u8>>,
     parts: HashMap<(String, u64), Vec<u8>>,
-    faults: HashMap<PushStep, Fault>,
+    /// Each fault with how many more requests it hits (`None`: all of them).
+    faults: HashMap<PushStep, (Fault, Option<usize>)>,
     multipart_chunk: Option<u64>,
     ignored: HashSet<String>,
     commits: Vec<Commit>,
@@ -83,13 +84,14 @@ impl HubServer {
     /// Answers every request of `step` with `fault` (`Fault::Status`, or `Fault::DropMidBody`
     /// for a connection closed without an answer).
     pub fn inject_push(&self, step: PushStep, fault: Fault) {
-        self.shared
-            .state
-            .lock()
-            .unwrap()
-            .push
-            .faults
-            .insert(step, fault);
+        let mut st = self.shared.state.lock().unwrap();
+        st.push.faults.insert(step, (fault, None));
+    }
+
+    /// Like [`HubServer::inject_push`] for the next request of `step` only.
+    pub fn inject_push_once(&self, step: PushStep, fault: Fault) {
+        let mut st = self.shared.state.lock().unwrap();
+        st.push.faults.insert(step, (fault, Some(1)));
     }
 
     /// LFS objects larger than `chunk` bytes are asked for in parts of `chunk` bytes.
@@ -137,10 +139,11 @@ pub(super) fn route(s: &Shared, req: &Request) -> Option<Answer> {
     let path = req.path.trim_start_matches('/');
     let step = step_of(&req.method, path)?;
     let mut st = s.state.lock().unwrap();
-    match st.push.faults.get(&step) {
-        Some(Fault::Status(code)) => return Some(Answer::error(*code, "Injected")),
-        Some(_) => return Some(Answer::new(NO_ANSWER)),
-        None => {}
+    if let Some(fault) = take_fault(&mut st.push, step) {
+        return Some(match fault {
+            Fault::Status(code) => Answer::error(code, "Injected"),
+            _ => Answer::new(NO_ANSWER),
+        });
     }
     let storage = matches!(step, PushStep::Upload | PushStep::Complete);
     if storage {
@@ -190,6 +193,18 @@ pub(super) fn route(s: &Shared, req: &Request) -> Option<Answer> {
         PushStep::Verify => verify(&st.push, &body),
         _ => commit(s, &mut st.push, req, &repo, path, &endpoint),
     })
+}
+
+/// The fault injected for `step`, counted down when it hits a limited number of requests.
+fn take_fault(st: &mut PushState, step: PushStep) -> Option<Fault> {
+    let (fault, left) = st.faults.get_mut(&step)?;
+    let fault = *fault;
+    match left {
+        Some(0) => return None,
+        Some(n) => *n -= 1,
+        None => {}
+    }
+    Some(fault)
 }
 
 fn step_of(method: &str, path: &str) -> Option<PushStep> {

@@ -40,6 +40,8 @@ pub(crate) struct Client {
     agent: ureq::Agent,
     endpoint: String,
     token: Token,
+    /// How often an upload that broke off or met a 5xx is tried again.
+    pub(crate) retries: usize,
 }
 
 impl Client {
@@ -58,6 +60,7 @@ impl Client {
             agent,
             endpoint: cfg.endpoint.trim_end_matches('/').to_string(),
             token: token.clone(),
+            retries: cfg.retries,
         }
     }
 
@@ -99,6 +102,18 @@ impl Client {
             .send_bytes(body.to_string().as_bytes())
             .map_err(from_ureq)?;
         read_json(resp)
+    }
+}
+
+impl Failure {
+    /// Whether trying the same request again may succeed: the connection failed or broke off,
+    /// or the server failed (5xx).
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            Failure::Unreachable(_) | Failure::Broken(_) => true,
+            Failure::Status { status, .. } => *status >= 500,
+            Failure::Invalid(_) | Failure::Local(_) => false,
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 //! An `upload` action is a single PUT of the file (basic transfer) unless its `header` holds a
 //! `chunk_size`: then the file goes in parts, each PUT to the URL under the part's number
 //! (`"1"`, `"2"`, ...), and the parts' etags are POSTed to the action's `href` to complete it.
-//! A `verify` action, when given, is POSTed `{oid, size}` afterwards.
+//! A `verify` action, when given, is POSTed `{oid, size}` afterwards. A PUT that breaks off or
+//! meets a 5xx is tried again, [`HubConfig::retries`](crate::HubConfig::retries) times, after
+//! 1 s, 2 s, ... (as `huggingface_hub` retries its uploads).
 
 use super::client::{from_ureq, Auth, Client, Failure};
 use super::folder::LocalFile;
@@ -164,8 +166,29 @@ fn multipart(
     Ok(())
 }
 
-/// PUTs `len` bytes of `file` from `start` to `url` (a storage URL: no token).
+/// [`put_once`], tried again on a transient failure.
 fn put_range(
+    client: &Client,
+    file: &LocalFile,
+    url: &str,
+    headers: &[(String, String)],
+    start: u64,
+    len: u64,
+) -> Result<ureq::Response, Failure> {
+    let mut attempt = 0;
+    loop {
+        match put_once(client, file, url, headers, start, len) {
+            Err(f) if f.is_transient() && attempt < client.retries => {
+                std::thread::sleep(std::time::Duration::from_secs(1 << attempt.min(5)));
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// PUTs `len` bytes of `file` from `start` to `url` (a storage URL: no token).
+fn put_once(
     client: &Client,
     file: &LocalFile,
     url: &str,
