@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
 /// Settings a resumed run may change: when and what it saves, logs and evaluates, where it
-/// runs, and how long it goes on (the lr schedule is then stretched to the new end, as
+/// runs, where its result is pushed, and how long it goes on (the lr schedule is then stretched to the new end, as
 /// transformers does).
 pub const CHANGEABLE_ON_RESUME: &[&str] = &[
     "epochs",
@@ -28,6 +28,9 @@ pub const CHANGEABLE_ON_RESUME: &[&str] = &[
     "progress",
     "device",
     "max_eval_samples",
+    "push_to_hub",
+    "hub_model_id",
+    "hub_private_repo",
 ];
 
 /// Keys that say how this invocation runs rather than what the run is.

@@ -1,7 +1,7 @@
 //! The settings of a fine-tuning run, the one schema behind `finetune train`'s flags, the keys
 //! of a `--config` file and `run_config.json`: what to train and where ([`JobSettings`]),
 //! which data ([`DataSettings`], with [`TextSettings`] and [`ImageSettings`] for each task),
-//! and how ([`TrainConfig`]). Each struct derives clap's `Args` and serde; their field names
+//! how ([`TrainConfig`]), and where the result is shared ([`HubSettings`]). Each struct derives clap's `Args` and serde; their field names
 //! are the keys, their flag aliases the accepted alternatives (see
 //! [`finetune_train::settings`]).
 
@@ -240,6 +240,28 @@ impl LoraSettings {
     }
 }
 
+/// Sharing the final model on the Hub: transformers' `push_to_hub` settings. The token is no
+/// setting (settings are recorded in `run_config.json`): `finetune train --hub-token`, else
+/// `HF_TOKEN` or the token file (see [`crate::tasks::push`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct HubSettings {
+    /// Push the exported model (the output folder without its checkpoints) to the Hub when
+    /// training ends; not after an interrupt.
+    #[arg(long, help_heading = HUB_HEADING)]
+    pub push_to_hub: bool,
+    /// The repository to push to: `org/name`, or `name` in the token owner's namespace
+    /// (default: the --output folder's name); created when missing.
+    #[arg(long, help_heading = HUB_HEADING)]
+    pub hub_model_id: Option<String>,
+    /// Create the repository private (an existing one keeps its visibility).
+    #[arg(long, help_heading = HUB_HEADING)]
+    pub hub_private_repo: bool,
+}
+
+/// The help heading of the Hub settings (and of `--hub-token`).
+pub const HUB_HEADING: &str = "Hub";
+
 /// Everything a run is told.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
 pub struct RunSettings {
@@ -267,6 +289,10 @@ pub struct RunSettings {
     #[command(flatten)]
     #[serde(flatten)]
     pub train: TrainConfig,
+    /// Sharing the final model on the Hub.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub hub: HubSettings,
 }
 
 macro_rules! defaults_from_flags {
@@ -284,7 +310,8 @@ defaults_from_flags!(
     DataSettings,
     TextSettings,
     ImageSettings,
-    LoraSettings
+    LoraSettings,
+    HubSettings
 );
 
 /// The file in a training output folder, and in each of its checkpoints, that records the

@@ -5,19 +5,21 @@ mod common;
 
 use common::*;
 
-const HEADINGS: [&str; 12] = [
+const HEADINGS: [&str; 14] = [
     "Run:",
     "Model:",
     "Devices:",
     "Data:",
     "Text data:",
     "Image data:",
+    "LoRA:",
     "Training:",
     "Optimizer and schedule:",
     "Freezing and LR groups:",
     "Regularisation:",
     "Evaluation and checkpoints:",
     "Logging:",
+    "Hub:",
 ];
 
 #[test]

@@ -49,19 +49,9 @@ fn a_transformers_only_key_gets_a_pointed_one_line_error() {
     ] {
         let file = dir.join("run.toml");
         std::fs::write(&file, format!("{line}\n")).unwrap();
-        let run = finetune(&[
-            "train",
-            "--task",
-            "text-classification",
-            "--model",
-            model.to_str().unwrap(),
-            "--train",
-            train.to_str().unwrap(),
-            "--output",
-            dir.join("out").to_str().unwrap(),
-            "--config",
-            file.to_str().unwrap(),
-        ]);
+        let mut args = text_train_args(&model, &train, &dir.join("out"));
+        args.extend(["--config".to_string(), file.to_str().unwrap().to_string()]);
+        let run = finetune(&args);
         let err = String::from_utf8_lossy(&run.stderr);
         assert_eq!(run.status.code(), Some(2), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");

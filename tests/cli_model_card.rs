@@ -40,24 +40,21 @@ fn a_run_writes_a_card_with_its_test_results_and_export_keeps_it() {
     write_sentiment_csv(&train, 24, 1);
     write_sentiment_csv(&test, 12, 2);
     let out = dir.join("run");
-    let report = finetune_ok(&[
-        "train",
-        "--task",
-        "text-classification",
-        "--model",
-        model.to_str().unwrap(),
-        "--train",
-        train.to_str().unwrap(),
-        "--test",
-        test.to_str().unwrap(),
-        "--max-steps",
-        "2",
-        "--freeze",
-        "bert.embeddings.*",
-        "--output",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let mut args = text_train_args(&model, &train, &out);
+    let test_s = test.to_str().unwrap();
+    args.extend(
+        [
+            "--test",
+            test_s,
+            "--max-steps",
+            "2",
+            "--freeze",
+            "bert.embeddings.*",
+        ]
+        .map(String::from),
+    );
+    args.push("--json".into());
+    let report = finetune_ok(&args);
     let report: Value = serde_json::from_str(&report).unwrap();
     let card = out.join("README.md");
     let front = front_matter(&card);

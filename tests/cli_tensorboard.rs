@@ -15,23 +15,9 @@ fn train_reports_to_tensorboard_unless_told_not_to() {
     write_sentiment_csv(&data, 16, 1);
     let run = |out: &str, extra: &[&str]| {
         let out = dir.join(out);
-        let mut args = vec![
-            "train",
-            "--task",
-            "text-classification",
-            "--model",
-            model.to_str().unwrap(),
-            "--train",
-            data.to_str().unwrap(),
-            "--max-steps",
-            "2",
-            "--logging-steps",
-            "1",
-            "--output",
-        ];
-        let out_s = out.to_str().unwrap().to_string();
-        args.push(&out_s);
-        args.extend(extra);
+        let mut args = text_train_args(&model, &data, &out);
+        args.extend(["--max-steps", "2", "--logging-steps", "1"].map(String::from));
+        args.extend(extra.iter().map(|a| a.to_string()));
         finetune_ok(&args);
         out
     };

@@ -1,8 +1,8 @@
 //! The README's commands work as printed. Every `finetune` command in its shell blocks runs
 //! against the fetched assets: `inspect` and `lr-schedule` in full, `train` with `--dry-run`
-//! (settings checked and resolved, nothing read or written); `eval`, `predict` and `export`
-//! name outputs of earlier commands, so they must get past the argument parser (a usage error
-//! exits 2). Every `cargo run --example` names an example that exists, every script a script.
+//! (settings checked and resolved, nothing read or written); `eval`, `predict`, `export` and
+//! `push` name outputs of earlier commands, so they must get past the argument parser (a usage
+//! error exits 2; `push` gets a placeholder token and stays offline). Every `cargo run --example` names an example that exists, every script a script.
 
 use std::path::Path;
 use std::process::Command;
@@ -70,6 +70,7 @@ fn run_finetune(args: &[String]) -> std::process::Output {
         .args(args)
         .current_dir(ROOT)
         .env("HF_HUB_OFFLINE", "1")
+        .env("HF_TOKEN", "hf_readme_placeholder")
         .output()
         .unwrap()
 }

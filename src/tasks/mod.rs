@@ -10,6 +10,7 @@
 //! - [`labels`]: the run's classes and whether the checkpoint's head stays (both tasks);
 //! - [`lora`]: the run's LoRA adapters (new, or carried on from `--adapter`);
 //! - [`model_card`]: the `README.md` every export gets;
+//! - [`push`]: the final export pushed to the Hub (`--push-to-hub`);
 //! - [`splits`]: the files of each split, validation splits and seeded samples;
 //! - [`prediction`]: the `predict --json` schema;
 //! - [`augment`]: the `--augment` presets.
@@ -21,6 +22,7 @@ pub mod lora;
 pub mod model_card;
 pub mod output;
 pub mod prediction;
+pub mod push;
 pub mod run;
 pub mod splits;
 pub mod text;

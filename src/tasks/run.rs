@@ -29,6 +29,10 @@ pub struct RunReport {
     pub frozen: Vec<String>,
     /// Bad samples skipped under `--skip-bad-samples`, over all splits.
     pub skipped_samples: usize,
+    /// The push to the Hub after training (`--push-to-hub`), made by the caller
+    /// ([`crate::tasks::push`]); absent when there was none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub: Option<finetune_hub::upload::PushReport>,
 }
 
 /// A task's model and the batch sources of its splits.
@@ -97,6 +101,7 @@ pub fn fit_and_test<M: TrainModel + ?Sized>(
         output,
         frozen,
         skipped_samples: run.skipped_samples,
+        hub: None,
     })
 }
 

@@ -133,6 +133,19 @@ pub fn write_sentiment_csv(path: &Path, rows: usize, seed: u64) {
     std::fs::write(path, body).unwrap();
 }
 
+/// `train --task text-classification --model MODEL --train DATA --output OUT`: the start of
+/// the CLI tests' quick text runs; the caller appends the rest.
+pub fn text_train_args(model: &Path, data: &Path, out: &Path) -> Vec<String> {
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let mut args: Vec<String> = ["train", "--task", "text-classification", "--model"]
+        .map(String::from)
+        .into();
+    args.push(path(model));
+    args.extend(["--train".to_string(), path(data)]);
+    args.extend(["--output".to_string(), path(out)]);
+    args
+}
+
 pub fn finetune_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_finetune"))
 }

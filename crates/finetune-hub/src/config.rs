@@ -54,7 +54,8 @@ pub struct HubConfig {
     pub token: Option<Token>,
     /// Draw progress bars (only ever drawn when stdout and stderr are terminals).
     pub progress: bool,
-    /// How often hf-hub retries (resuming) a download that broke off.
+    /// How often hf-hub retries (resuming) a download that broke off, and a push an LFS upload
+    /// that broke off or met a 5xx.
     pub retries: usize,
 }
 

@@ -113,6 +113,18 @@ pub enum Error {
         msg: String,
     },
 
+    /// Pushing a folder to the Hub was refused or broke off (see [`crate::upload`]): the
+    /// message says at which step, why, and what to do. Nothing was committed unless the
+    /// message says the commit's fate is unknown.
+    #[error("{repo}: {msg}")]
+    Push {
+        /// The repository pushed to (`org/name`), or the local folder when the folder is at
+        /// fault.
+        repo: String,
+        /// What went wrong and what to do, as a sentence that follows the repository's name.
+        msg: String,
+    },
+
     /// The cause is part of the message (not a `source`), so a printed chain says it once.
     #[error("{path}: {err}")]
     Io {

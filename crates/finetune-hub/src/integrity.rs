@@ -23,7 +23,7 @@ fn expected(etag: &str) -> Option<Expected> {
     }
 }
 
-fn hash_file<D: Digest>(mut hasher: D, path: &Path) -> std::io::Result<String> {
+pub(crate) fn hash_file<D: Digest>(mut hasher: D, path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -36,7 +36,7 @@ fn hash_file<D: Digest>(mut hasher: D, path: &Path) -> std::io::Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

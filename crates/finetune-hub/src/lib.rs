@@ -3,7 +3,9 @@
 //! `org/name`), a local folder or a file — into local files: an existing path as is, else the
 //! Hugging Face cache (same layout and environment variables as Python's `huggingface_hub`),
 //! else a download through the `hf-hub` crate, with progress bars, offline mode, checksums and
-//! refusal of file names that would escape the cache.
+//! refusal of file names that would escape the cache. The other way, [`upload`] pushes a model
+//! folder to a Hub repository in one commit through the Hub's HTTP API, as `huggingface_hub`'s
+//! `upload_folder` does.
 //!
 //! It knows which files make a model or a dataset split, never what is in them: no model, no
 //! tokenizer, no trainer, no data format.
@@ -76,6 +78,7 @@ pub mod safe_name;
 pub mod spec;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upload;
 
 pub use config::{HubConfig, Token};
 pub use dataset::{DatasetFiles, DatasetOptions};

@@ -139,7 +139,7 @@ pub(crate) fn is_commit_hash(s: &str) -> bool {
 
 /// The Hub's rules for a repository name: `name` or `org/name`, each part 1-96 characters of
 /// `[A-Za-z0-9._-]`, not starting or ending with `-` or `.`, without `--` or `..`.
-fn check_name(name: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_name(name: &str) -> std::result::Result<(), String> {
     let parts: Vec<&str> = name.split('/').collect();
     if parts.len() > 2 {
         return Err("a repository id has at most one `/`".into());
@@ -170,7 +170,7 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
 }
 
 /// A revision becomes a path under `refs/` in the cache: no `..`, no empty or absolute parts.
-fn check_revision(rev: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_revision(rev: &str) -> std::result::Result<(), String> {
     let ok_chars = rev
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));

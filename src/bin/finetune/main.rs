@@ -13,6 +13,7 @@ mod export;
 mod inspect;
 mod lr_schedule;
 mod predict;
+mod push;
 mod recorded;
 mod train;
 
@@ -41,6 +42,8 @@ enum Command {
     Predict(predict::Args),
     /// Write a checkpoint as a transformers / timm model folder.
     Export(export::Args),
+    /// Upload a model folder to a Hub repository in one commit.
+    Push(push::Args),
     /// Micro-benchmarks.
     Bench {
         #[command(subcommand)]
@@ -87,6 +90,7 @@ fn main() {
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Export(a) => export::run(a),
+        Command::Push(a) => push::run(a),
         Command::Bench { command } => bench::run(command),
     };
     if let Err(e) = result {

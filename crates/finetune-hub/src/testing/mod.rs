@@ -14,6 +14,13 @@
 //! A revision's commit is a hash of its files, so editing a revision makes a new commit and a
 //! revision can also be asked for by its commit. Every request is logged for counting; faults
 //! can be injected per file; a repo can be made to demand a token.
+//!
+//! It also takes pushes (`push.rs`): the endpoints `huggingface_hub`'s `upload_folder` calls,
+//! checked as the Hub checks them, with committed files written into the served tree.
+
+mod push;
+
+pub use push::{Commit, PushStep};
 
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
@@ -50,6 +57,12 @@ pub struct Request {
     pub range: Option<String>,
     /// The `Authorization` header (`Bearer {token}`), if sent.
     pub authorization: Option<String>,
+    /// The query string (after `?`), if any.
+    pub query: Option<String>,
+    /// The `Content-Type` header, if sent.
+    pub content_type: Option<String>,
+    /// The request body (`Content-Length` or chunked), empty when none.
+    pub body: Vec<u8>,
 }
 
 /// A failure to inject for one file (matched on the repo-relative file name).
@@ -71,6 +84,7 @@ struct State {
     faults: HashMap<String, Fault>,
     tokens: HashMap<String, String>,
     extra_listing: HashMap<String, Vec<String>>,
+    push: push::PushState,
 }
 
 struct Shared {
@@ -241,6 +255,9 @@ fn find_revision(root: &Path, repo: &str, rev: &str) -> Option<(PathBuf, String)
         .map(|p| (p, rev.to_string()))
 }
 
+/// The status of an [`Answer`] that is never sent: the connection is closed instead.
+const NO_ANSWER: u16 = 0;
+
 struct Answer {
     status: u16,
     headers: Vec<(String, String)>,
@@ -286,19 +303,60 @@ fn handle(s: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
-    let path = target.split('?').next().unwrap_or("").to_string();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (target.clone(), None),
+    };
+    let body = read_body(&mut reader, &headers)?;
     let req = Request {
         method: method.clone(),
-        path: path.clone(),
+        path,
         range: headers.get("range").cloned(),
         authorization: headers.get("authorization").cloned(),
+        query,
+        content_type: headers.get("content-type").cloned(),
+        body,
     };
     s.state.lock().unwrap().log.push(req.clone());
     let answer = route(s, &req);
     write_answer(&mut stream, &method, answer, req.range.as_deref())
 }
 
+/// The body after the headers: `Content-Length` bytes, or a chunked body.
+fn read_body(
+    reader: &mut impl BufRead,
+    headers: &HashMap<String, String>,
+) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    if let Some(n) = headers
+        .get("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        body.resize(n, 0);
+        reader.read_exact(&mut body)?;
+    } else if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            let mut chunk = vec![0; n + 2]; // the chunk and its CRLF
+            reader.read_exact(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Ok(body)
+}
+
 fn route(s: &Shared, req: &Request) -> Answer {
+    if let Some(answer) = push::route(s, req) {
+        return answer;
+    }
     if req.method != "GET" && req.method != "HEAD" {
         return Answer::new(405);
     }
@@ -459,6 +517,9 @@ fn write_answer(
     }
     // The metadata probe (`Range: bytes=0-0`) is never faulted: faults hit the transfer itself.
     let fault = a.fault.filter(|_| range != Some("bytes=0-0"));
+    if a.status == NO_ANSWER {
+        return stream.shutdown(std::net::Shutdown::Both);
+    }
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nConnection: close\r\n",
         a.status,
