@@ -10,7 +10,10 @@
 //! [`FAMILIES`].
 
 mod bert;
+mod distilbert;
+mod encoder;
 mod resnet;
+mod roberta;
 
 use crate::settings::Task;
 use crate::tasks::image::{ImageClassifier, ImageModelOptions};
@@ -68,7 +71,12 @@ impl Family {
 }
 
 /// Every family, in the order `config.json` is matched against them.
-pub static FAMILIES: [&Family; 2] = [&bert::FAMILY, &resnet::FAMILY];
+pub static FAMILIES: [&Family; 4] = [
+    &bert::FAMILY,
+    &distilbert::FAMILY,
+    &roberta::FAMILY,
+    &resnet::FAMILY,
+];
 
 /// A model as a run uses it: what the user named, its family, and its files (`None` for an
 /// architecture name: a fresh network).

@@ -1,0 +1,124 @@
+//! RoBERTa's modules ([`Roberta`]: embeddings with RoBERTa's position ids → encoder → `<s>` →
+//! dropout, `classifier.dense` + tanh, dropout, `classifier.out_proj`) and what its config
+//! declares to the shared classifier ([`EncoderConfig`] for [`RobertaConfig`]).
+
+use crate::config::RobertaConfig;
+use crate::naming;
+use crate::positions::position_ids;
+use candle_core::Tensor;
+use finetune_bert::embeddings::Embeddings;
+use finetune_bert::encoder::Encoder;
+use finetune_bert::naming::LAYER;
+use finetune_bert::{
+    Architecture, BertBatch, ClassifierConfig, EncoderConfig, Expected, Pass, SequenceClassifier,
+};
+use finetune_core::nn::{linear, Linear};
+use finetune_core::{ParamLayout, ParamStore, Result};
+use std::path::Path;
+
+/// transformers' `RobertaForSequenceClassification` (and XLM-RoBERTa's), trainable (see
+/// [`SequenceClassifier`]).
+pub type RobertaForSequenceClassification = SequenceClassifier<Roberta>;
+
+/// The tokenizer files copied on export, when the source folder has them: byte-level BPE's
+/// (`vocab.json`, `merges.txt`) and SentencePiece's (`sentencepiece.bpe.model`) besides
+/// `tokenizer.json`.
+pub const TOKENIZER_FILES: [&str; 6] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+];
+
+impl EncoderConfig for RobertaConfig {
+    const FAMILY: &'static str = "RoBERTa";
+    const PREFIX: &'static str = "roberta.";
+    const TOKENIZER_FILES: &'static [&'static str] = &TOKENIZER_FILES;
+
+    fn from_file(path: &Path) -> Result<Self> {
+        RobertaConfig::from_file(path)
+    }
+    fn validate(&self) -> Result<()> {
+        RobertaConfig::validate(self)
+    }
+    fn classifier(&self) -> &ClassifierConfig {
+        &self.classifier
+    }
+    fn classifier_mut(&mut self) -> &mut ClassifierConfig {
+        &mut self.0.classifier
+    }
+    fn set_dropout(&mut self, p: f64) {
+        self.0.set_dropout(p)
+    }
+    fn expected_tensors(&self) -> Vec<Expected> {
+        naming::expected_tensors(self)
+    }
+    fn canonical_name(name: &str) -> Option<String> {
+        naming::canonical_name(name)
+    }
+    fn layout() -> ParamLayout {
+        naming::layout()
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn max_length(&self) -> usize {
+        RobertaConfig::max_length(self)
+    }
+    fn initializer_range(&self) -> f64 {
+        self.initializer_range
+    }
+    fn backbone_randomness(&self) -> Option<String> {
+        self.dropout_randomness()
+    }
+    fn to_export_json(&self) -> serde_json::Value {
+        RobertaConfig::to_export_json(self)
+    }
+}
+
+/// RoBERTa's modules.
+pub struct Roberta {
+    embeddings: Embeddings,
+    encoder: Encoder,
+    dense: Linear,
+    out_proj: Linear,
+    dropout: f64,
+    padding_idx: u32,
+}
+
+impl Architecture for Roberta {
+    type Config = RobertaConfig;
+
+    fn build(store: &ParamStore, c: &RobertaConfig) -> Result<Self> {
+        let h = c.hidden_size;
+        let spec = c.encoder_spec();
+        Ok(Self {
+            embeddings: Embeddings::new(store, "roberta.embeddings", &c.embedding_spec())?,
+            encoder: Encoder::new(store, &spec, &LAYER, "roberta.encoder.layer")?,
+            dense: linear(store, "classifier.dense", h, h, true)?,
+            out_proj: linear(store, "classifier.out_proj", h, c.num_labels(), true)?,
+            dropout: c.classifier_dropout_prob(),
+            padding_idx: c.pad_token_id as u32,
+        })
+    }
+
+    /// Token types are all 0, as transformers' RoBERTa tokenizers leave them out: a batch's
+    /// `token_type_ids` are ignored.
+    fn encode(&self, b: &BertBatch, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
+        let positions = position_ids(&b.input_ids, self.padding_idx)?;
+        let x = self
+            .embeddings
+            .forward(&b.input_ids, Some(&positions), None, pass)?;
+        self.encoder.forward(&x, mask, pass)
+    }
+
+    /// Dropout, `classifier.dense` + tanh, dropout, `classifier.out_proj`.
+    fn head(&self, first: &Tensor, pass: &Pass) -> Result<Tensor> {
+        let x = pass.dropout(first, self.dropout)?;
+        let x = self.dense.forward_with(&x, pass.ops)?.tanh()?;
+        let x = pass.dropout(&x, self.dropout)?;
+        self.out_proj.forward_with(&x, pass.ops)
+    }
+}
