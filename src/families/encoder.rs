@@ -3,7 +3,7 @@
 //! checkpoint's files, and what the text task needs of the model beyond training
 //! ([`TextModel`]). Each family's file names its types and its `model_type`s.
 
-use super::{in_model_files, ModelSource};
+use super::{in_model_files, Family, Loader, ModelSource};
 use crate::tasks::labels::CheckpointLabels;
 use crate::tasks::text::{TextClassifier, TextModel, TextModelOptions, DEFAULT_MAX_LENGTH};
 use anyhow::Result;
@@ -12,14 +12,33 @@ use finetune_bert::{Architecture, BertTokenizer, EncoderConfig, LoadOptions, Seq
 use finetune_hub::ModelFiles;
 use std::path::Path;
 
+/// The registry entry of a text family built on `finetune-bert`: architecture `A`, its name in
+/// messages and the `model_type`s its checkpoints carry.
+pub(super) const fn text_family<A: Architecture>(
+    name: &'static str,
+    model_types: &'static [&'static str],
+) -> Family {
+    Family {
+        name,
+        model_types,
+        timm_architectures: &[],
+        fresh: &[],
+        labels: labels::<A>,
+        training_name: A::Config::canonical_name,
+        layout: A::Config::layout,
+        library: "transformers",
+        loader: Loader::Text(load::<A>),
+    }
+}
+
 /// The `id2label` names of a checkpoint; transformers' `LABEL_i` placeholders are no names.
-pub(super) fn labels<A: Architecture>(files: &ModelFiles) -> Result<CheckpointLabels> {
+fn labels<A: Architecture>(files: &ModelFiles) -> Result<CheckpointLabels> {
     let config = A::Config::from_file(&files.dir.join("config.json"))?;
     Ok(CheckpointLabels::from_config(config.labels()))
 }
 
 /// The model of architecture `A` with its tokenizer.
-pub(super) fn load<A: Architecture>(
+fn load<A: Architecture>(
     src: &ModelSource,
     opts: &TextModelOptions,
     device: &Device,

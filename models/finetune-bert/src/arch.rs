@@ -3,7 +3,10 @@
 //! its modules ([`Architecture`]: the backbone up to the first token's features, the head).
 
 use crate::classifier::BertBatch;
+use crate::embeddings::EmbeddingSpec;
+use crate::encoder::EncoderSpec;
 use crate::head_config::ClassifierConfig;
+use crate::naming::Naming;
 use crate::pass::Pass;
 use candle_core::Tensor;
 use finetune_core::{ParamLayout, ParamStore, Result};
@@ -31,13 +34,11 @@ pub trait EncoderConfig:
 {
     /// The family's name in messages (`BERT`).
     const FAMILY: &'static str;
-    /// The backbone's prefix in the prefixed naming (`bert.`); the bare naming lacks it.
-    const PREFIX: &'static str;
-    /// The tokenizer files an export copies from the source folder.
-    const TOKENIZER_FILES: &'static [&'static str];
+    /// How the family names its tensors (prefix, bare naming, head, layers).
+    const NAMING: Naming;
+    /// The tokenizer files an export copies from the source folder (default: BERT's).
+    const TOKENIZER_FILES: &'static [&'static str] = &crate::bert::TOKENIZER_FILES;
 
-    /// Reads and validates a `config.json`; errors name the file.
-    fn from_file(path: &Path) -> Result<Self>;
     /// Refuses a config the model cannot be built from; errors name the key.
     fn validate(&self) -> Result<()>;
     /// The labels and problem type.
@@ -49,23 +50,50 @@ pub trait EncoderConfig:
     fn set_dropout(&mut self, p: f64);
     /// The model's tensors, in module order, with shapes and roles.
     fn expected_tensors(&self) -> Vec<Expected>;
-    /// The model name a checkpoint tensor maps to (either naming), `None` for tensors the
-    /// classifier does not use.
-    fn canonical_name(name: &str) -> Option<String>;
-    /// The head's patterns, every parameter's depth and the bare naming as an alias.
-    fn layout() -> ParamLayout;
-    /// Rows of the word embedding: every token id must be below it.
-    fn vocab_size(&self) -> usize;
-    /// The longest input, in tokens, special tokens included.
-    fn max_length(&self) -> usize;
+    /// The embedding block's sizes and dropout.
+    fn embedding_spec(&self) -> EmbeddingSpec;
+    /// The encoder's sizes, activation and dropouts.
+    fn encoder_spec(&self) -> EncoderSpec;
     /// Standard deviation of the normal initialisation of fresh weights.
     fn initializer_range(&self) -> f64;
-    /// Why the backbone's output is not a fixed function of its input in training (its
-    /// dropout); `None`: it is.
-    fn backbone_randomness(&self) -> Option<String>;
     /// The `config.json` of the exported sequence classifier (`architectures` set).
     fn to_export_json(&self) -> serde_json::Value;
 
+    /// Reads and validates a `config.json`; errors name the file.
+    fn from_file(path: &Path) -> Result<Self> {
+        crate::config_file::read_config(path, Self::FAMILY, Self::validate)
+    }
+    /// The model name a checkpoint tensor maps to (either naming), `None` for tensors the
+    /// classifier does not use.
+    fn canonical_name(name: &str) -> Option<String> {
+        Self::NAMING.canonical(name)
+    }
+    /// The head's patterns, every parameter's depth and the bare naming as an alias.
+    fn layout() -> ParamLayout {
+        Self::NAMING.layout()
+    }
+    /// Rows of the word embedding: every token id must be below it.
+    fn vocab_size(&self) -> usize {
+        self.embedding_spec().vocab
+    }
+    /// The longest input, in tokens, special tokens included (default: one per position
+    /// embedding).
+    fn max_length(&self) -> usize {
+        self.embedding_spec().positions
+    }
+    /// Why the backbone's output is not a fixed function of its input in training (its
+    /// dropout); `None`: it is.
+    fn backbone_randomness(&self) -> Option<String> {
+        let (e, s) = (self.embedding_spec(), self.encoder_spec());
+        let hidden = e.dropout.max(s.hidden_dropout);
+        (hidden > 0.0 || s.attention_dropout > 0.0).then(|| {
+            format!(
+                "the encoder's dropout is live in training (hidden {hidden}, attention {}; \
+                 --dropout 0 turns it off)",
+                s.attention_dropout
+            )
+        })
+    }
     /// Number of classifier outputs.
     fn num_labels(&self) -> usize {
         self.classifier().num_labels()

@@ -3,17 +3,17 @@
 //! [`BertConfig`]).
 
 use crate::arch::{Architecture, EncoderConfig, Expected};
+use crate::backbone::Backbone;
 use crate::classifier::{BertBatch, SequenceClassifier};
 use crate::config::BertConfig;
-use crate::embeddings::Embeddings;
-use crate::encoder::Encoder;
+use crate::embeddings::EmbeddingSpec;
+use crate::encoder::EncoderSpec;
 use crate::head_config::ClassifierConfig;
-use crate::naming::{self, LAYER};
+use crate::naming::{self, Naming, LAYER};
 use crate::pass::Pass;
 use candle_core::Tensor;
 use finetune_core::nn::{linear, Linear};
-use finetune_core::{ParamLayout, ParamStore, Result};
-use std::path::Path;
+use finetune_core::{ParamStore, Result};
 
 /// transformers' `BertForSequenceClassification`, trainable (see [`SequenceClassifier`]).
 pub type BertForSequenceClassification = SequenceClassifier<Bert>;
@@ -28,12 +28,8 @@ pub const TOKENIZER_FILES: [&str; 4] = [
 
 impl EncoderConfig for BertConfig {
     const FAMILY: &'static str = "BERT";
-    const PREFIX: &'static str = "bert.";
-    const TOKENIZER_FILES: &'static [&'static str] = &TOKENIZER_FILES;
+    const NAMING: Naming = naming::BERT;
 
-    fn from_file(path: &Path) -> Result<Self> {
-        BertConfig::from_file(path)
-    }
     fn validate(&self) -> Result<()> {
         BertConfig::validate(self)
     }
@@ -50,23 +46,31 @@ impl EncoderConfig for BertConfig {
     fn expected_tensors(&self) -> Vec<Expected> {
         naming::expected_tensors(self)
     }
-    fn canonical_name(name: &str) -> Option<String> {
-        naming::canonical_name(name)
+    fn embedding_spec(&self) -> EmbeddingSpec {
+        EmbeddingSpec {
+            vocab: self.vocab_size,
+            positions: self.max_position_embeddings,
+            token_types: Some(self.type_vocab_size),
+            hidden: self.hidden_size,
+            eps: self.layer_norm_eps,
+            dropout: self.hidden_dropout_prob,
+        }
     }
-    fn layout() -> ParamLayout {
-        naming::layout()
-    }
-    fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-    fn max_length(&self) -> usize {
-        self.max_position_embeddings
+    fn encoder_spec(&self) -> EncoderSpec {
+        EncoderSpec {
+            hidden: self.hidden_size,
+            intermediate: self.intermediate_size,
+            heads: self.num_attention_heads,
+            layers: self.num_hidden_layers,
+            eps: self.layer_norm_eps,
+            act: self.hidden_act,
+            hidden_dropout: self.hidden_dropout_prob,
+            attention_dropout: self.attention_probs_dropout_prob,
+            attention_output_dropout: self.hidden_dropout_prob,
+        }
     }
     fn initializer_range(&self) -> f64 {
         self.initializer_range
-    }
-    fn backbone_randomness(&self) -> Option<String> {
-        self.dropout_randomness()
     }
     fn to_export_json(&self) -> serde_json::Value {
         self.export_json_as("BertForSequenceClassification", "bert")
@@ -75,8 +79,7 @@ impl EncoderConfig for BertConfig {
 
 /// BERT's modules.
 pub struct Bert {
-    embeddings: Embeddings,
-    encoder: Encoder,
+    backbone: Backbone,
     pooler: Linear,
     classifier: Linear,
     classifier_dropout: f64,
@@ -88,8 +91,7 @@ impl Architecture for Bert {
     fn build(store: &ParamStore, c: &BertConfig) -> Result<Self> {
         let h = c.hidden_size;
         Ok(Self {
-            embeddings: Embeddings::new(store, "bert.embeddings", &c.embedding_spec())?,
-            encoder: Encoder::new(store, &c.encoder_spec(), &LAYER, "bert.encoder.layer")?,
+            backbone: Backbone::new(store, c, &LAYER)?,
             pooler: linear(store, "bert.pooler.dense", h, h, true)?,
             classifier: linear(store, "classifier", h, c.num_labels(), true)?,
             classifier_dropout: c.classifier_dropout_prob(),
@@ -98,8 +100,7 @@ impl Architecture for Bert {
 
     fn encode(&self, b: &BertBatch, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
         let types = b.token_type_ids.as_ref();
-        let x = self.embeddings.forward(&b.input_ids, None, types, pass)?;
-        self.encoder.forward(&x, mask, pass)
+        self.backbone.forward(&b.input_ids, None, types, mask, pass)
     }
 
     /// The pooler: dense + tanh on `[CLS]`.

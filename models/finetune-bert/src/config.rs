@@ -3,11 +3,8 @@
 //! export.
 
 use crate::config_file::{
-    check_heads, check_model_type, check_probabilities, check_sizes, MAX_DIM, MAX_LAYERS,
-    MAX_VOCAB,
+    check_heads, check_model_type, check_probabilities, check_sizes, MAX_DIM, MAX_LAYERS, MAX_VOCAB,
 };
-use crate::embeddings::EmbeddingSpec;
-use crate::encoder::EncoderSpec;
 pub use crate::head_config::{ClassifierConfig, ProblemType};
 use finetune_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -135,7 +132,7 @@ impl Default for BertConfig {
 impl BertConfig {
     /// Reads and validates `config.json`; errors name the file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        crate::config_file::read_config(path, "BERT", Self::validate)
+        <Self as crate::arch::EncoderConfig>::from_file(path)
     }
 
     /// Refuses a config the model cannot be built from: a `model_type` other than `bert`, a
@@ -205,44 +202,6 @@ impl BertConfig {
     /// Sets the classification labels (names in class order).
     pub fn set_labels<S: AsRef<str>>(&mut self, labels: &[S]) {
         self.classifier.set_labels(labels)
-    }
-
-    /// The encoder's sizes and dropouts.
-    pub fn encoder_spec(&self) -> EncoderSpec {
-        EncoderSpec {
-            hidden: self.hidden_size,
-            intermediate: self.intermediate_size,
-            heads: self.num_attention_heads,
-            layers: self.num_hidden_layers,
-            eps: self.layer_norm_eps,
-            act: self.hidden_act,
-            hidden_dropout: self.hidden_dropout_prob,
-            attention_dropout: self.attention_probs_dropout_prob,
-            attention_output_dropout: self.hidden_dropout_prob,
-        }
-    }
-
-    /// The embedding block's sizes.
-    pub fn embedding_spec(&self) -> EmbeddingSpec {
-        EmbeddingSpec {
-            vocab: self.vocab_size,
-            positions: self.max_position_embeddings,
-            token_types: Some(self.type_vocab_size),
-            hidden: self.hidden_size,
-            eps: self.layer_norm_eps,
-            dropout: self.hidden_dropout_prob,
-        }
-    }
-
-    /// Why the encoder's output is not a fixed function of its input in training.
-    pub fn dropout_randomness(&self) -> Option<String> {
-        (self.hidden_dropout_prob > 0.0 || self.attention_probs_dropout_prob > 0.0).then(|| {
-            format!(
-                "the encoder's dropout is live in training (hidden {}, attention {}; \
-                 --dropout 0 turns it off)",
-                self.hidden_dropout_prob, self.attention_probs_dropout_prob
-            )
-        })
     }
 
     /// Width of one attention head: `hidden_size / num_attention_heads`.

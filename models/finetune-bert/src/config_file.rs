@@ -30,7 +30,10 @@ pub fn read_config<C: DeserializeOwned>(
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let cfg: C = serde_json::from_str(&text).map_err(|e| Error::Record {
         path: path.to_path_buf(),
-        msg: format!("not a valid {family} config: {}{e}", offending_key::<C>(&text)),
+        msg: format!(
+            "not a valid {family} config: {}{e}",
+            offending_key::<C>(&text)
+        ),
     })?;
     validate(&cfg).map_err(|e| Error::Record {
         path: path.to_path_buf(),

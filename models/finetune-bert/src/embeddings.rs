@@ -37,7 +37,10 @@ impl Embeddings {
     /// Every tensor of the block with its shape, in module order.
     pub fn tensors(prefix: &str, s: &EmbeddingSpec) -> Vec<(String, Vec<usize>)> {
         let mut out = vec![
-            (format!("{prefix}.word_embeddings.weight"), vec![s.vocab, s.hidden]),
+            (
+                format!("{prefix}.word_embeddings.weight"),
+                vec![s.vocab, s.hidden],
+            ),
             (
                 format!("{prefix}.position_embeddings.weight"),
                 vec![s.positions, s.hidden],

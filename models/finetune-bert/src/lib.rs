@@ -56,6 +56,7 @@
 
 pub mod arch;
 mod attention;
+pub mod backbone;
 mod bert;
 pub mod classifier;
 pub mod config;
@@ -72,6 +73,7 @@ pub mod tokenizer;
 mod train_model;
 
 pub use arch::{Architecture, EncoderConfig, Expected, Role};
+pub use backbone::{head_tensors, Backbone};
 pub use bert::{Bert, BertForSequenceClassification, TOKENIZER_FILES};
 pub use classifier::{BertBatch, LoadOptions, SequenceClassifier};
 pub use config::{BertConfig, HiddenAct};

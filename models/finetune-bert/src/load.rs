@@ -24,7 +24,8 @@ pub fn load_checkpoint<C: EncoderConfig>(
     dtype: DType,
     rng: &mut Rng,
 ) -> Result<(ParamStore, LoadReport)> {
-    let prefixed = ckpt.headers().iter().any(|h| h.name.starts_with(C::PREFIX));
+    let prefix = format!("{}.", C::NAMING.prefix);
+    let prefixed = ckpt.headers().iter().any(|h| h.name.starts_with(&prefix));
     let mut report = LoadReport::new(C::FAMILY, if prefixed { "prefixed" } else { "bare" });
     let mut sources = Sources::map(ckpt, C::canonical_name)?;
     let store = ParamStore::new();
@@ -50,7 +51,7 @@ pub fn load_checkpoint<C: EncoderConfig>(
             None if *role == Role::Encoder => {
                 return Err(Error::config(format!(
                     "checkpoint lacks tensor `{name}` (shape {shape:?}; bare name `{}`)",
-                    name.trim_start_matches(C::PREFIX)
+                    name.trim_start_matches(&prefix)
                 )))
             }
             None => {

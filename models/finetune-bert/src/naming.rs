@@ -4,9 +4,10 @@
 //! Checkpoints may use the bare naming of `BertModel` (sentence-transformers, MiniLM) and the
 //! legacy `gamma`/`beta` LayerNorm names; [`canonical_name`] maps both.
 
+use crate::arch::Expected;
 pub use crate::arch::Role;
+use crate::backbone::{head_tensors, Backbone};
 use crate::config::BertConfig;
-use crate::embeddings::Embeddings;
 use crate::encoder::LayerNames;
 
 /// The modules of `bert.encoder.layer.N`.
@@ -21,28 +22,15 @@ pub const LAYER: LayerNames = LayerNames {
     output_norm: "output.LayerNorm",
 };
 
-/// The embeddings and encoder layers of a `prefix` (`bert`) model of BERT's shape (RoBERTa's
-/// too), in module order: what every checkpoint must hold.
-pub fn backbone_tensors(prefix: &str, c: &BertConfig) -> Vec<(String, Vec<usize>, Role)> {
-    let spec = c.encoder_spec();
-    let mut out = Embeddings::tensors(&format!("{prefix}.embeddings"), &c.embedding_spec());
-    for l in 0..c.num_hidden_layers {
-        out.extend(LAYER.tensors(&format!("{prefix}.encoder.layer.{l}"), &spec));
-    }
-    out.into_iter()
-        .map(|(n, s)| (n, s, Role::Encoder))
-        .collect()
-}
-
 /// The model's tensors, in module order, with shapes and roles.
-pub fn expected_tensors(c: &BertConfig) -> Vec<(String, Vec<usize>, Role)> {
-    let h = c.hidden_size;
-    let n = c.classifier.num_labels();
-    let mut out = backbone_tensors("bert", c);
-    out.push(("bert.pooler.dense.weight".into(), vec![h, h], Role::Pooler));
-    out.push(("bert.pooler.dense.bias".into(), vec![h], Role::Pooler));
-    out.push(("classifier.weight".into(), vec![n, h], Role::Head));
-    out.push(("classifier.bias".into(), vec![n], Role::Head));
+pub fn expected_tensors(c: &BertConfig) -> Vec<Expected> {
+    let mut out = Backbone::tensors(c, &LAYER);
+    out.extend(head_tensors(
+        "bert.pooler.dense",
+        "classifier",
+        c.hidden_size,
+        c.classifier.num_labels(),
+    ));
     out
 }
 
@@ -148,11 +136,6 @@ pub fn layer_depth(name: &str) -> Option<usize> {
 /// The head and every parameter's depth (see [`Naming::layout`]).
 pub fn layout() -> finetune_core::ParamLayout {
     BERT.layout()
-}
-
-/// A parameter's name in the bare naming of sentence-transformers checkpoints.
-pub fn bare_name(name: &str) -> Option<String> {
-    BERT.bare(name)
 }
 
 #[cfg(test)]

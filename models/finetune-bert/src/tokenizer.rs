@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use tokenizers::decoders::byte_level::ByteLevel;
 use tokenizers::models::bpe::BPE;
 use tokenizers::models::wordpiece::WordPiece;
-use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
+use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 /// The tokenizer of a BERT checkpoint, applied as transformers'
@@ -89,7 +89,10 @@ fn wordpiece(vocab: &Path, cfg: &serde_json::Value) -> Result<Tokenizer> {
     t.with_normalizer(Some(BertNormalizer::new(true, true, None, lower)))
         .map_err(|e| tok_err(vocab, e))?;
     t.with_pre_tokenizer(Some(BertPreTokenizer));
-    let (cls, sep) = (special_id(&t, vocab, "[CLS]")?, special_id(&t, vocab, "[SEP]")?);
+    let (cls, sep) = (
+        special_id(&t, vocab, "[CLS]")?,
+        special_id(&t, vocab, "[SEP]")?,
+    );
     t.with_post_processor(Some(BertProcessing::new(
         ("[SEP]".into(), sep),
         ("[CLS]".into(), cls),
@@ -106,7 +109,10 @@ fn byte_level_bpe(vocab: &Path, merges: &Path) -> Result<Tokenizer> {
     let mut t = Tokenizer::new(bpe);
     t.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
     t.with_decoder(Some(ByteLevel::default()));
-    let (cls, sep) = (special_id(&t, vocab, "<s>")?, special_id(&t, vocab, "</s>")?);
+    let (cls, sep) = (
+        special_id(&t, vocab, "<s>")?,
+        special_id(&t, vocab, "</s>")?,
+    );
     t.with_post_processor(Some(
         RobertaProcessing::new(("</s>".into(), sep), ("<s>".into(), cls))
             .trim_offsets(true)

@@ -3,16 +3,13 @@
 //! Keys this crate does not interpret are kept and written back on export.
 
 use finetune_bert::config_file::{
-    check_heads, check_model_type, check_probabilities, check_sizes, export_json, read_config,
-    MAX_DIM, MAX_LAYERS, MAX_VOCAB,
+    check_heads, check_model_type, check_probabilities, check_sizes, export_json, MAX_DIM,
+    MAX_LAYERS, MAX_VOCAB,
 };
-use finetune_bert::embeddings::EmbeddingSpec;
-use finetune_bert::encoder::EncoderSpec;
 use finetune_bert::{ClassifierConfig, HiddenAct};
 use finetune_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// The epsilon of every DistilBERT LayerNorm (fixed in transformers, not a config key).
 pub const LAYER_NORM_EPS: f64 = 1e-12;
@@ -49,7 +46,7 @@ fn d_classif_drop() -> f64 {
 }
 
 /// transformers' `DistilBertConfig`; `{}` is `distilbert-base-uncased` with two labels.
-/// Deserialising does not validate: [`DistilBertConfig::from_file`] does, and so does every
+/// Deserialising does not validate: `EncoderConfig::from_file` does, and so does every
 /// constructor of the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DistilBertConfig {
@@ -108,11 +105,6 @@ impl Default for DistilBertConfig {
 }
 
 impl DistilBertConfig {
-    /// Reads and validates `config.json`; errors name the file.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        read_config(path, "DistilBERT", Self::validate)
-    }
-
     /// Refuses a config the model cannot be built from: a `model_type` other than
     /// `distilbert`, a size of 0 or absurdly large, `dim` not divisible by `n_heads`,
     /// sinusoidal position embeddings, a dropout outside `[0, 1)`, `pad_token_id` outside the
@@ -154,34 +146,6 @@ impl DistilBertConfig {
         self.classifier.validate()
     }
 
-    /// The encoder's sizes and dropouts (no dropout after the attention's output projection,
-    /// as transformers' DistilBERT).
-    pub fn encoder_spec(&self) -> EncoderSpec {
-        EncoderSpec {
-            hidden: self.dim,
-            intermediate: self.hidden_dim,
-            heads: self.n_heads,
-            layers: self.n_layers,
-            eps: LAYER_NORM_EPS,
-            act: self.activation,
-            hidden_dropout: self.dropout,
-            attention_dropout: self.attention_dropout,
-            attention_output_dropout: 0.0,
-        }
-    }
-
-    /// The embedding block's sizes (no token types).
-    pub fn embedding_spec(&self) -> EmbeddingSpec {
-        EmbeddingSpec {
-            vocab: self.vocab_size,
-            positions: self.max_position_embeddings,
-            token_types: None,
-            hidden: self.dim,
-            eps: LAYER_NORM_EPS,
-            dropout: self.dropout,
-        }
-    }
-
     /// The `config.json` of an exported `DistilBertForSequenceClassification`.
     pub fn to_export_json(&self) -> serde_json::Value {
         let mut c = self.clone();
@@ -204,7 +168,10 @@ mod tests {
     #[test]
     fn defaults_are_distilbert_base_and_labels_round_trip() -> Result<()> {
         let c = parse(r#"{"id2label": {"0": "neg", "1": "pos"}, "model_type": "distilbert"}"#)?;
-        assert_eq!((c.dim, c.n_layers, c.n_heads, c.hidden_dim), (768, 6, 12, 3072));
+        assert_eq!(
+            (c.dim, c.n_layers, c.n_heads, c.hidden_dim),
+            (768, 6, 12, 3072)
+        );
         assert_eq!(c.seq_classif_dropout, 0.2);
         assert_eq!(c.classifier.labels(), ["neg", "pos"]);
         let v = c.to_export_json();

@@ -23,7 +23,7 @@
 //! let dev = Device::Cpu;
 //! let model = DistilBertForSequenceClassification::init(config, DType::F32, &dev, 0)?;
 //! let batch = BertBatch {
-//!     input_ids: Tensor::new(&[[101u32, 17, 42, 102], [101, 9, 102, 0]], &dev)?,
+//!     input_ids: Tensor::new(&[[2u32, 17, 42, 3], [2, 9, 3, 0]], &dev)?,
 //!     token_type_ids: None,
 //!     attention_mask: Some(Tensor::new(&[[1u32, 1, 1, 1], [1, 1, 1, 0]], &dev)?),
 //! };
@@ -38,4 +38,4 @@ mod model;
 pub mod naming;
 
 pub use config::DistilBertConfig;
-pub use model::{DistilBert, DistilBertForSequenceClassification, TOKENIZER_FILES};
+pub use model::{DistilBert, DistilBertForSequenceClassification};

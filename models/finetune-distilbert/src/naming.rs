@@ -4,10 +4,9 @@
 //! `transformer.…`) maps onto them.
 
 use crate::config::DistilBertConfig;
-use finetune_bert::embeddings::Embeddings;
 use finetune_bert::encoder::LayerNames;
 use finetune_bert::naming::Naming;
-use finetune_bert::{Expected, Role};
+use finetune_bert::{head_tensors, Backbone, Expected};
 
 /// DistilBERT's naming: the backbone under `distilbert.`, the head `pre_classifier` +
 /// `classifier`, layers `distilbert.transformer.layer.N`.
@@ -34,20 +33,13 @@ pub const LAYER: LayerNames = LayerNames {
 /// be in the checkpoint; `pre_classifier` is initialised when absent; `classifier` also when
 /// its shape differs (another number of labels).
 pub fn expected_tensors(c: &DistilBertConfig) -> Vec<Expected> {
-    let (d, n) = (c.dim, c.classifier.num_labels());
-    let spec = c.encoder_spec();
-    let mut out = Embeddings::tensors("distilbert.embeddings", &c.embedding_spec());
-    for l in 0..c.n_layers {
-        out.extend(LAYER.tensors(&format!("distilbert.transformer.layer.{l}"), &spec));
-    }
-    let mut out: Vec<Expected> = out
-        .into_iter()
-        .map(|(name, shape)| (name, shape, Role::Encoder))
-        .collect();
-    out.push(("pre_classifier.weight".into(), vec![d, d], Role::Pooler));
-    out.push(("pre_classifier.bias".into(), vec![d], Role::Pooler));
-    out.push(("classifier.weight".into(), vec![n, d], Role::Head));
-    out.push(("classifier.bias".into(), vec![n], Role::Head));
+    let mut out = Backbone::tensors(c, &LAYER);
+    out.extend(head_tensors(
+        "pre_classifier",
+        "classifier",
+        c.dim,
+        c.classifier.num_labels(),
+    ));
     out
 }
 
@@ -72,9 +64,15 @@ mod tests {
     fn both_namings_map_to_the_model_names_and_depths_follow_the_layers() {
         let m = |s: &str| canonical_name(s);
         let q = "distilbert.transformer.layer.2.attention.q_lin.weight";
-        assert_eq!(m("transformer.layer.2.attention.q_lin.weight").as_deref(), Some(q));
+        assert_eq!(
+            m("transformer.layer.2.attention.q_lin.weight").as_deref(),
+            Some(q)
+        );
         assert_eq!(m(q).as_deref(), Some(q));
-        assert_eq!(m("pre_classifier.bias").as_deref(), Some("pre_classifier.bias"));
+        assert_eq!(
+            m("pre_classifier.bias").as_deref(),
+            Some("pre_classifier.bias")
+        );
         assert_eq!(m("vocab_projector.weight"), None);
         assert_eq!(m("qa_outputs.weight"), None);
         let layout = layout();
@@ -103,8 +101,14 @@ mod tests {
         assert_eq!(t.len(), 4 + 2 * 16 + 4);
         assert!(t.iter().all(|(n, _, _)| !n.contains("token_type")));
         let find = |n: &str| t.iter().find(|x| x.0 == n).unwrap().1.clone();
-        assert_eq!(find("distilbert.transformer.layer.1.ffn.lin1.weight"), [20, 12]);
-        assert_eq!(find("distilbert.transformer.layer.1.sa_layer_norm.weight"), [12]);
+        assert_eq!(
+            find("distilbert.transformer.layer.1.ffn.lin1.weight"),
+            [20, 12]
+        );
+        assert_eq!(
+            find("distilbert.transformer.layer.1.sa_layer_norm.weight"),
+            [12]
+        );
         assert_eq!(find("classifier.weight"), [2, 12]);
     }
 }

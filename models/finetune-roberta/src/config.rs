@@ -4,19 +4,17 @@
 //! longest input: position ids start after `pad_token_id`, so `max_position_embeddings -
 //! pad_token_id - 1` tokens fit.
 
-use finetune_bert::config_file::read_config;
 use finetune_bert::BertConfig;
 use finetune_core::{Error, Result};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::ops::{Deref, DerefMut};
-use std::path::Path;
 
 /// The `model_type`s this crate reads.
 pub const MODEL_TYPES: [&str; 2] = ["roberta", "xlm-roberta"];
 
 /// transformers' `RobertaConfig` / `XLMRobertaConfig`: BERT's keys (reached through
 /// [`Deref`]) with RoBERTa's defaults. Deserialising does not validate:
-/// [`RobertaConfig::from_file`] does, and so does every constructor of the model.
+/// `EncoderConfig::from_file` does, and so does every constructor of the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct RobertaConfig(pub BertConfig);
@@ -46,11 +44,6 @@ impl DerefMut for RobertaConfig {
 }
 
 impl RobertaConfig {
-    /// Reads and validates `config.json`; errors name the file.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        read_config(path, "RoBERTa", Self::validate)
-    }
-
     /// BERT's checks ([`BertConfig::validate_as`]) for RoBERTa's `model_type`s, and room for
     /// at least one token after the padding positions.
     pub fn validate(&self) -> Result<()> {
@@ -73,11 +66,6 @@ impl RobertaConfig {
             .unwrap_or(MODEL_TYPES[0])
     }
 
-    /// The longest input in tokens: `max_position_embeddings - pad_token_id - 1`.
-    pub fn max_length(&self) -> usize {
-        self.max_position_embeddings - self.pad_token_id - 1
-    }
-
     /// The `config.json` of the exported `RobertaForSequenceClassification` (or
     /// `XLMRobertaForSequenceClassification`), `model_type` kept.
     pub fn to_export_json(&self) -> serde_json::Value {
@@ -92,6 +80,7 @@ impl RobertaConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use finetune_bert::EncoderConfig;
 
     fn parse(json: &str) -> Result<RobertaConfig> {
         let c: RobertaConfig =
@@ -103,7 +92,10 @@ mod tests {
     #[test]
     fn defaults_limits_and_export_follow_the_model_type() -> Result<()> {
         let c = parse(r#"{"model_type": "roberta", "max_position_embeddings": 514}"#)?;
-        assert_eq!((c.pad_token_id, c.vocab_size, c.max_length()), (1, 50265, 512));
+        assert_eq!(
+            (c.pad_token_id, c.vocab_size, c.max_length()),
+            (1, 50265, 512)
+        );
         let v = c.to_export_json();
         assert_eq!(
             v["architectures"],
@@ -127,8 +119,14 @@ mod tests {
     fn unsupported_values_are_clear_errors() {
         for (json, needle) in [
             (r#"{"model_type": "bert"}"#, "`roberta` or `xlm-roberta`"),
-            (r#"{"max_position_embeddings": 2}"#, "max_position_embeddings"),
-            (r#"{"hidden_size": 100, "num_attention_heads": 12}"#, "not divisible"),
+            (
+                r#"{"max_position_embeddings": 2}"#,
+                "max_position_embeddings",
+            ),
+            (
+                r#"{"hidden_size": 100, "num_attention_heads": 12}"#,
+                "not divisible",
+            ),
         ] {
             let e = parse(json).unwrap_err().to_string();
             assert!(e.contains(needle), "{json}: {e}");

@@ -6,15 +6,15 @@ use crate::config::RobertaConfig;
 use crate::naming;
 use crate::positions::position_ids;
 use candle_core::Tensor;
-use finetune_bert::embeddings::Embeddings;
-use finetune_bert::encoder::Encoder;
-use finetune_bert::naming::LAYER;
+use finetune_bert::embeddings::EmbeddingSpec;
+use finetune_bert::encoder::EncoderSpec;
+use finetune_bert::naming::{Naming, LAYER};
 use finetune_bert::{
-    Architecture, BertBatch, ClassifierConfig, EncoderConfig, Expected, Pass, SequenceClassifier,
+    Architecture, Backbone, BertBatch, ClassifierConfig, EncoderConfig, Expected, Pass,
+    SequenceClassifier,
 };
 use finetune_core::nn::{linear, Linear};
-use finetune_core::{ParamLayout, ParamStore, Result};
-use std::path::Path;
+use finetune_core::{ParamStore, Result};
 
 /// transformers' `RobertaForSequenceClassification` (and XLM-RoBERTa's), trainable (see
 /// [`SequenceClassifier`]).
@@ -34,20 +34,17 @@ pub const TOKENIZER_FILES: [&str; 6] = [
 
 impl EncoderConfig for RobertaConfig {
     const FAMILY: &'static str = "RoBERTa";
-    const PREFIX: &'static str = "roberta.";
+    const NAMING: Naming = naming::ROBERTA;
     const TOKENIZER_FILES: &'static [&'static str] = &TOKENIZER_FILES;
 
-    fn from_file(path: &Path) -> Result<Self> {
-        RobertaConfig::from_file(path)
-    }
     fn validate(&self) -> Result<()> {
         RobertaConfig::validate(self)
     }
     fn classifier(&self) -> &ClassifierConfig {
-        &self.classifier
+        self.0.classifier()
     }
     fn classifier_mut(&mut self) -> &mut ClassifierConfig {
-        &mut self.0.classifier
+        self.0.classifier_mut()
     }
     fn set_dropout(&mut self, p: f64) {
         self.0.set_dropout(p)
@@ -55,23 +52,18 @@ impl EncoderConfig for RobertaConfig {
     fn expected_tensors(&self) -> Vec<Expected> {
         naming::expected_tensors(self)
     }
-    fn canonical_name(name: &str) -> Option<String> {
-        naming::canonical_name(name)
+    fn embedding_spec(&self) -> EmbeddingSpec {
+        self.0.embedding_spec()
     }
-    fn layout() -> ParamLayout {
-        naming::layout()
-    }
-    fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-    fn max_length(&self) -> usize {
-        RobertaConfig::max_length(self)
+    fn encoder_spec(&self) -> EncoderSpec {
+        self.0.encoder_spec()
     }
     fn initializer_range(&self) -> f64 {
-        self.initializer_range
+        self.0.initializer_range()
     }
-    fn backbone_randomness(&self) -> Option<String> {
-        self.dropout_randomness()
+    /// `max_position_embeddings - pad_token_id - 1`: positions start after the padding id.
+    fn max_length(&self) -> usize {
+        self.max_position_embeddings - self.pad_token_id - 1
     }
     fn to_export_json(&self) -> serde_json::Value {
         RobertaConfig::to_export_json(self)
@@ -80,8 +72,7 @@ impl EncoderConfig for RobertaConfig {
 
 /// RoBERTa's modules.
 pub struct Roberta {
-    embeddings: Embeddings,
-    encoder: Encoder,
+    backbone: Backbone,
     dense: Linear,
     out_proj: Linear,
     dropout: f64,
@@ -93,10 +84,8 @@ impl Architecture for Roberta {
 
     fn build(store: &ParamStore, c: &RobertaConfig) -> Result<Self> {
         let h = c.hidden_size;
-        let spec = c.encoder_spec();
         Ok(Self {
-            embeddings: Embeddings::new(store, "roberta.embeddings", &c.embedding_spec())?,
-            encoder: Encoder::new(store, &spec, &LAYER, "roberta.encoder.layer")?,
+            backbone: Backbone::new(store, c, &LAYER)?,
             dense: linear(store, "classifier.dense", h, h, true)?,
             out_proj: linear(store, "classifier.out_proj", h, c.num_labels(), true)?,
             dropout: c.classifier_dropout_prob(),
@@ -108,10 +97,8 @@ impl Architecture for Roberta {
     /// `token_type_ids` are ignored.
     fn encode(&self, b: &BertBatch, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
         let positions = position_ids(&b.input_ids, self.padding_idx)?;
-        let x = self
-            .embeddings
-            .forward(&b.input_ids, Some(&positions), None, pass)?;
-        self.encoder.forward(&x, mask, pass)
+        self.backbone
+            .forward(&b.input_ids, Some(&positions), None, mask, pass)
     }
 
     /// Dropout, `classifier.dense` + tanh, dropout, `classifier.out_proj`.

@@ -4,8 +4,8 @@
 //! checkpoints (`embeddings.…`, `encoder.…`) maps onto them. XLM-RoBERTa names them alike.
 
 use crate::config::RobertaConfig;
-use finetune_bert::naming::{backbone_tensors, Naming};
-use finetune_bert::{Expected, Role};
+use finetune_bert::naming::{Naming, LAYER};
+use finetune_bert::{head_tensors, Backbone, Expected};
 
 /// RoBERTa's naming: BERT's layers under `roberta.`, the head `classifier.{dense,out_proj}`.
 pub const ROBERTA: Naming = Naming {
@@ -19,12 +19,13 @@ pub const ROBERTA: Naming = Naming {
 /// in the checkpoint; `classifier.dense` is initialised when absent; `classifier.out_proj`
 /// also when its shape differs (another number of labels). A base model's pooler is unused.
 pub fn expected_tensors(c: &RobertaConfig) -> Vec<Expected> {
-    let (h, n) = (c.hidden_size, c.classifier.num_labels());
-    let mut out = backbone_tensors("roberta", c);
-    out.push(("classifier.dense.weight".into(), vec![h, h], Role::Pooler));
-    out.push(("classifier.dense.bias".into(), vec![h], Role::Pooler));
-    out.push(("classifier.out_proj.weight".into(), vec![n, h], Role::Head));
-    out.push(("classifier.out_proj.bias".into(), vec![n], Role::Head));
+    let mut out = Backbone::tensors(c, &LAYER);
+    out.extend(head_tensors(
+        "classifier.dense",
+        "classifier.out_proj",
+        c.hidden_size,
+        c.classifier.num_labels(),
+    ));
     out
 }
 
