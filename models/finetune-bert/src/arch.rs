@@ -2,9 +2,10 @@
 //! run, train and export it: its config ([`EncoderConfig`]: names, sizes, labels, export) and
 //! its modules ([`Architecture`]: the backbone up to the first token's features, the head).
 
+use crate::backbone::{Backbone, DenseHead, HeadNames};
 use crate::classifier::BertBatch;
 use crate::embeddings::EmbeddingSpec;
-use crate::encoder::EncoderSpec;
+use crate::encoder::{EncoderSpec, LayerNames};
 use crate::head_config::ClassifierConfig;
 use crate::naming::Naming;
 use crate::pass::Pass;
@@ -36,6 +37,10 @@ pub trait EncoderConfig:
     const FAMILY: &'static str;
     /// How the family names its tensors (prefix, bare naming, head, layers).
     const NAMING: Naming;
+    /// The modules of one encoder layer, relative to `{prefix}.{layers}.N`.
+    const LAYER: LayerNames;
+    /// The head's two dense layers.
+    const HEAD: HeadNames;
     /// The tokenizer files an export copies from the source folder (default: BERT's).
     const TOKENIZER_FILES: &'static [&'static str] = &crate::bert::TOKENIZER_FILES;
 
@@ -48,8 +53,6 @@ pub trait EncoderConfig:
     /// Replaces the backbone's dropout probabilities (transformers' meaning of overriding
     /// "dropout"); the head keeps its own when the config sets one.
     fn set_dropout(&mut self, p: f64);
-    /// The model's tensors, in module order, with shapes and roles.
-    fn expected_tensors(&self) -> Vec<Expected>;
     /// The embedding block's sizes and dropout.
     fn embedding_spec(&self) -> EmbeddingSpec;
     /// The encoder's sizes, activation and dropouts.
@@ -59,6 +62,14 @@ pub trait EncoderConfig:
     /// The `config.json` of the exported sequence classifier (`architectures` set).
     fn to_export_json(&self) -> serde_json::Value;
 
+    /// The model's tensors, in module order, with shapes and roles: the backbone's, then the
+    /// head's.
+    fn expected_tensors(&self) -> Vec<Expected> {
+        let mut out = Backbone::tensors(self);
+        let h = self.encoder_spec().hidden;
+        out.extend(DenseHead::tensors(&Self::HEAD, h, self.num_labels()));
+        out
+    }
     /// Reads and validates a `config.json`; errors name the file.
     fn from_file(path: &Path) -> Result<Self> {
         crate::config_file::read_config(path, Self::FAMILY, Self::validate)

@@ -2,17 +2,16 @@
 //! dropout → `classifier`) and what its config declares ([`EncoderConfig`] for
 //! [`BertConfig`]).
 
-use crate::arch::{Architecture, EncoderConfig, Expected};
-use crate::backbone::Backbone;
+use crate::arch::{Architecture, EncoderConfig};
+use crate::backbone::{Backbone, DenseHead, HeadNames};
 use crate::classifier::{BertBatch, SequenceClassifier};
 use crate::config::BertConfig;
 use crate::embeddings::EmbeddingSpec;
-use crate::encoder::EncoderSpec;
+use crate::encoder::{EncoderSpec, LayerNames};
 use crate::head_config::ClassifierConfig;
-use crate::naming::{self, Naming, LAYER};
+use crate::naming::{self, Naming};
 use crate::pass::Pass;
 use candle_core::Tensor;
-use finetune_core::nn::{linear, Linear};
 use finetune_core::{ParamStore, Result};
 
 /// transformers' `BertForSequenceClassification`, trainable (see [`SequenceClassifier`]).
@@ -29,6 +28,8 @@ pub const TOKENIZER_FILES: [&str; 4] = [
 impl EncoderConfig for BertConfig {
     const FAMILY: &'static str = "BERT";
     const NAMING: Naming = naming::BERT;
+    const LAYER: LayerNames = naming::LAYER;
+    const HEAD: HeadNames = naming::HEAD;
 
     fn validate(&self) -> Result<()> {
         BertConfig::validate(self)
@@ -42,9 +43,6 @@ impl EncoderConfig for BertConfig {
     fn set_dropout(&mut self, p: f64) {
         self.hidden_dropout_prob = p;
         self.attention_probs_dropout_prob = p;
-    }
-    fn expected_tensors(&self) -> Vec<Expected> {
-        naming::expected_tensors(self)
     }
     fn embedding_spec(&self) -> EmbeddingSpec {
         EmbeddingSpec {
@@ -80,8 +78,7 @@ impl EncoderConfig for BertConfig {
 /// BERT's modules.
 pub struct Bert {
     backbone: Backbone,
-    pooler: Linear,
-    classifier: Linear,
+    head: DenseHead,
     classifier_dropout: f64,
 }
 
@@ -89,11 +86,9 @@ impl Architecture for Bert {
     type Config = BertConfig;
 
     fn build(store: &ParamStore, c: &BertConfig) -> Result<Self> {
-        let h = c.hidden_size;
         Ok(Self {
-            backbone: Backbone::new(store, c, &LAYER)?,
-            pooler: linear(store, "bert.pooler.dense", h, h, true)?,
-            classifier: linear(store, "classifier", h, c.num_labels(), true)?,
+            backbone: Backbone::new(store, c)?,
+            head: DenseHead::new(store, c)?,
             classifier_dropout: c.classifier_dropout_prob(),
         })
     }
@@ -105,13 +100,13 @@ impl Architecture for Bert {
 
     /// The pooler: dense + tanh on `[CLS]`.
     fn pool(&self, first: &Tensor, pass: &Pass) -> Result<Tensor> {
-        Ok(self.pooler.forward_with(first, pass.ops)?.tanh()?)
+        Ok(self.head.hidden(first, pass)?.tanh()?)
     }
 
     /// Dropout, then `classifier`.
     fn head(&self, pooled: &Tensor, pass: &Pass) -> Result<Tensor> {
-        let x = pass.dropout(pooled, self.classifier_dropout)?;
-        self.classifier.forward_with(&x, pass.ops)
+        self.head
+            .out(&pass.dropout(pooled, self.classifier_dropout)?, pass)
     }
 }
 

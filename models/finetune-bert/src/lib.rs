@@ -73,7 +73,7 @@ pub mod tokenizer;
 mod train_model;
 
 pub use arch::{Architecture, EncoderConfig, Expected, Role};
-pub use backbone::{head_tensors, Backbone};
+pub use backbone::{Backbone, DenseHead, HeadNames};
 pub use bert::{Bert, BertForSequenceClassification, TOKENIZER_FILES};
 pub use classifier::{BertBatch, LoadOptions, SequenceClassifier};
 pub use config::{BertConfig, HiddenAct};

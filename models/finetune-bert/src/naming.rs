@@ -4,9 +4,9 @@
 //! Checkpoints may use the bare naming of `BertModel` (sentence-transformers, MiniLM) and the
 //! legacy `gamma`/`beta` LayerNorm names; [`canonical_name`] maps both.
 
-use crate::arch::Expected;
 pub use crate::arch::Role;
-use crate::backbone::{head_tensors, Backbone};
+use crate::arch::{EncoderConfig, Expected};
+use crate::backbone::HeadNames;
 use crate::config::BertConfig;
 use crate::encoder::LayerNames;
 
@@ -22,16 +22,15 @@ pub const LAYER: LayerNames = LayerNames {
     output_norm: "output.LayerNorm",
 };
 
+/// BERT's head: the pooler, then `classifier`.
+pub const HEAD: HeadNames = HeadNames {
+    hidden: "bert.pooler.dense",
+    out: "classifier",
+};
+
 /// The model's tensors, in module order, with shapes and roles.
 pub fn expected_tensors(c: &BertConfig) -> Vec<Expected> {
-    let mut out = Backbone::tensors(c, &LAYER);
-    out.extend(head_tensors(
-        "bert.pooler.dense",
-        "classifier",
-        c.hidden_size,
-        c.classifier.num_labels(),
-    ));
-    out
+    c.expected_tensors()
 }
 
 /// How a family of BERT's kind names its tensors: the backbone under `{prefix}.` in the

@@ -1,18 +1,17 @@
 //! DistilBERT's modules ([`DistilBert`]: embeddings → encoder → first token → `pre_classifier`
-//! + ReLU → dropout → `classifier`) and what its config declares to the shared classifier
+//! and ReLU → dropout → `classifier`) and what its config declares to the shared classifier
 //! ([`EncoderConfig`] for [`DistilBertConfig`]).
 
 use crate::config::{DistilBertConfig, LAYER_NORM_EPS};
-use crate::naming::{self, LAYER};
+use crate::naming;
 use candle_core::Tensor;
 use finetune_bert::embeddings::EmbeddingSpec;
-use finetune_bert::encoder::EncoderSpec;
+use finetune_bert::encoder::{EncoderSpec, LayerNames};
 use finetune_bert::naming::Naming;
 use finetune_bert::{
-    Architecture, Backbone, BertBatch, ClassifierConfig, EncoderConfig, Expected, Pass,
+    Architecture, Backbone, BertBatch, ClassifierConfig, DenseHead, EncoderConfig, HeadNames, Pass,
     SequenceClassifier,
 };
-use finetune_core::nn::{linear, Linear};
 use finetune_core::{ParamStore, Result};
 
 /// transformers' `DistilBertForSequenceClassification`, trainable (see
@@ -22,6 +21,8 @@ pub type DistilBertForSequenceClassification = SequenceClassifier<DistilBert>;
 impl EncoderConfig for DistilBertConfig {
     const FAMILY: &'static str = "DistilBERT";
     const NAMING: Naming = naming::DISTILBERT;
+    const LAYER: LayerNames = naming::LAYER;
+    const HEAD: HeadNames = naming::HEAD;
 
     fn validate(&self) -> Result<()> {
         DistilBertConfig::validate(self)
@@ -36,9 +37,6 @@ impl EncoderConfig for DistilBertConfig {
     fn set_dropout(&mut self, p: f64) {
         self.dropout = p;
         self.attention_dropout = p;
-    }
-    fn expected_tensors(&self) -> Vec<Expected> {
-        naming::expected_tensors(self)
     }
     /// No token types.
     fn embedding_spec(&self) -> EmbeddingSpec {
@@ -76,8 +74,7 @@ impl EncoderConfig for DistilBertConfig {
 /// DistilBERT's modules.
 pub struct DistilBert {
     transformer: Backbone,
-    pre_classifier: Linear,
-    classifier: Linear,
+    head: DenseHead,
     dropout: f64,
 }
 
@@ -86,9 +83,8 @@ impl Architecture for DistilBert {
 
     fn build(store: &ParamStore, c: &DistilBertConfig) -> Result<Self> {
         Ok(Self {
-            transformer: Backbone::new(store, c, &LAYER)?,
-            pre_classifier: linear(store, "pre_classifier", c.dim, c.dim, true)?,
-            classifier: linear(store, "classifier", c.dim, c.num_labels(), true)?,
+            transformer: Backbone::new(store, c)?,
+            head: DenseHead::new(store, c)?,
             dropout: c.seq_classif_dropout,
         })
     }
@@ -101,8 +97,7 @@ impl Architecture for DistilBert {
 
     /// `pre_classifier` + ReLU, dropout (`seq_classif_dropout`), `classifier`.
     fn head(&self, first: &Tensor, pass: &Pass) -> Result<Tensor> {
-        let x = self.pre_classifier.forward_with(first, pass.ops)?.relu()?;
-        let x = pass.dropout(&x, self.dropout)?;
-        self.classifier.forward_with(&x, pass.ops)
+        let x = self.head.hidden(first, pass)?.relu()?;
+        self.head.out(&pass.dropout(&x, self.dropout)?, pass)
     }
 }

@@ -6,7 +6,7 @@
 use crate::config::DistilBertConfig;
 use finetune_bert::encoder::LayerNames;
 use finetune_bert::naming::Naming;
-use finetune_bert::{head_tensors, Backbone, Expected};
+use finetune_bert::{EncoderConfig, Expected, HeadNames};
 
 /// DistilBERT's naming: the backbone under `distilbert.`, the head `pre_classifier` +
 /// `classifier`, layers `distilbert.transformer.layer.N`.
@@ -29,18 +29,17 @@ pub const LAYER: LayerNames = LayerNames {
     output_norm: "output_layer_norm",
 };
 
+/// The head: `pre_classifier` (initialised when absent), then `classifier` (also when its
+/// shape differs: another number of labels).
+pub const HEAD: HeadNames = HeadNames {
+    hidden: "pre_classifier",
+    out: "classifier",
+};
+
 /// The model's tensors, in module order, with shapes and roles: embeddings and layers must
-/// be in the checkpoint; `pre_classifier` is initialised when absent; `classifier` also when
-/// its shape differs (another number of labels).
+/// be in the checkpoint, the head is initialised where it lacks it.
 pub fn expected_tensors(c: &DistilBertConfig) -> Vec<Expected> {
-    let mut out = Backbone::tensors(c, &LAYER);
-    out.extend(head_tensors(
-        "pre_classifier",
-        "classifier",
-        c.dim,
-        c.classifier.num_labels(),
-    ));
-    out
+    c.expected_tensors()
 }
 
 /// The model name a checkpoint tensor maps to (either naming), or `None` for tensors the

@@ -7,13 +7,12 @@ use crate::naming;
 use crate::positions::position_ids;
 use candle_core::Tensor;
 use finetune_bert::embeddings::EmbeddingSpec;
-use finetune_bert::encoder::EncoderSpec;
+use finetune_bert::encoder::{EncoderSpec, LayerNames};
 use finetune_bert::naming::{Naming, LAYER};
 use finetune_bert::{
-    Architecture, Backbone, BertBatch, ClassifierConfig, EncoderConfig, Expected, Pass,
+    Architecture, Backbone, BertBatch, ClassifierConfig, DenseHead, EncoderConfig, HeadNames, Pass,
     SequenceClassifier,
 };
-use finetune_core::nn::{linear, Linear};
 use finetune_core::{ParamStore, Result};
 
 /// transformers' `RobertaForSequenceClassification` (and XLM-RoBERTa's), trainable (see
@@ -35,6 +34,8 @@ pub const TOKENIZER_FILES: [&str; 6] = [
 impl EncoderConfig for RobertaConfig {
     const FAMILY: &'static str = "RoBERTa";
     const NAMING: Naming = naming::ROBERTA;
+    const LAYER: LayerNames = LAYER;
+    const HEAD: HeadNames = naming::HEAD;
     const TOKENIZER_FILES: &'static [&'static str] = &TOKENIZER_FILES;
 
     fn validate(&self) -> Result<()> {
@@ -48,9 +49,6 @@ impl EncoderConfig for RobertaConfig {
     }
     fn set_dropout(&mut self, p: f64) {
         self.0.set_dropout(p)
-    }
-    fn expected_tensors(&self) -> Vec<Expected> {
-        naming::expected_tensors(self)
     }
     fn embedding_spec(&self) -> EmbeddingSpec {
         self.0.embedding_spec()
@@ -73,8 +71,7 @@ impl EncoderConfig for RobertaConfig {
 /// RoBERTa's modules.
 pub struct Roberta {
     backbone: Backbone,
-    dense: Linear,
-    out_proj: Linear,
+    head: DenseHead,
     dropout: f64,
     padding_idx: u32,
 }
@@ -83,11 +80,9 @@ impl Architecture for Roberta {
     type Config = RobertaConfig;
 
     fn build(store: &ParamStore, c: &RobertaConfig) -> Result<Self> {
-        let h = c.hidden_size;
         Ok(Self {
-            backbone: Backbone::new(store, c, &LAYER)?,
-            dense: linear(store, "classifier.dense", h, h, true)?,
-            out_proj: linear(store, "classifier.out_proj", h, c.num_labels(), true)?,
+            backbone: Backbone::new(store, c)?,
+            head: DenseHead::new(store, c)?,
             dropout: c.classifier_dropout_prob(),
             padding_idx: c.pad_token_id as u32,
         })
@@ -103,9 +98,10 @@ impl Architecture for Roberta {
 
     /// Dropout, `classifier.dense` + tanh, dropout, `classifier.out_proj`.
     fn head(&self, first: &Tensor, pass: &Pass) -> Result<Tensor> {
-        let x = pass.dropout(first, self.dropout)?;
-        let x = self.dense.forward_with(&x, pass.ops)?.tanh()?;
-        let x = pass.dropout(&x, self.dropout)?;
-        self.out_proj.forward_with(&x, pass.ops)
+        let x = self
+            .head
+            .hidden(&pass.dropout(first, self.dropout)?, pass)?;
+        self.head
+            .out(&pass.dropout(&x.tanh()?, self.dropout)?, pass)
     }
 }

@@ -4,8 +4,8 @@
 //! checkpoints (`embeddings.…`, `encoder.…`) maps onto them. XLM-RoBERTa names them alike.
 
 use crate::config::RobertaConfig;
-use finetune_bert::naming::{Naming, LAYER};
-use finetune_bert::{head_tensors, Backbone, Expected};
+use finetune_bert::naming::Naming;
+use finetune_bert::{EncoderConfig, Expected, HeadNames};
 
 /// RoBERTa's naming: BERT's layers under `roberta.`, the head `classifier.{dense,out_proj}`.
 pub const ROBERTA: Naming = Naming {
@@ -15,18 +15,16 @@ pub const ROBERTA: Naming = Naming {
     layers: "encoder.layer",
 };
 
-/// The model's tensors, in module order, with shapes and roles: embeddings and layers must be
-/// in the checkpoint; `classifier.dense` is initialised when absent; `classifier.out_proj`
-/// also when its shape differs (another number of labels). A base model's pooler is unused.
+/// The head: `classifier.dense` (initialised when absent), then `classifier.out_proj` (also
+/// when its shape differs: another number of labels). A base model's pooler is unused.
+pub const HEAD: HeadNames = HeadNames {
+    hidden: "classifier.dense",
+    out: "classifier.out_proj",
+};
+
+/// The model's tensors, in module order, with shapes and roles.
 pub fn expected_tensors(c: &RobertaConfig) -> Vec<Expected> {
-    let mut out = Backbone::tensors(c, &LAYER);
-    out.extend(head_tensors(
-        "classifier.dense",
-        "classifier.out_proj",
-        c.hidden_size,
-        c.classifier.num_labels(),
-    ));
-    out
+    c.expected_tensors()
 }
 
 /// The model name a checkpoint tensor maps to (either naming), or `None` for tensors the
