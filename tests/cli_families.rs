@@ -1,11 +1,12 @@
 //! The `finetune` command on the other text families: training the tiny DistilBERT and RoBERTa
 //! checkpoints of `tests/fixtures/` lowers the loss and exports a model transformers loads
-//! (`architectures`, labels); `inspect` lists their names and takes patterns in either naming;
+//! (`architectures`, labels); with only the head training, the backbone's features are cached
+//! and give the uncached run; `inspect` lists their names and takes patterns in either naming;
 //! a `model_type` no family reads is one error listing those that are.
 
 mod common;
 
-use common::{finetune, finetune_ok, read_json, tmpdir};
+use common::{finetune, finetune_ok, load_tensors, read_json, tmpdir};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -88,6 +89,82 @@ fn distilbert_trains_and_exports() {
 #[test]
 fn roberta_trains_and_exports() {
     training_lowers_the_loss("roberta", "RobertaForSequenceClassification");
+}
+
+/// `--freeze 'PREFIX.*' --dropout 0`: the backbone's features are cached, and the head comes
+/// out as the uncached run's.
+fn feature_cache_gives_the_uncached_head(family: &str, backbone: &str) {
+    let dir = tmpdir(&format!("families-cache-{family}"));
+    let train = dir.join("train.csv");
+    write_csv(&train, 16);
+    let model = fixture(family);
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--task",
+            "text-classification",
+            "--model",
+            s(&model),
+            "--train",
+            s(&train),
+            "--output",
+            s(out),
+            "--freeze",
+            backbone,
+            "--dropout",
+            "0",
+            "--epochs",
+            "3",
+            "--lr",
+            "1e-2",
+            "--no-progress",
+        ];
+        args.extend(extra);
+        finetune_ok(&args);
+        read_json(&out.join("train_summary.json"))
+    };
+    let (cached, plain) = (dir.join("cached"), dir.join("plain"));
+    assert_eq!(run(&cached, &[])["feature_cache"]["used"], true);
+    assert_eq!(
+        run(&plain, &["--no-feature-cache"])["feature_cache"]["used"],
+        false
+    );
+    let (a, b) = (
+        load_tensors(&cached.join("model.safetensors")),
+        load_tensors(&plain.join("model.safetensors")),
+    );
+    let start = load_tensors(&fixture(family).join("model.safetensors"));
+    for (name, t) in &a {
+        let d = (t - &b[name])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap();
+        let d = d.max(0).unwrap().to_scalar::<f32>().unwrap();
+        assert!(d <= 1e-5, "{family} {name} differs by {d}");
+        let in_backbone = name.starts_with(backbone.trim_end_matches('*'));
+        if t.dims() != start[name].dims() {
+            // A new head for the data's labels.
+            assert!(!in_backbone, "{family} {name} changed shape");
+            continue;
+        }
+        let moved = (t - &start[name]).unwrap().abs().unwrap();
+        let moved = moved.flatten_all().unwrap().max(0).unwrap();
+        let moved = moved.to_scalar::<f32>().unwrap();
+        assert_eq!(
+            moved == 0.0,
+            in_backbone,
+            "{family} {name} moved by {moved}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn only_the_head_training_caches_the_backbone_features() {
+    feature_cache_gives_the_uncached_head("distilbert", "distilbert.*");
+    feature_cache_gives_the_uncached_head("roberta", "roberta.*");
 }
 
 #[test]

@@ -244,7 +244,8 @@ impl<A: Architecture> SequenceClassifier<A> {
         // The fused part ends here: the first-token slice and what follows are left to
         // candle's backward.
         let seq = finetune_kernels::tape::cut(&self.encode(b, train)?)?;
-        let first = seq.narrow(1, 0, 1)?.squeeze(1)?;
+        // A row of its own, as the feature cache stores and gathers rows.
+        let first = seq.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
         self.arch.pool(&first, &self.pass(train))
     }
 
