@@ -1,4 +1,5 @@
-//! Fine-tunes a BERT checkpoint for binary sentiment (fresh / rotten film reviews).
+//! Fine-tunes a text checkpoint (BERT, DistilBERT, RoBERTa or XLM-RoBERTa: the family comes
+//! from its `config.json`) for binary sentiment (fresh / rotten film reviews).
 //!
 //! `cargo run --release --example bert-sentiment [-- --help]`
 //!
@@ -15,7 +16,8 @@ use std::path::PathBuf;
 
 #[derive(Parser)]
 struct Args {
-    /// A BERT-family checkpoint: Hub id or folder (e.g. `bert-base-uncased`).
+    /// A text checkpoint of any supported family: Hub id or folder (e.g. `bert-base-uncased`,
+    /// `distilbert-base-uncased`, `roberta-base`).
     #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
     model: String,
     /// A Hub dataset with `text`/`label` columns and train/validation/test splits.
@@ -25,9 +27,10 @@ struct Args {
     #[arg(long, default_value = "assets/rotten_tomatoes")]
     local_data: PathBuf,
     /// Frozen parameters (globs over the model's names; `finetune inspect` lists them). The word
-    /// embeddings by default: they hold half of MiniLM's weights, and the reviews' vocabulary
-    /// is what they were pretrained on.
-    #[arg(long, num_args = 1.., default_values = ["bert.embeddings.word_embeddings.*"])]
+    /// embeddings by default (`bert.`, `distilbert.` or `roberta.embeddings.word_embeddings`):
+    /// they hold half of MiniLM's weights, and the reviews' vocabulary is what they were
+    /// pretrained on.
+    #[arg(long, num_args = 1.., default_values = ["*.embeddings.word_embeddings.*"])]
     freeze: Vec<String>,
     /// Train every parameter.
     #[arg(long)]

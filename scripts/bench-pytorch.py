@@ -6,9 +6,10 @@ Optional and outside the project's build and tests; run it in a throw-away venv:
     python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch torchvision transformers
     /tmp/torchvenv/bin/python scripts/bench-pytorch.py resnet18 32 32 full 10
     /tmp/torchvenv/bin/python scripts/bench-pytorch.py minilm 16 128 last2 5
-Arguments: CONFIG (minilm, bert-base, resnet18, resnet50) BATCH SIZE (seq or image side)
-MODE (full, last2, frozen; BERT also lora and lora-all, which need `pip install peft`)
-[STEPS]. Prints one JSON object with median_s and peak_rss_mb (the process's peak).
+Arguments: CONFIG (minilm, bert-base, distilbert, roberta-base, resnet18, resnet50) BATCH SIZE
+(seq or image side) MODE (full, last2, frozen; BERT also lora and lora-all, which need `pip
+install peft`) [STEPS]. Prints one JSON object with median_s and peak_rss_mb (the process's
+peak).
 """
 import sys, time, statistics, json, torch
 torch.set_num_threads(2)
@@ -34,15 +35,25 @@ def resnet(name, batch, size, mode, k):
         loss = torch.nn.functional.cross_entropy(m(x), y)
         loss.backward(); opt.step()
     return timeit(step, k)
-def bert(cfg, batch, seq, mode, k):
-    from transformers import BertConfig, BertForSequenceClassification
-    c = BertConfig(num_labels=2)
+def text_model(cfg):
+    """The model of CONFIG and the name prefixes of its layers and head (last2 mode)."""
+    import transformers as tf
+    if cfg == "distilbert":
+        m = tf.DistilBertForSequenceClassification(tf.DistilBertConfig(num_labels=2))
+        return m, m.config.n_layers, "distilbert.transformer.layer", ["pre_classifier.", "classifier."]
+    if cfg == "roberta-base":
+        c = tf.RobertaConfig(num_labels=2, vocab_size=50265, max_position_embeddings=514,
+                             type_vocab_size=1, pad_token_id=1, layer_norm_eps=1e-5)
+        return tf.RobertaForSequenceClassification(c), 12, "roberta.encoder.layer", ["classifier."]
+    c = tf.BertConfig(num_labels=2)
     if cfg == "minilm":
         c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size = 384, 6, 12, 1536
-    m = BertForSequenceClassification(c); m.train()
-    L = c.num_hidden_layers
+    m = tf.BertForSequenceClassification(c)
+    return m, c.num_hidden_layers, "bert.encoder.layer", ["bert.pooler.", "classifier."]
+def bert(cfg, batch, seq, mode, k):
+    m, L, layers, head = text_model(cfg); m.train()
     if mode == "last2":
-        keep = tuple([f"bert.encoder.layer.{l}." for l in range(L - 2, L)] + ["bert.pooler.", "classifier."])
+        keep = tuple([f"{layers}.{l}." for l in range(L - 2, L)] + head)
         for n, p in m.named_parameters():
             p.requires_grad = n.startswith(keep)
     if mode.startswith("lora"):
@@ -54,7 +65,7 @@ def bert(cfg, batch, seq, mode, k):
         m.train()
     params = [p for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=2e-5)
-    ids = torch.randint(0, c.vocab_size, (batch, seq)); y = torch.randint(0, 2, (batch,))
+    ids = torch.randint(3, m.config.vocab_size, (batch, seq)); y = torch.randint(0, 2, (batch,))
     mask = torch.ones(batch, seq, dtype=torch.long)
     def step():
         opt.zero_grad(set_to_none=True)

@@ -53,9 +53,11 @@ pub mod usage;
 pub use finetune_bert as bert;
 pub use finetune_core as core;
 pub use finetune_data as data;
+pub use finetune_distilbert as distilbert;
 pub use finetune_hub as hub;
 pub use finetune_kernels as kernels;
 pub use finetune_resnet as resnet;
+pub use finetune_roberta as roberta;
 pub use finetune_train as train;
 
 /// Tunes the process for training: the allocator keeps freed memory for the next step, and

@@ -28,7 +28,7 @@ pub fn bert_step_flops(c: &BertConfig, batch: usize, seq: usize, mode: Mode) -> 
     let attn = 2.0 * (2.0 * b * heads * t * t * d);
     let qkv = 3.0 * lin(n, h, h);
     let rest = lin(n, h, h) + lin(n, h, i) + lin(n, i, h);
-    let labels = c.num_labels() as f64;
+    let labels = c.classifier.num_labels() as f64;
     let head = lin(b, h, h) + lin(b, h, labels);
     // Index of the lowest trainable encoder layer (`layers` = none trains).
     let first = match mode {

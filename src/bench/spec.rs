@@ -10,6 +10,10 @@ pub enum ModelConfig {
     MiniLm,
     /// bert-base-uncased's shape: hidden 768, 12 layers, 12 heads, intermediate 3072.
     BertBase,
+    /// distilbert-base-uncased's shape: BERT-base's widths, 6 layers.
+    DistilBert,
+    /// roberta-base's shape: BERT-base's, with a 50265-token vocabulary.
+    RobertaBase,
     /// timm's `resnet18`: basic blocks, stages of 2, 2, 2, 2.
     ResNet18,
     /// timm's `resnet50`: bottleneck blocks, stages of 3, 4, 6, 3.
@@ -23,30 +27,39 @@ impl ModelConfig {
         Ok(match s {
             "minilm" => Self::MiniLm,
             "bert-base" => Self::BertBase,
+            "distilbert" => Self::DistilBert,
+            "roberta-base" => Self::RobertaBase,
             "resnet18" => Self::ResNet18,
             "resnet50" => Self::ResNet50,
             other => {
                 return Err(Error::config(format!(
-                "unknown model config `{other}`: expected minilm, bert-base, resnet18 or resnet50"
-            )))
+                    "unknown model config `{other}`: expected minilm, bert-base, distilbert, \
+                 roberta-base, resnet18 or resnet50"
+                )))
             }
         })
     }
 
-    /// The name `--model-config` takes and reports print: `minilm`, `bert-base`, `resnet18`
-    /// or `resnet50`.
+    /// The name `--model-config` takes and reports print: `minilm`, `bert-base`,
+    /// `distilbert`, `roberta-base`, `resnet18` or `resnet50`.
     pub fn name(self) -> &'static str {
         match self {
             Self::MiniLm => "minilm",
             Self::BertBase => "bert-base",
+            Self::DistilBert => "distilbert",
+            Self::RobertaBase => "roberta-base",
             Self::ResNet18 => "resnet18",
             Self::ResNet50 => "resnet50",
         }
     }
 
-    /// Whether the configuration is a BERT (token inputs) rather than a ResNet (images).
+    /// Whether the configuration is a text encoder (token inputs) rather than a ResNet
+    /// (images).
     pub fn is_bert(self) -> bool {
-        matches!(self, Self::MiniLm | Self::BertBase)
+        matches!(
+            self,
+            Self::MiniLm | Self::BertBase | Self::DistilBert | Self::RobertaBase
+        )
     }
 }
 

@@ -4,7 +4,7 @@
 //! baseline).
 
 use super::spec::{Input, Mode, ModelConfig, OptimizerKind, TrainBenchSpec};
-use crate::bert::{BertBatch, BertConfig, BertForSequenceClassification};
+use crate::bert::{Architecture, Bert, BertBatch, BertConfig, EncoderConfig, SequenceClassifier};
 use crate::resnet::{Kernels, ResNet, ResNetConfig};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer as _;
@@ -14,8 +14,10 @@ use finetune_core::{
     Error, FreezeSpec, Grads, GroupBuilder, Optimizer, OptimizerConfig, ParamStore, Result, Rng,
 };
 use finetune_core::{ParamLayout, TrainModel};
+use finetune_distilbert::{DistilBert, DistilBertConfig};
 use finetune_kernels::ops::OpSet;
 use finetune_kernels::tape::Recording;
+use finetune_roberta::{Roberta, RobertaConfig};
 use std::time::Instant;
 
 /// Which implementation a step is built from.
@@ -28,14 +30,27 @@ pub enum Side {
     Baseline,
 }
 
-/// The BERT configuration the bench builds for `model` (tiny: hidden 32, 2 layers, 4 heads).
+/// The BERT-shaped configuration the bench builds for a text `model` (tiny: hidden 32,
+/// 2 layers, 4 heads): the model's own for BERT, its widths and depth for the other text
+/// families (and so their FLOPs: their heads cost what BERT's pooler and classifier do).
 pub fn bert_config(model: ModelConfig, tiny: bool) -> BertConfig {
     let mut c = BertConfig::default(); // bert-base-uncased's shape
-    if model == ModelConfig::MiniLm {
-        c.hidden_size = 384;
-        c.num_hidden_layers = 6;
-        c.num_attention_heads = 12;
-        c.intermediate_size = 1536;
+    match model {
+        ModelConfig::MiniLm => {
+            c.hidden_size = 384;
+            c.num_hidden_layers = 6;
+            c.num_attention_heads = 12;
+            c.intermediate_size = 1536;
+        }
+        ModelConfig::DistilBert => c.num_hidden_layers = 6,
+        ModelConfig::RobertaBase => {
+            c.vocab_size = 50265;
+            c.max_position_embeddings = 514;
+            c.type_vocab_size = 1;
+            c.pad_token_id = 1;
+            c.layer_norm_eps = 1e-5;
+        }
+        _ => {}
     }
     if tiny {
         c.vocab_size = 100;
@@ -74,59 +89,26 @@ pub trait TrainStep {
     fn store(&self) -> &ParamStore;
 }
 
+/// Seeds the weights and the batch of every step.
+const SEED: u64 = 0x0062_656e_6368;
+
 /// Builds the step of `spec` for `side`. Both sides start from the same weights and batch.
 pub fn build(spec: &TrainBenchSpec, side: Side) -> Result<Box<dyn TrainStep>> {
     spec.validate()?;
-    const SEED: u64 = 0x0062_656e_6368;
     let dev = Device::Cpu;
     let mut rng = Rng::seed_from_u64(SEED ^ 1);
     match spec.input {
         Input::Tokens { seq } => {
-            let config = bert_config(spec.model, spec.tiny);
-            if seq > config.max_position_embeddings {
-                return Err(Error::config(format!(
-                    "bench train: --seq {seq} exceeds the model's {} positions",
-                    config.max_position_embeddings
-                )));
-            }
-            let layers = config.num_hidden_layers;
-            let vocab = config.vocab_size as u64;
-            let mut model = BertForSequenceClassification::init(config, DType::F32, &dev, SEED)?;
-            model.set_op_set(match side {
-                Side::Ours => OpSet::Fused,
-                Side::Baseline => OpSet::Stock,
-            });
-            let keep: Vec<String> = match spec.mode {
-                Mode::Full => Vec::new(),
-                Mode::Last2 => {
-                    let mut k: Vec<String> = (layers.saturating_sub(2)..layers)
-                        .map(|l| format!("bert.encoder.layer.{l}.*"))
-                        .collect();
-                    k.extend(["bert.pooler.*".into(), "classifier.*".into()]);
-                    k
+            let c = bert_config(spec.model, spec.tiny);
+            match spec.model {
+                ModelConfig::DistilBert => text_step::<DistilBert>(distilbert(&c), spec, seq, side),
+                ModelConfig::RobertaBase => {
+                    let mut c = RobertaConfig(c);
+                    c.max_position_embeddings = c.max_position_embeddings.max(seq + 2);
+                    text_step::<Roberta>(c, spec, seq, side)
                 }
-                Mode::Frozen => vec!["bert.pooler.*".into(), "classifier.*".into()],
-                Mode::Lora => Vec::new(),
-            };
-            freeze(model.store(), &keep)?;
-            if spec.mode == Mode::Lora {
-                add_lora(model.store(), model.layout(), spec, &mut rng)?;
+                _ => text_step::<Bert>(c, spec, seq, side),
             }
-            let n = spec.batch * seq;
-            let ids: Vec<u32> = (0..n).map(|_| rng.below(vocab) as u32).collect();
-            let batch = BertBatch {
-                input_ids: Tensor::from_vec(ids, (spec.batch, seq), &dev)?,
-                token_type_ids: None,
-                attention_mask: Some(Tensor::ones((spec.batch, seq), DType::U32, &dev)?),
-            };
-            let targets = random_labels(spec.batch, 2, &mut rng)?;
-            let opt = StepOptimizer::new(model.store(), spec.optimizer, side)?;
-            Ok(Box::new(BertStep {
-                model,
-                batch,
-                targets,
-                opt,
-            }))
         }
         Input::Images { size } => {
             let config = resnet_config(spec.model)?;
@@ -194,6 +176,75 @@ fn add_lora(
         rules.apply_fresh(store)?;
     }
     Ok(())
+}
+
+/// DistilBERT with `c`'s widths and depth.
+fn distilbert(c: &BertConfig) -> DistilBertConfig {
+    let mut d = DistilBertConfig {
+        vocab_size: c.vocab_size,
+        dim: c.hidden_size,
+        n_layers: c.num_hidden_layers,
+        n_heads: c.num_attention_heads,
+        hidden_dim: c.intermediate_size,
+        ..DistilBertConfig::default()
+    };
+    d.classifier.set_labels(&c.labels());
+    d
+}
+
+/// The text step of architecture `A`: a random model of `config`, trainable as `spec.mode`
+/// says (`last2`: the top two layers and everything without a depth: head, pooler), a
+/// random batch of `seq` tokens.
+fn text_step<A: Architecture>(
+    config: A::Config,
+    spec: &TrainBenchSpec,
+    seq: usize,
+    side: Side,
+) -> Result<Box<dyn TrainStep>> {
+    let limit = config.max_length();
+    if seq > limit {
+        return Err(Error::config(format!(
+            "bench train: --seq {seq} exceeds the model's {limit} positions"
+        )));
+    }
+    let mut rng = Rng::seed_from_u64(SEED ^ 1);
+    let vocab = config.vocab_size() as u64;
+    let mut model = SequenceClassifier::<A>::init(config, DType::F32, &Device::Cpu, SEED)?;
+    model.set_op_set(match side {
+        Side::Ours => OpSet::Fused,
+        Side::Baseline => OpSet::Stock,
+    });
+    let layout = A::Config::layout();
+    let layers = layout.layers(&model.store().names());
+    let lowest = match spec.mode {
+        Mode::Full | Mode::Lora => 0,
+        Mode::Last2 => layers.saturating_sub(1),
+        Mode::Frozen => usize::MAX,
+    };
+    for name in model.store().names() {
+        let trains = (layout.depth)(&name).is_none_or(|d| d >= lowest);
+        model.store().set_trainable(&name, trains)?;
+    }
+    if spec.mode == Mode::Lora {
+        add_lora(model.store(), layout, spec, &mut rng)?;
+    }
+    let n = spec.batch * seq;
+    // Ids past the special tokens (RoBERTa's padding id is 1).
+    let ids: Vec<u32> = (0..n).map(|_| 3 + rng.below(vocab - 3) as u32).collect();
+    let dev = Device::Cpu;
+    let batch = BertBatch {
+        input_ids: Tensor::from_vec(ids, (spec.batch, seq), &dev)?,
+        token_type_ids: None,
+        attention_mask: Some(Tensor::ones((spec.batch, seq), DType::U32, &dev)?),
+    };
+    let targets = random_labels(spec.batch, 2, &mut rng)?;
+    let opt = StepOptimizer::new(model.store(), spec.optimizer, side)?;
+    Ok(Box::new(TextStep {
+        model,
+        batch,
+        targets,
+        opt,
+    }))
 }
 
 /// Freezes everything but the parameters matching `keep` (nothing when `keep` is empty).
@@ -280,14 +331,14 @@ impl StepOptimizer {
     }
 }
 
-struct BertStep {
-    model: BertForSequenceClassification,
+struct TextStep<A: Architecture> {
+    model: SequenceClassifier<A>,
     batch: BertBatch,
     targets: Tensor,
     opt: StepOptimizer,
 }
 
-impl TrainStep for BertStep {
+impl<A: Architecture> TrainStep for TextStep<A> {
     fn step(&mut self) -> Result<StepTimes> {
         let start = Instant::now();
         let recording = (self.model.op_set() == OpSet::Fused).then(Recording::start);

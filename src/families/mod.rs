@@ -11,7 +11,10 @@
 
 mod adapter;
 mod bert;
+mod distilbert;
+mod encoder;
 mod resnet;
+mod roberta;
 
 pub use adapter::{adapter_labels, load_with_adapter, with_adapter, HeadLabels};
 
@@ -72,7 +75,12 @@ impl Family {
 }
 
 /// Every family, in the order `config.json` is matched against them.
-pub static FAMILIES: [&Family; 2] = [&bert::FAMILY, &resnet::FAMILY];
+pub static FAMILIES: [&Family; 4] = [
+    &bert::FAMILY,
+    &distilbert::FAMILY,
+    &roberta::FAMILY,
+    &resnet::FAMILY,
+];
 
 /// A model as a run uses it: what the user named, its family, and its files (`None` for an
 /// architecture name: a fresh network).

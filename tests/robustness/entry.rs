@@ -60,6 +60,7 @@ pub fn bert_config(bytes: &[u8]) -> Result<(), String> {
     let p = file("config.json", bytes);
     let c = finetune_bert::BertConfig::from_file(&p).map_err(named(&p))?;
     // What loading derives from a valid config must hold up too.
+    use finetune_bert::EncoderConfig;
     let _ = (c.labels(), c.head_dim(), c.problem(), c.to_export_json());
     let _ = finetune_bert::naming::expected_tensors(&c);
     Ok(())

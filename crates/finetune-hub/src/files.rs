@@ -37,11 +37,16 @@ pub fn is_adapter(listing: &[String]) -> bool {
     !has(CONFIG) && has(ADAPTER_CONFIG) && has(ADAPTER_WEIGHTS)
 }
 
-/// Fetched when present: what BERT-style tokenizers (`tokenizers`' JSON or WordPiece) need.
+/// Fetched when present: what the text models' tokenizers need (`tokenizers`' JSON, WordPiece's
+/// `vocab.txt`, byte-level BPE's `vocab.json` + `merges.txt`, SentencePiece's model, which
+/// exports pass on to transformers).
 pub const TOKENIZER_FILES: &[&str] = &[
     "tokenizer.json",
     "tokenizer_config.json",
     "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
     "special_tokens_map.json",
     "added_tokens.json",
 ];

@@ -1,7 +1,9 @@
-//! Multi-head self-attention with its output projection and residual LayerNorm
-//! (`attention.self.{query,key,value}`, `attention.output.{dense,LayerNorm}`).
+//! Multi-head self-attention with its output projection and residual LayerNorm, under the
+//! names a family gives them ([`LayerNames`]: BERT's `attention.self.{query,key,value}`,
+//! `attention.output.{dense,LayerNorm}`; DistilBERT's `attention.{q,k,v,out}_lin`,
+//! `sa_layer_norm`).
 
-use crate::config::BertConfig;
+use crate::encoder::{EncoderSpec, LayerNames};
 use crate::pass::Pass;
 use candle_core::Tensor;
 use finetune_core::nn::{layer_norm, linear, LayerNorm, Linear};
@@ -15,27 +17,22 @@ pub struct Attention {
     norm: LayerNorm,
     heads: usize,
     attn_dropout: f64,
-    hidden_dropout: f64,
+    output_dropout: f64,
 }
 
 impl Attention {
-    pub fn new(store: &ParamStore, c: &BertConfig, prefix: &str) -> Result<Self> {
-        let h = c.hidden_size;
-        let lin = |n: &str| linear(store, &format!("{prefix}.{n}"), h, h, true);
+    pub fn new(store: &ParamStore, s: &EncoderSpec, n: &LayerNames, prefix: &str) -> Result<Self> {
+        let h = s.hidden;
+        let lin = |leaf: &str| linear(store, &format!("{prefix}.{leaf}"), h, h, true);
         Ok(Self {
-            query: lin("self.query")?,
-            key: lin("self.key")?,
-            value: lin("self.value")?,
-            dense: lin("output.dense")?,
-            norm: layer_norm(
-                store,
-                &format!("{prefix}.output.LayerNorm"),
-                h,
-                c.layer_norm_eps,
-            )?,
-            heads: c.num_attention_heads,
-            attn_dropout: c.attention_probs_dropout_prob,
-            hidden_dropout: c.hidden_dropout_prob,
+            query: lin(n.query)?,
+            key: lin(n.key)?,
+            value: lin(n.value)?,
+            dense: lin(n.attention_output)?,
+            norm: layer_norm(store, &format!("{prefix}.{}", n.attention_norm), h, s.eps)?,
+            heads: s.heads,
+            attn_dropout: s.attention_dropout,
+            output_dropout: s.attention_output_dropout,
         })
     }
 
@@ -50,7 +47,7 @@ impl Attention {
         let ctx = pass
             .rng
             .with(|rng| ops.attention(&q, &k, &v, self.heads, mask, p, pass.train, rng))?;
-        let out = pass.dropout(&pass.linear(&self.dense, &ctx)?, self.hidden_dropout)?;
+        let out = pass.dropout(&pass.linear(&self.dense, &ctx)?, self.output_dropout)?;
         self.norm.forward_with(&ops.add(&out, x)?, ops)
     }
 }

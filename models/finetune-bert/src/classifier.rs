@@ -1,17 +1,18 @@
-//! `BertForSequenceClassification`: embeddings → encoder → pooler (dense + tanh on `[CLS]`) →
-//! dropout → `classifier`, with the loss transformers picks from `problem_type`.
+//! [`SequenceClassifier`]: a family's [`Architecture`] made a trainable sequence classifier —
+//! parameters in a [`ParamStore`], the dropout stream, the fused ops, loading, the attention
+//! mask, the backbone/head cut, the loss transformers picks from `problem_type`. BERT is
+//! `SequenceClassifier<Bert>`; the other families of this crate's kind are too.
 
-use crate::config::{BertConfig, ProblemType};
+use crate::arch::{Architecture, EncoderConfig};
 use crate::dropout::DropoutRng;
-use crate::embeddings::Embeddings;
-use crate::encoder::Encoder;
+use crate::head_config::ProblemType;
 use crate::load::{load_checkpoint, LoadReport};
 use crate::pass::Pass;
 use candle_core::{DType, Device, Tensor};
-use finetune_core::nn::{init, linear, Linear};
+use finetune_core::nn::init;
 use finetune_core::safetensors_io::Checkpoint;
 use finetune_core::{Error, ParamStore, Result, Rng, TensorKind};
-use finetune_kernels::ops::{self, OpSet};
+use finetune_kernels::ops::OpSet;
 use std::path::{Path, PathBuf};
 
 /// One batch of token ids, `[B, T]` each (`u32`); absent token types mean all zeros and an
@@ -28,7 +29,7 @@ pub struct BertBatch {
     pub attention_mask: Option<Tensor>,
 }
 
-/// How [`BertForSequenceClassification::from_pretrained`] sets the model up.
+/// How [`SequenceClassifier::from_pretrained`] sets the model up.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Class names; when given they replace the checkpoint's labels (a head of another size is
@@ -39,9 +40,9 @@ pub struct LoadOptions {
     pub new_head: bool,
     /// Replaces the config's `problem_type` (and so the loss).
     pub problem_type: Option<ProblemType>,
-    /// Replaces the checkpoint's `hidden_dropout_prob` and `attention_probs_dropout_prob`
-    /// (transformers' meaning of overriding "dropout"); the head keeps `classifier_dropout`
-    /// when the config sets it.
+    /// Replaces the checkpoint's backbone dropout probabilities (BERT's
+    /// `hidden_dropout_prob` and `attention_probs_dropout_prob`: transformers' meaning of
+    /// overriding "dropout"); the head keeps its own when the config sets it.
     pub dropout: Option<f64>,
     /// The floating dtype of every parameter (the checkpoint's are converted); default `F32`.
     pub dtype: DType,
@@ -65,38 +66,36 @@ impl Default for LoadOptions {
     }
 }
 
-/// transformers' `BertForSequenceClassification`, trainable: every parameter lives in a
-/// [`ParamStore`] under transformers' names (`bert.*`, `classifier.*`), dropout is live when
-/// the forward is asked for training, and the forward runs on `finetune_kernels`' fused ops
-/// (or candle's compositions, see [`Self::set_op_set`]).
+/// A trainable sequence classifier of architecture `A` (transformers'
+/// `BertForSequenceClassification` for [`crate::Bert`]): every parameter lives in a
+/// [`ParamStore`] under transformers' names, dropout is live when the forward is asked for
+/// training, and the forward runs on `finetune_kernels`' fused ops (or candle's compositions,
+/// see [`Self::set_op_set`]).
 ///
 /// Build it with [`Self::from_pretrained`] (a checkpoint folder), [`Self::init`] (random
 /// weights) or [`Self::new`] (a store you filled). Inputs are a [`BertBatch`]; outputs are
 /// logits `[B, num_labels]`.
-pub struct BertForSequenceClassification {
-    config: BertConfig,
+pub struct SequenceClassifier<A: Architecture> {
+    config: A::Config,
     store: ParamStore,
-    embeddings: Embeddings,
-    encoder: Encoder,
-    pooler: Linear,
-    classifier: Linear,
+    arch: A,
     rng: DropoutRng,
     ops: OpSet,
+    /// The parameters' floating dtype (that of the first, the word embedding).
+    dtype: DType,
     /// The folder the model was loaded from: its tokenizer files go with every export.
     source: Option<PathBuf>,
 }
 
-impl BertForSequenceClassification {
+impl<A: Architecture> SequenceClassifier<A> {
     /// Builds the model over a store holding every tensor under the model's names
-    /// ([`crate::naming::expected_tensors`]); shapes are checked.
-    pub fn new(store: ParamStore, config: BertConfig, seed: u64) -> Result<Self> {
+    /// ([`EncoderConfig::expected_tensors`]); shapes are checked.
+    pub fn new(store: ParamStore, config: A::Config, seed: u64) -> Result<Self> {
         config.validate()?;
-        let h = config.hidden_size;
+        let first = config.expected_tensors().swap_remove(0).0;
         Ok(Self {
-            embeddings: Embeddings::new(&store, &config)?,
-            encoder: Encoder::new(&store, &config)?,
-            pooler: linear(&store, "bert.pooler.dense", h, h, true)?,
-            classifier: linear(&store, "classifier", h, config.num_labels(), true)?,
+            arch: A::build(&store, &config)?,
+            dtype: store.get(&first)?.dtype(),
             rng: DropoutRng::new(seed),
             ops: OpSet::default(),
             source: None,
@@ -108,24 +107,18 @@ impl BertForSequenceClassification {
     /// A randomly initialised model of `config` (transformers' `_init_weights`: weights
     /// normal(0, `initializer_range`), biases zero, LayerNorm weights one): for benchmarks
     /// and tests that need no checkpoint.
-    pub fn init(config: BertConfig, dtype: DType, device: &Device, seed: u64) -> Result<Self> {
+    pub fn init(config: A::Config, dtype: DType, device: &Device, seed: u64) -> Result<Self> {
         config.validate()?;
         let mut rng = Rng::seed_from_u64(seed);
         let store = ParamStore::new();
-        for (name, shape, _) in crate::naming::expected_tensors(&config) {
+        let std = config.initializer_range();
+        for (name, shape, _) in config.expected_tensors() {
             let t = if name.ends_with(".bias") {
                 Tensor::zeros(shape.as_slice(), dtype, device)?
-            } else if name.contains("LayerNorm") {
+            } else if shape.len() == 1 {
                 Tensor::ones(shape.as_slice(), dtype, device)?
             } else {
-                init::normal(
-                    &shape,
-                    0.0,
-                    config.initializer_range,
-                    &mut rng,
-                    dtype,
-                    device,
-                )?
+                init::normal(&shape, 0.0, std, &mut rng, dtype, device)?
             };
             store.insert(&name, &t, TensorKind::Parameter)?;
         }
@@ -145,19 +138,18 @@ impl BertForSequenceClassification {
 
     /// Loads `dir` (`config.json` + `model.safetensors` or a sharded index).
     pub fn from_pretrained(dir: &Path, opts: &LoadOptions) -> Result<(Self, LoadReport)> {
-        let mut config = BertConfig::from_file(&dir.join("config.json"))?;
+        let mut config = A::Config::from_file(&dir.join("config.json"))?;
         if let Some(labels) = &opts.labels {
             if labels.is_empty() {
                 return Err(Error::config("at least one label is needed"));
             }
-            config.set_labels(labels);
+            config.classifier_mut().set_labels(labels);
         }
         if opts.problem_type.is_some() {
-            config.problem_type = opts.problem_type;
+            config.classifier_mut().problem_type = opts.problem_type;
         }
         if let Some(p) = opts.dropout {
-            config.hidden_dropout_prob = p;
-            config.attention_probs_dropout_prob = p;
+            config.set_dropout(p);
         }
         config.validate()?;
         let ckpt = Checkpoint::open(dir)?;
@@ -176,7 +168,7 @@ impl BertForSequenceClassification {
     }
 
     /// The model's configuration, with the labels and overrides applied at load.
-    pub fn config(&self) -> &BertConfig {
+    pub fn config(&self) -> &A::Config {
         &self.config
     }
 
@@ -220,24 +212,17 @@ impl BertForSequenceClassification {
         }
     }
 
-    /// The encoder's last hidden states `[B, T, H]` (what `BertModel` returns first).
+    /// The encoder's last hidden states `[B, T, H]` (what the bare model returns first).
     pub fn encode(&self, b: &BertBatch, train: bool) -> Result<Tensor> {
-        let ids = &b.input_ids;
-        let (bsz, t) = ids.dims2()?;
-        if t > self.config.max_position_embeddings {
+        let (_, t) = b.input_ids.dims2()?;
+        let limit = self.config.max_length();
+        if t > limit {
             return Err(Error::config(format!(
-                "sequence length {t} exceeds max_position_embeddings {}",
-                self.config.max_position_embeddings
+                "sequence length {t} exceeds the model's limit of {limit} tokens"
             )));
         }
-        let types = match &b.token_type_ids {
-            Some(tt) => tt.clone(),
-            None => Tensor::zeros((bsz, t), candle_core::DType::U32, ids.device())?,
-        };
-        let pass = self.pass(train);
-        let x = self.embeddings.forward(ids, &types, &pass)?;
-        let mask = self.extended_mask(b, x.dtype())?;
-        self.encoder.forward(&x, mask.as_ref(), &pass)
+        let mask = self.extended_mask(b, self.dtype)?;
+        self.arch.encode(b, mask.as_ref(), &self.pass(train))
     }
 
     fn pass(&self, train: bool) -> Pass<'_> {
@@ -250,58 +235,37 @@ impl BertForSequenceClassification {
 
     /// Logits `[B, num_labels]`; dropout is active when `train`.
     pub fn forward_t(&self, b: &BertBatch, train: bool) -> Result<Tensor> {
-        self.forward_head(&self.pooled(b, train)?, train)
+        self.forward_head(&self.features(b, train)?, train)
     }
 
-    /// The pooler's output `[B, H]` (dense + tanh on `[CLS]`), before the head's dropout.
-    pub fn pooled(&self, b: &BertBatch, train: bool) -> Result<Tensor> {
-        // The fused part ends here: the [CLS] slice, pooler and head are left to candle's
-        // backward.
+    /// What the head takes `[B, F]`: the first token's hidden state through the part of the
+    /// model below the head (BERT: the pooler's dense + tanh).
+    pub fn features(&self, b: &BertBatch, train: bool) -> Result<Tensor> {
+        // The fused part ends here: the first-token slice and what follows are left to
+        // candle's backward.
         let seq = finetune_kernels::tape::cut(&self.encode(b, train)?)?;
-        let cls = seq.narrow(1, 0, 1)?.squeeze(1)?;
-        Ok(self.pass(train).linear(&self.pooler, &cls)?.tanh()?)
+        // A row of its own, as the feature cache stores and gathers rows.
+        let first = seq.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
+        self.arch.pool(&first, &self.pass(train))
     }
 
-    /// The head alone on [`Self::pooled`]'s output: dropout (when `train`), then `classifier`.
-    pub fn forward_head(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
-        let pooled = self
-            .pass(train)
-            .dropout(pooled, self.config.classifier_dropout_prob())?;
-        self.classifier.forward_with(&pooled, self.ops)
+    /// The head alone on [`Self::features`]' output (its dropout live when `train`).
+    pub fn forward_head(&self, features: &Tensor, train: bool) -> Result<Tensor> {
+        self.arch.head(features, &self.pass(train))
     }
 
-    /// Why [`Self::pooled`] in training mode is not a fixed function of its input: dropout
+    /// Why [`Self::features`] in training mode is not a fixed function of its input: dropout
     /// below the head (`None`: there is none).
-    pub fn pooled_randomness(&self) -> Option<String> {
-        let c = &self.config;
-        (c.hidden_dropout_prob > 0.0 || c.attention_probs_dropout_prob > 0.0).then(|| {
-            format!(
-                "the encoder's dropout is live in training (hidden {}, attention {}; \
-                 --dropout 0 turns it off)",
-                c.hidden_dropout_prob, c.attention_probs_dropout_prob
-            )
-        })
+    pub fn features_randomness(&self) -> Option<String> {
+        self.config.backbone_randomness()
     }
 
-    /// The loss transformers computes for this `problem_type`: cross-entropy (with label
-    /// smoothing) over class ids `[B]`; BCE-with-logits over `[B, num_labels]` 0/1 targets;
-    /// MSE over `[B]` targets for regression.
+    /// The loss transformers computes for the config's `problem_type` (see
+    /// [`ProblemType::loss`]).
     pub fn loss(&self, logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor> {
-        match self.config.problem() {
-            ProblemType::SingleLabelClassification => {
-                Ok(ops::cross_entropy(logits, targets, label_smoothing, None)?)
-            }
-            ProblemType::MultiLabelClassification => Ok(ops::binary_cross_entropy_with_logits(
-                logits,
-                &targets.to_dtype(logits.dtype())?,
-            )?),
-            ProblemType::Regression => {
-                let pred = logits.flatten_all()?;
-                Ok(ops::mse(
-                    &pred,
-                    &targets.flatten_all()?.to_dtype(pred.dtype())?,
-                )?)
-            }
-        }
+        self.config
+            .classifier()
+            .problem()
+            .loss(logits, targets, label_smoothing)
     }
 }

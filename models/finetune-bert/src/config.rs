@@ -2,6 +2,10 @@
 //! defaults, validated up front. Keys this crate does not interpret are kept and written back on
 //! export.
 
+use crate::config_file::{
+    check_heads, check_model_type, check_probabilities, check_sizes, MAX_DIM, MAX_LAYERS, MAX_VOCAB,
+};
+pub use crate::head_config::{ClassifierConfig, ProblemType};
 use finetune_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,20 +24,6 @@ pub enum HiddenAct {
     /// `max(0, x)` (`hidden_act: "relu"`).
     #[serde(rename = "relu")]
     Relu,
-}
-
-/// transformers' `problem_type`: what the logits mean, and so which loss trains them (see
-/// [`crate::BertForSequenceClassification::loss`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemType {
-    /// One class per example: softmax cross-entropy over class ids (`CrossEntropyLoss`).
-    SingleLabelClassification,
-    /// Any number of classes per example: sigmoid binary cross-entropy over 0/1 targets
-    /// (`BCEWithLogitsLoss`).
-    MultiLabelClassification,
-    /// One real value per output: mean squared error (`MSELoss`).
-    Regression,
 }
 
 fn d_vocab() -> usize {
@@ -125,18 +115,9 @@ pub struct BertConfig {
     /// (see [`BertConfig::classifier_dropout_prob`]).
     #[serde(default)]
     pub classifier_dropout: Option<f64>,
-    /// Label names by class index; keys are the strings "0", "1", … as in transformers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id2label: Option<BTreeMap<String, String>>,
-    /// The inverse of `id2label`; kept for export, not read by this crate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label2id: Option<BTreeMap<String, usize>>,
-    /// Number of labels when `id2label` is absent (see [`BertConfig::num_labels`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_labels: Option<usize>,
-    /// The loss family, when set explicitly (see [`BertConfig::problem`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub problem_type: Option<ProblemType>,
+    /// The labels and `problem_type`.
+    #[serde(flatten)]
+    pub classifier: ClassifierConfig,
     /// Every other key, written back unchanged on export.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -148,38 +129,10 @@ impl Default for BertConfig {
     }
 }
 
-/// `key `KEY`: ` for the first top-level key of a JSON object that fails to deserialise on its
-/// own (serde_json's messages give a line and column, not the field); empty when there is none.
-fn offending_key(text: &str) -> String {
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else {
-        return String::new();
-    };
-    map.into_iter()
-        .find(|(k, v)| {
-            let one = serde_json::Value::Object([(k.clone(), v.clone())].into_iter().collect());
-            serde_json::from_value::<BertConfig>(one).is_err()
-        })
-        .map(|(k, _)| format!("key `{k}`: "))
-        .unwrap_or_default()
-}
-
-const MAX_LAYERS: usize = 256;
-const MAX_DIM: usize = 1 << 16;
-const MAX_VOCAB: usize = 10_000_000;
-
 impl BertConfig {
     /// Reads and validates `config.json`; errors name the file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|e| Error::Record {
-            path: path.to_path_buf(),
-            msg: format!("not a valid BERT config: {}{e}", offending_key(&text)),
-        })?;
-        cfg.validate().map_err(|e| Error::Record {
-            path: path.to_path_buf(),
-            msg: e.to_string(),
-        })?;
-        Ok(cfg)
+        <Self as crate::arch::EncoderConfig>::from_file(path)
     }
 
     /// Refuses a config the model cannot be built from: a `model_type` other than `bert`, a
@@ -189,15 +142,14 @@ impl BertConfig {
     /// vocabulary, `id2label` keys other than `0..n`, `num_labels` disagreeing with
     /// `id2label`. Errors are [`Error::Config`] naming the key.
     pub fn validate(&self) -> Result<()> {
+        self.validate_as(&["bert"])
+    }
+
+    /// [`Self::validate`] for a family reading the same keys under other `model_type`s.
+    pub fn validate_as(&self, model_types: &[&str]) -> Result<()> {
         let bad = |m: String| Err(Error::config(m));
-        if let Some(mt) = self.extra.get("model_type").and_then(|v| v.as_str()) {
-            if mt != "bert" {
-                return bad(format!(
-                    "model_type `{mt}` is not supported (expected `bert`)"
-                ));
-            }
-        }
-        for (k, v, max) in [
+        check_model_type(&self.extra, model_types)?;
+        check_sizes(&[
             ("vocab_size", self.vocab_size, MAX_VOCAB),
             ("hidden_size", self.hidden_size, MAX_DIM),
             ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
@@ -209,37 +161,25 @@ impl BertConfig {
                 MAX_DIM,
             ),
             ("type_vocab_size", self.type_vocab_size, MAX_DIM),
-        ] {
-            if v == 0 || v > max {
-                return bad(format!("`{k}` is {v}: expected 1..={max}"));
-            }
-        }
-        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return bad(format!(
-                "`hidden_size` {} is not divisible by `num_attention_heads` {}",
-                self.hidden_size, self.num_attention_heads
-            ));
-        }
+        ])?;
+        check_heads(
+            ("hidden_size", self.hidden_size),
+            ("num_attention_heads", self.num_attention_heads),
+        )?;
         if self.position_embedding_type != "absolute" {
             return bad(format!(
                 "position_embedding_type `{}` is not supported (only `absolute`)",
                 self.position_embedding_type
             ));
         }
-        for (k, p) in [
+        check_probabilities(&[
             ("hidden_dropout_prob", Some(self.hidden_dropout_prob)),
             (
                 "attention_probs_dropout_prob",
                 Some(self.attention_probs_dropout_prob),
             ),
             ("classifier_dropout", self.classifier_dropout),
-        ] {
-            if let Some(p) = p {
-                if !(0.0..1.0).contains(&p) {
-                    return bad(format!("`{k}` is {p}: expected a probability in [0, 1)"));
-                }
-            }
-        }
+        ])?;
         if !finetune_core::error::positive(self.layer_norm_eps)
             || !finetune_core::error::non_negative(self.initializer_range)
         {
@@ -251,79 +191,17 @@ impl BertConfig {
                 self.pad_token_id
             ));
         }
-        if let Some(map) = &self.id2label {
-            for k in map.keys() {
-                if k.parse::<usize>().map_or(true, |i| i >= map.len()) {
-                    return bad(format!(
-                        "id2label key `{k}` is not a class index 0..{}",
-                        map.len()
-                    ));
-                }
-            }
-        }
-        if let (Some(n), Some(map)) = (self.num_labels, &self.id2label) {
-            if n != map.len() {
-                return bad(format!(
-                    "num_labels {n} disagrees with id2label's {} labels",
-                    map.len()
-                ));
-            }
-        }
-        if self.num_labels() == 0 {
-            return bad("the classifier needs at least one label".into());
-        }
-        Ok(())
+        self.classifier.validate()
     }
 
-    /// Number of classifier outputs: `id2label`'s size, else `num_labels`, else 2 (transformers'
-    /// default).
-    pub fn num_labels(&self) -> usize {
-        self.id2label
-            .as_ref()
-            .map(|m| m.len())
-            .or(self.num_labels)
-            .unwrap_or(2)
-    }
-
-    /// Label names in class order (`LABEL_i` where none are given, as transformers does).
-    pub fn labels(&self) -> Vec<String> {
-        (0..self.num_labels())
-            .map(|i| {
-                self.id2label
-                    .as_ref()
-                    .and_then(|m| m.get(&i.to_string()).cloned())
-                    .unwrap_or_else(|| format!("LABEL_{i}"))
-            })
-            .collect()
+    /// The loss family (see [`ClassifierConfig::problem`]).
+    pub fn problem(&self) -> ProblemType {
+        self.classifier.problem()
     }
 
     /// Sets the classification labels (names in class order).
     pub fn set_labels<S: AsRef<str>>(&mut self, labels: &[S]) {
-        self.id2label = Some(
-            labels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (i.to_string(), l.as_ref().to_string()))
-                .collect(),
-        );
-        self.label2id = Some(
-            labels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (l.as_ref().to_string(), i))
-                .collect(),
-        );
-        self.num_labels = None;
-    }
-
-    /// The loss family, as transformers infers it: an explicit `problem_type`, else regression
-    /// for one label and single-label classification otherwise (multi-label must be explicit).
-    pub fn problem(&self) -> ProblemType {
-        self.problem_type.unwrap_or(if self.num_labels() == 1 {
-            ProblemType::Regression
-        } else {
-            ProblemType::SingleLabelClassification
-        })
+        self.classifier.set_labels(labels)
     }
 
     /// Width of one attention head: `hidden_size / num_attention_heads`.
@@ -336,29 +214,19 @@ impl BertConfig {
         self.classifier_dropout.unwrap_or(self.hidden_dropout_prob)
     }
 
-    /// The `config.json` of an exported `BertForSequenceClassification`.
-    pub fn to_export_json(&self) -> serde_json::Value {
+    /// The `config.json` of an exported `architecture` of `model_type`: every key, the
+    /// labels written out and the problem type explicit.
+    pub fn export_json_as(&self, architecture: &str, model_type: &str) -> serde_json::Value {
         let mut c = self.clone();
-        let labels = c.labels();
-        c.set_labels(&labels);
-        c.problem_type = Some(c.problem());
-        for k in ["architectures", "model_type", "_name_or_path"] {
-            c.extra.remove(k);
-        }
-        let mut v = serde_json::to_value(&c).expect("config serialises");
-        let obj = v.as_object_mut().expect("object");
-        obj.insert(
-            "architectures".into(),
-            serde_json::json!(["BertForSequenceClassification"]),
-        );
-        obj.insert("model_type".into(), serde_json::json!("bert"));
-        v
+        c.classifier = c.classifier.for_export();
+        crate::config_file::export_json(&c, architecture, model_type)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::EncoderConfig;
 
     fn parse(json: &str) -> Result<BertConfig> {
         let c: BertConfig = serde_json::from_str(json).map_err(|e| Error::config(e.to_string()))?;
@@ -379,6 +247,7 @@ mod tests {
         let c = parse(
             r#"{"id2label": {"0": "neg", "1": "neu", "2": "pos"}, "classifier_dropout": 0.3}"#,
         )?;
+        assert_eq!(c.extra.get("id2label"), None);
         assert_eq!(c.labels(), vec!["neg", "neu", "pos"]);
         assert_eq!(c.classifier_dropout_prob(), 0.3);
         assert_eq!(
@@ -416,6 +285,7 @@ mod tests {
         let mut c = parse(r#"{"architectures": ["BertModel"], "transformers_version": "4.8.2"}"#)?;
         c.set_labels(&["negative", "positive"]);
         let v = c.to_export_json();
+        assert_eq!(v.get("classifier"), None);
         assert_eq!(
             v["architectures"],
             serde_json::json!(["BertForSequenceClassification"])

@@ -6,9 +6,11 @@ use finetune_core::{Result, Rng};
 use finetune_kernels::ops::OpSet;
 use std::sync::Mutex;
 
+/// The dropout stream (see the module).
 pub struct DropoutRng(Mutex<Rng>);
 
 impl DropoutRng {
+    /// A stream seeded with `seed`.
     pub fn new(seed: u64) -> Self {
         Self(Mutex::new(Rng::seed_from_u64(seed)))
     }
@@ -30,10 +32,12 @@ impl DropoutRng {
         f(&mut self.lock())
     }
 
+    /// The stream's state, for checkpoints.
     pub fn state(&self) -> Rng {
         self.lock().clone()
     }
 
+    /// Restores a state saved with [`Self::state`].
     pub fn set_state(&self, rng: Rng) {
         *self.lock() = rng;
     }

@@ -1,22 +1,16 @@
 //! Export to a folder that `transformers.AutoModelForSequenceClassification.from_pretrained`
 //! and `AutoTokenizer.from_pretrained` load with no missing or unexpected keys:
-//! `model.safetensors` (`bert.*` + `classifier.*`, `format: pt`), `config.json`, tokenizer files.
+//! `model.safetensors` (the prefixed naming + the head, `format: pt`), `config.json`
+//! (`architectures` set), the tokenizer files of the source folder.
 
-use crate::classifier::BertForSequenceClassification;
+use crate::arch::{Architecture, EncoderConfig};
+use crate::classifier::SequenceClassifier;
 use candle_core::DType;
 use finetune_core::model_io::{export_folder, torch_dtype};
 use finetune_core::Result;
 use std::path::Path;
 
-/// The tokenizer files copied on export, when the source folder has them.
-pub const TOKENIZER_FILES: [&str; 4] = [
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.txt",
-    "special_tokens_map.json",
-];
-
-impl BertForSequenceClassification {
+impl<A: Architecture> SequenceClassifier<A> {
     /// Writes the model to `dir` (created if needed) in `dtype` (floating tensors only),
     /// copying the tokenizer files of the folder it was loaded from. Each file is written
     /// atomically.
@@ -25,7 +19,7 @@ impl BertForSequenceClassification {
         if let Some(d) = dtype {
             config["torch_dtype"] = serde_json::json!(torch_dtype(d));
         }
-        let from = self.source_dir();
-        export_folder(dir, self.store(), dtype, &config, from, &TOKENIZER_FILES)
+        let files = A::Config::TOKENIZER_FILES;
+        export_folder(dir, self.store(), dtype, &config, self.source_dir(), files)
     }
 }

@@ -7,6 +7,13 @@
 //! ([`naming::layout`]), and the model as `finetune_core`'s `TrainModel` (problem, loss,
 //! backbone/head cut, export). It knows no training loop, no data files and no CLI.
 //!
+//! The pieces BERT shares with the families built like it (RoBERTa, DistilBERT: their own
+//! crates) are public here, named by the family that uses them: the embedding block
+//! ([`embeddings`]), the post-LayerNorm encoder with its layers' names as data ([`encoder`]),
+//! the labels and loss ([`head_config`]), reading a config ([`config_file`]), the tokenizer,
+//! and [`SequenceClassifier`], which makes a family's [`Architecture`] a trainable,
+//! loadable, exportable classifier. Those pieces know no family's names.
+//!
 //! # Example
 //!
 //! A tiny randomly initialised BERT (a real one comes from
@@ -15,7 +22,7 @@
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
-//! use finetune_bert::{BertBatch, BertConfig, BertForSequenceClassification, ProblemType};
+//! use finetune_bert::{BertBatch, BertConfig, BertForSequenceClassification, EncoderConfig, ProblemType};
 //!
 //! // A `config.json`; missing keys take transformers' defaults.
 //! let config: BertConfig = serde_json::from_str(
@@ -47,20 +54,30 @@
 
 #![warn(missing_docs)]
 
+pub mod arch;
 mod attention;
+pub mod backbone;
+mod bert;
 pub mod classifier;
 pub mod config;
-mod dropout;
-mod embeddings;
-mod encoder;
+pub mod config_file;
+pub mod dropout;
+pub mod embeddings;
+pub mod encoder;
 pub mod export;
+pub mod head_config;
 pub mod load;
 pub mod naming;
-mod pass;
+pub mod pass;
 pub mod tokenizer;
 mod train_model;
 
-pub use classifier::{BertBatch, BertForSequenceClassification, LoadOptions};
-pub use config::{BertConfig, HiddenAct, ProblemType};
+pub use arch::{Architecture, EncoderConfig, Expected, Role};
+pub use backbone::{Backbone, DenseHead, HeadNames};
+pub use bert::{Bert, BertForSequenceClassification, TOKENIZER_FILES};
+pub use classifier::{BertBatch, LoadOptions, SequenceClassifier};
+pub use config::{BertConfig, HiddenAct};
+pub use head_config::{ClassifierConfig, ProblemType};
 pub use load::LoadReport;
+pub use pass::Pass;
 pub use tokenizer::BertTokenizer;

@@ -1,8 +1,7 @@
 //! Loading a checkpoint into a [`ParamStore`] under the model's names, with a report of what was
 //! newly initialised and what went unused, as transformers prints on `from_pretrained`.
 
-use crate::config::BertConfig;
-use crate::naming::{canonical_name, expected_tensors, Role};
+use crate::arch::{EncoderConfig, Role};
 use candle_core::{DType, Device, Tensor};
 use finetune_core::model_io::{load_float, Sources};
 use finetune_core::nn::init;
@@ -10,26 +9,27 @@ use finetune_core::safetensors_io::Checkpoint;
 use finetune_core::{Error, ParamStore, Result, Rng, TensorKind};
 
 /// What loading did besides copying tensors; `naming` is `"prefixed"` (`bert.*`) or `"bare"`
-/// (`embeddings.*`, `encoder.*`).
+/// (`embeddings.*`, `encoder.*`), and so for each family's prefix.
 pub type LoadReport = finetune_core::model_io::LoadReport<&'static str>;
 
 /// Loads `ckpt` for `config` into a new store of `dtype` on `device`. Tensors to initialise
 /// draw from `rng` (normal(0, initializer_range) weights, zero biases, as transformers'
 /// `_init_weights`). With `new_head` the classifier is initialised (and reported as replaced)
 /// even when the checkpoint's fits.
-pub fn load_checkpoint(
+pub fn load_checkpoint<C: EncoderConfig>(
     ckpt: &Checkpoint,
-    config: &BertConfig,
+    config: &C,
     new_head: bool,
     device: &Device,
     dtype: DType,
     rng: &mut Rng,
 ) -> Result<(ParamStore, LoadReport)> {
-    let prefixed = ckpt.headers().iter().any(|h| h.name.starts_with("bert."));
-    let mut report = LoadReport::new("BERT", if prefixed { "prefixed" } else { "bare" });
-    let mut sources = Sources::map(ckpt, canonical_name)?;
+    let prefix = format!("{}.", C::NAMING.prefix);
+    let prefixed = ckpt.headers().iter().any(|h| h.name.starts_with(&prefix));
+    let mut report = LoadReport::new(C::FAMILY, if prefixed { "prefixed" } else { "bare" });
+    let mut sources = Sources::map(ckpt, C::canonical_name)?;
     let store = ParamStore::new();
-    for (name, shape, role) in &expected_tensors(config) {
+    for (name, shape, role) in &config.expected_tensors() {
         let loaded = match sources.take(name) {
             Some(src) => {
                 let t = load_float(ckpt, &src, device)?;
@@ -51,7 +51,7 @@ pub fn load_checkpoint(
             None if *role == Role::Encoder => {
                 return Err(Error::config(format!(
                     "checkpoint lacks tensor `{name}` (shape {shape:?}; bare name `{}`)",
-                    name.trim_start_matches("bert.")
+                    name.trim_start_matches(&prefix)
                 )))
             }
             None => {
@@ -62,7 +62,7 @@ pub fn load_checkpoint(
         let t = match loaded {
             Some(t) => t,
             None if name.ends_with(".bias") => Tensor::zeros(shape.as_slice(), dtype, device)?,
-            None => init::normal(shape, 0.0, config.initializer_range, rng, dtype, device)?,
+            None => init::normal(shape, 0.0, config.initializer_range(), rng, dtype, device)?,
         };
         store.insert(name, &t, TensorKind::Parameter)?;
     }

@@ -4,132 +4,143 @@
 //! Checkpoints may use the bare naming of `BertModel` (sentence-transformers, MiniLM) and the
 //! legacy `gamma`/`beta` LayerNorm names; [`canonical_name`] maps both.
 
+pub use crate::arch::Role;
+use crate::arch::{EncoderConfig, Expected};
+use crate::backbone::HeadNames;
 use crate::config::BertConfig;
+use crate::encoder::LayerNames;
 
-/// Where a tensor comes from on load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Embeddings and encoder: must be in the checkpoint.
-    Encoder,
-    /// Pooler: initialised (and reported) when absent, as transformers does.
-    Pooler,
-    /// Classifier head: loaded when present with the right shape, else initialised.
-    Head,
-}
+/// The modules of `bert.encoder.layer.N`.
+pub const LAYER: LayerNames = LayerNames {
+    query: "attention.self.query",
+    key: "attention.self.key",
+    value: "attention.self.value",
+    attention_output: "attention.output.dense",
+    attention_norm: "attention.output.LayerNorm",
+    ffn_in: "intermediate.dense",
+    ffn_out: "output.dense",
+    output_norm: "output.LayerNorm",
+};
+
+/// BERT's head: the pooler, then `classifier`.
+pub const HEAD: HeadNames = HeadNames {
+    hidden: "bert.pooler.dense",
+    out: "classifier",
+};
 
 /// The model's tensors, in module order, with shapes and roles.
-pub fn expected_tensors(c: &BertConfig) -> Vec<(String, Vec<usize>, Role)> {
-    let (h, i) = (c.hidden_size, c.intermediate_size);
-    let mut out = Vec::new();
-    let mut push = |n: String, s: Vec<usize>, r| out.push((n, s, r));
-    let e = "bert.embeddings";
-    push(
-        format!("{e}.word_embeddings.weight"),
-        vec![c.vocab_size, h],
-        Role::Encoder,
-    );
-    push(
-        format!("{e}.position_embeddings.weight"),
-        vec![c.max_position_embeddings, h],
-        Role::Encoder,
-    );
-    push(
-        format!("{e}.token_type_embeddings.weight"),
-        vec![c.type_vocab_size, h],
-        Role::Encoder,
-    );
-    push(format!("{e}.LayerNorm.weight"), vec![h], Role::Encoder);
-    push(format!("{e}.LayerNorm.bias"), vec![h], Role::Encoder);
-    for l in 0..c.num_hidden_layers {
-        let p = format!("bert.encoder.layer.{l}");
-        let mut dense = |name: String, out_d: usize, in_d: usize| {
-            push(format!("{name}.weight"), vec![out_d, in_d], Role::Encoder);
-            push(format!("{name}.bias"), vec![out_d], Role::Encoder);
+pub fn expected_tensors(c: &BertConfig) -> Vec<Expected> {
+    c.expected_tensors()
+}
+
+/// How a family of BERT's kind names its tensors: the backbone under `{prefix}.` in the
+/// prefixed naming (the task model's state dict) and without it in the bare one (the base
+/// model's), the head's modules at the top level, the layers under `{prefix}.{layers}.N`.
+#[derive(Debug, Clone, Copy)]
+pub struct Naming {
+    /// The backbone's prefix, without the dot (`bert`).
+    pub prefix: &'static str,
+    /// The backbone's first path components (`embeddings`, `encoder`, `pooler`).
+    pub roots: &'static [&'static str],
+    /// The head's modules (`classifier`).
+    pub head: &'static [&'static str],
+    /// The path of the numbered layers inside the backbone (`encoder.layer`).
+    pub layers: &'static str,
+    /// The layers LoRA adapts when the user names none: PEFT's default for the architecture
+    /// (BERT's and RoBERTa's `query`, `value`; DistilBERT's `q_lin`, `v_lin`).
+    pub lora_targets: &'static [&'static str],
+}
+
+/// BERT's naming.
+pub const BERT: Naming = Naming {
+    prefix: "bert",
+    roots: &["embeddings", "encoder", "pooler"],
+    head: &["classifier"],
+    layers: "encoder.layer",
+    lora_targets: &["query", "value"],
+};
+
+impl Naming {
+    /// The model name a checkpoint tensor maps to, or `None` for tensors the classifier does
+    /// not use (pretraining heads, `position_ids` buffers, other task heads). Legacy
+    /// `gamma`/`beta` LayerNorm names map to `weight`/`bias`.
+    pub fn canonical(&self, name: &str) -> Option<String> {
+        let first = name.split('.').next().unwrap_or_default();
+        let body = if let Some(rest) = name
+            .strip_prefix(self.prefix)
+            .and_then(|r| r.strip_prefix('.'))
+        {
+            rest
+        } else if self.head.contains(&first) {
+            return Some(name.to_string());
+        } else if self.roots.contains(&first) {
+            name
+        } else {
+            return None;
         };
-        for qkv in ["query", "key", "value"] {
-            dense(format!("{p}.attention.self.{qkv}"), h, h);
+        if body.ends_with("position_ids") {
+            return None;
         }
-        dense(format!("{p}.attention.output.dense"), h, h);
-        dense(format!("{p}.attention.output.LayerNorm"), h, usize::MAX);
-        dense(format!("{p}.intermediate.dense"), i, h);
-        dense(format!("{p}.output.dense"), h, i);
-        dense(format!("{p}.output.LayerNorm"), h, usize::MAX);
-    }
-    // LayerNorm weights are 1-D: fix the placeholder shapes set above.
-    for (n, s, _) in out.iter_mut() {
-        if n.contains("LayerNorm") {
-            *s = vec![h];
+        let mut n = format!("{}.{body}", self.prefix);
+        if n.contains("LayerNorm") || n.contains("layer_norm") {
+            if let Some(stem) = n.strip_suffix(".gamma") {
+                n = format!("{stem}.weight");
+            } else if let Some(stem) = n.strip_suffix(".beta") {
+                n = format!("{stem}.bias");
+            }
         }
+        Some(n)
     }
-    out.push(("bert.pooler.dense.weight".into(), vec![h, h], Role::Pooler));
-    out.push(("bert.pooler.dense.bias".into(), vec![h], Role::Pooler));
-    out.push((
-        "classifier.weight".into(),
-        vec![c.num_labels(), h],
-        Role::Head,
-    ));
-    out.push(("classifier.bias".into(), vec![c.num_labels()], Role::Head));
-    out
+
+    /// How deep a parameter sits, for layer-wise LR decay and gradual unfreezing:
+    /// `{prefix}.embeddings.*` 0, `{prefix}.{layers}.N.*` N + 1, anything else (pooler, head)
+    /// `None`.
+    pub fn depth(&self, name: &str) -> Option<usize> {
+        let body = name.strip_prefix(self.prefix)?.strip_prefix('.')?;
+        if body.starts_with("embeddings.") {
+            return Some(0);
+        }
+        let rest = body.strip_prefix(self.layers)?.strip_prefix('.')?;
+        rest.split('.').next()?.parse::<usize>().ok().map(|n| n + 1)
+    }
+
+    /// A parameter's name in the bare naming (`encoder.…` for `bert.encoder.…`); the head has
+    /// none.
+    pub fn bare(&self, name: &str) -> Option<String> {
+        name.strip_prefix(self.prefix)?
+            .strip_prefix('.')
+            .map(str::to_string)
+    }
+
+    /// The head's globs (`classifier.*`).
+    pub fn head_patterns(&self) -> Vec<String> {
+        self.head.iter().map(|h| format!("{h}.*")).collect()
+    }
+
+    /// The head and every parameter's depth, with the bare naming as an alias and the
+    /// default LoRA targets.
+    pub fn layout(self) -> finetune_core::ParamLayout {
+        finetune_core::ParamLayout::new(self.head_patterns(), move |n: &str| self.depth(n))
+            .with_alias(move |n: &str| self.bare(n))
+            .with_lora_targets(self.lora_targets.iter().copied())
+    }
 }
 
-/// The model name a checkpoint tensor maps to, or `None` for tensors the classifier does not use
-/// (`cls.*` pretraining heads, `position_ids` buffers, other task heads).
+/// The model name a checkpoint tensor maps to (see [`Naming::canonical`]).
 pub fn canonical_name(name: &str) -> Option<String> {
-    let body = if let Some(rest) = name.strip_prefix("bert.") {
-        rest
-    } else if name.starts_with("classifier.") {
-        return Some(name.to_string());
-    } else if ["embeddings.", "encoder.", "pooler."]
-        .iter()
-        .any(|p| name.starts_with(p))
-    {
-        name
-    } else {
-        return None;
-    };
-    if body.ends_with("position_ids") {
-        return None;
-    }
-    let mut n = format!("bert.{body}");
-    if n.contains("LayerNorm") {
-        if let Some(stem) = n.strip_suffix(".gamma") {
-            n = format!("{stem}.weight");
-        } else if let Some(stem) = n.strip_suffix(".beta") {
-            n = format!("{stem}.bias");
-        }
-    }
-    Some(n)
+    BERT.canonical(name)
 }
 
-/// The head's parameters: `classifier.*` (the pooler belongs to the backbone, as in
-/// transformers, where `BertModel` holds it).
-pub const HEAD: [&str; 1] = ["classifier.*"];
-
-/// How deep a parameter sits, for layer-wise LR decay and gradual unfreezing:
-/// `bert.embeddings.*` 0, `bert.encoder.layer.N.*` N + 1, the pooler and the head `None`.
+/// How deep a parameter sits: `bert.embeddings.*` 0, `bert.encoder.layer.N.*` N + 1, the
+/// pooler and the head (`classifier.*`; the pooler belongs to the backbone, as in
+/// transformers, where `BertModel` holds it) `None`.
 pub fn layer_depth(name: &str) -> Option<usize> {
-    if name.starts_with("bert.embeddings.") {
-        return Some(0);
-    }
-    let rest = name.strip_prefix("bert.encoder.layer.")?;
-    rest.split('.').next()?.parse::<usize>().ok().map(|n| n + 1)
+    BERT.depth(name)
 }
 
-/// The head and every parameter's depth ([`HEAD`], [`layer_depth`]).
+/// The head and every parameter's depth (see [`Naming::layout`]).
 pub fn layout() -> finetune_core::ParamLayout {
-    finetune_core::ParamLayout::new(HEAD, layer_depth)
-        .with_alias(bare_name)
-        .with_lora_targets(LORA_TARGETS)
-}
-
-/// The layers LoRA adapts by default: the attention's query and value projections, PEFT's
-/// default for BERT.
-pub const LORA_TARGETS: [&str; 2] = ["query", "value"];
-
-/// A parameter's name in the bare naming of sentence-transformers checkpoints (`encoder.…`
-/// for `bert.encoder.…`); the head has none.
-pub fn bare_name(name: &str) -> Option<String> {
-    name.strip_prefix("bert.").map(str::to_string)
+    BERT.layout()
 }
 
 #[cfg(test)]

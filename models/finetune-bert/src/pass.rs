@@ -7,10 +7,14 @@ use finetune_core::nn::Linear;
 use finetune_core::Result;
 use finetune_kernels::ops::OpSet;
 
+/// One forward pass's shared state.
 #[derive(Clone, Copy)]
 pub struct Pass<'a> {
+    /// Training (dropout live) or evaluation.
     pub train: bool,
+    /// The model's dropout stream.
     pub rng: &'a DropoutRng,
+    /// The op implementations.
     pub ops: OpSet,
 }
 

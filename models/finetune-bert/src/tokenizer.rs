@@ -1,16 +1,22 @@
-//! Tokenisation for BERT: `tokenizer.json` through the `tokenizers` crate, or, when only
+//! Tokenisation for BERT and the families built like it: `tokenizer.json` through the
+//! `tokenizers` crate (WordPiece, byte-level BPE, SentencePiece's Unigram alike), or, when only
 //! `vocab.txt` exists, a WordPiece tokenizer built the way BERT's is (BERT normaliser honouring
-//! `do_lower_case`, BERT pre-tokeniser, `[CLS] … [SEP] (… [SEP])` template). Truncation to a
-//! maximum length; dynamic padding to the longest sequence of each batch.
+//! `do_lower_case`, BERT pre-tokeniser, `[CLS] … [SEP] (… [SEP])` template), or, when only
+//! `vocab.json` + `merges.txt` exist, RoBERTa's byte-level BPE (`<s> … </s></s> … </s>`).
+//! Truncation to a maximum length; dynamic padding to the longest sequence of each batch.
 
 use crate::classifier::BertBatch;
 use candle_core::{Device, Tensor};
 use finetune_core::{Error, Result};
 use std::path::Path;
+use std::path::PathBuf;
+use tokenizers::decoders::byte_level::ByteLevel;
+use tokenizers::models::bpe::BPE;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
+use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 /// The tokenizer of a BERT checkpoint, applied as transformers'
@@ -52,6 +58,93 @@ fn tok_err(path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The tokenizer of a model folder before truncation and padding, and the file it came from.
+fn base_tokenizer(dir: &Path, cfg: &serde_json::Value) -> Result<(Tokenizer, PathBuf)> {
+    let json = dir.join("tokenizer.json");
+    let vocab = dir.join("vocab.txt");
+    let (bpe_vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
+    if json.is_file() {
+        let t = Tokenizer::from_file(&json).map_err(|e| tok_err(&json, e))?;
+        Ok((t, json))
+    } else if vocab.is_file() {
+        Ok((wordpiece(&vocab, cfg)?, vocab))
+    } else if bpe_vocab.is_file() && merges.is_file() {
+        Ok((byte_level_bpe(&bpe_vocab, &merges)?, bpe_vocab))
+    } else {
+        Err(Error::config(format!(
+            "{}: holds none of tokenizer.json, vocab.txt, vocab.json + merges.txt",
+            dir.display()
+        )))
+    }
+}
+
+/// BERT's WordPiece tokenizer from `vocab.txt`.
+fn wordpiece(vocab: &Path, cfg: &serde_json::Value) -> Result<Tokenizer> {
+    let lower = cfg["do_lower_case"].as_bool().unwrap_or(true);
+    let wp = WordPiece::from_file(&vocab.to_string_lossy())
+        .unk_token("[UNK]".into())
+        .build()
+        .map_err(|e| tok_err(vocab, e))?;
+    let mut t = Tokenizer::new(wp);
+    t.with_normalizer(Some(BertNormalizer::new(true, true, None, lower)))
+        .map_err(|e| tok_err(vocab, e))?;
+    t.with_pre_tokenizer(Some(BertPreTokenizer));
+    let (cls, sep) = (
+        special_id(&t, vocab, "[CLS]")?,
+        special_id(&t, vocab, "[SEP]")?,
+    );
+    t.with_post_processor(Some(BertProcessing::new(
+        ("[SEP]".into(), sep),
+        ("[CLS]".into(), cls),
+    )));
+    Ok(t)
+}
+
+/// RoBERTa's byte-level BPE from `vocab.json` + `merges.txt`, as transformers'
+/// `RobertaTokenizerFast` builds it (no prefix space, offsets trimmed).
+fn byte_level_bpe(vocab: &Path, merges: &Path) -> Result<Tokenizer> {
+    let bpe = BPE::from_file(&vocab.to_string_lossy(), &merges.to_string_lossy())
+        .build()
+        .map_err(|e| tok_err(vocab, e))?;
+    let mut t = Tokenizer::new(bpe);
+    t.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    t.with_decoder(Some(ByteLevel::default()));
+    let (cls, sep) = (
+        special_id(&t, vocab, "<s>")?,
+        special_id(&t, vocab, "</s>")?,
+    );
+    t.with_post_processor(Some(
+        RobertaProcessing::new(("</s>".into(), sep), ("<s>".into(), cls))
+            .trim_offsets(true)
+            .add_prefix_space(false),
+    ));
+    Ok(t)
+}
+
+fn special_id(t: &Tokenizer, file: &Path, token: &str) -> Result<u32> {
+    t.token_to_id(token)
+        .ok_or_else(|| tok_err(file, format!("vocabulary lacks {token}")))
+}
+
+/// The padding token: `tokenizer_config.json`'s `pad_token` (a string, or an added token's
+/// `content`), else the one `tokenizer.json` pads with, else `[PAD]` or `<pad>`, whichever the
+/// vocabulary has.
+fn pad_token(cfg: &serde_json::Value, t: &Tokenizer) -> String {
+    let configured = &cfg["pad_token"];
+    configured
+        .as_str()
+        .or_else(|| configured["content"].as_str())
+        .map(str::to_string)
+        .or_else(|| t.get_padding().map(|p| p.pad_token.clone()))
+        .or_else(|| {
+            ["[PAD]", "<pad>"]
+                .into_iter()
+                .find(|p| t.token_to_id(p).is_some())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "[PAD]".into())
+}
+
 impl BertTokenizer {
     /// The largest `max_length` [`Self::from_dir`] accepts for the model folder `dir`.
     pub fn max_length_limit(dir: &Path, model_max: usize) -> Result<usize> {
@@ -68,38 +161,8 @@ impl BertTokenizer {
                 "max length {max_length} must be in 1..={limit} for this model"
             )));
         }
-        let json = dir.join("tokenizer.json");
-        let vocab = dir.join("vocab.txt");
-        let source = if json.is_file() { &json } else { &vocab };
-        let mut inner = if json.is_file() {
-            Tokenizer::from_file(&json).map_err(|e| tok_err(&json, e))?
-        } else if vocab.is_file() {
-            let lower = cfg["do_lower_case"].as_bool().unwrap_or(true);
-            let wp = WordPiece::from_file(&vocab.to_string_lossy())
-                .unk_token("[UNK]".into())
-                .build()
-                .map_err(|e| tok_err(&vocab, e))?;
-            let mut t = Tokenizer::new(wp);
-            t.with_normalizer(Some(BertNormalizer::new(true, true, None, lower)))
-                .map_err(|e| tok_err(&vocab, e))?;
-            t.with_pre_tokenizer(Some(BertPreTokenizer));
-            let id = |s: &str| {
-                t.token_to_id(s)
-                    .ok_or_else(|| tok_err(&vocab, format!("vocabulary lacks {s}")))
-            };
-            let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
-            t.with_post_processor(Some(BertProcessing::new(
-                ("[SEP]".into(), sep),
-                ("[CLS]".into(), cls),
-            )));
-            t
-        } else {
-            return Err(Error::config(format!(
-                "{}: holds neither tokenizer.json nor vocab.txt",
-                dir.display()
-            )));
-        };
-        let pad_token = cfg["pad_token"].as_str().unwrap_or("[PAD]").to_string();
+        let (mut inner, source) = base_tokenizer(dir, &cfg)?;
+        let pad_token = pad_token(&cfg, &inner);
         let pad_id = inner.token_to_id(&pad_token).unwrap_or(0);
         inner
             .with_truncation(Some(TruncationParams {
@@ -116,7 +179,7 @@ impl BertTokenizer {
         Ok(Self {
             inner,
             max_length,
-            source: source.clone(),
+            source,
         })
     }
 

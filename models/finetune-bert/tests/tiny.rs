@@ -273,7 +273,7 @@ fn missing_or_misshapen_encoder_tensors_are_named_errors() {
         fresh_w.to_vec2::<f32>().unwrap(),
         ckpt_w.to_vec2::<f32>().unwrap()
     );
-    assert_eq!(fresh.config().labels(), vec!["x", "y"]);
+    assert_eq!(fresh.config().classifier.labels(), vec!["x", "y"]);
     std::fs::remove_dir_all(&dir).ok();
 }
 

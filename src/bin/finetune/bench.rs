@@ -49,7 +49,7 @@ pub struct GemmArgs {
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// minilm, bert-base, resnet18 or resnet50.
+    /// minilm, bert-base, distilbert, roberta-base, resnet18 or resnet50.
     #[arg(long)]
     pub model_config: String,
     #[arg(long)]
