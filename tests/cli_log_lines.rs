@@ -1,6 +1,6 @@
 //! A run followed through pipes (`nohup`, CI): with no terminal for the progress bar, `finetune
-//! train` writes transformers' log lines on stderr — `{'loss': …, 'learning_rate': …,
-//! 'epoch': …}` every logging step, `{'eval_loss': …, 'eval_accuracy': …, 'epoch': …}` per
+//! train` writes transformers' log lines on stderr — `{'loss': …, 'grad_norm': …,
+//! 'learning_rate': …, 'epoch': …}` every logging step, `{'eval_loss': …, 'eval_accuracy': …, 'epoch': …}` per
 //! evaluation, `{'train_runtime': …, 'train_loss': …, 'epoch': …}` at the end — and evaluates on
 //! the `--eval-strategy` schedule it was given.
 
@@ -127,17 +127,31 @@ fn piped_run_writes_transformers_log_lines() {
 
     let train = dict_lines(&stderr, "loss");
     assert_eq!(train.len(), 8, "a line per logging step:\n{stderr}");
-    let logged: Vec<f64> = records(&out)
+    let trained: Vec<Value> = records(&out)
+        .into_iter()
+        .filter(|r| r.get("loss").is_some())
+        .collect();
+    let logged: Vec<f64> = trained
         .iter()
-        .filter_map(|r| r.get("loss").and_then(Value::as_f64))
+        .map(|r| r["loss"].as_f64().unwrap())
         .collect();
     for (i, line) in train.iter().enumerate() {
-        assert_eq!(keys(line), ["loss", "learning_rate", "epoch"], "{stderr}");
+        assert_eq!(
+            keys(line),
+            ["loss", "grad_norm", "learning_rate", "epoch"],
+            "{stderr}"
+        );
         let want = (logged[i] * 1e4).round() / 1e4;
         assert!((line[0].1 - want).abs() < 1e-12, "{} vs {want}", line[0].1);
-        assert!(line[1].1 > 0.0 && line[1].1 <= 5e-5, "{stderr}");
+        // The gradient's norm before clipping, as metrics.jsonl records it.
+        let norm = trained[i]["grad_norm"].as_f64().unwrap();
+        assert!(
+            norm > 0.0 && (line[1].1 - norm).abs() <= 1e-12 * norm,
+            "{stderr}"
+        );
+        assert!(line[2].1 > 0.0 && line[2].1 <= 5e-5, "{stderr}");
         assert_eq!(
-            line[2].1,
+            line[3].1,
             (i + 1) as f64 / 2.0,
             "the epoch of step {}",
             i + 1

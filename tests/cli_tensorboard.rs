@@ -37,6 +37,51 @@ fn train_reports_to_tensorboard_unless_told_not_to() {
         .collect();
     assert_eq!(losses, [1, 2]);
 
+    // The gradient norm and, with groups at different rates, each group's learning rate.
+    let grouped = run("grouped", &["--head-lr", "1e-2"]);
+    let file = std::fs::read_dir(grouped.join("runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap();
+    let scalars: Vec<(String, f32)> = tensorboard::read(&file.path())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.step == 2)
+        .filter_map(|e| match e.what {
+            Some(What::Summary(s)) => Some(s.value),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|v| Some((v.tag, v.simple_value?)))
+        .collect();
+    let record: serde_json::Value = std::fs::read_to_string(grouped.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["step"] == 2 && r.get("loss").is_some())
+        .unwrap();
+    let norm = record["grad_norm"].as_f64().unwrap() as f32;
+    assert!(
+        scalars.contains(&("train/grad_norm".into(), norm)),
+        "{scalars:?}"
+    );
+    let groups = record["learning_rates"]
+        .as_object()
+        .expect("every group's rate");
+    let head = groups
+        .values()
+        .filter(|lr| lr.as_f64() > record["lr"].as_f64())
+        .count();
+    assert!(groups.len() >= 2 && head >= 1, "{record}");
+    for (name, lr) in groups {
+        let tag = format!("train/learning_rate/{name}");
+        assert!(
+            scalars.contains(&(tag, lr.as_f64().unwrap() as f32)),
+            "{scalars:?}"
+        );
+    }
+
     let none = run("none", &["--report-to", "none"]);
     assert!(!none.join("runs").exists());
     assert!(none.join("metrics.jsonl").is_file());

@@ -125,11 +125,22 @@ impl RepoCache {
         }
         let up = "../".repeat(name.split('/').count() + 1);
         let target = PathBuf::from(format!("{up}blobs/{etag}"));
-        let _ = std::fs::remove_file(&link);
+        // Another process may be reading through the link already (it downloaded the blob and
+        // made the link before we got the lock): keep a correct link, and replace any other by
+        // a rename, so the path never disappears.
+        if std::fs::read_link(&link).is_ok_and(|t| t == target) {
+            return Ok(link);
+        }
+        let leaf = link
+            .file_name()
+            .map_or("link".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = link.with_file_name(format!(".{leaf}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
         #[cfg(unix)]
-        std::os::unix::fs::symlink(&target, &link).map_err(io)?;
+        std::os::unix::fs::symlink(&target, &tmp).map_err(io)?;
         #[cfg(not(unix))]
-        std::fs::copy(self.blobs().join(etag), &link).map_err(io)?;
+        std::fs::copy(self.blobs().join(etag), &tmp).map_err(io)?;
+        std::fs::rename(&tmp, &link).map_err(io)?;
         Ok(link)
     }
 

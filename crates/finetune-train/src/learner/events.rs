@@ -36,7 +36,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 step.loss, step.lr
             ),
         );
-        self.log_train_loss(run, step.lr, sps)?;
+        self.log_train_loss(run, step, sps)?;
         let mut save = self
             .config
             .save_steps
@@ -55,8 +55,11 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         Ok(())
     }
 
-    /// The mean train loss since the last record, every `--logging-steps` and at the end.
-    fn log_train_loss(&self, run: &mut Run, lr: f64, samples_per_s: f64) -> Result<()> {
+    /// The mean train loss since the last record, every `--logging-steps` and at the end,
+    /// with the step's gradient norm (before clipping) and learning rate — every group's when
+    /// they differ — as transformers logs them.
+    fn log_train_loss(&self, run: &mut Run, step: &StepResult, samples_per_s: f64) -> Result<()> {
+        let lr = step.lr;
         let s = &mut run.state;
         let done = s.global_step;
         let due = done.is_multiple_of(self.config.logging_steps.max(1)) || done == s.total_steps;
@@ -67,15 +70,24 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             done as f64 / s.steps_per_epoch as f64,
             s.pending_loss / s.pending_samples.max(1) as f64,
         );
-        let rec = json!({
+        let mut rec = json!({
             "step": done, "epoch": epoch, "loss": loss, "lr": lr, "samples_per_s": samples_per_s,
         });
+        let mut line = vec![("loss", round_to(loss, 4))];
+        if let Some(norm) = step.grad_norm {
+            rec["grad_norm"] = json!(norm);
+            line.push(("grad_norm", norm));
+        }
+        if let Some(groups) = &step.group_lrs {
+            let by_name: serde_json::Map<String, serde_json::Value> = groups
+                .iter()
+                .map(|(n, lr)| (n.clone(), json!(lr)))
+                .collect();
+            rec["learning_rates"] = json!(by_name);
+        }
         run.log.write(&rec)?;
-        run.progress.log(python_dict(&[
-            ("loss", round_to(loss, 4)),
-            ("learning_rate", lr),
-            ("epoch", round_to(epoch, 2)),
-        ]));
+        line.extend([("learning_rate", lr), ("epoch", round_to(epoch, 2))]);
+        run.progress.log(python_dict(&line));
         s.log_history.push(rec);
         (s.pending_loss, s.pending_samples) = (0.0, 0);
         Ok(())

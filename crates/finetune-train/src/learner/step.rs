@@ -18,6 +18,10 @@ pub(super) struct StepResult {
     pub(super) loss: f64,
     /// The lr the step trained with (the first group's).
     pub(super) lr: f64,
+    /// Every param group's lr, when they differ (`--head-lr`, layer-wise decay).
+    pub(super) group_lrs: Option<Vec<(String, f64)>>,
+    /// The gradients' global L2 norm before clipping (`None` for a skipped step).
+    pub(super) grad_norm: Option<f64>,
 }
 
 type Penalty = fn(&ParamStore, &PatternSet, f64) -> finetune_core::Result<Option<Tensor>>;
@@ -34,8 +38,9 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         run.scheduler.apply(run.optimizer.as_mut());
         let samples: usize = batches.iter().map(|b| b.len()).sum();
         let (mut grads, loss, mut skipped) = self.gradients(batches, samples, step, epoch)?;
+        let mut grad_norm = None;
         if skipped.is_none() {
-            skipped = self.clip_and_check(grads.as_mut(), step)?;
+            (skipped, grad_norm) = self.clip_and_check(grads.as_mut(), step)?;
         }
         match (&skipped, grads) {
             (None, Some(grads)) => run.optimizer.step(self.model.store(), &grads)?,
@@ -49,7 +54,12 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             }
             (None, None) => unreachable!("a step without a skip has gradients"),
         }
-        let lr = run.optimizer.groups().first().map(|g| g.lr).unwrap_or(0.0);
+        let groups = run.optimizer.groups();
+        let lr = groups.first().map(|g| g.lr).unwrap_or(0.0);
+        let group_lrs = groups
+            .iter()
+            .any(|g| g.lr != lr)
+            .then(|| groups.iter().map(|g| (g.name.clone(), g.lr)).collect());
         run.scheduler.step();
         run.state.global_step += 1;
         run.state.samples_seen += samples as u64;
@@ -59,7 +69,12 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             run.session_loss.0 += loss;
             run.session_loss.1 += 1;
         }
-        Ok(StepResult { loss, lr })
+        Ok(StepResult {
+            loss,
+            lr,
+            group_lrs,
+            grad_norm,
+        })
     }
 
     /// The step's accumulated gradients and mean loss; `None` gradients and a reason when a
@@ -113,16 +128,22 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
 
     /// Clips the gradients' global norm (`--max-grad-norm`), then checks them: a non-finite
     /// gradient stops the run, or under `--on-nan skip` gives the reason to skip the step.
-    fn clip_and_check(&self, grads: Option<&mut Grads>, step: u64) -> Result<Option<String>> {
+    /// Also gives the global L2 norm before clipping (transformers' logged `grad_norm`).
+    fn clip_and_check(
+        &self,
+        grads: Option<&mut Grads>,
+        step: u64,
+    ) -> Result<(Option<String>, Option<f64>)> {
         let Some(grads) = grads else {
-            return Ok(None);
+            return Ok((None, None));
         };
-        if let Some(max) = self.config.max_grad_norm.filter(|m| *m > 0.0) {
-            grads.clip_norm(max, 2.0)?;
-        }
+        let norm = match self.config.max_grad_norm.filter(|m| *m > 0.0) {
+            Some(max) => grads.clip_norm(max, 2.0)?,
+            None => grads.global_norm(2.0)?,
+        };
         let bad = grads.non_finite()?;
         if bad.is_empty() {
-            return Ok(None);
+            return Ok((None, Some(norm)));
         }
         let why = format!(
             "non-finite gradient at step {} in {}",
@@ -130,7 +151,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             bad.join(", ")
         );
         match self.config.on_nan {
-            OnNan::Skip => Ok(Some(why)),
+            OnNan::Skip => Ok((Some(why), None)),
             OnNan::Stop => Err(self.stopping(why)),
         }
     }

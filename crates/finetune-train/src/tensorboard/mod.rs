@@ -120,23 +120,29 @@ fn now() -> f64 {
 }
 
 /// The step and the scalars of a `metrics.jsonl` record under transformers' tags: `eval_x` →
-/// `eval/x`, `lr` → `train/learning_rate`, any other number `x` → `train/x`. Records without a
-/// step, and values that are not numbers, give nothing.
+/// `eval/x`, `lr` → `train/learning_rate`, each group's of `learning_rates` →
+/// `train/learning_rate/{group}`, any other number `x` → `train/x`. Records without a step,
+/// and other values that are not numbers, give nothing.
 pub fn tags_of(record: &serde_json::Value) -> Option<(u64, Vec<(String, f64)>)> {
     let step = record.get("step")?.as_u64()?;
-    let values = record
+    let mut values = Vec::new();
+    for (k, v) in record
         .as_object()?
         .iter()
         .filter(|(k, _)| k.as_str() != "step")
-        .filter_map(|(k, v)| {
-            let tag = match k.strip_prefix("eval_") {
-                Some(rest) => format!("eval/{rest}"),
-                None if k == "lr" => "train/learning_rate".into(),
-                None => format!("train/{k}"),
-            };
-            Some((tag, v.as_f64()?))
-        })
-        .collect::<Vec<_>>();
+    {
+        if let (true, Some(groups)) = (k == "learning_rates", v.as_object()) {
+            let each = groups.iter().filter_map(|(g, lr)| Some((g, lr.as_f64()?)));
+            values.extend(each.map(|(g, lr)| (format!("train/learning_rate/{g}"), lr)));
+            continue;
+        }
+        let tag = match k.strip_prefix("eval_") {
+            Some(rest) => format!("eval/{rest}"),
+            None if k == "lr" => "train/learning_rate".into(),
+            None => format!("train/{k}"),
+        };
+        values.extend(v.as_f64().map(|x| (tag, x)));
+    }
     Some((step, values))
 }
 
