@@ -143,6 +143,27 @@ fn train_json_for_a_tiny_bert_with_baseline() {
 }
 
 #[test]
+fn train_json_for_tiny_distilbert_and_roberta_with_baseline() {
+    for config in ["distilbert", "roberta-base"] {
+        let obj = train_json(&[
+            "--model-config",
+            config,
+            "--tiny",
+            "--batch",
+            "2",
+            "--seq",
+            "8",
+            "--mode",
+            "last2",
+            "--baseline",
+        ]);
+        assert_eq!(obj["config"], config);
+        let base = obj["baseline_median_s"].as_f64();
+        assert!(base.is_some_and(|s| s > 0.0), "{obj:?}");
+    }
+}
+
+#[test]
 fn train_json_for_a_small_resnet_without_baseline() {
     let obj = train_json(&[
         "--model-config",
