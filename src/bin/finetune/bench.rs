@@ -54,7 +54,7 @@ pub struct TrainArgs {
     pub model_config: String,
     #[arg(long)]
     pub batch: usize,
-    /// Sequence length (text models).
+    /// Sequence length (BERT).
     #[arg(long, conflicts_with = "image")]
     pub seq: Option<usize>,
     /// Image size N (ResNet: N×N RGB images).
@@ -63,7 +63,7 @@ pub struct TrainArgs {
     /// full (all trainable), last2 (last 2 encoder layers / stages + head) or frozen (head).
     #[arg(long, default_value = "full")]
     pub mode: String,
-    /// adamw or sgd (momentum 0.9); default adamw for the text models, sgd for ResNet.
+    /// adamw or sgd (momentum 0.9); default adamw for BERT, sgd for ResNet.
     #[arg(long)]
     pub optimizer: Option<String>,
     /// Timed steps (the median is reported).
