@@ -117,28 +117,30 @@ fn train_json(args: &[&str]) -> serde_json::Map<String, serde_json::Value> {
 }
 
 #[test]
-fn train_json_for_a_tiny_bert_with_baseline() {
-    let obj = train_json(&[
-        "--model-config",
-        "minilm",
-        "--tiny",
-        "--batch",
-        "2",
-        "--seq",
-        "8",
-        "--mode",
-        "last2",
-        "--baseline",
-    ]);
-    assert_eq!(obj["config"], "minilm");
-    assert_eq!(obj["mode"], "last2");
-    assert_eq!(obj["batch"], 2);
-    let base = obj["baseline_median_s"].as_f64().expect("baseline timed");
-    assert!(base > 0.0);
-    // Each side's peak comes from a process of its own.
-    for k in ["peak_rss_mb", "baseline_peak_rss_mb"] {
-        let mb = obj[k].as_f64().unwrap_or_else(|| panic!("{k}: {obj:?}"));
-        assert!(mb > 1.0, "{k} = {mb}");
+fn train_json_for_tiny_text_models_with_baseline() {
+    for config in ["minilm", "distilbert", "roberta-base"] {
+        let obj = train_json(&[
+            "--model-config",
+            config,
+            "--tiny",
+            "--batch",
+            "2",
+            "--seq",
+            "8",
+            "--mode",
+            "last2",
+            "--baseline",
+        ]);
+        assert_eq!(obj["config"], config);
+        assert_eq!(obj["mode"], "last2");
+        assert_eq!(obj["batch"], 2);
+        let base = obj["baseline_median_s"].as_f64().expect("baseline timed");
+        assert!(base > 0.0);
+        // Each side's peak comes from a process of its own.
+        for k in ["peak_rss_mb", "baseline_peak_rss_mb"] {
+            let mb = obj[k].as_f64().unwrap_or_else(|| panic!("{k}: {obj:?}"));
+            assert!(mb > 1.0, "{config} {k} = {mb}");
+        }
     }
 }
 

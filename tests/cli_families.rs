@@ -35,22 +35,30 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `finetune train` of `model` on `train` into `out` (text classification), with `extra` flags.
+fn train_args(model: &Path, train: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "train",
+        "--task",
+        "text-classification",
+        "--model",
+        s(model),
+    ]
+    .into_iter()
+    .chain(["--train", s(train), "--output", s(out), "--no-progress"])
+    .map(String::from)
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
 /// Trains `family`'s fixture on the toy sentences; the loss logged at the end is below the
 /// first, and the export is the family's sequence classifier with the run's labels.
 fn training_lowers_the_loss(family: &str, architecture: &str) {
     let dir = tmpdir(&format!("families-train-{family}"));
     let (train, out) = (dir.join("train.csv"), dir.join("out"));
     write_csv(&train, 24);
-    finetune_ok(&[
-        "train",
-        "--task",
-        "text-classification",
-        "--model",
-        s(&fixture(family)),
-        "--train",
-        s(&train),
-        "--output",
-        s(&out),
+    let flags = [
         "--epochs",
         "10",
         "--lr",
@@ -61,8 +69,8 @@ fn training_lowers_the_loss(family: &str, architecture: &str) {
         "10",
         "--logging-steps",
         "1",
-        "--no-progress",
-    ]);
+    ];
+    finetune_ok(&train_args(&fixture(family), &train, &out, &flags));
     let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     let losses: Vec<f64> = text
         .lines()
@@ -99,16 +107,7 @@ fn feature_cache_gives_the_uncached_head(family: &str, backbone: &str) {
     write_csv(&train, 16);
     let model = fixture(family);
     let run = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "train",
-            "--task",
-            "text-classification",
-            "--model",
-            s(&model),
-            "--train",
-            s(&train),
-            "--output",
-            s(out),
+        let flags = [
             "--freeze",
             backbone,
             "--dropout",
@@ -117,9 +116,9 @@ fn feature_cache_gives_the_uncached_head(family: &str, backbone: &str) {
             "3",
             "--lr",
             "1e-2",
-            "--no-progress",
         ];
-        args.extend(extra);
+        let mut args = train_args(&model, &train, out, &flags);
+        args.extend(extra.iter().map(|a| a.to_string()));
         finetune_ok(&args);
         read_json(&out.join("train_summary.json"))
     };
@@ -208,17 +207,7 @@ fn an_unsupported_model_type_lists_the_supported_ones() {
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
     let train = dir.join("train.csv");
     write_csv(&train, 4);
-    let run = finetune(&[
-        "train",
-        "--task",
-        "text-classification",
-        "--model",
-        s(&dir),
-        "--train",
-        s(&train),
-        "--output",
-        s(&dir.join("out")),
-    ]);
+    let run = finetune(&train_args(&dir, &train, &dir.join("out"), &[]));
     assert!(!run.status.success());
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("\"albert\""), "{stderr}");
