@@ -205,9 +205,15 @@ impl<A: Architecture> SequenceClassifier<A> {
                         m.dims()
                     )));
                 }
-                // (1 − mask) · finfo.min, as transformers' get_extended_attention_mask.
+                // (1 − mask) · finfo(dtype).min, as transformers' get_extended_attention_mask:
+                // f32's minimum overflows to −∞ in half precision, and 0 · −∞ is NaN.
+                let min = match dtype {
+                    DType::F16 => -65504.0,
+                    DType::BF16 => -3.389_531_389_251_535_5e38,
+                    _ => f32::MIN as f64,
+                };
                 let m = m.to_dtype(dtype)?;
-                Ok(Some(((1.0 - m)? * f32::MIN as f64)?))
+                Ok(Some(((1.0 - m)? * min)?))
             }
         }
     }

@@ -390,3 +390,30 @@ fn freezing_and_layer_decay_address_exported_names_whatever_the_checkpoint_namin
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }
+
+/// In half precision the padding mask is the dtype's own minimum (transformers' `finfo.min`):
+/// logits stay finite and close to f32's (f32's minimum would be −∞ there, and 0 · −∞ NaN).
+#[test]
+fn half_precision_forward_with_padding_is_finite_and_close_to_f32() -> Result<()> {
+    let cfg = tiny_config();
+    let f32_model = BertForSequenceClassification::init(cfg.clone(), DType::F32, &Device::Cpu, 9)?;
+    let want: Vec<Vec<f32>> = f32_model
+        .forward_t(&batch(&Device::Cpu), false)?
+        .to_vec2()?;
+    for dtype in [DType::F16, DType::BF16] {
+        // The same draws, rounded to `dtype`.
+        let m = BertForSequenceClassification::init(cfg.clone(), dtype, &Device::Cpu, 9)?;
+        let got = m
+            .forward_t(&batch(&Device::Cpu), false)?
+            .to_dtype(DType::F32)?;
+        let got: Vec<Vec<f32>> = got.to_vec2()?;
+        for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+            assert!(g.is_finite(), "{dtype:?}: {got:?}");
+            assert!(
+                (g - w).abs() < 0.05 + 0.05 * w.abs(),
+                "{dtype:?}: {got:?} vs {want:?}"
+            );
+        }
+    }
+    Ok(())
+}
