@@ -1,6 +1,8 @@
 //! `finetune lr-schedule`: `--json` values against transformers' / PyTorch's formulas (written
 //! here independently of the library), the table, and one-line errors.
 
+mod common;
+
 use std::f64::consts::PI;
 use std::process::{Command, Output};
 
@@ -371,4 +373,54 @@ fn errors_are_one_clear_line() {
         "cannot be used with",
     );
     assert_one_line_error(&with(&["--schedule", "linear", "--bogus"]), "--bogus");
+}
+
+/// `finetune train` takes every schedule argument `lr-schedule` takes (one schema): a `step`
+/// schedule (`--step-size 2 --gamma 0.5`) trains at PyTorch's `StepLR` rates, base · γ^⌊t/2⌋,
+/// as `metrics.jsonl` records them step by step.
+#[test]
+fn train_takes_the_schedules_own_arguments() {
+    let dir = common::tmpdir("train-step-schedule");
+    let model = dir.join("model");
+    common::write_tiny_bert(&model, 2);
+    let data = dir.join("train.csv");
+    common::write_sentiment_csv(&data, 16, 1);
+    let out = dir.join("out");
+    let mut args = common::text_train_args(&model, &data, &out);
+    args.extend(
+        [
+            "--max-steps",
+            "4",
+            "--logging-steps",
+            "1",
+            "--lr",
+            "0.01",
+            "--schedule",
+            "step",
+            "--step-size",
+            "2",
+            "--gamma",
+            "0.5",
+        ]
+        .map(String::from),
+    );
+    common::finetune_ok(&args);
+    let lrs: Vec<f64> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|r| r["lr"].as_f64())
+        .collect();
+    let want: Vec<f64> = (0..4).map(|t| 0.01 * 0.5f64.powi(t / 2)).collect();
+    assert_close(&lrs, &want, "train --schedule step");
+    // A schedule's argument the schedule does not take is refused before training.
+    let mut wrong = common::text_train_args(&model, &data, &dir.join("wrong"));
+    wrong.extend(["--schedule", "linear", "--gamma", "0.5"].map(String::from));
+    let run = common::finetune(&wrong);
+    assert!(!run.status.success());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("gamma"),
+        "{run:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -6,6 +6,7 @@
 
 use crate::eval_strategy::EvalStrategy;
 use crate::metrics::Metric;
+use crate::schedule_args::ScheduleArgs;
 use crate::UnfreezeSchedule;
 use clap::ArgAction;
 use finetune_core::schedule::{ScheduleConfig, ScheduleKind};
@@ -104,12 +105,11 @@ pub struct TrainConfig {
     /// Linear warm-up as a fraction of the run's steps (rounded up).
     #[arg(long, help_heading = "Optimizer and schedule")]
     pub warmup_ratio: Option<f64>,
-    /// cosine: the lr's floor.
-    #[arg(long, help_heading = "Optimizer and schedule")]
-    pub min_lr: Option<f64>,
-    /// cosine (default 0.5) and cosine-restarts (default 1).
-    #[arg(long, help_heading = "Optimizer and schedule")]
-    pub num_cycles: Option<f64>,
+    /// The schedule's own arguments (`--min-lr`, `--num-cycles`, `--step-size`, `--gamma`,
+    /// `--milestones`, ...).
+    #[command(flatten, next_help_heading = "Optimizer and schedule")]
+    #[serde(flatten)]
+    pub schedule_args: ScheduleArgs,
     /// Clip the global L2 norm of the gradients (0: no clipping).
     #[arg(long, default_value = "1.0", help_heading = "Optimizer and schedule")]
     pub max_grad_norm: Option<f64>,
@@ -384,8 +384,7 @@ impl TrainConfig {
             (None, Some(r)) => finetune_core::schedule::warmup_from_ratio(r, total_steps)?,
             (None, None) => 0,
         };
-        c.min_lr = self.min_lr;
-        c.num_cycles = self.num_cycles;
+        self.schedule_args.apply(&mut c)?;
         c.validate()?;
         Ok(c)
     }

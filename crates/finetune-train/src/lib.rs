@@ -130,6 +130,7 @@ pub mod output_dir;
 pub mod plot;
 mod prefetch;
 pub mod sample_bar;
+pub mod schedule_args;
 pub mod settings;
 pub mod source;
 pub mod summary;
@@ -146,6 +147,7 @@ pub use metrics::{
 };
 pub use output_dir::{OutputDir, OutputMode};
 pub use sample_bar::SampleBar;
+pub use schedule_args::ScheduleArgs;
 pub use source::{Batch, BatchSource};
 pub use summary::TrainSummary;
 pub use unfreeze::UnfreezeSchedule;

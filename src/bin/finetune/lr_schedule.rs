@@ -9,7 +9,8 @@ use std::io::{self, BufWriter, Write};
 
 use anyhow::{anyhow, bail, Result};
 use candle_finetune::usage::usage;
-use finetune_core::schedule::{warmup_from_ratio, Anneal, ScheduleConfig};
+use finetune_core::schedule::{warmup_from_ratio, ScheduleConfig};
+use finetune_train::ScheduleArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,49 +30,9 @@ pub struct Args {
     /// Warm-up as a fraction of --steps: ceil(R × N) steps.
     #[arg(long, value_name = "R", allow_negative_numbers = true)]
     pub warmup_ratio: Option<f64>,
-    /// cosine: absolute floor of the lr.
-    #[arg(long, allow_negative_numbers = true)]
-    pub min_lr: Option<f64>,
-    /// cosine: floor as a fraction of --lr.
-    #[arg(long, allow_negative_numbers = true)]
-    pub min_lr_rate: Option<f64>,
-    /// cosine (default 0.5: a half-wave to 0) and cosine-restarts (default 1, whole number).
-    #[arg(long, allow_negative_numbers = true)]
-    pub num_cycles: Option<f64>,
-    /// polynomial: the exponent (default 1).
-    #[arg(long, allow_negative_numbers = true)]
-    pub power: Option<f64>,
-    /// polynomial: the final lr (default 1e-7), below --lr.
-    #[arg(long, allow_negative_numbers = true)]
-    pub lr_end: Option<f64>,
-    /// inverse-sqrt: the timescale (default: the warm-up steps, or 10000 without warm-up).
-    #[arg(long)]
-    pub timescale: Option<u64>,
-    /// step: decay every this many steps (required).
-    #[arg(long)]
-    pub step_size: Option<u64>,
-    /// step, multistep (default 0.1), exponential (required): the decay multiplier.
-    #[arg(long, allow_negative_numbers = true)]
-    pub gamma: Option<f64>,
-    /// multistep: the steps at which the lr decays, comma-separated (counted from the end of
-    /// warm-up).
-    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
-    pub milestones: Option<Vec<u64>>,
-    /// one-cycle: fraction of the run spent increasing the lr (default 0.3).
-    #[arg(long, allow_negative_numbers = true)]
-    pub pct_start: Option<f64>,
-    /// one-cycle: initial lr = --lr / div-factor (default 25).
-    #[arg(long, allow_negative_numbers = true)]
-    pub div_factor: Option<f64>,
-    /// one-cycle: final lr = initial lr / final-div-factor (default 1e4).
-    #[arg(long, allow_negative_numbers = true)]
-    pub final_div_factor: Option<f64>,
-    /// one-cycle: go back down to the initial lr before annealing to the final one.
-    #[arg(long)]
-    pub three_phase: bool,
-    /// one-cycle: `cos` (default) or `linear` annealing.
-    #[arg(long, value_name = "cos|linear")]
-    pub anneal: Option<String>,
+    /// The schedule's own arguments.
+    #[command(flatten)]
+    pub args: ScheduleArgs,
     /// Print one JSON array of numbers instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -85,24 +46,7 @@ impl Args {
             (None, Some(r)) => warmup_from_ratio(r, self.steps)?,
             (None, None) => 0,
         };
-        c.min_lr = self.min_lr;
-        c.min_lr_rate = self.min_lr_rate;
-        c.num_cycles = self.num_cycles;
-        c.power = self.power;
-        c.lr_end = self.lr_end;
-        c.timescale = self.timescale;
-        c.step_size = self.step_size;
-        c.gamma = self.gamma;
-        c.milestones = self.milestones.clone();
-        c.pct_start = self.pct_start;
-        c.div_factor = self.div_factor;
-        c.final_div_factor = self.final_div_factor;
-        c.anneal = self
-            .anneal
-            .as_deref()
-            .map(str::parse::<Anneal>)
-            .transpose()?;
-        c.three_phase = self.three_phase;
+        self.args.apply(&mut c)?;
         Ok(c)
     }
 }
