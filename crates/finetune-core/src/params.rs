@@ -259,6 +259,14 @@ impl ParamStore {
         Ok(())
     }
 
+    /// The device of the store's tensors (the CPU for an empty store).
+    pub fn device(&self) -> Device {
+        self.read()
+            .entries
+            .first()
+            .map_or(Device::Cpu, |e| e.var.device().clone())
+    }
+
     /// Whether the store holds a tensor of this name.
     pub fn contains(&self, name: &str) -> bool {
         self.read().index.contains_key(name)

@@ -335,6 +335,22 @@ fn an_adapter_file_missing_a_tensor_its_config_implies_is_refused() -> Result<()
         "{err}"
     );
     assert!(err.contains(peft::WEIGHTS_FILE), "{err}");
+    // Whole layer paths, as this project writes them for globs and `all-linear`, imply too.
+    c["target_modules"] = serde_json::json!(["a.query", "a.value"]);
+    std::fs::write(dir.join(peft::CONFIG_FILE), serde_json::to_vec(&c).unwrap()).unwrap();
+    let fresh = ParamStore::new();
+    for m in ["a.query", "a.value"] {
+        fresh.insert(
+            &format!("{m}.weight"),
+            &normal(&[3, 3], 1),
+            TensorKind::Parameter,
+        )?;
+        linear(&fresh, m, 3, 3, false)?;
+    }
+    let err = peft::load(&fresh, &dir, peft::read_config(&dir)?)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("a.value.lora_A.weight` is missing"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }

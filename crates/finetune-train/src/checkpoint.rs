@@ -118,9 +118,11 @@ pub fn save(
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let written = (|| {
         export(&tmp)?;
-        let kept = finetune_core::lora::checkpoint_names(store);
+        let kept: std::collections::HashSet<String> = finetune_core::lora::checkpoint_names(store)
+            .into_iter()
+            .collect();
         store.save(&tmp.join(MODEL_FILE), |n| {
-            kept.iter().any(|k| k == n).then(|| n.to_string())
+            kept.contains(n).then(|| n.to_string())
         })?;
         optimizer.save(&tmp)?;
         write_bytes_atomically(&tmp.join(SCHEDULER_FILE), scheduler.to_json()?.as_bytes())?;
@@ -180,11 +182,7 @@ pub struct Loaded {
 /// returns the rest.
 pub fn load(dir: &Path, store: &ParamStore) -> Result<Loaded> {
     let ckpt = Checkpoint::open(&dir.join(MODEL_FILE))?;
-    let device = store
-        .tensors()
-        .first()
-        .map(|(_, t)| t.device().clone())
-        .unwrap_or(candle_core::Device::Cpu);
+    let device = store.device();
     for name in finetune_core::lora::checkpoint_names(store) {
         if !ckpt.contains(&name) {
             return Err(Error::Record {

@@ -34,12 +34,7 @@ pub fn is_adapter_dir(dir: &Path) -> bool {
 /// The `target_modules` PEFT gets: the user's names when every target is a plain name (PEFT
 /// matches them the same way), otherwise the modules actually adapted.
 fn target_modules(s: &LoraSettings) -> Vec<String> {
-    let plain = s
-        .config
-        .target
-        .iter()
-        .all(|t| !t.contains(['*', '?', '[', '{', '!']) && t != super::ALL_LINEAR);
-    if plain {
+    if s.config.target.iter().all(|t| super::target::is_name(t)) {
         s.config.target.clone()
     } else {
         s.modules.clone()
@@ -233,8 +228,7 @@ pub fn load(store: &ParamStore, dir: &Path, mut settings: LoraSettings) -> Resul
         }
     }
     check_implied(&settings, &registered, &modules, &names).map_err(in_file)?;
-    let device = store.tensors().first().map(|(_, t)| t.device().clone());
-    let device = device.unwrap_or(candle_core::Device::Cpu);
+    let device = store.device();
     let load = |n: &str, want: &[usize], dtype: DType| -> Result<Tensor> {
         let full = format!("{PREFIX}{n}");
         if !ckpt.contains(&full) {
@@ -288,10 +282,9 @@ fn check_implied(
     in_file: &[(String, ModuleKind)],
     names: &[String],
 ) -> std::result::Result<(), String> {
-    let plain =
-        s.config.target.iter().all(|t| {
-            !t.contains(['*', '?', '[', '{', '(', '|', '\\', '.']) && t != super::ALL_LINEAR
-        });
+    // Our own adapters list whole layer paths (`bert.encoder.layer.0.attention.self.query`),
+    // PEFT's usually names (`query`): both match by equality or a `.name` suffix.
+    let plain = s.config.target.iter().all(|t| super::target::is_name(t));
     for (m, _) in registered {
         let implied = plain
             && s.config

@@ -13,6 +13,12 @@ fn is_glob(t: &str) -> bool {
     t.contains(['*', '?', '[', '{', '!'])
 }
 
+/// Whether a target is a name as PEFT's `target_modules` lists them (a module path equal to
+/// it or ending with `.name`), not a glob nor [`ALL_LINEAR`].
+pub(super) fn is_name(t: &str) -> bool {
+    !is_glob(t) && t != ALL_LINEAR
+}
+
 /// The modules of `modules` that `targets` select, in build order. A target is
 /// [`ALL_LINEAR`], a glob over the module path (`layer4.*.conv*`; in the model's other naming
 /// too, through `layout`'s alias: `encoder.*` for `bert.encoder.*`), or a name that a module
