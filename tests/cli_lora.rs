@@ -366,14 +366,20 @@ fn lora_on_a_resnet_adapts_the_last_stage_convs_and_inspect_shows_what_they_chan
         .unwrap()
         .unwrap()
         .path();
-    let logits = |m: &Path| -> Vec<f64> {
+    let predict = |m: &Path| -> serde_json::Value {
         let out = finetune_ok(&["predict", "--model", s(m), "--image", s(&image), "--json"]);
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        serde_json::from_str(out.trim()).unwrap()
+    };
+    let (merged, adapter) = (predict(&out), predict(&out.join("adapter")));
+    let logits = |v: &serde_json::Value| -> Vec<f64> {
         serde_json::from_value(v["logits"].clone()).unwrap()
     };
-    for (x, y) in logits(&out).iter().zip(logits(&out.join("adapter"))) {
+    for (x, y) in logits(&merged).iter().zip(logits(&adapter)) {
         assert!((x - y).abs() < 1e-4, "merged {x} vs adapter {y}");
     }
+    // The adapter's class names come from the timm export it sits in.
+    assert_eq!(adapter["label"], merged["label"]);
+    assert!(["circles", "squares"].contains(&adapter["label"].as_str().unwrap()));
 
     let shown = finetune_ok(&["inspect", s(&out.join("adapter")), "--json"]);
     let rows: serde_json::Value = serde_json::from_str(shown.trim()).unwrap();

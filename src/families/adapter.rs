@@ -84,11 +84,16 @@ pub fn adapter_labels(source: &ModelSource) -> Result<Option<Vec<String>>> {
     else {
         return Ok(None);
     };
+    // The export the adapter sits in, read by the family's own label reader.
+    let opts = ModelOptions {
+        allow_pickle: false,
+    };
     let beside = dir
         .parent()
-        .map(|p| p.join("config.json"))
-        .filter(|p| p.is_file())
-        .and_then(|p| labels_in_config(&p));
+        .filter(|p| p.join("config.json").is_file())
+        .and_then(|p| resolve_model(&p.display().to_string(), &HubConfig::from_env(), &opts).ok())
+        .and_then(|files| (source.family.labels)(&files).ok())
+        .map(|l| l.names);
     let base = source.labels()?.map(|l| l.names);
     Ok(Some(
         [beside, base]
@@ -97,15 +102,6 @@ pub fn adapter_labels(source: &ModelSource) -> Result<Option<Vec<String>>> {
             .find(|names| names.len() == n)
             .unwrap_or_else(|| (0..n).map(|i| format!("LABEL_{i}")).collect()),
     ))
-}
-
-/// `id2label` of a transformers `config.json`, in id order.
-fn labels_in_config(path: &Path) -> Option<Vec<String>> {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    let map = v.get("id2label")?.as_object()?;
-    (0..map.len())
-        .map(|i| map.get(&i.to_string())?.as_str().map(String::from))
-        .collect()
 }
 
 /// A task's load options, as far as an adapter concerns them: the classes of the head.
