@@ -3,7 +3,9 @@
 //! `cargo run --release --example resnet-finetune [-- --help]`
 //!
 //! With the Hub: fine-tunes `timm/resnet18.a1_in1k` (ImageNet weights) on the Hub's
-//! `uoft-cs/cifar10`, at a CPU-friendly input size.
+//! `uoft-cs/cifar10`, at a CPU-friendly input size. `--model` takes any image checkpoint:
+//! `--model google/vit-base-patch16-224 --image-size 96` fine-tunes a ViT the same way (its
+//! position embeddings resampled to the 6×6 patch grid of 96×96 inputs).
 //!
 //! Offline (the Hub out of reach, or `--offline`): pretrains a ResNet-18 on Fashion-MNIST once
 //! (cached under `--output`), then fine-tunes it on the 5,000 MNIST digits of
@@ -23,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 struct Args {
-    /// A ResNet checkpoint on the Hub (timm or transformers).
+    /// An image checkpoint on the Hub (ResNet or ViT; timm or transformers).
     #[arg(long, default_value = "timm/resnet18.a1_in1k")]
     model: String,
     /// A Hub image dataset with parquet splits.

@@ -6,9 +6,10 @@ Optional and outside the project's build and tests; run it in a throw-away venv:
     python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch torchvision transformers
     /tmp/torchvenv/bin/python scripts/bench-pytorch.py resnet18 32 32 full 10
     /tmp/torchvenv/bin/python scripts/bench-pytorch.py minilm 16 128 last2 5
-Arguments: CONFIG (minilm, bert-base, distilbert, roberta-base, resnet18, resnet50) BATCH SIZE
-(seq or image side) MODE (full, last2, frozen; BERT also lora and lora-all, which need `pip
-install peft`) [STEPS]. Prints one JSON object with median_s and peak_rss_mb (the process's
+    /tmp/torchvenv/bin/python scripts/bench-pytorch.py vit-b16 8 224 full 5
+Arguments: CONFIG (minilm, bert-base, distilbert, roberta-base, resnet18, resnet50, vit-b16)
+BATCH SIZE (seq or image side) MODE (full, last2, frozen; the transformers also lora and
+lora-all, which need `pip install peft`) [STEPS]. Prints one JSON object with median_s and peak_rss_mb (the process's
 peak).
 """
 import sys, time, statistics, json, torch
@@ -50,8 +51,14 @@ def text_model(cfg):
         c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size = 384, 6, 12, 1536
     m = tf.BertForSequenceClassification(c)
     return m, c.num_hidden_layers, "bert.encoder.layer", ["bert.pooler.", "classifier."]
+def vit_model(size):
+    """transformers' ViT-B/16 at SIZE×SIZE with 1000 classes, as `finetune bench train` builds it."""
+    import transformers as tf
+    c = tf.ViTConfig(num_labels=1000, image_size=size, layer_norm_eps=1e-6)
+    return tf.ViTForImageClassification(c), 12, "vit.encoder.layer", ["vit.layernorm.", "classifier."]
 def bert(cfg, batch, seq, mode, k):
-    m, L, layers, head = text_model(cfg); m.train()
+    vit = cfg == "vit-b16"
+    m, L, layers, head = vit_model(seq) if vit else text_model(cfg); m.train()
     if mode == "last2":
         keep = tuple([f"{layers}.{l}." for l in range(L - 2, L)] + head)
         for n, p in m.named_parameters():
@@ -59,17 +66,25 @@ def bert(cfg, batch, seq, mode, k):
     if mode.startswith("lora"):
         # lora or lora-all: PEFT, r 8, alpha 16, dropout 0.1, on query,value or all-linear.
         from peft import LoraConfig, get_peft_model
-        target = "all-linear" if mode == "lora-all" else ["query", "value"]
-        m = get_peft_model(m, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16,
-                                         lora_dropout=0.1, target_modules=target))
+        # (transformers 5 names ViT's query/value modules q_proj/v_proj.)
+        qv = ["q_proj", "v_proj"] if vit else ["query", "value"]
+        target = "all-linear" if mode == "lora-all" else qv
+        m = get_peft_model(m, LoraConfig(task_type=None if vit else "SEQ_CLS", r=8,
+                                         lora_alpha=16, lora_dropout=0.1, target_modules=target,
+                                         modules_to_save=["classifier"] if vit else None))
         m.train()
     params = [p for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=2e-5)
-    ids = torch.randint(3, m.config.vocab_size, (batch, seq)); y = torch.randint(0, 2, (batch,))
-    mask = torch.ones(batch, seq, dtype=torch.long)
+    if vit:
+        inputs = {"pixel_values": torch.randn(batch, 3, seq, seq)}
+        y = torch.randint(0, 1000, (batch,))
+    else:
+        inputs = {"input_ids": torch.randint(3, m.config.vocab_size, (batch, seq)),
+                  "attention_mask": torch.ones(batch, seq, dtype=torch.long)}
+        y = torch.randint(0, 2, (batch,))
     def step():
         opt.zero_grad(set_to_none=True)
-        out = m(input_ids=ids, attention_mask=mask, labels=y)
+        out = m(**inputs, labels=y)
         out.loss.backward(); opt.step()
     return timeit(step, k)
 what = sys.argv[1]

@@ -59,6 +59,7 @@ pub use finetune_kernels as kernels;
 pub use finetune_resnet as resnet;
 pub use finetune_roberta as roberta;
 pub use finetune_train as train;
+pub use finetune_vit as vit;
 
 /// Tunes the process for training: the allocator keeps freed memory for the next step, and
 /// candle's idle worker threads soon hand their cores back to rayon's (see

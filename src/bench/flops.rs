@@ -60,6 +60,31 @@ pub fn bert_step_flops(c: &BertConfig, batch: usize, seq: usize, mode: Mode) -> 
     total
 }
 
+/// FLOPs of one ViT training step on `batch` images: the encoder's as a BERT's over the
+/// `1 + patches` tokens (without BERT's pooler), plus the patch embedding (one linear layer
+/// over the unfolded patches: its forward, and its weight gradient when it trains).
+pub fn vit_step_flops(c: &finetune_vit::ViTConfig, batch: usize, mode: Mode) -> f64 {
+    let bert = BertConfig {
+        hidden_size: c.hidden_size,
+        num_hidden_layers: c.num_hidden_layers,
+        num_attention_heads: c.num_attention_heads,
+        intermediate_size: c.intermediate_size,
+        classifier: c.classifier.clone(),
+        ..BertConfig::default()
+    };
+    let encoder = bert_step_flops(&bert, batch, c.tokens(), mode);
+    let (b, h) = (batch as f64, c.hidden_size as f64);
+    let pooler = 2.0 * b * h * h;
+    let pooler_total = 2.0 * pooler + if mode == Mode::Frozen { 0.0 } else { pooler };
+    let patches = 2.0 * b * (c.grid() * c.grid()) as f64 * c.patch_values() as f64 * h;
+    let patch_total = if mode == Mode::Full {
+        2.0 * patches
+    } else {
+        patches
+    };
+    encoder - pooler_total + patch_total
+}
+
 /// FLOPs of one ResNet training step on `batch` images of `size × size`, from the
 /// convolution and `fc` weights in `store` and their trainable flags.
 pub fn resnet_step_flops(store: &ParamStore, batch: usize, size: usize, _mode: Mode) -> f64 {

@@ -106,6 +106,10 @@ pub fn run_train_bench(
             let c = workload::bert_config(spec.model, spec.tiny);
             flops::bert_step_flops(&c, spec.batch, seq, spec.mode)
         }
+        Input::Images { size } if spec.model == ModelConfig::VitB16 => {
+            let c = workload::vit_config(size, spec.tiny)?;
+            flops::vit_step_flops(&c, spec.batch, spec.mode)
+        }
         Input::Images { size } => {
             flops::resnet_step_flops(ours.store(), spec.batch, size, spec.mode)
         }
@@ -199,5 +203,18 @@ mod tests {
         let frozen = flops::bert_step_flops(&c, 16, 128, Mode::Frozen);
         let want = 6.0 * layer + 2.0 * head + 2.0 * 16.0 * 384.0 * 2.0;
         assert!((frozen - want).abs() / want < 1e-12, "{frozen} vs {want}");
+    }
+
+    #[test]
+    fn vit_b16_forward_flops_match_the_published_count() {
+        // timm lists vit_base_patch16_224 at 17.58 GMACs a 224×224 image (matrix products):
+        // frozen mode is the forward plus the head's small gradients.
+        let c = workload::vit_config(224, false).unwrap();
+        let frozen = flops::vit_step_flops(&c, 1, Mode::Frozen);
+        let forward = 2.0 * 17.58e9;
+        assert!((frozen - forward).abs() / forward < 0.01, "{frozen}");
+        // Full: the backward doubles everything but the patch embedding's input gradient.
+        let full = flops::vit_step_flops(&c, 1, Mode::Full);
+        assert!((full / frozen - 3.0).abs() < 0.02, "{full} vs {frozen}");
     }
 }

@@ -18,6 +18,8 @@ pub enum ModelConfig {
     ResNet18,
     /// timm's `resnet50`: bottleneck blocks, stages of 3, 4, 6, 3.
     ResNet50,
+    /// `google/vit-base-patch16-224`'s shape: ViT-B/16, hidden 768, 12 layers, 12 heads.
+    VitB16,
 }
 
 impl ModelConfig {
@@ -31,17 +33,18 @@ impl ModelConfig {
             "roberta-base" => Self::RobertaBase,
             "resnet18" => Self::ResNet18,
             "resnet50" => Self::ResNet50,
+            "vit-b16" => Self::VitB16,
             other => {
                 return Err(Error::config(format!(
                     "unknown model config `{other}`: expected minilm, bert-base, distilbert, \
-                 roberta-base, resnet18 or resnet50"
+                 roberta-base, resnet18, resnet50 or vit-b16"
                 )))
             }
         })
     }
 
     /// The name `--model-config` takes and reports print: `minilm`, `bert-base`,
-    /// `distilbert`, `roberta-base`, `resnet18` or `resnet50`.
+    /// `distilbert`, `roberta-base`, `resnet18`, `resnet50` or `vit-b16`.
     pub fn name(self) -> &'static str {
         match self {
             Self::MiniLm => "minilm",
@@ -50,16 +53,22 @@ impl ModelConfig {
             Self::RobertaBase => "roberta-base",
             Self::ResNet18 => "resnet18",
             Self::ResNet50 => "resnet50",
+            Self::VitB16 => "vit-b16",
         }
     }
 
-    /// Whether the configuration is a text encoder (token inputs) rather than a ResNet
-    /// (images).
+    /// Whether the configuration is a text encoder (token inputs) rather than an image model.
     pub fn is_bert(self) -> bool {
         matches!(
             self,
             Self::MiniLm | Self::BertBase | Self::DistilBert | Self::RobertaBase
         )
+    }
+
+    /// Whether the configuration is a transformer (text or ViT: AdamW by default) rather
+    /// than a ResNet (SGD with momentum).
+    pub fn is_transformer(self) -> bool {
+        self.is_bert() || self == Self::VitB16
     }
 }
 
@@ -137,7 +146,7 @@ impl OptimizerKind {
     }
 }
 
-/// The input of one step: token sequences (BERT) or square RGB images (ResNet).
+/// The input of one step: token sequences (text) or square RGB images (ResNet, ViT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
     /// Random token ids `[batch, seq]` with a full attention mask (`--seq`).

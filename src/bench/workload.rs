@@ -18,6 +18,7 @@ use finetune_distilbert::{DistilBert, DistilBertConfig};
 use finetune_kernels::ops::OpSet;
 use finetune_kernels::tape::Recording;
 use finetune_roberta::{Roberta, RobertaConfig};
+use finetune_vit::{ViT, ViTConfig};
 use std::time::Instant;
 
 /// Which implementation a step is built from.
@@ -110,6 +111,7 @@ pub fn build(spec: &TrainBenchSpec, side: Side) -> Result<Box<dyn TrainStep>> {
                 _ => text_step::<Bert>(c, spec, seq, side),
             }
         }
+        Input::Images { size } if spec.model == ModelConfig::VitB16 => vit_step(spec, size, side),
         Input::Images { size } => {
             let config = resnet_config(spec.model)?;
             let classes = config.num_classes;
@@ -142,6 +144,65 @@ pub fn build(spec: &TrainBenchSpec, side: Side) -> Result<Box<dyn TrainStep>> {
             }))
         }
     }
+}
+
+/// The ViT-B/16 configuration at `size`×`size` input (1000 classes, as ImageNet heads; tiny:
+/// hidden 32, 2 layers, 4 heads).
+pub fn vit_config(size: usize, tiny: bool) -> Result<ViTConfig> {
+    let mut c = finetune_vit::timm::config_of("vit_base_patch16_224", 1000)?;
+    c.image_size = size;
+    if tiny {
+        (c.hidden_size, c.num_hidden_layers) = (32, 2);
+        (c.num_attention_heads, c.intermediate_size) = (4, 64);
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+/// Trains the parameters `mode` says, by the layout's depths (`last2`: the top two layers and
+/// everything without a depth: the head, a pooler or final norm).
+fn train_by_depth(store: &ParamStore, layout: &ParamLayout, mode: Mode) -> Result<()> {
+    let layers = layout.layers(&store.names());
+    let lowest = match mode {
+        Mode::Full | Mode::Lora => 0,
+        Mode::Last2 => layers.saturating_sub(1),
+        Mode::Frozen => usize::MAX,
+    };
+    for name in store.names() {
+        let trains = (layout.depth)(&name).is_none_or(|d| d >= lowest);
+        store.set_trainable(&name, trains)?;
+    }
+    Ok(())
+}
+
+/// The ViT step: a random ViT-B/16 at `size`, a random batch of images.
+fn vit_step(spec: &TrainBenchSpec, size: usize, side: Side) -> Result<Box<dyn TrainStep>> {
+    let config = vit_config(size, spec.tiny)?;
+    let dev = Device::Cpu;
+    let mut rng = Rng::seed_from_u64(SEED ^ 1);
+    let classes = config.classifier.num_labels();
+    let mut model = ViT::init(config, DType::F32, &dev, SEED)?;
+    model.set_op_set(match side {
+        Side::Ours => OpSet::Fused,
+        Side::Baseline => OpSet::Stock,
+    });
+    let layout = model.layout();
+    train_by_depth(model.store(), &layout, spec.mode)?;
+    if spec.mode == Mode::Lora {
+        add_lora(model.store(), layout, spec, &mut rng)?;
+    }
+    let n = spec.batch * 3 * size * size;
+    let pixels: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+    let images = Tensor::from_vec(pixels, (spec.batch, 3, size, size), &dev)?;
+    let targets = random_labels(spec.batch, classes, &mut rng)?;
+    let opt = StepOptimizer::new(model.store(), spec.optimizer, side)?;
+    Ok(Box::new(VitStep {
+        model,
+        images,
+        targets,
+        opt,
+        side,
+    }))
 }
 
 /// Adapters as `spec` says (alpha 2r, dropout 0.1, PEFT's usual), everything else frozen but
@@ -215,16 +276,7 @@ fn text_step<A: Architecture>(
         Side::Baseline => OpSet::Stock,
     });
     let layout = A::Config::layout();
-    let layers = layout.layers(&model.store().names());
-    let lowest = match spec.mode {
-        Mode::Full | Mode::Lora => 0,
-        Mode::Last2 => layers.saturating_sub(1),
-        Mode::Frozen => usize::MAX,
-    };
-    for name in model.store().names() {
-        let trains = (layout.depth)(&name).is_none_or(|d| d >= lowest);
-        model.store().set_trainable(&name, trains)?;
-    }
+    train_by_depth(model.store(), &layout, spec.mode)?;
     if spec.mode == Mode::Lora {
         add_lora(model.store(), layout, spec, &mut rng)?;
     }
@@ -371,6 +423,38 @@ struct ResNetStep {
 }
 
 impl TrainStep for ResNetStep {
+    fn step(&mut self) -> Result<StepTimes> {
+        let start = Instant::now();
+        let recording = (self.side == Side::Ours).then(Recording::start);
+        let logits = self.model.forward_t(&self.images, true)?;
+        let loss = match self.side {
+            Side::Ours => self.model.loss(&logits, &self.targets, 0.0)?,
+            Side::Baseline => candle_nn::loss::cross_entropy(&logits, &self.targets)?,
+        };
+        let mut t = StepTimes {
+            loss: loss.to_scalar::<f32>()?,
+            forward_s: start.elapsed().as_secs_f64(),
+            ..StepTimes::default()
+        };
+        self.opt
+            .step(self.model.store(), &loss, recording, &mut t)?;
+        Ok(t)
+    }
+
+    fn store(&self) -> &ParamStore {
+        self.model.store()
+    }
+}
+
+struct VitStep {
+    model: ViT,
+    images: Tensor,
+    targets: Tensor,
+    opt: StepOptimizer,
+    side: Side,
+}
+
+impl TrainStep for VitStep {
     fn step(&mut self) -> Result<StepTimes> {
         let start = Instant::now();
         let recording = (self.side == Side::Ours).then(Recording::start);

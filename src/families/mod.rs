@@ -15,6 +15,7 @@ mod distilbert;
 mod encoder;
 mod resnet;
 mod roberta;
+mod vit;
 
 pub use adapter::{adapter_labels, load_with_adapter, with_adapter, HeadLabels};
 
@@ -75,11 +76,12 @@ impl Family {
 }
 
 /// Every family, in the order `config.json` is matched against them.
-pub static FAMILIES: [&Family; 4] = [
+pub static FAMILIES: [&Family; 5] = [
     &bert::FAMILY,
     &distilbert::FAMILY,
     &roberta::FAMILY,
     &resnet::FAMILY,
+    &vit::FAMILY,
 ];
 
 /// A model as a run uses it: what the user named, its family, and its files (`None` for an

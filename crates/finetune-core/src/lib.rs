@@ -1,7 +1,8 @@
 //! `finetune-core`: the training primitives every fine-tuning run stands on — the parameter
 //! store and its freezing mask, name patterns, param groups, optimizers, learning-rate
 //! schedules, regularisation and gradient handling, layers over the store (`nn`), safetensors
-//! I/O and what model families share when they load and export ([`model_io`]), devices,
+//! I/O and what model families share when they load and export ([`model_io`]) and an image
+//! model's preprocessing ([`preprocess`]), devices,
 //! crash-safe file writing and folder locks, LoRA adapters ([`lora`], in PEFT's format), and the seam between a model and its trainer ([`model`]:
 //! [`TrainModel`], through which a model declares its head, layer depths and outputs).
 //!
@@ -82,6 +83,7 @@ pub mod nn;
 pub mod optim;
 pub mod params;
 pub mod pattern;
+pub mod preprocess;
 pub mod regularize;
 pub mod safetensors_io;
 pub mod schedule;

@@ -53,13 +53,13 @@ mod kernels;
 pub mod load;
 pub mod model;
 pub mod naming;
-pub mod preprocess;
+pub use finetune_core::preprocess;
 mod train_model;
 
 pub use batch_norm::{batch_norm2d, BatchNorm2d, BnMode};
 pub use config::{BlockKind, ResNetConfig};
+pub use finetune_core::preprocess::Preprocessing;
 pub use kernels::Kernels;
 pub use load::{HeadPolicy, LoadReport};
 pub use model::{LoadOptions, ResNet};
 pub use naming::Naming;
-pub use preprocess::Preprocessing;

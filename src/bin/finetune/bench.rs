@@ -49,7 +49,7 @@ pub struct GemmArgs {
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// minilm, bert-base, distilbert, roberta-base, resnet18 or resnet50.
+    /// minilm, bert-base, distilbert, roberta-base, resnet18, resnet50 or vit-b16.
     #[arg(long)]
     pub model_config: String,
     #[arg(long)]
@@ -57,7 +57,7 @@ pub struct TrainArgs {
     /// Sequence length (BERT).
     #[arg(long, conflicts_with = "image")]
     pub seq: Option<usize>,
-    /// Image size N (ResNet: N×N RGB images).
+    /// Image size N (ResNet, ViT: N×N RGB images).
     #[arg(long)]
     pub image: Option<usize>,
     /// full (all trainable), last2 (last 2 encoder layers / stages + head), frozen (head) or
@@ -73,7 +73,7 @@ pub struct TrainArgs {
     /// The adapted layers (`--mode lora`; default: the family's, BERT `query,value`).
     #[arg(long, value_delimiter = ',')]
     pub lora_target: Option<Vec<String>>,
-    /// adamw or sgd (momentum 0.9); default adamw for BERT, sgd for ResNet.
+    /// adamw or sgd (momentum 0.9); default adamw for text models and ViT, sgd for ResNet.
     #[arg(long)]
     pub optimizer: Option<String>,
     /// Timed steps (the median is reported).
@@ -166,7 +166,7 @@ fn train_spec(a: &TrainArgs) -> Result<TrainBenchSpec> {
     };
     let optimizer = match &a.optimizer {
         Some(o) => OptimizerKind::parse(o)?,
-        None if model.is_bert() => OptimizerKind::AdamW,
+        None if model.is_transformer() => OptimizerKind::AdamW,
         None => OptimizerKind::Sgd,
     };
     let spec = TrainBenchSpec {

@@ -1,11 +1,12 @@
 //! The preprocessing a checkpoint expects, for the data pipeline: input size, per-channel
 //! mean/std, crop fraction and mode, interpolation. Read from timm's `pretrained_cfg` or from a
-//! transformers `preprocessor_config.json`; written back into `pretrained_cfg` on export.
+//! transformers `preprocessor_config.json`; written back into `pretrained_cfg` (timm) or a
+//! `preprocessor_config.json` (transformers' ViT) on export. Shared by the image families.
 //!
 //! Eval transform in timm's terms: resize the shorter edge to [`Preprocessing::scale_size`]
 //! with `interpolation`, centre-crop `input_size[1..]`, scale to `[0, 1]`, normalise.
 
-use finetune_core::{Error, Result};
+use crate::error::{Error, Result};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -227,7 +228,7 @@ impl Preprocessing {
                 self.mean, self.std
             )));
         }
-        if self.std.iter().any(|s| !finetune_core::error::positive(*s))
+        if self.std.iter().any(|s| !crate::error::positive(*s))
             || self.mean.iter().any(|m| !m.is_finite())
         {
             return Err(Error::config(format!(
@@ -278,6 +279,34 @@ impl Preprocessing {
     }
 }
 
+impl Preprocessing {
+    /// These settings as a transformers `preprocessor_config.json` of ViT's image processor
+    /// (`ViTImageProcessor`: resize straight to `size`, rescale, normalise). That processor has
+    /// no crop, so a centre-cropping preprocessing is written as the resize to the input size
+    /// its crop ends at (what a model fine-tuned at that size then sees at most).
+    pub fn to_vit_processor_json(&self) -> Value {
+        let resample = match self.interpolation.as_str() {
+            "nearest" => 0,
+            "lanczos" => 1,
+            "bicubic" => 3,
+            "box" => 4,
+            "hamming" => 5,
+            _ => 2,
+        };
+        json!({
+            "do_normalize": true,
+            "do_rescale": true,
+            "do_resize": true,
+            "image_mean": self.mean,
+            "image_processor_type": "ViTImageProcessor",
+            "image_std": self.std,
+            "resample": resample,
+            "rescale_factor": 1.0 / 255.0,
+            "size": {"height": self.input_size[1], "width": self.input_size[2]},
+        })
+    }
+}
+
 fn floats(v: &Value, k: &str) -> Result<Vec<f64>> {
     v.as_array()
         .and_then(|a| a.iter().map(Value::as_f64).collect::<Option<Vec<_>>>())
@@ -307,6 +336,21 @@ mod tests {
         let p = Preprocessing::from_preprocessor_json(v.as_object().unwrap())?;
         assert_eq!((p.input_size, p.crop_pct), ([3, 224, 224], 0.875));
         assert_eq!(p.interpolation, "bilinear");
+        Ok(())
+    }
+
+    #[test]
+    fn a_vit_processor_config_reads_back_as_written() -> Result<()> {
+        let mut p = Preprocessing::imagenet(3);
+        p.input_size = [3, 48, 32];
+        p.interpolation = "bicubic".into();
+        p.crop_pct = 1.0;
+        p.crop_mode = "squash".into();
+        let v = p.to_vit_processor_json();
+        assert_eq!(
+            Preprocessing::from_preprocessor_json(v.as_object().unwrap())?,
+            p
+        );
         Ok(())
     }
 
