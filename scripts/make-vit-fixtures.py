@@ -3,10 +3,12 @@
 random weights with unusual sizes (hidden 36 with 3 heads, 20×20 images in 4×4 patches, an
 intermediate width of 50), in transformers' naming (`vit`) and timm's (`vit-timm`, fused
 `qkv`), with the eval-mode logits each library computed for fixed pixel values, and for
-transformers also at another input size through `interpolate_pos_encoding`.
+transformers also at another input size through `interpolate_pos_encoding`; and a PEFT LoRA
+adapter for the first (`vit-lora`: r 4 on `q_proj`/`v_proj`, the names transformers 5's ViT
+modules carry, non-zero B, a 2-class head) with the logits PEFT computed.
 
-Run once in a throw-away virtual environment with torch, transformers, timm and safetensors
-installed:  python scripts/make-vit-fixtures.py [OUT_DIR]
+Run once in a throw-away virtual environment with torch, transformers, timm, peft and
+safetensors installed:  python scripts/make-vit-fixtures.py [OUT_DIR]
 """
 
 import json
@@ -97,6 +99,36 @@ def timm_vit():
     check_sizes(out)
 
 
+def peft_vit():
+    from peft import LoraConfig, get_peft_model
+    base = transformers.ViTForImageClassification.from_pretrained(
+        ROOT / "vit", num_labels=2, id2label={0: "ant", 1: "bee"},
+        label2id={"ant": 0, "bee": 1}, ignore_mismatched_sizes=True)
+    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.1, target_modules=["q_proj", "v_proj"],
+                        modules_to_save=["classifier"])
+    model = get_peft_model(base, config)
+    randomize_adapter(model, 6)
+    model.eval()
+    out = ROOT / "vit-lora"
+    model.save_pretrained(out)
+    x = pixels(7, 20)
+    with torch.no_grad():
+        logits = model(pixel_values=x).logits
+    record = {"pixel_values": x.tolist(), "logits": logits.tolist()}
+    (out / "logits.json").write_text(json.dumps(record) + "\n")
+    check_sizes(out)
+
+
+def randomize_adapter(model, seed):
+    """Non-zero LoRA B (PEFT starts it at zero) and a random head, so both matter."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name or "modules_to_save" in name:
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+
+
 if __name__ == "__main__":
     transformers_vit()
     timm_vit()
+    peft_vit()

@@ -280,3 +280,77 @@ fn training_mode_drops_and_evaluation_does_not() -> R {
     assert!(m.features_randomness().is_some());
     Ok(())
 }
+
+/// The tiny ViT fixture with a 2-class head (`ant`, `bee`) for the PEFT adapter.
+fn two_class_base() -> ViT {
+    let opts = LoadOptions {
+        labels: Some(vec!["ant".into(), "bee".into()]),
+        ..LoadOptions::default()
+    };
+    load(&fixture("vit"), opts).0
+}
+
+#[test]
+fn a_peft_adapter_of_transformers_5_applies_and_saves_under_its_module_names() -> R {
+    use finetune_core::lora::peft;
+    let rec = record("vit-lora");
+    let x = tensor4(&rec["pixel_values"], DType::F32);
+    let dir = fixture("vit-lora");
+    let m = two_class_base();
+    let s = peft::load(m.store(), &dir, peft::read_config(&dir)?)?;
+    assert_eq!(s.modules.len(), 4, "{:?}", s.modules);
+    assert!(s.modules[0].starts_with("vit.encoder.layer.0.attention.attention."));
+    let d = max_diff(&m.forward_t(&x, false)?, &rows(&rec["logits"]));
+    assert!(d <= 1e-4, "logits differ from PEFT's by {d}");
+    // Saved again: transformers 5's module paths and target names, and it reloads.
+    let out = tmpdir("peft-save");
+    peft::save(m.store(), &out, None)?;
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("adapter_config.json"))?)?;
+    assert_eq!(
+        config["target_modules"],
+        serde_json::json!(["q_proj", "v_proj"])
+    );
+    let names: Vec<String> =
+        candle_core::safetensors::load(out.join("adapter_model.safetensors"), &Device::Cpu)?
+            .into_keys()
+            .collect();
+    assert!(
+        names.contains(&"base_model.model.vit.layers.1.attention.v_proj.lora_B.weight".to_string()),
+        "{names:?}"
+    );
+    let again = two_class_base();
+    peft::load(again.store(), &out, peft::read_config(&out)?)?;
+    assert_eq!(
+        again.forward_t(&x, false)?.to_vec2::<f32>()?,
+        m.forward_t(&x, false)?.to_vec2::<f32>()?
+    );
+    // The state dict's names (transformers 4's module tree) load as well.
+    let tensors =
+        candle_core::safetensors::load(out.join("adapter_model.safetensors"), &Device::Cpu)?;
+    let legacy: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(n, t)| {
+            let n = n
+                .replace("vit.layers.", "vit.encoder.layer.")
+                .replace("attention.q_proj", "attention.attention.query")
+                .replace("attention.v_proj", "attention.attention.value");
+            (n, t)
+        })
+        .collect();
+    assert!(legacy
+        .iter()
+        .any(|(n, _)| n.contains("encoder.layer.0.attention.attention.query.lora_A")));
+    save_tensors(&out.join("adapter_model.safetensors"), &legacy)?;
+    let mut config = config;
+    config["target_modules"] = serde_json::json!(["query", "value"]);
+    std::fs::write(out.join("adapter_config.json"), config.to_string())?;
+    let legacy_model = two_class_base();
+    peft::load(legacy_model.store(), &out, peft::read_config(&out)?)?;
+    assert_eq!(
+        legacy_model.forward_t(&x, false)?.to_vec2::<f32>()?,
+        m.forward_t(&x, false)?.to_vec2::<f32>()?
+    );
+    std::fs::remove_dir_all(&out).ok();
+    Ok(())
+}

@@ -61,6 +61,8 @@ struct Inner {
     /// The layers built over the store (`Linear`, `Conv2d`), by module name, in build order:
     /// what LoRA can target.
     modules: Vec<(String, ModuleKind)>,
+    /// Modules whose path in the module tree PEFT walks differs from their state-dict name.
+    peft_paths: HashMap<String, String>,
     /// The LoRA adapter of each adapted module, and the run's adapter settings.
     adapters: HashMap<String, Adapter>,
     lora: Option<Arc<LoraSettings>>,
@@ -411,6 +413,40 @@ impl ParamStore {
         if !inner.modules.iter().any(|(n, _)| n == name) {
             inner.modules.push((name.to_string(), kind));
         }
+    }
+
+    /// Records that module `name`'s path in the module tree transformers builds (the one PEFT
+    /// walks and names adapter tensors by) is `path`, where a model's state dict keeps an older
+    /// name (transformers 5's ViT: `vit.layers.N.attention.q_proj` for the saved
+    /// `vit.encoder.layer.N.attention.attention.query`).
+    pub fn set_peft_path(&self, name: &str, path: &str) {
+        self.write()
+            .peft_paths
+            .insert(name.to_string(), path.to_string());
+    }
+
+    /// Module `name`'s path as PEFT names it (see [`Self::set_peft_path`]; its own name
+    /// unless recorded otherwise).
+    pub fn peft_path(&self, name: &str) -> String {
+        self.read()
+            .peft_paths
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
+    }
+
+    /// The module a PEFT module path names: a registered module of that name, or the one whose
+    /// recorded PEFT path it is.
+    pub fn module_of_peft_path(&self, path: &str) -> Option<String> {
+        let inner = self.read();
+        if inner.modules.iter().any(|(n, _)| n == path) {
+            return Some(path.to_string());
+        }
+        inner
+            .peft_paths
+            .iter()
+            .find(|(_, p)| *p == path)
+            .map(|(n, _)| n.clone())
     }
 
     /// The layers built over the store, in build order.

@@ -125,6 +125,11 @@ impl ViT {
         let layers = (0..config.num_hidden_layers)
             .map(|i| Layer::new(&store, &config, &format!("vit.encoder.layer.{i}")))
             .collect::<Result<_>>()?;
+        for (module, _) in store.modules() {
+            if let Some(path) = crate::naming::peft_module(&module) {
+                store.set_peft_path(&module, &path);
+            }
+        }
         Ok(Self {
             embeddings: Embeddings::new(&store, &config)?,
             layers,

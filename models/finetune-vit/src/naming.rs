@@ -166,12 +166,14 @@ fn timm_source(name: &str) -> Option<(String, Option<usize>)> {
     Some((format!("blocks.{layer}.{timm}.{leaf}"), part))
 }
 
-/// The model name of a checkpoint tensor in any of the three namings, or `None` where there
+/// The model name of a checkpoint tensor in any of the three namings (and transformers 5's
+/// module paths, which PEFT adapters use), or `None` where there
 /// is no single one (timm's stacked `qkv`, which holds three) or the model does not use it
 /// (`ViTModel`'s pooler).
 pub fn canonical_name(name: &str) -> Option<String> {
     let first = name.split('.').next().unwrap_or_default();
     match first {
+        "vit" if name.starts_with("vit.layers.") => from_module_tree(name),
         "vit" => (!name.starts_with("vit.pooler.")).then(|| name.to_string()),
         "classifier" => Some(name.to_string()),
         "embeddings" | "encoder" | "layernorm" => Some(format!("vit.{name}")),
@@ -205,6 +207,40 @@ pub fn canonical_name(name: &str) -> Option<String> {
             Some(format!("{ours}.{leaf}"))
         }
     }
+}
+
+/// A layer module's name in transformers 5's ViT module tree, where it differs from the state
+/// dict's (`vit.encoder.layer.N.attention.attention.query` is `vit.layers.N.attention.q_proj`
+/// there): the name PEFT gives its adapter tensors and `target_modules`. transformers still
+/// saves and loads checkpoints under the state dict's names.
+const MODULE_TREE: [(&str, &str); 8] = [
+    ("attention.attention.query", "attention.q_proj"),
+    ("attention.attention.key", "attention.k_proj"),
+    ("attention.attention.value", "attention.v_proj"),
+    ("attention.output.dense", "attention.o_proj"),
+    ("intermediate.dense", "mlp.fc1"),
+    ("output.dense", "mlp.fc2"),
+    ("layernorm_before", "layernorm_before"),
+    ("layernorm_after", "layernorm_after"),
+];
+
+/// Module `name`'s path in transformers 5's module tree (see [`MODULE_TREE`]), when it has
+/// another one.
+pub fn peft_module(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("vit.encoder.layer.")?;
+    let (layer, module) = rest.split_once('.')?;
+    let (_, tree) = MODULE_TREE.iter().find(|(m, _)| *m == module)?;
+    Some(format!("vit.layers.{layer}.{tree}"))
+}
+
+/// A tensor name under transformers 5's module tree (`vit.layers.N.attention.q_proj.weight`)
+/// as the state dict names it.
+fn from_module_tree(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("vit.layers.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let (module, leaf) = rest.rsplit_once('.')?;
+    let (saved, _) = MODULE_TREE.iter().find(|(_, t)| *t == module)?;
+    Some(format!("vit.encoder.layer.{layer}.{saved}.{leaf}"))
 }
 
 /// How deep a parameter sits: the embeddings 0, `vit.encoder.layer.N.*` N + 1, the final
@@ -265,6 +301,14 @@ mod tests {
             );
         }
         assert_eq!(depth("vit.encoder.layer.1.output.dense.weight"), Some(2));
+        let q = "vit.encoder.layer.1.attention.attention.query";
+        assert_eq!(
+            peft_module(q).as_deref(),
+            Some("vit.layers.1.attention.q_proj")
+        );
+        let back = canonical_name("vit.layers.1.attention.q_proj.weight");
+        assert_eq!(back, Some(format!("{q}.weight")));
+        assert_eq!(peft_module("classifier"), None);
         assert_eq!(
             Naming::of(["blocks.0.attn.qkv.weight"].into_iter()),
             Naming::Timm

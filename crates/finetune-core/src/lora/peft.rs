@@ -32,17 +32,41 @@ pub fn is_adapter_dir(dir: &Path) -> bool {
 }
 
 /// The `target_modules` PEFT gets: the user's names when every target is a plain name (PEFT
-/// matches them the same way), otherwise the modules actually adapted.
-fn target_modules(s: &LoraSettings) -> Vec<String> {
-    if s.config.target.iter().all(|t| super::target::is_name(t)) {
-        s.config.target.clone()
-    } else {
-        s.modules.clone()
+/// matches them the same way), otherwise the modules actually adapted; both as PEFT names
+/// them in the model's module tree (see [`ParamStore::set_peft_path`]: a name whose modules
+/// are renamed there becomes their renamed tail, `query` → `q_proj`).
+fn target_modules(s: &LoraSettings, store: &ParamStore) -> Vec<String> {
+    if !s.config.target.iter().all(|t| super::target::is_name(t)) {
+        return s.modules.iter().map(|m| store.peft_path(m)).collect();
     }
+    let mut out: Vec<String> = Vec::new();
+    for t in &s.config.target {
+        let depth = t.split('.').count();
+        let mut names: Vec<String> = s
+            .modules
+            .iter()
+            .filter(|m| *m == t || m.ends_with(&format!(".{t}")))
+            .map(|m| {
+                let p = store.peft_path(m);
+                let parts: Vec<&str> = p.split('.').collect();
+                parts[parts.len().saturating_sub(depth)..].join(".")
+            })
+            .collect();
+        if names.is_empty() {
+            names.push(t.clone());
+        }
+        for name in names {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
 }
 
-/// The `adapter_config.json` of `s`: only keys PEFT's `LoraConfig` knows.
-pub fn config_json(s: &LoraSettings) -> Value {
+/// The `adapter_config.json` of `s` for the model of `store`: only keys PEFT's `LoraConfig`
+/// knows.
+pub fn config_json(s: &LoraSettings, store: &ParamStore) -> Value {
     let c = &s.config;
     json!({
         "peft_type": "LORA",
@@ -52,7 +76,7 @@ pub fn config_json(s: &LoraSettings) -> Value {
         "r": c.r,
         "lora_alpha": c.alpha,
         "lora_dropout": c.dropout,
-        "target_modules": target_modules(s),
+        "target_modules": target_modules(s, store),
         "bias": "none",
         "fan_in_fan_out": false,
         "modules_to_save": s.modules_to_save,
@@ -61,6 +85,24 @@ pub fn config_json(s: &LoraSettings) -> Value {
         "use_rslora": c.use_rslora,
         "use_dora": false,
     })
+}
+
+/// An adapter tensor's name in PEFT's file (`{module}.lora_A.weight` with the module's PEFT
+/// path), without the prefix.
+fn file_name(store: &ParamStore, tensor: &str) -> String {
+    let (module, leaf) = tensor
+        .strip_suffix(".lora_A.weight")
+        .map(|m| (m, "lora_A.weight"))
+        .or_else(|| {
+            tensor
+                .strip_suffix(".lora_B.weight")
+                .map(|m| (m, "lora_B.weight"))
+        })
+        .unwrap_or((tensor, ""));
+    if leaf.is_empty() {
+        return tensor.to_string();
+    }
+    format!("{}.{leaf}", store.peft_path(module))
 }
 
 /// Writes the store's adapters and head into `dir` as PEFT's `save_pretrained` does, in
@@ -78,13 +120,15 @@ pub fn save(store: &ParamStore, dir: &Path, dtype: Option<DType>) -> Result<()> 
     };
     let mut tensors = Vec::new();
     for (name, t) in store.tensors() {
-        if super::is_adapter_tensor(&name) || super::inject::in_head(&lora, &name) {
+        if super::is_adapter_tensor(&name) {
+            tensors.push((format!("{PREFIX}{}", file_name(store, &name)), cast(t)?));
+        } else if super::inject::in_head(&lora, &name) {
             tensors.push((format!("{PREFIX}{name}"), cast(t)?));
         }
     }
     save_tensors(&dir.join(WEIGHTS_FILE), &tensors)?;
-    let text =
-        serde_json::to_vec_pretty(&config_json(&lora)).map_err(|e| Error::config(e.to_string()))?;
+    let text = serde_json::to_vec_pretty(&config_json(&lora, store))
+        .map_err(|e| Error::config(e.to_string()))?;
     write_bytes_atomically(&dir.join(CONFIG_FILE), &text)
 }
 
@@ -204,33 +248,37 @@ pub fn load(store: &ParamStore, dir: &Path, mut settings: LoraSettings) -> Resul
     };
     let registered = store.modules();
     let names: Vec<String> = ckpt.headers().iter().map(|h| h.name.clone()).collect();
+    // (module, its path in the file, kind)
     let mut modules = Vec::new();
     for name in &names {
         let inner = name
             .strip_prefix(PREFIX)
             .ok_or_else(|| in_file(format!("tensor `{name}` lacks PEFT's `{PREFIX}` prefix")))?;
-        if let Some(m) = inner.strip_suffix(".lora_A.weight") {
+        if let Some(p) = inner.strip_suffix(".lora_A.weight") {
+            let m = store
+                .module_of_peft_path(p)
+                .unwrap_or_else(|| p.to_string());
             let kind = registered
                 .iter()
-                .find(|(n, _)| n == m)
+                .find(|(n, _)| *n == m)
                 .map(|(_, k)| *k)
                 .ok_or_else(|| {
                     in_file(format!(
-                        "tensor `{name}` adapts `{m}`, which is not a linear or conv layer of \
+                        "tensor `{name}` adapts `{p}`, which is not a linear or conv layer of \
                          the base model"
                     ))
                 })?;
-            modules.push((m.to_string(), kind));
+            modules.push((m, p.to_string(), kind));
         } else if !inner.ends_with(".lora_B.weight") && !store.contains(inner) {
             return Err(in_file(format!(
                 "tensor `{name}`: the base model has no `{inner}`"
             )));
         }
     }
-    check_implied(&settings, &registered, &modules, &names).map_err(in_file)?;
+    check_implied(store, &settings, &registered, &modules, &names).map_err(in_file)?;
     let device = store.device();
-    let load = |n: &str, want: &[usize], dtype: DType| -> Result<Tensor> {
-        let full = format!("{PREFIX}{n}");
+    let load = |file_name: &str, want: &[usize], dtype: DType| -> Result<Tensor> {
+        let full = format!("{PREFIX}{file_name}");
         if !ckpt.contains(&full) {
             return Err(in_file(format!("tensor `{full}` is missing")));
         }
@@ -244,11 +292,11 @@ pub fn load(store: &ParamStore, dir: &Path, mut settings: LoraSettings) -> Resul
         Ok(t.to_dtype(dtype)?)
     };
     let (r, scale) = (settings.config.r, settings.config.scale());
-    for (m, kind) in &modules {
+    for (m, p, kind) in &modules {
         let dtype = store.get(&format!("{m}.weight"))?.dtype();
         let (a_shape, b_shape) = kind.adapter_shapes(r);
-        let a = load(&a_name(m), &a_shape, dtype)?;
-        let b = load(&b_name(m), &b_shape, dtype)?;
+        let a = load(&a_name(p), &a_shape, dtype)?;
+        let b = load(&b_name(p), &b_shape, dtype)?;
         let adapter = Adapter {
             a: store.insert(&a_name(m), &a, TensorKind::Parameter)?,
             b: store.insert(&b_name(m), &b, TensorKind::Parameter)?,
@@ -264,7 +312,7 @@ pub fn load(store: &ParamStore, dir: &Path, mut settings: LoraSettings) -> Resul
             store.set(name, &load(name, want.dims(), want.dtype())?)?;
         }
     }
-    settings.modules = modules.into_iter().map(|(m, _)| m).collect();
+    settings.modules = modules.into_iter().map(|(m, _, _)| m).collect();
     // PEFT lists every head name its task may use (`classifier`, `score`): keep the model's.
     let all = store.names();
     settings
@@ -274,33 +322,41 @@ pub fn load(store: &ParamStore, dir: &Path, mut settings: LoraSettings) -> Resul
     Ok(settings)
 }
 
-/// Every module the config's `target_modules` list names (PEFT's matching) must have both
-/// tensors in the file.
+/// Every module the config's `target_modules` list names (PEFT's matching, on the module's
+/// name or its PEFT path) must have both tensors in the file.
 fn check_implied(
+    store: &ParamStore,
     s: &LoraSettings,
     registered: &[(String, ModuleKind)],
-    in_file: &[(String, ModuleKind)],
+    in_file: &[(String, String, ModuleKind)],
     names: &[String],
 ) -> std::result::Result<(), String> {
     // Our own adapters list whole layer paths (`bert.encoder.layer.0.attention.self.query`),
     // PEFT's usually names (`query`): both match by equality or a `.name` suffix.
     let plain = s.config.target.iter().all(|t| super::target::is_name(t));
+    let matches = |m: &str, t: &str| m == t || m.ends_with(&format!(".{t}"));
     for (m, _) in registered {
+        let peft = store.peft_path(m);
         let implied = plain
             && s.config
                 .target
                 .iter()
-                .any(|t| m == t || m.ends_with(&format!(".{t}")))
+                .any(|t| matches(m, t) || matches(&peft, t))
             && !s.modules_to_save.iter().any(|h| h == m);
-        let listed = in_file.iter().any(|(n, _)| n == m);
-        if implied || listed {
-            for t in [a_name(m), b_name(m)] {
-                if !names.contains(&format!("{PREFIX}{t}")) {
-                    return Err(format!(
-                        "tensor `{PREFIX}{t}` is missing (its adapter_config.json targets `{}`)",
-                        s.config.target.join(", ")
-                    ));
-                }
+        let listed = in_file.iter().find(|(n, _, _)| n == m);
+        if implied || listed.is_some() {
+            let p = listed.map_or(peft.as_str(), |(_, p, _)| p.as_str());
+            let has = |path: &str| {
+                [a_name(path), b_name(path)]
+                    .iter()
+                    .all(|t| names.contains(&format!("{PREFIX}{t}")))
+            };
+            if !has(p) && !has(m) {
+                return Err(format!(
+                    "tensor `{PREFIX}{}` is missing (its adapter_config.json targets `{}`)",
+                    a_name(p),
+                    s.config.target.join(", ")
+                ));
             }
         }
     }
