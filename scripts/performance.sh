@@ -23,6 +23,7 @@ default_rows=(
   "resnet18 8 224 frozen"
   "minilm 16 128 lora"
   "bert-base 16 128 lora"
+  "vit-b16 8 224 full"
 )
 if [[ -n "${ROWS:-}" ]]; then IFS=';' read -r -a rows <<< "$ROWS"; else rows=("${default_rows[@]}"); fi
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); v=d.get('$1'); print('' if v is None else v)"; }
@@ -34,7 +35,7 @@ echo "| step (model, batch × size, what trains) | this project | plain candle |
 echo "|---|---|---|---|---|---|---|"
 for row in "${rows[@]}"; do
   read -r model batch size mode <<< "$row"
-  case "$model" in minilm|bert-base) input=(--seq "$size") ;; *) input=(--image "$size") ;; esac
+  case "$model" in minilm|bert-base|distilbert|roberta-base) input=(--seq "$size") ;; *) input=(--image "$size") ;; esac
   # lora: r 8 on the family's targets (BERT query,value); lora-all: on every linear layer.
   how=(--mode "$mode")
   [[ "$mode" == lora-all ]] && how=(--mode lora --lora-target all-linear)
@@ -51,7 +52,7 @@ import sys
 model, batch, size, mode, ours, candle, torch, rss, rss_c = sys.argv[1:]
 f = lambda v: float(v) if v else None
 ours, candle, torch, rss, rss_c = map(f, (ours, candle, torch, rss, rss_c))
-dim = f"{size}×{size}" if model.startswith("resnet") else f"{size} tokens"
+dim = f"{size}×{size}" if model.startswith(("resnet", "vit")) else f"{size} tokens"
 cell = lambda s: f"{s:.3f} s" if s is not None else "—"
 ratio = lambda a: f"{a / ours:.2f}×" if a is not None else "—"
 mem = f"{rss:.0f} / {rss_c:.0f} MiB" if rss and rss_c else "—"
