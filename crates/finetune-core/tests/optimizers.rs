@@ -287,7 +287,7 @@ fn state_round_trip_resumes_bit_identically() -> Result<()> {
         let s = store();
         let mut first = cfg.build(one_group(lr, 0.01))?;
         run(first.as_mut(), &s, 3)?;
-        first.state().save(&dir)?;
+        first.state()?.save(&dir)?;
         let mut second = cfg.build(one_group(lr, 0.01))?;
         second.load_state(OptimizerState::load(&dir)?)?;
         let got = run(second.as_mut(), &s, 3)?;
@@ -433,4 +433,69 @@ fn invalid_hyper_parameters_are_rejected() {
         .unwrap()
         .build(one_group(-1.0, 0.0))
         .is_err());
+}
+
+/// Every optimizer and option, updated with tensor ops on the device path (what a GPU runs),
+/// follows the in-place CPU path's trajectory; a device-path state saved and loaded resumes
+/// exactly.
+#[test]
+fn the_device_path_follows_the_in_place_path_and_resumes() -> Result<()> {
+    let mut configs = Vec::new();
+    for (momentum, dampening, nesterov) in [(0.0, 0.0, false), (0.9, 0.1, false), (0.8, 0.0, true)]
+    {
+        configs.push(OptimizerConfig::Sgd(Sgd {
+            momentum,
+            dampening,
+            nesterov,
+        }));
+    }
+    for amsgrad in [false, true] {
+        let adam = Adam {
+            amsgrad,
+            ..Adam::default()
+        };
+        configs.push(OptimizerConfig::Adam(adam.clone()));
+        configs.push(OptimizerConfig::AdamW(AdamW(adam)));
+    }
+    for (centered, momentum) in [(false, 0.0), (true, 0.5)] {
+        configs.push(OptimizerConfig::RmsProp(RmsProp {
+            centered,
+            momentum,
+            ..RmsProp::default()
+        }));
+    }
+    configs.push(OptimizerConfig::Lion(Lion::default()));
+    let dir = std::env::temp_dir().join(format!("ft-optdevice-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for cfg in configs {
+        let name = format!("{cfg:?}");
+        let (a, b) = (store(), store());
+        let want = run(cfg.build(one_group(0.01, 0.02))?.as_mut(), &a, STEPS)?;
+        let got = run(
+            cfg.build_device_path(one_group(0.01, 0.02))?.as_mut(),
+            &b,
+            STEPS,
+        )?;
+        check(&name, &got, &want);
+
+        let straight = run(
+            cfg.build_device_path(one_group(0.01, 0.02))?.as_mut(),
+            &store(),
+            6,
+        )?;
+        let s = store();
+        let mut first = cfg.build_device_path(one_group(0.01, 0.02))?;
+        run(first.as_mut(), &s, 3)?;
+        first.state()?.save(&dir)?;
+        let mut second = cfg.build_device_path(one_group(0.01, 0.02))?;
+        second.load_state(OptimizerState::load(&dir)?)?;
+        let resumed = run(second.as_mut(), &s, 3)?;
+        assert_eq!(
+            resumed.last(),
+            straight.last(),
+            "{name}: resumed run differs"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
 }

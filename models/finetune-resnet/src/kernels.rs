@@ -3,14 +3,24 @@
 //! benchmarks (`same run, both sides`) and cross-checks. Both compute the same function; on
 //! devices other than the CPU the fused ops fall back to candle's anyway.
 
-/// The kernel family of a forward pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The kernel family of a forward pass; the default is [`Kernels::Fused`], or
+/// [`Kernels::Candle`] under `FINETUNE_OPS=generic` (the path a GPU runs, on the CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernels {
-    /// `finetune_kernels::ops` (the default).
-    #[default]
+    /// `finetune_kernels::ops`.
     Fused,
     /// candle's `Tensor::conv2d` and BatchNorm composed of candle tensor ops.
     Candle,
+}
+
+impl Default for Kernels {
+    fn default() -> Self {
+        if finetune_kernels::ops::generic_requested() {
+            Self::Candle
+        } else {
+            Self::Fused
+        }
+    }
 }
 
 impl Kernels {

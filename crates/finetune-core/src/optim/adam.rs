@@ -4,6 +4,7 @@
 
 use super::driver::{StepHyper, UpdateRule};
 use crate::error::{Error, Result};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// The hyper-parameters of `torch.optim.Adam`, with its defaults: coupled (L2) weight decay
@@ -128,6 +129,43 @@ impl Adam {
     }
 }
 
+impl Adam {
+    /// [`Adam::run`] on device tensors (candle ops): the new parameter and slots.
+    pub(super) fn run_tensors(
+        &self,
+        decoupled: bool,
+        h: &StepHyper,
+        p: &Tensor,
+        g: &Tensor,
+        slots: &[Tensor],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let (b1, b2) = self.betas;
+        let t = h.step as i32;
+        let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
+        let step_size = h.lr / (1.0 - b1.powi(t));
+        let (p, d) = if decoupled {
+            (p.affine(1.0 - h.lr * h.weight_decay, 0.0)?, g.clone())
+        } else if h.weight_decay != 0.0 {
+            (p.clone(), (g + p.affine(h.weight_decay, 0.0)?)?)
+        } else {
+            (p.clone(), g.clone())
+        };
+        let m = (&slots[0] + (&d - &slots[0])?.affine(1.0 - b1, 0.0)?)?;
+        let v = (slots[1].affine(b2, 0.0)? + d.sqr()?.affine(1.0 - b2, 0.0)?)?;
+        let mut out = vec![m.clone(), v.clone()];
+        let second = if self.amsgrad {
+            let vmax = slots[2].maximum(&v)?;
+            out.push(vmax.clone());
+            vmax
+        } else {
+            v
+        };
+        let denom = second.sqrt()?.affine(1.0 / bc2_sqrt, self.eps)?;
+        let p = (p - (m / denom)?.affine(step_size, 0.0)?)?;
+        Ok((p, out))
+    }
+}
+
 impl UpdateRule for Adam {
     const NAME: &'static str = "adam";
 
@@ -142,5 +180,15 @@ impl UpdateRule for Adam {
     #[inline(always)]
     fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
         self.run(false, h, p, g, slots)
+    }
+
+    fn update_tensors(
+        &self,
+        h: &StepHyper,
+        p: &Tensor,
+        g: &Tensor,
+        slots: &[Tensor],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        self.run_tensors(false, h, p, g, slots)
     }
 }

@@ -4,6 +4,7 @@
 use super::adam::Adam;
 use super::driver::{StepHyper, UpdateRule};
 use crate::error::Result;
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// `torch.optim.AdamW`: [`Adam`]'s hyper-parameters (serialised as Adam's fields) with
@@ -27,5 +28,15 @@ impl UpdateRule for AdamW {
     #[inline(always)]
     fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
         self.0.run(true, h, p, g, slots)
+    }
+
+    fn update_tensors(
+        &self,
+        h: &StepHyper,
+        p: &Tensor,
+        g: &Tensor,
+        slots: &[Tensor],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        self.0.run_tensors(true, h, p, g, slots)
     }
 }

@@ -1,5 +1,8 @@
 //! Runs an elementwise update rule over every parameter: in place on CPU f32 tensors (through
-//! candle's `InplaceOp2`), otherwise on a host copy written back with `Var::set`.
+//! candle's `InplaceOp2`, the state in host buffers), otherwise on the parameter's own device
+//! with candle tensor ops (the state kept there as tensors, `Var::set` writing the result): the
+//! path a GPU takes, which `FINETUNE_OPS=generic` (or [`ElementwiseOptimizer::set_device_path`])
+//! also runs on the CPU.
 
 use super::state::{OptimizerState, SlotState};
 use super::Optimizer;
@@ -7,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::grads::Grads;
 use crate::groups::ParamGroup;
 use crate::params::ParamStore;
-use candle_core::{CpuStorage, DType, Device, Layout, Tensor, Var};
+use candle_core::{CpuStorage, DType, Layout, Tensor, Var};
 use rayon::prelude::*;
 use serde::{de::DeserializeOwned, Serialize};
 use std::cell::RefCell;
@@ -36,12 +39,38 @@ pub trait UpdateRule: Clone + Send + Sync + Serialize + DeserializeOwned + 'stat
     fn validate(&self) -> Result<()>;
     /// Updates a chunk of parameter `p` given its gradient `g` and state `slots` (same length).
     fn update(&self, h: &StepHyper, p: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]);
+    /// The same update on whole f32 tensors of any device, with candle ops: the new parameter
+    /// and the new state slots (in [`UpdateRule::slot_names`]' order).
+    fn update_tensors(
+        &self,
+        h: &StepHyper,
+        p: &Tensor,
+        g: &Tensor,
+        slots: &[Tensor],
+    ) -> Result<(Tensor, Vec<Tensor>)>;
 }
 
 struct ParamState {
     step: u64,
     shape: Vec<usize>,
+    /// The state on the host (the in-place CPU path, and state just loaded).
     slots: Vec<Vec<f32>>,
+    /// The state on the parameter's device, once the device path has run; then `slots` are
+    /// empty.
+    device: Option<Vec<Tensor>>,
+}
+
+impl ParamState {
+    /// The state as host buffers (from the device when it lives there).
+    fn host_slots(&self) -> Result<Vec<Vec<f32>>> {
+        match &self.device {
+            None => Ok(self.slots.clone()),
+            Some(ts) => ts
+                .iter()
+                .map(|t| Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?))
+                .collect(),
+        }
+    }
 }
 
 /// An [`Optimizer`] made of an [`UpdateRule`] and param groups.
@@ -50,6 +79,7 @@ pub struct ElementwiseOptimizer<R: UpdateRule> {
     groups: Vec<ParamGroup>,
     grouped: HashSet<String>,
     state: BTreeMap<String, ParamState>,
+    device_path: bool,
 }
 
 impl<R: UpdateRule> ElementwiseOptimizer<R> {
@@ -79,7 +109,14 @@ impl<R: UpdateRule> ElementwiseOptimizer<R> {
             groups,
             grouped,
             state: BTreeMap::new(),
+            device_path: finetune_kernels::ops::generic_requested(),
         })
+    }
+
+    /// Runs every update on the device path (candle tensor ops, state as tensors) even for CPU
+    /// f32 parameters, as a GPU runs it; on by default under `FINETUNE_OPS=generic`.
+    pub fn set_device_path(&mut self, on: bool) {
+        self.device_path = on;
     }
 
     /// The update rule and its hyper-parameters (after [`Optimizer::load_state`], the saved
@@ -163,32 +200,38 @@ fn apply<R: UpdateRule>(
     h: StepHyper,
     var: &Var,
     grad: &Tensor,
-    slots: &mut [Vec<f32>],
+    st: &mut ParamState,
+    device_path: bool,
 ) -> Result<()> {
     let t = var.as_tensor();
-    if t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous() {
+    if !device_path
+        && st.device.is_none()
+        && t.device().is_cpu()
+        && t.dtype() == DType::F32
+        && t.is_contiguous()
+    {
         let g = grad.to_dtype(DType::F32)?.contiguous()?;
         let op = InPlaceStep {
             rule,
             h,
-            slots: RefCell::new(slots),
+            slots: RefCell::new(&mut st.slots),
         };
         t.inplace_op2(&g, &op)?;
-    } else {
-        let host = |x: &Tensor| -> Result<Vec<f32>> {
-            Ok(x.flatten_all()?
-                .to_dtype(DType::F32)?
-                .to_device(&Device::Cpu)?
-                .to_vec1::<f32>()?)
-        };
-        let mut p = host(t)?;
-        let g = host(grad)?;
-        run_chunks(rule, &h, &mut p, &g, slots);
-        let new = Tensor::from_vec(p, t.shape(), &Device::Cpu)?
-            .to_dtype(t.dtype())?
-            .to_device(t.device())?;
-        var.set(&new)?;
+        return Ok(());
     }
+    // On the parameter's device: the state moves there once, then stays.
+    let slots = match st.device.take() {
+        Some(ts) => ts,
+        None => std::mem::take(&mut st.slots)
+            .into_iter()
+            .map(|s| Ok(Tensor::from_vec(s, t.shape(), t.device())?))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let p = t.to_dtype(DType::F32)?;
+    let g = grad.to_dtype(DType::F32)?.to_device(t.device())?;
+    let (new, slots) = rule.update_tensors(&h, &p, &g, &slots)?;
+    var.set(&new.to_dtype(t.dtype())?)?;
+    st.device = Some(slots);
     Ok(())
 }
 
@@ -236,8 +279,13 @@ impl<R: UpdateRule> Optimizer for ElementwiseOptimizer<R> {
                         step: 0,
                         shape: var.dims().to_vec(),
                         slots: vec![vec![0f32; numel]; n_slots],
+                        device: None,
                     });
-                if st.slots.iter().any(|s| s.len() != numel) {
+                let wrong = match &st.device {
+                    None => st.slots.iter().any(|s| s.len() != numel),
+                    Some(ts) => ts.iter().any(|t| t.dims() != var.dims()),
+                };
+                if wrong {
                     return Err(Error::Shape {
                         name: format!("optimizer state of {name}"),
                         expected: var.dims().to_vec(),
@@ -250,15 +298,20 @@ impl<R: UpdateRule> Optimizer for ElementwiseOptimizer<R> {
                     weight_decay: group.weight_decay,
                     step: st.step,
                 };
-                apply(&self.rule, h, &var, grad, &mut st.slots)?;
+                apply(&self.rule, h, &var, grad, st, self.device_path)?;
             }
         }
         Ok(())
     }
 
-    fn state(&self) -> OptimizerState {
+    fn state(&self) -> Result<OptimizerState> {
         let names = self.rule.slot_names();
-        OptimizerState {
+        let host = self
+            .state
+            .iter()
+            .map(|(n, s)| Ok((n, s.host_slots()?)))
+            .collect::<Result<BTreeMap<&String, Vec<Vec<f32>>>>>()?;
+        Ok(OptimizerState {
             optimizer: R::NAME.to_string(),
             hyper: serde_json::to_value(&self.rule).unwrap_or(serde_json::Value::Null),
             groups: self.groups.clone(),
@@ -273,7 +326,7 @@ impl<R: UpdateRule> Optimizer for ElementwiseOptimizer<R> {
                 .flat_map(|(n, s)| {
                     names
                         .iter()
-                        .zip(&s.slots)
+                        .zip(&host[n])
                         .map(move |(slot, data)| SlotState {
                             param: n.clone(),
                             slot: slot.to_string(),
@@ -282,7 +335,7 @@ impl<R: UpdateRule> Optimizer for ElementwiseOptimizer<R> {
                         })
                 })
                 .collect(),
-        }
+        })
     }
 
     fn load_state(&mut self, st: OptimizerState) -> Result<()> {
@@ -310,6 +363,7 @@ impl<R: UpdateRule> Optimizer for ElementwiseOptimizer<R> {
                     step: *step,
                     shape: Vec::new(),
                     slots: vec![Vec::new(); names.len()],
+                    device: None,
                 },
             );
         }

@@ -3,6 +3,7 @@
 
 use super::driver::{StepHyper, UpdateRule};
 use crate::error::{Error, Result};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// The hyper-parameters of Lion (Chen et al. 2023, "Symbolic Discovery of Optimization
@@ -64,5 +65,20 @@ impl UpdateRule for Lion {
             *p += -lr * sign(c);
             *m = b2 * *m + (1.0 - b2) * g;
         }
+    }
+
+    fn update_tensors(
+        &self,
+        h: &StepHyper,
+        p: &Tensor,
+        g: &Tensor,
+        slots: &[Tensor],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let (b1, b2) = self.betas;
+        let p = p.affine(1.0 - h.lr * h.weight_decay, 0.0)?;
+        let c = (slots[0].affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
+        let p = (p - c.sign()?.affine(h.lr, 0.0)?)?;
+        let m = (slots[0].affine(b2, 0.0)? + g.affine(1.0 - b2, 0.0)?)?;
+        Ok((p, vec![m]))
     }
 }

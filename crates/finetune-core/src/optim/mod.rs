@@ -3,8 +3,9 @@
 //!
 //! Every optimizer here is an elementwise [`UpdateRule`] run by [`ElementwiseOptimizer`]: on a
 //! CPU f32 parameter the update happens in place, in one parallel pass over parameter,
-//! gradient and state (no tensor allocated per step); elsewhere the same rule runs on a host
-//! copy that is written back. Frozen parameters (and parameters without a gradient) are skipped
+//! gradient and state (no tensor allocated per step); elsewhere (a GPU, another dtype, or
+//! `FINETUNE_OPS=generic`) the rule's tensor form runs on the parameter's own device with its
+//! state kept there, so no parameter or gradient crosses to the host. Frozen parameters (and parameters without a gradient) are skipped
 //! and their state is not created, so a parameter unfrozen later starts at step 1 as in PyTorch.
 
 mod adam;
@@ -41,7 +42,7 @@ pub trait Optimizer: Send {
     fn step(&mut self, store: &ParamStore, grads: &Grads) -> Result<()>;
     /// Everything a resumed run needs: hyper-parameters, groups (lrs included), per-parameter
     /// step counts and state buffers.
-    fn state(&self) -> OptimizerState;
+    fn state(&self) -> Result<OptimizerState>;
     /// Restores what [`Optimizer::state`] returned. The state must be of the same optimizer
     /// and of groups holding the same parameters (same freezing and group flags); its
     /// hyper-parameters and groups then replace this optimizer's.
@@ -110,5 +111,22 @@ impl OptimizerConfig {
             Self::RmsProp(r) => Box::new(ElementwiseOptimizer::new(r, groups)?),
             Self::Lion(r) => Box::new(ElementwiseOptimizer::new(r, groups)?),
         })
+    }
+
+    /// [`Self::build`], updating every parameter with tensor ops on its own device (the path
+    /// a GPU takes) even on the CPU: for the device-generic checks.
+    pub fn build_device_path(&self, groups: Vec<ParamGroup>) -> Result<Box<dyn Optimizer>> {
+        fn on<R: UpdateRule>(r: R, g: Vec<ParamGroup>) -> Result<Box<dyn Optimizer>> {
+            let mut o = ElementwiseOptimizer::new(r, g)?;
+            o.set_device_path(true);
+            Ok(Box::new(o))
+        }
+        match self.clone() {
+            Self::Sgd(r) => on(r, groups),
+            Self::Adam(r) => on(r, groups),
+            Self::AdamW(r) => on(r, groups),
+            Self::RmsProp(r) => on(r, groups),
+            Self::Lion(r) => on(r, groups),
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::driver::{StepHyper, UpdateRule};
 use crate::error::{Error, Result};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// The hyper-parameters of `torch.optim.RMSprop`, with its defaults: coupled weight decay
@@ -105,5 +106,37 @@ impl UpdateRule for RmsProp {
                 p[i] += -lr * (d / avg);
             }
         }
+    }
+
+    fn update_tensors(
+        &self,
+        h: &StepHyper,
+        p: &Tensor,
+        g: &Tensor,
+        slots: &[Tensor],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let a = self.alpha;
+        let d = if h.weight_decay != 0.0 {
+            (g + p.affine(h.weight_decay, 0.0)?)?
+        } else {
+            g.clone()
+        };
+        let sq = (slots[0].affine(a, 0.0)? + d.sqr()?.affine(1.0 - a, 0.0)?)?;
+        let mut out = vec![sq.clone()];
+        let avg = if self.centered {
+            let ga = (&slots[1] + (&d - &slots[1])?.affine(1.0 - a, 0.0)?)?;
+            out.push(ga.clone());
+            (sq - ga.sqr()?)?.sqrt()?.affine(1.0, self.eps)?
+        } else {
+            sq.sqrt()?.affine(1.0, self.eps)?
+        };
+        let step = if self.momentum > 0.0 {
+            let b = (slots[out.len()].affine(self.momentum, 0.0)? + (&d / &avg)?)?;
+            out.push(b.clone());
+            b
+        } else {
+            (d / avg)?
+        };
+        Ok(((p - step.affine(h.lr, 0.0)?)?, out))
     }
 }

@@ -4,6 +4,7 @@
 
 use super::driver::{StepHyper, UpdateRule};
 use crate::error::{Error, Result};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// The hyper-parameters of `torch.optim.SGD`, with its defaults: coupled weight decay
@@ -90,6 +91,34 @@ impl UpdateRule for Sgd {
             (false, false, true) => momentum::<false, false, true>(&c, p, g, b),
             (false, false, false) => momentum::<false, false, false>(&c, p, g, b),
         }
+    }
+
+    fn update_tensors(
+        &self,
+        h: &StepHyper,
+        p: &Tensor,
+        g: &Tensor,
+        slots: &[Tensor],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let d = if h.weight_decay != 0.0 {
+            (g + p.affine(h.weight_decay, 0.0)?)?
+        } else {
+            g.clone()
+        };
+        if self.momentum == 0.0 {
+            return Ok(((p - d.affine(h.lr, 0.0)?)?, Vec::new()));
+        }
+        let b = if h.step == 1 {
+            d.clone()
+        } else {
+            (slots[0].affine(self.momentum, 0.0)? + d.affine(1.0 - self.dampening, 0.0)?)?
+        };
+        let step = if self.nesterov {
+            (d + b.affine(self.momentum, 0.0)?)?
+        } else {
+            b.clone()
+        };
+        Ok(((p - step.affine(h.lr, 0.0)?)?, vec![b]))
     }
 }
 

@@ -42,7 +42,7 @@ pub use layer_norm::{layer_norm, layer_norm_composed};
 pub use linear::{linear, linear_composed};
 pub use loss::{binary_cross_entropy_with_logits, cross_entropy, mse};
 pub use max_pool::{max_pool2d, max_pool2d_composed};
-pub use op_set::OpSet;
+pub use op_set::{generic_requested, OpSet};
 pub use relu::{add_relu, add_relu_composed, relu};
 pub use simd::{detected_simd_level, set_simd_level, simd_level, SimdLevel};
 pub use softmax::{

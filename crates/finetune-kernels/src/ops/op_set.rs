@@ -7,11 +7,19 @@ use candle_core::{Tensor, D};
 
 use crate::{Result, Rng};
 
-/// The implementation of a model's ops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Whether `FINETUNE_OPS=generic` asks for the device-generic path on the CPU (read once): a
+/// model's default [`OpSet`] is then [`OpSet::Stock`] and optimizers update with tensor ops, as
+/// every step runs on a GPU — so that path is exercised where no GPU is.
+pub fn generic_requested() -> bool {
+    static GENERIC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *GENERIC.get_or_init(|| std::env::var("FINETUNE_OPS").is_ok_and(|v| v == "generic"))
+}
+
+/// The implementation of a model's ops; the default is [`OpSet::Fused`], or
+/// [`OpSet::Stock`] under `FINETUNE_OPS=generic` (see [`generic_requested`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpSet {
     /// This crate's fused ops (on CPU; each falls back to its composition elsewhere).
-    #[default]
     Fused,
     /// candle's stock differentiable compositions, as a plain candle model would use them:
     /// `matmul` + `broadcast_add` linear layers, `candle_nn::ops::layer_norm_slow`,
@@ -19,6 +27,16 @@ pub enum OpSet {
     /// multiplication ([`super::dropout_composed`]: the mask is this crate's, so that both
     /// sets draw the same random stream; candle_nn's dropout would use its own generator).
     Stock,
+}
+
+impl Default for OpSet {
+    fn default() -> Self {
+        if generic_requested() {
+            Self::Stock
+        } else {
+            Self::Fused
+        }
+    }
 }
 
 impl OpSet {

@@ -160,7 +160,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 self.write_run_files(d)
             },
             store,
-            &run.optimizer.state(),
+            &run.optimizer.state()?,
             &run.scheduler.state(),
             &run.state,
         )?;

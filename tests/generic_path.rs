@@ -1,0 +1,176 @@
+//! The device-generic path on the CPU (`FINETUNE_OPS=generic`): candle's composed ops and the
+//! optimizers' tensor-op updates, as every step runs on a GPU. Short text and image runs on it
+//! follow the fused CPU path's losses and end at the same weights, within the rounding
+//! differences of the two op sets (stated per test), so the GPU's code path runs in every
+//! test run.
+
+mod common;
+#[path = "common/images.rs"]
+mod images;
+
+use common::{
+    finetune_cmd, load_tensors, text_train_args, tmpdir, write_sentiment_csv, write_tiny_bert,
+};
+use images::{write_shapes, write_tiny_resnet};
+use serde_json::Value;
+use std::path::Path;
+
+/// Runs `finetune ARGS` with `FINETUNE_OPS` set to `ops` (`None`: unset), which must succeed.
+fn run(args: &[String], ops: Option<&str>) {
+    let mut cmd = finetune_cmd();
+    cmd.args(args).env_remove("FINETUNE_OPS");
+    if let Some(o) = ops {
+        cmd.env("FINETUNE_OPS", o);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn losses(out: &Path) -> Vec<f64> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["loss"].as_f64())
+        .collect()
+}
+
+/// The two runs' losses agree to `tol` (relative) step by step, and every exported tensor to
+/// `tol` of its largest magnitude.
+fn same_run(a: &Path, b: &Path, tol: f64) {
+    let (la, lb) = (losses(a), losses(b));
+    assert!(la.len() >= 4 && la.len() == lb.len(), "{la:?} vs {lb:?}");
+    for (x, y) in la.iter().zip(&lb) {
+        assert!(
+            (x - y).abs() <= tol * x.abs().max(1.0),
+            "losses {la:?} vs {lb:?}"
+        );
+    }
+    assert!(la.first() != la.last(), "the loss never moved: {la:?}");
+    let (ta, tb) = (
+        load_tensors(&a.join("model.safetensors")),
+        load_tensors(&b.join("model.safetensors")),
+    );
+    assert_eq!(ta.len(), tb.len());
+    let mut differs = false;
+    for (name, x) in &ta {
+        let y = &tb[name];
+        if !x.dtype().is_float() {
+            continue;
+        }
+        let x = x
+            .flatten_all()
+            .unwrap()
+            .to_dtype(candle_core::DType::F64)
+            .unwrap();
+        let y = y
+            .flatten_all()
+            .unwrap()
+            .to_dtype(candle_core::DType::F64)
+            .unwrap();
+        let scale = x
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            .max(1e-6);
+        let diff = (x - y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(
+            diff <= tol * scale,
+            "{name}: weights differ by {diff} (scale {scale})"
+        );
+        differs |= diff > 0.0;
+    }
+    // Bit-identical weights would mean the generic path never ran.
+    assert!(differs, "FINETUNE_OPS=generic changed nothing");
+}
+
+#[test]
+fn a_text_run_on_the_generic_path_matches_the_fused_path() {
+    let dir = tmpdir("generic-text");
+    let (model, data) = (dir.join("model"), dir.join("train.csv"));
+    write_tiny_bert(&model, 3);
+    write_sentiment_csv(&data, 48, 5);
+    let extra = [
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+        "--logging-steps",
+        "1",
+        "--optimizer",
+        "adamw",
+        "--no-progress",
+        "--report-to",
+        "none",
+    ];
+    let args = |out: &Path| {
+        let mut a = text_train_args(&model, &data, out);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    run(&args(&dir.join("fused")), None);
+    run(&args(&dir.join("generic")), Some("generic"));
+    // Composed layer norm, softmax and GELU round differently from the fused kernels.
+    same_run(&dir.join("fused"), &dir.join("generic"), 1e-3);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn an_image_run_on_the_generic_path_matches_the_fused_path() {
+    let dir = tmpdir("generic-image");
+    let (model, data) = (dir.join("model"), dir.join("shapes"));
+    write_tiny_resnet(&model, 2, None);
+    write_shapes(&data, &["circle", "square"], 8, 16, 3);
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--task",
+            "image-classification",
+            "--model",
+            model.to_str().unwrap(),
+            "--train",
+            data.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--lr",
+            "1e-2",
+            "--optimizer",
+            "sgd",
+            "--momentum",
+            "0.9",
+            "--augment",
+            "none",
+            "--logging-steps",
+            "1",
+            "--no-progress",
+            "--report-to",
+            "none",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    run(&args(&dir.join("fused")), None);
+    run(&args(&dir.join("generic")), Some("generic"));
+    // Composed convolution and batch norm sum in another order than the fused kernels.
+    same_run(&dir.join("fused"), &dir.join("generic"), 1e-3);
+    std::fs::remove_dir_all(&dir).ok();
+}
