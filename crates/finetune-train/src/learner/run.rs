@@ -6,6 +6,7 @@ use super::progress::Progress;
 use super::{optimizer, Learner, Outcome};
 use crate::checkpoint::{self, TrainerState};
 use crate::early_stop::BestTracker;
+use crate::ema::ModelEma;
 use crate::feature_cache::{self, FeatureCacheReport, Feed};
 use crate::log::MetricsLog;
 use crate::metrics::EvalMetrics;
@@ -44,6 +45,8 @@ pub(super) struct Run {
     /// count: `train_summary.json`'s `train_loss` is their quotient.
     pub(super) session_loss: (f64, u64),
     pub(super) final_eval: Option<EvalMetrics>,
+    /// The moving average of the weights (`--model-ema`).
+    pub(super) ema: Option<ModelEma>,
 }
 
 impl Run {
@@ -111,6 +114,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 .model
                 .set_rng_state(Rng::seed_from_u64(c.seed.wrapping_add(0x5eed))),
         }
+        let (ema, ema_line) = self.start_ema(resume)?;
         checkpoint::remove_stale_temps(&self.output)?;
         let (train, eval, cache_report, cache_line) =
             feature_cache::feeds(self.model, c, self.unfreeze.is_some(), train, eval)?;
@@ -133,7 +137,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             finetune_core::params::thousands(counts.total),
             counts.trainable_percent()
         ));
-        if let Some(line) = cache_line {
+        for line in [cache_line, ema_line].into_iter().flatten() {
             progress.say(line);
         }
         let (start_step, start_samples) = (state.global_step, state.samples_seen);
@@ -153,8 +157,31 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             mask_epoch: None,
             session_loss: (0.0, 0),
             final_eval: None,
+            ema,
         };
         Ok((run, Feeds { train, eval }))
+    }
+
+    /// The moving average of `--model-ema`, from the weights as they are now (a resumed
+    /// checkpoint's), continued from the checkpoint's own average when it has one.
+    /// Also gives the line to print when a checkpoint without an average is resumed.
+    fn start_ema(&self, resume: Option<&Path>) -> Result<(Option<ModelEma>, Option<String>)> {
+        let c = &self.config;
+        if !c.model_ema {
+            return Ok((None, None));
+        }
+        let mut ema = ModelEma::new(self.model.store(), c.model_ema_decay, c.model_ema_warmup)?;
+        let mut line = None;
+        if let Some(dir) = resume {
+            if !ema.load(dir)? {
+                line = Some(format!(
+                    "{}: no {} (a run without --model-ema): the average starts from its weights",
+                    dir.display(),
+                    crate::ema::EMA_FILE
+                ));
+            }
+        }
+        Ok((Some(ema), line))
     }
 
     /// The step plan over `samples` training samples; refuses data sets that make no run.

@@ -43,7 +43,12 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             (skipped, grad_norm) = self.clip_and_check(grads.as_mut(), step)?;
         }
         match (&skipped, grads) {
-            (None, Some(grads)) => run.optimizer.step(self.model.store(), &grads)?,
+            (None, Some(grads)) => {
+                run.optimizer.step(self.model.store(), &grads)?;
+                if let Some(ema) = &mut run.ema {
+                    ema.update(self.model.store(), step + 1)?;
+                }
+            }
             (Some(why), _) => {
                 run.progress.say(format!(
                     "{why}; skipped this optimizer step (--on-nan skip)"
