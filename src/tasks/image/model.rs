@@ -131,6 +131,7 @@ impl ImageClassifier {
             device: self.device.clone(),
             on_bad,
             skipped: skipped.clone(),
+            mixup: None,
         })
     }
 
