@@ -160,7 +160,7 @@ pub struct TrainConfig {
     /// The EMA's decay, in [0, 1]: `ema = decay·ema + (1 − decay)·weights`.
     #[arg(long, default_value_t = 0.9998, help_heading = "Model EMA")]
     pub model_ema_decay: f64,
-    /// Warm the EMA's decay up as timm does: `min(decay, 1 − (1 + step)^(−2/3))`.
+    /// Warm the EMA's decay up as timm does: `min(decay, 1 − k^(−2/3))` at update k.
     #[arg(long, help_heading = "Model EMA")]
     pub model_ema_warmup: bool,
     /// Export the EMA weights at the end of the run instead of the live ones (needs
