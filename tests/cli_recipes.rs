@@ -1,4 +1,5 @@
-//! timm's recipes through `finetune train`: mixup + cutmix + random erasing + model EMA on a
+//! timm's recipes through `finetune train`: mixup + cutmix + random erasing + RandAugment +
+//! model EMA on a
 //! tiny ResNet, recorded in `run_config.json`, evaluated as `eval_ema_*`, resumed from a
 //! mid-run checkpoint to the same bits; bad values refused with one line naming the flag; the
 //! image recipes refused for text.
@@ -66,6 +67,8 @@ fn recipe_args(model: &Path, train: &Path, eval: &Path, out: &Path) -> Vec<Strin
         "pixel",
         "--recount",
         "2",
+        "--aa",
+        "rand-m9-mstd0.5-inc1",
         "--model-ema",
         "--model-ema-decay",
         "0.9",
@@ -103,6 +106,7 @@ fn image_recipes_train_record_and_resume_exactly() {
         ("reprob", serde_json::json!(0.5)),
         ("remode", serde_json::json!("pixel")),
         ("recount", serde_json::json!(2)),
+        ("aa", serde_json::json!("rand-m9-mstd0.5-inc1")),
         ("model_ema", serde_json::json!(true)),
         ("model_ema_decay", serde_json::json!(0.9)),
         ("model_ema_warmup", serde_json::json!(true)),
@@ -200,7 +204,8 @@ fn bad_recipe_values_are_one_line_naming_the_flag() {
     .iter()
     .map(|a| a.to_string())
     .collect();
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 12] = [
+        (&["--aa", "rand-q3"], "--aa rand-q3: unknown section `q3`"),
         (&["--mixup=-1"], "--mixup must be >= 0, got -1"),
         (&["--cutmix=-0.5"], "--cutmix must be >= 0, got -0.5"),
         (

@@ -2,14 +2,15 @@
 //! training batch (`--mixup`, `--cutmix`, `--cutmix-minmax`, `--mixup-prob`,
 //! `--mixup-switch-prob`, `--mixup-mode`; the targets smoothed by `--label-smoothing`, alias
 //! `--smoothing`) and random erasing of each training image after normalisation (`--reprob`,
-//! `--remode`, `--recount`). All off by default. The numerics live in `finetune-data`
+//! `--remode`, `--recount`) and RandAugment (`--aa`, a subset of timm's operations). All off by
+//! default. The numerics live in `finetune-data`
 //! ([`Mixup`], [`RandomErasing`]); this file holds their settings and hands them to the
 //! batch source.
 
 use crate::settings::IMAGE_HEADING;
 use anyhow::{bail, Result};
 use finetune_data::image::mixup::{MixMode, Mixup};
-use finetune_data::transforms::{EraseMode, RandomErasing};
+use finetune_data::transforms::{EraseMode, RandAugment, RandomErasing};
 use serde::{Deserialize, Serialize};
 
 /// The recipe settings (timm's names and defaults; see the module doc).
@@ -45,6 +46,10 @@ pub struct ImageRecipes {
     /// Most erased boxes per image (each image gets 1 to N).
     #[arg(long, default_value_t = 1, help_heading = IMAGE_HEADING)]
     pub recount: usize,
+    /// RandAugment policy in timm's form, e.g. `rand-m9-mstd0.5-inc1` (a subset of timm's
+    /// operations: the colour ones, no geometry or sharpness).
+    #[arg(long, help_heading = IMAGE_HEADING)]
+    pub aa: Option<String>,
 }
 
 impl Default for ImageRecipes {
@@ -80,7 +85,16 @@ impl ImageRecipes {
         if self.recount == 0 {
             bail!("--recount must be at least 1");
         }
+        self.rand_augment()?;
         Ok(())
+    }
+
+    /// The RandAugment of `--aa`, when given.
+    pub fn rand_augment(&self) -> Result<Option<RandAugment>> {
+        Ok(match &self.aa {
+            Some(policy) => Some(policy.parse()?),
+            None => None,
+        })
     }
 
     /// Whether mixup or cutmix is on (timm's `mixup_active`).
