@@ -91,24 +91,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         };
         match resume {
             Some(dir) => {
-                let mut loaded = checkpoint::load(dir, store)?;
-                check_same_plan(dir, &loaded.state, total_steps, steps_per_epoch)?;
-                optimizer.load_state(loaded.optimizer)?;
-                if loaded.state.total_steps != total_steps {
-                    // A longer or shorter run (`epochs`, `max_steps` changed): the schedule is
-                    // recomputed for the new end, from the step reached, as transformers does.
-                    let c = &mut loaded.scheduler.config;
-                    c.total_steps = total_steps;
-                    c.warmup_steps = scheduler.config().warmup_steps;
-                    loaded.state.total_steps = total_steps;
-                }
-                scheduler.load_state(loaded.scheduler)?;
-                state = loaded.state;
-                // Checkpoints from here on record the settings this run goes on with.
-                state.config = c.clone();
-                if let Some(r) = state.model_rng {
-                    self.model.set_rng_state(Rng::from_state(r));
-                }
+                state = self.resume_from(dir, &mut optimizer, &mut scheduler, &state)?;
             }
             None => self
                 .model
@@ -160,6 +143,38 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             ema,
         };
         Ok((run, Feeds { train, eval }))
+    }
+
+    /// The state of checkpoint `dir`, its weights loaded into the model and its optimizer and
+    /// schedule into `optimizer` and `scheduler`; `fresh` is the state a new run would start
+    /// with (its plan and settings).
+    fn resume_from(
+        &self,
+        dir: &Path,
+        optimizer: &mut Box<dyn Optimizer>,
+        scheduler: &mut LrScheduler,
+        fresh: &TrainerState,
+    ) -> Result<TrainerState> {
+        let (total_steps, steps_per_epoch) = (fresh.total_steps, fresh.steps_per_epoch);
+        let mut loaded = checkpoint::load(dir, self.model.store())?;
+        check_same_plan(dir, &loaded.state, total_steps, steps_per_epoch)?;
+        optimizer.load_state(loaded.optimizer)?;
+        if loaded.state.total_steps != total_steps {
+            // A longer or shorter run (`epochs`, `max_steps` changed): the schedule is
+            // recomputed for the new end, from the step reached, as transformers does.
+            let c = &mut loaded.scheduler.config;
+            c.total_steps = total_steps;
+            c.warmup_steps = scheduler.config().warmup_steps;
+            loaded.state.total_steps = total_steps;
+        }
+        scheduler.load_state(loaded.scheduler)?;
+        let mut state = loaded.state;
+        // Checkpoints from here on record the settings this run goes on with.
+        state.config = fresh.config.clone();
+        if let Some(r) = state.model_rng {
+            self.model.set_rng_state(Rng::from_state(r));
+        }
+        Ok(state)
     }
 
     /// The moving average of `--model-ema`, from the weights as they are now (a resumed
