@@ -140,7 +140,8 @@ pub struct TrainConfig {
     /// Label smoothing of the cross-entropy, in [0, 1).
     #[arg(
         long,
-        aliases = ["label-smoothing-factor", "smoothing"],
+        visible_alias = "smoothing",
+        alias = "label-smoothing-factor",
         default_value_t = 0.0,
         help_heading = "Regularisation"
     )]

@@ -214,3 +214,28 @@ fn a_decay_outside_0_1_is_one_clear_error() {
     };
     assert!(Learner::new(&Mlp::new(1, 0.0), cfg, dir.path()).is_err());
 }
+
+#[test]
+fn load_best_at_end_brings_back_the_best_checkpoints_average() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Mlp::new(11, 0.0);
+    let (train, eval) = (Blobs::new(60, 3), Blobs::new(30, 4));
+    // Evaluated on data whose labels are all moved: the weights of an early step score best.
+    let cfg = TrainConfig {
+        export_ema: true,
+        load_best_at_end: true,
+        eval_strategy: Some("steps".parse().unwrap()),
+        eval_steps: Some(2),
+        ..ema_config(0.5, false)
+    };
+    let (_, summary) =
+        Learner::new(&model, cfg, dir.path())?.fit(&train, Some(&eval.relabelled()), None)?;
+    let best = summary.best_step.expect("a best step");
+    assert!(best < 16, "the best step is an early one, got {best}");
+    assert_bits_eq(
+        &file_weights(&dir.path().join(MODEL_FILE)),
+        &file_weights(&checkpoint::dir_for(dir.path(), best).join(EMA_FILE)),
+        "the export is the best checkpoint's average",
+    );
+    Ok(())
+}
