@@ -135,6 +135,17 @@ fn ema_leaves_training_alone_and_is_evaluated_and_exported() -> Result<()> {
         ..ema_config(0.8, false)
     };
     run(exported, export.path())?;
+    // The summary's final evaluation is the exported average's: the last `eval_ema_*`.
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(export.path().join("train_summary.json")).unwrap(),
+    )
+    .unwrap();
+    let last_ema = metrics_lines(export.path())
+        .into_iter()
+        .rfind(|r| r.get("eval_ema_loss").is_some())
+        .unwrap();
+    assert_eq!(summary["final_eval"]["loss"], last_ema["eval_ema_loss"]);
+    assert_ne!(last_ema["eval_ema_loss"], last_ema["eval_loss"]);
     let last = checkpoint::dir_for(export.path(), 16);
     assert_bits_eq(
         &file_weights(&export.path().join(MODEL_FILE)),

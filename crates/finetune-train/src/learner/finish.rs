@@ -21,12 +21,8 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             if self.config.load_best_at_end {
                 self.load_best(&mut run, eval)?;
             }
-            if let Some(ema) = run.ema.as_ref().filter(|_| self.config.export_ema) {
-                // The average replaces the live weights for good: the export and whatever
-                // the caller evaluates next (the test set) see it.
-                ema.swap_in(self.model.store())?;
-                run.progress
-                    .say("exporting the EMA weights (--export-ema)".to_string());
+            if self.config.export_ema {
+                self.swap_in_ema(&mut run, eval)?;
             }
             self.model.export(&self.output)?;
             // The plot is a view of metrics.jsonl: failing to draw it does not fail the run.
@@ -60,6 +56,25 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             let progress = &run.progress;
             run.final_eval = Some(self.evaluate_feed(eval, &|at, n| {
                 progress.message(format!("evaluating {at}/{n} samples"))
+            })?);
+        }
+        Ok(())
+    }
+
+    /// `--export-ema`: the average replaces the live weights for good, so the export, the
+    /// run's final evaluation (evaluated again on it) and whatever the caller evaluates next
+    /// (the test set) are the average's.
+    fn swap_in_ema(&self, run: &mut Run, eval: Option<&Feed<'_, M::Inputs>>) -> Result<()> {
+        let Some(ema) = &run.ema else {
+            return Ok(());
+        };
+        ema.swap_in(self.model.store())?;
+        run.progress
+            .say("exporting the EMA weights (--export-ema)".to_string());
+        if let (Some(eval), Some(_)) = (eval, &run.final_eval) {
+            let progress = &run.progress;
+            run.final_eval = Some(self.evaluate_feed(eval, &|at, n| {
+                progress.message(format!("evaluating the EMA {at}/{n} samples"))
             })?);
         }
         Ok(())
