@@ -151,7 +151,7 @@ impl Augment {
             )?);
         }
         if let Some(ra) = rand_augment {
-            c = c.then(ra);
+            c = c.then(ra.with_mean_fill(&cfg.mean));
         }
         Ok(c.then(ToTensor)
             .then(Normalize::new(cfg.mean.clone(), cfg.std.clone())?))

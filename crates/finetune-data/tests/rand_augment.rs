@@ -1,5 +1,5 @@
-//! RandAugment (`--aa`): timm's policy strings, and the Pillow colour operations it draws from
-//! against their formulas written out here (level → argument as timm maps it).
+//! RandAugment (`--aa`): timm's policy strings, and the Pillow operations it draws from against
+//! their formulas written out here (level → argument as timm maps it).
 
 use finetune_core::Rng;
 use finetune_data::image::Image;
@@ -39,6 +39,9 @@ fn policies_parse_as_timm_reads_them() {
     assert!(ra.magnitude_std.is_infinite() && !ra.increasing);
     let ra: RandAugment = "rand".parse().unwrap();
     assert_eq!((ra.magnitude, ra.num_layers, ra.prob), (10.0, 2, 0.5));
+    assert_eq!(ra.fill, [128, 128, 128], "timm's fill without a mean");
+    let ra = ra.with_mean_fill(&[0.485, 0.456, 0.406]);
+    assert_eq!(ra.fill, [124, 116, 104], "round(255 · ImageNet mean)");
     for (bad, needle) in [
         ("augmix-m5", "only RandAugment"),
         ("rand-q3", "unknown section `q3`"),
@@ -225,7 +228,7 @@ fn levels_map_to_timms_arguments_and_the_transform_is_seeded() {
         (10..50).contains(&changed),
         "{changed} of 50 changed (p 0.5, two layers)"
     );
-    assert_eq!(OPS.len(), 9);
+    assert_eq!(OPS.len(), 15);
     let tensor = ra.apply(
         Sample::Tensor(finetune_data::transforms::TensorImage {
             channels: 1,
@@ -236,4 +239,101 @@ fn levels_map_to_timms_arguments_and_the_transform_is_seeded() {
         &mut Rng::seed_from_u64(1),
     );
     assert!(tensor.unwrap_err().to_string().contains("before ToTensor"));
+}
+
+#[test]
+fn sharpness_blends_with_pillows_smoothed_image() {
+    let orig = image(6, 3);
+    let (w, h) = (7usize, 5usize);
+    let px = |x: usize, y: usize, c: usize| orig.data[(y * w + x) * 3 + c] as f64;
+    for f in [0.2, 1.6] {
+        let mut img = orig.clone();
+        pil_ops::enhance(&mut img, Enhance::Sharpness, f);
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..3 {
+                    let border = x == 0 || y == 0 || x == w - 1 || y == h - 1;
+                    let smooth = if border {
+                        px(x, y, c)
+                    } else {
+                        let mut s = 4.0 * px(x, y, c);
+                        for (dx, dy) in (0..3).flat_map(|a| (0..3).map(move |b| (a, b))) {
+                            s += px(x + dx - 1, y + dy - 1, c);
+                        }
+                        (s / 13.0 + 0.5).floor()
+                    };
+                    let want = (smooth + f * (px(x, y, c) - smooth))
+                        .clamp(0.0, 255.0)
+                        .floor();
+                    let got = img.data[(y * w + x) * 3 + c] as f64;
+                    assert!(
+                        (got - want).abs() <= 1.0,
+                        "f {f} at ({x}, {y}, {c}): {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn geometric_operations_move_pixels_and_fill_with_the_mean() {
+    let ra: RandAugment = "rand-m10"
+        .parse::<RandAugment>()
+        .unwrap()
+        .with_mean_fill(&[0.5, 0.25, 1.0]);
+    let fill = [128u8, 64, 255];
+    let orig = image(7, 3);
+    let (w, h) = (7usize, 5usize);
+    let at =
+        |img: &Image, x: usize, y: usize| img.data[(y * w + x) * 3..(y * w + x) * 3 + 3].to_vec();
+    // m 10: a shift of ±0.45 of the side; both signs come up over a few seeds.
+    for seed in 0..8 {
+        let mut img = orig.clone();
+        ra.apply_op(
+            &mut img,
+            RandOp::TranslateXRel,
+            10.0,
+            &mut Rng::seed_from_u64(seed),
+        );
+        let shift = 0.45 * w as f64; // 3.15 pixels
+        let right = at(&img, 0, 2) == fill;
+        for y in 0..h {
+            for x in 0..w {
+                let src = if right {
+                    x as f64 - shift
+                } else {
+                    x as f64 + shift
+                };
+                if !(0.0..w as f64).contains(&(src + 0.5)) {
+                    assert_eq!(at(&img, x, y), fill, "({x}, {y}) filled");
+                }
+            }
+        }
+        let mut img = orig.clone();
+        ra.apply_op(
+            &mut img,
+            RandOp::TranslateYRel,
+            10.0,
+            &mut Rng::seed_from_u64(seed),
+        );
+        assert!(
+            (0..w).all(|x| at(&img, x, 0) == fill) || (0..w).all(|x| at(&img, x, h - 1) == fill)
+        );
+    }
+    // Shear 0 and rotation 0 (magnitude 0) leave the image as it is; at magnitude 10 they
+    // change it, and rotation is `rotate` by ±30°.
+    for op in [RandOp::ShearX, RandOp::ShearY, RandOp::Rotate] {
+        let mut img = orig.clone();
+        ra.apply_op(&mut img, op, 0.0, &mut Rng::seed_from_u64(1));
+        assert_eq!(img, orig, "{op:?} at 0");
+        let mut img = orig.clone();
+        ra.apply_op(&mut img, op, 10.0, &mut Rng::seed_from_u64(1));
+        assert_ne!(img, orig, "{op:?} at 10");
+    }
+    let mut img = orig.clone();
+    ra.apply_op(&mut img, RandOp::Rotate, 10.0, &mut Rng::seed_from_u64(2));
+    let bilinear = finetune_data::transforms::Interpolation::Bilinear;
+    let turned = |deg| finetune_data::transforms::rotation::rotate(&orig, deg, bilinear, &fill);
+    assert!(img == turned(30.0) || img == turned(-30.0));
 }

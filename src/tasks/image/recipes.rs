@@ -2,8 +2,7 @@
 //! training batch (`--mixup`, `--cutmix`, `--cutmix-minmax`, `--mixup-prob`,
 //! `--mixup-switch-prob`, `--mixup-mode`; the targets smoothed by `--label-smoothing`, alias
 //! `--smoothing`) and random erasing of each training image after normalisation (`--reprob`,
-//! `--remode`, `--recount`) and RandAugment (`--aa`, a subset of timm's operations). All off by
-//! default. The numerics live in `finetune-data`
+//! `--remode`, `--recount`) and RandAugment (`--aa`). All off by default. The numerics live in `finetune-data`
 //! ([`Mixup`], [`RandomErasing`]); this file holds their settings and hands them to the
 //! batch source.
 
@@ -46,8 +45,8 @@ pub struct ImageRecipes {
     /// Most erased boxes per image (each image gets 1 to N).
     #[arg(long, default_value_t = 1, help_heading = IMAGE_HEADING)]
     pub recount: usize,
-    /// RandAugment policy in timm's form, e.g. `rand-m9-mstd0.5-inc1` (a subset of timm's
-    /// operations: the colour ones, no geometry or sharpness).
+    /// RandAugment policy in timm's form, e.g. `rand-m9-mstd0.5-inc1` (timm's operations;
+    /// the geometric ones sample bilinearly).
     #[arg(long, help_heading = IMAGE_HEADING)]
     pub aa: Option<String>,
 }

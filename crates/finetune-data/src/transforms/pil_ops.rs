@@ -8,10 +8,34 @@
 //!   Pillow's histogram equalisation LUT;
 //! - [`enhance`]: `ImageEnhance`'s `Image.blend(degenerate, img, f)`, `degenerate + f·(img −
 //!   degenerate)` truncated and clipped to `0..=255`, where the degenerate image is black
-//!   (brightness), the mean of the gray image as a flat image (contrast: `⌊mean + 0.5⌋`) or the
-//!   gray image (colour). Gray is Pillow's `L`: `(19595 R + 38470 G + 7471 B + 2^15) >> 16`.
+//!   (brightness), the mean of the gray image as a flat image (contrast: `⌊mean + 0.5⌋`), the
+//!   gray image (colour) or the [`smooth`]ed image (sharpness). Gray is Pillow's `L`: `(19595 R + 38470 G + 7471 B + 2^15) >> 16`.
 
 use crate::image::Image;
+
+/// `img.filter(ImageFilter.SMOOTH)`: the 3×3 kernel `[1 1 1; 1 5 1; 1 1 1] / 13` on the inner
+/// pixels, rounded; the border pixels kept (Pillow's 3×3 filter).
+pub fn smooth(img: &Image) -> Vec<u8> {
+    let (w, h, c) = (
+        img.width as usize,
+        img.height as usize,
+        img.channels as usize,
+    );
+    let mut out = img.data.clone();
+    for y in 1..h.saturating_sub(1) {
+        for x in 1..w.saturating_sub(1) {
+            for ch in 0..c {
+                let mut sum = 0u32;
+                for (dy, dx) in (0..3).flat_map(|dy| (0..3).map(move |dx| (dy, dx))) {
+                    let v = img.data[((y + dy - 1) * w + x + dx - 1) * c + ch] as u32;
+                    sum += if (dy, dx) == (1, 1) { 5 * v } else { v };
+                }
+                out[(y * w + x) * c + ch] = (sum as f64 / 13.0 + 0.5) as u8;
+            }
+        }
+    }
+    out
+}
 
 /// Which `ImageEnhance` class [`enhance`] follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +46,8 @@ pub enum Enhance {
     Contrast,
     /// `ImageEnhance.Color`: blend with the gray image.
     Color,
+    /// `ImageEnhance.Sharpness`: blend with the [`smooth`]ed image.
+    Sharpness,
 }
 
 fn lut(img: &mut Image, table: impl Fn(u8) -> u8) {
@@ -152,6 +178,7 @@ pub fn enhance(img: &mut Image, kind: Enhance, factor: f64) {
             .flat_map(|p| [gray(p); 3])
             .collect(),
         Enhance::Color => img.data.clone(),
+        Enhance::Sharpness => smooth(img),
     };
     let f = factor as f32;
     for (v, &d) in img.data.iter_mut().zip(&degenerate) {

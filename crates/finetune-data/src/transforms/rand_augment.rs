@@ -1,5 +1,5 @@
 //! RandAugment with timm's policy strings (`--aa rand-m9-mstd0.5-inc1`) on 8-bit images, before
-//! `ToTensor` as in timm's train transform — a subset of timm's operations.
+//! `ToTensor` as in timm's train transform, over timm's fifteen operations.
 //!
 //! The string: `rand`, then `-`-separated sections in any order: `mN` magnitude (default 10),
 //! `nN` operations per image (2), `pP` probability of each (0.5), `mstdS` magnitude noise
@@ -11,20 +11,26 @@
 //! | operation | argument |
 //! |---|---|
 //! | `AutoContrast`, `Equalize`, `Invert` | none |
+//! | `Rotate` | `±30L` degrees (sign at random), about the centre |
 //! | `Posterize` | `⌊4L⌋` bits; increasing: `4 − ⌊4L⌋` |
 //! | `Solarize` | threshold `⌊256L⌋`; increasing: `256 − ⌊256L⌋` |
 //! | `SolarizeAdd` | `min(128, ⌊110L⌋)` |
-//! | `Color`, `Contrast`, `Brightness` | factor `1.8L + 0.1`; increasing: `1 ± 0.9L` (sign at random) |
+//! | `Color`, `Contrast`, `Brightness`, `Sharpness` | factor `1.8L + 0.1`; increasing: `1 ± 0.9L` (sign at random) |
+//! | `ShearX`, `ShearY` | shear `±0.3L` (affine `(1, s, 0, 0, 1, 0)` / `(1, 0, 0, s, 1, 0)`) |
+//! | `TranslateXRel`, `TranslateYRel` | `±0.45L` of the width / height |
 //!
-//! timm's other operations (`Rotate`, `ShearX`, `ShearY`, `TranslateXRel`, `TranslateYRel`,
-//! `Sharpness`) are not here: the choice is among the nine above. `t` (transform sets) and
-//! weighted choice are not read.
+//! The geometric operations sample bilinearly (timm picks bilinear or bicubic at random; bicubic
+//! is not here) and fill with the model's mean colour (`round(255·mean)`, timm's `img_mean`).
+//! `t` (transform sets) and weighted choice are not read.
 
 use super::pil_ops::{self, Enhance};
+use super::resize::Interpolation;
+use super::rotation::{affine, rotate};
 use super::{Sample, Transform};
+use crate::image::Image;
 use finetune_core::{Error, Result, Rng};
 
-/// The operations this RandAugment chooses from.
+/// timm's RandAugment operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RandOp {
     /// `ImageOps.autocontrast`.
@@ -45,20 +51,41 @@ pub enum RandOp {
     Contrast,
     /// `ImageEnhance.Brightness`.
     Brightness,
+    /// `ImageEnhance.Sharpness`.
+    Sharpness,
+    /// `Image.rotate`.
+    Rotate,
+    /// Horizontal shear.
+    ShearX,
+    /// Vertical shear.
+    ShearY,
+    /// Horizontal shift, a share of the width.
+    TranslateXRel,
+    /// Vertical shift, a share of the height.
+    TranslateYRel,
 }
 
-/// Every operation, in timm's list order.
-pub const OPS: [RandOp; 9] = [
+/// Every operation, in timm's list order (`_RAND_TRANSFORMS`).
+pub const OPS: [RandOp; 15] = [
     RandOp::AutoContrast,
     RandOp::Equalize,
     RandOp::Invert,
+    RandOp::Rotate,
     RandOp::Posterize,
     RandOp::Solarize,
     RandOp::SolarizeAdd,
     RandOp::Color,
     RandOp::Contrast,
     RandOp::Brightness,
+    RandOp::Sharpness,
+    RandOp::ShearX,
+    RandOp::ShearY,
+    RandOp::TranslateXRel,
+    RandOp::TranslateYRel,
 ];
+
+/// timm's fill colour when the model's mean is not known (`_FILL`).
+const DEFAULT_FILL: [u8; 3] = [128, 128, 128];
 
 /// timm's `_LEVEL_DENOM`.
 const LEVEL_DENOM: f64 = 10.0;
@@ -78,6 +105,8 @@ pub struct RandAugment {
     pub magnitude_max: f64,
     /// The "increasing" variants.
     pub increasing: bool,
+    /// What the geometric operations fill with, per channel.
+    pub fill: Vec<u8>,
 }
 
 impl std::str::FromStr for RandAugment {
@@ -99,6 +128,7 @@ impl std::str::FromStr for RandAugment {
             magnitude_std: 0.0,
             magnitude_max: LEVEL_DENOM,
             increasing: false,
+            fill: DEFAULT_FILL.to_vec(),
         };
         for part in parts.filter(|p| !p.is_empty()) {
             let split = part
@@ -135,6 +165,16 @@ impl std::str::FromStr for RandAugment {
 }
 
 impl RandAugment {
+    /// Fills with the colour of a model's normalisation mean (values in [0, 1]), as timm's
+    /// `img_mean`: `min(255, round(255·m))` per channel.
+    pub fn with_mean_fill(mut self, mean: &[f32]) -> Self {
+        self.fill = mean
+            .iter()
+            .map(|&m| (255.0 * m as f64).round().clamp(0.0, 255.0) as u8)
+            .collect();
+        self
+    }
+
     /// The magnitude one application uses (timm's `AugmentOp`: noise, then the clamp).
     fn draw_magnitude(&self, rng: &mut Rng) -> f64 {
         let m = if self.magnitude_std == f64::INFINITY {
@@ -152,12 +192,12 @@ impl RandAugment {
         if !self.increasing {
             return l * 1.8 + 0.1;
         }
-        let v = l * 0.9;
-        if rng.next_f64() > 0.5 {
-            1.0 - v
-        } else {
-            1.0 + v
-        }
+        1.0 + negate_at_random(l * 0.9, rng)
+    }
+
+    /// `op` with an affine matrix, filled with [`Self::fill`].
+    fn warp(&self, img: &mut Image, m: [f64; 6]) {
+        *img = affine(img, m, Interpolation::Bilinear, &self.fill);
     }
 
     /// Applies `op` at `magnitude` (drawing the sign of an increasing enhancement from `rng`).
@@ -192,7 +232,40 @@ impl RandAugment {
             RandOp::Color => pil_ops::enhance(img, Enhance::Color, self.factor(l, rng)),
             RandOp::Contrast => pil_ops::enhance(img, Enhance::Contrast, self.factor(l, rng)),
             RandOp::Brightness => pil_ops::enhance(img, Enhance::Brightness, self.factor(l, rng)),
+            RandOp::Sharpness => pil_ops::enhance(img, Enhance::Sharpness, self.factor(l, rng)),
+            RandOp::Rotate => {
+                let degrees = negate_at_random(l * 30.0, rng);
+                *img = rotate(img, degrees, Interpolation::Bilinear, &self.fill);
+            }
+            RandOp::ShearX => self.warp(
+                img,
+                [1.0, negate_at_random(l * 0.3, rng), 0.0, 0.0, 1.0, 0.0],
+            ),
+            RandOp::ShearY => self.warp(
+                img,
+                [1.0, 0.0, 0.0, negate_at_random(l * 0.3, rng), 1.0, 0.0],
+            ),
+            RandOp::TranslateXRel => {
+                let px = negate_at_random(l * TRANSLATE_PCT, rng) * img.width as f64;
+                self.warp(img, [1.0, 0.0, px, 0.0, 1.0, 0.0])
+            }
+            RandOp::TranslateYRel => {
+                let px = negate_at_random(l * TRANSLATE_PCT, rng) * img.height as f64;
+                self.warp(img, [1.0, 0.0, 0.0, 0.0, 1.0, px])
+            }
         }
+    }
+}
+
+/// timm's `translate_pct`.
+const TRANSLATE_PCT: f64 = 0.45;
+
+/// timm's `_randomly_negate`: `−v` with probability ½.
+fn negate_at_random(v: f64, rng: &mut Rng) -> f64 {
+    if rng.next_f64() > 0.5 {
+        -v
+    } else {
+        v
     }
 }
 
