@@ -6,6 +6,7 @@
 //! [`finetune_train::settings`]).
 
 use crate::tasks::augment::Augment;
+use crate::tasks::image::ImageRecipes;
 use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, Args, Command, FromArgMatches};
 use finetune_data::text::TextColumns;
@@ -53,7 +54,8 @@ impl Task {
 }
 
 const TEXT_HEADING: &str = "Text data";
-const IMAGE_HEADING: &str = "Image data";
+/// The help heading of the settings only image classification takes.
+pub(crate) const IMAGE_HEADING: &str = "Image data";
 
 /// What to fine-tune, from what, into where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
@@ -190,6 +192,10 @@ pub struct ImageSettings {
     /// Evaluate and test on at most this many images each (a seeded sample).
     #[arg(long, help_heading = IMAGE_HEADING)]
     pub max_eval_samples: Option<usize>,
+    /// timm's recipes: mixup, cutmix, random erasing.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub recipes: ImageRecipes,
 }
 
 /// LoRA: train low-rank adapters on a frozen model (PEFT's `LoraConfig` names).
@@ -389,6 +395,7 @@ impl RunSettings {
         let (task, _, _) = self.required()?;
         Self::check_task(task, given)?;
         self.train.validate()?;
+        self.image.recipes.validate()?;
         if self.lora.lora || self.lora.adapter.is_some() {
             self.lora
                 .config(&[finetune_core::lora::ALL_LINEAR])

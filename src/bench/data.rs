@@ -102,6 +102,7 @@ pub fn run_data_bench(images: usize, batch: usize) -> Result<DataBenchReport> {
         device: Device::Cpu,
         on_bad: OnBadSample::Error,
         skipped: SkipLog::new(),
+        mixup: None,
     };
     let idx: Vec<usize> = (0..images).collect();
     let t0 = Instant::now();

@@ -23,7 +23,8 @@
 use anyhow::{bail, Context, Result};
 use finetune_data::transforms::{
     eval_transforms, CenterCrop, ColorJitter, Compose, Interpolation, Normalize, PretrainedCfg,
-    RandomHorizontalFlip, RandomResizedCrop, RandomRotation, Resize, ResizeTo, ToTensor,
+    RandAugment, RandomHorizontalFlip, RandomResizedCrop, RandomRotation, Resize, ResizeTo,
+    ToTensor,
 };
 use finetune_resnet::Preprocessing;
 use std::fmt;
@@ -112,6 +113,16 @@ impl Augment {
 
     /// The training pipeline for a model expecting `pre`.
     pub fn train_pipeline(&self, pre: &Preprocessing) -> Result<Compose> {
+        self.train_pipeline_with(pre, None)
+    }
+
+    /// [`Self::train_pipeline`] with RandAugment (`--aa`) on the 8-bit image after the
+    /// augmentation's own steps, before `ToTensor`, where timm's train transform has it.
+    pub fn train_pipeline_with(
+        &self,
+        pre: &Preprocessing,
+        rand_augment: Option<RandAugment>,
+    ) -> Result<Compose> {
         let cfg = pretrained_cfg(pre)?;
         let (h, w) = cfg.size();
         let interp = cfg.interpolation()?;
@@ -138,6 +149,9 @@ impl Augment {
                 self.jitter,
                 self.hue,
             )?);
+        }
+        if let Some(ra) = rand_augment {
+            c = c.then(ra.with_mean_fill(&cfg.mean));
         }
         Ok(c.then(ToTensor)
             .then(Normalize::new(cfg.mean.clone(), cfg.std.clone())?))

@@ -1,4 +1,5 @@
-//! `ops::cross_entropy` (label smoothing, ignore_index), `ops::binary_cross_entropy_with_logits`
+//! `ops::cross_entropy` (label smoothing, ignore_index), `ops::soft_target_cross_entropy`,
+//! `ops::binary_cross_entropy_with_logits`
 //! and `ops::mse`: values against PyTorch's formulas written out here, against candle's losses
 //! where they coincide, gradients against finite differences, and bad input.
 
@@ -8,7 +9,9 @@ use candle_core::{DType, Device, Tensor};
 use common::{
     analytic_grads, assert_close, check_f32_matches_f64, gradcheck, normal, uniform, values,
 };
-use finetune_kernels::ops::{binary_cross_entropy_with_logits, cross_entropy, mse};
+use finetune_kernels::ops::{
+    binary_cross_entropy_with_logits, cross_entropy, mse, soft_target_cross_entropy,
+};
 use finetune_kernels::Result;
 
 /// `torch.nn.functional.cross_entropy(x, t, ignore_index=ii, label_smoothing=eps)` with mean
@@ -319,5 +322,97 @@ fn bce_and_mse_bad_input_is_an_error() -> Result<()> {
     assert!(mse(&a, &b).is_err());
     assert!(binary_cross_entropy_with_logits(&ints, &ints).is_err());
     assert!(mse(&ints, &ints).is_err());
+    Ok(())
+}
+
+/// timm's `SoftTargetCrossEntropy` written out: `mean_n Σ_c −t_nc·(x_nc − logsumexp(x_n))`.
+fn soft_ce_formula(x: &[f64], t: &[f64], c: usize) -> f64 {
+    let n = x.len() / c;
+    let mut total = 0.0;
+    for (row, tr) in x.chunks(c).zip(t.chunks(c)) {
+        let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+        total += row
+            .iter()
+            .zip(tr)
+            .map(|(v, tc)| -tc * (v - lse))
+            .sum::<f64>();
+    }
+    total / n as f64
+}
+
+/// Rows that are distributions: two mixed, smoothed one-hot rows as mixup makes them.
+fn mixed_targets(n: usize, c: usize, lam: f64, eps: f64) -> Vec<f64> {
+    let (off, on) = (eps / c as f64, 1.0 - eps + eps / c as f64);
+    let mut t = vec![off; n * c];
+    for i in 0..n {
+        let (a, b) = (i % c, (n - 1 - i) % c);
+        t[i * c + a] += (on - off) * lam;
+        t[i * c + b] += (on - off) * (1.0 - lam);
+    }
+    t
+}
+
+#[test]
+fn soft_target_cross_entropy_matches_the_formula_and_the_hard_loss() -> Result<()> {
+    let dev = Device::Cpu;
+    for (n, c, seed) in [(6, 5, 51), (3, 10, 52), (1, 2, 53)] {
+        let x = (normal(&[n, c], seed) * 2.0)?;
+        for (lam, eps) in [(0.7, 0.0), (0.3, 0.1), (1.0, 0.0)] {
+            let t = mixed_targets(n, c, lam, eps);
+            let tt = Tensor::from_vec(t.clone(), (n, c), &dev)?;
+            let got = scalar(&soft_target_cross_entropy(&x, &tt)?);
+            let want = soft_ce_formula(&values(&x), &t, c);
+            assert_close(&[got], &[want], 1e-12, 1e-12, "soft CE vs formula");
+        }
+        // One-hot rows smoothed by ε: the hard loss with label smoothing ε.
+        let hard: Vec<i64> = (0..n).map(|i| (i % c) as i64).collect();
+        for eps in [0.0, 0.1] {
+            let soft = Tensor::from_vec(mixed_targets(n, c, 1.0, eps), (n, c), &dev)?;
+            let a = scalar(&soft_target_cross_entropy(&x, &soft)?);
+            let b = scalar(&cross_entropy(
+                &x,
+                &Tensor::new(hard.as_slice(), &dev)?,
+                eps,
+                None,
+            )?);
+            assert_close(&[a], &[b], 1e-12, 1e-12, "one-hot soft CE vs cross_entropy");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn soft_target_cross_entropy_gradient_matches_finite_differences() -> Result<()> {
+    let dev = Device::Cpu;
+    for (n, c, seed) in [(6, 5, 61), (4, 3, 62)] {
+        let x = (normal(&[n, c], seed) * 2.0)?;
+        let t = Tensor::from_vec(mixed_targets(n, c, 0.35, 0.1), (n, c), &dev)?;
+        gradcheck(&[x.clone(), t.clone()], |v| {
+            soft_target_cross_entropy(&v[0], &v[1])
+        });
+        // Strided logits.
+        gradcheck(&[x.t()?.contiguous()?, t.clone()], |v| {
+            soft_target_cross_entropy(&v[0].t()?, &v[1])
+        });
+        // The gradient wrt the logits is (softmax(x) − t) / N, written out.
+        let var = candle_core::Var::from_tensor(&x)?;
+        let grads = soft_target_cross_entropy(var.as_tensor(), &t)?.backward()?;
+        let g = grads
+            .get(var.as_tensor())
+            .expect("a gradient for the logits");
+        let (xv, tv) = (values(&x), values(&t));
+        let mut want = Vec::new();
+        for (row, tr) in xv.chunks(c).zip(tv.chunks(c)) {
+            let z: f64 = row.iter().map(|v| v.exp()).sum();
+            want.extend(
+                row.iter()
+                    .zip(tr)
+                    .map(|(v, tc)| (v.exp() / z - tc) / n as f64),
+            );
+        }
+        assert_close(&values(g), &want, 1e-12, 1e-10, "softmax − t over N");
+    }
+    let bad = soft_target_cross_entropy(&normal(&[2, 3], 1), &normal(&[2, 4], 2));
+    assert!(bad.unwrap_err().to_string().contains("shapes differ"));
     Ok(())
 }

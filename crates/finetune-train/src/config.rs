@@ -140,6 +140,7 @@ pub struct TrainConfig {
     /// Label smoothing of the cross-entropy, in [0, 1).
     #[arg(
         long,
+        visible_alias = "smoothing",
         alias = "label-smoothing-factor",
         default_value_t = 0.0,
         help_heading = "Regularisation"
@@ -151,6 +152,22 @@ pub struct TrainConfig {
     /// L2 penalty on every parameter.
     #[arg(long, default_value_t = 0.0, help_heading = "Regularisation")]
     pub l2: f64,
+
+    /// Keep an exponential moving average of the weights (timm's `--model-ema`, its
+    /// `ModelEmaV3`): updated after every optimizer step, over every float parameter and
+    /// buffer; evaluated beside the live weights (`eval_ema_*`) and saved in checkpoints.
+    #[arg(long, help_heading = "Model EMA")]
+    pub model_ema: bool,
+    /// The EMA's decay, in [0, 1]: `ema = decay·ema + (1 − decay)·weights`.
+    #[arg(long, default_value_t = 0.9998, help_heading = "Model EMA")]
+    pub model_ema_decay: f64,
+    /// Warm the EMA's decay up as timm does: `min(decay, 1 − k^(−2/3))` at update k.
+    #[arg(long, help_heading = "Model EMA")]
+    pub model_ema_warmup: bool,
+    /// Export the EMA weights at the end of the run instead of the live ones (needs
+    /// --model-ema); the test set is then evaluated on them too.
+    #[arg(long, help_heading = "Model EMA")]
+    pub export_ema: bool,
 
     /// When to evaluate during training: `no`, `steps` (every --eval-steps global steps) or
     /// `epoch` (at each epoch's end); either way also at the last step. Default: `steps` when
@@ -300,6 +317,10 @@ impl TrainConfig {
                 "--label-smoothing must be in [0, 1), got {}",
                 self.label_smoothing
             ));
+        }
+        crate::ema::check_decay(self.model_ema_decay)?;
+        if self.export_ema && !self.model_ema {
+            return bad("--export-ema needs --model-ema".into());
         }
         for (k, v) in [("--l1", self.l1), ("--l2", self.l2)] {
             if !finetune_core::error::non_negative(v) {

@@ -143,13 +143,14 @@ fn labelled_tokens(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)
     Ok((rows, Tensor::new(kept.as_slice(), device)?))
 }
 
-/// Every metric of `m` as `eval_{name}` fields of `rec` (a `metrics.jsonl` record).
-pub(crate) fn flatten_eval(rec: &mut serde_json::Value, m: &EvalMetrics) {
+/// Every metric of `m` as `{prefix}_{name}` fields of `rec` (a `metrics.jsonl` record):
+/// `eval_loss`, `eval_accuracy`, … (`eval_ema_loss`, … for the moving average's).
+pub(crate) fn flatten_eval(rec: &mut serde_json::Value, m: &EvalMetrics, prefix: &str) {
     if let (Some(obj), Ok(serde_json::Value::Object(fields))) =
         (rec.as_object_mut(), serde_json::to_value(m))
     {
         for (k, v) in fields {
-            obj.insert(format!("eval_{k}"), v);
+            obj.insert(format!("{prefix}_{k}"), v);
         }
     }
 }

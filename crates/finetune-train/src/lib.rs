@@ -117,6 +117,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod early_stop;
+pub mod ema;
 pub mod eval_strategy;
 pub mod evaluate;
 pub mod feature_cache;

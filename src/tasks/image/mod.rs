@@ -8,9 +8,11 @@
 mod data;
 mod input_size;
 mod model;
+mod recipes;
 mod source;
 
 pub use model::{ImageClassifier, ImageModel, ImageModelOptions};
+pub use recipes::ImageRecipes;
 pub use source::ImageBatches;
 
 use crate::families::ModelSource;
@@ -59,8 +61,13 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
         resolved.image.image_size = Some(input[1]);
     }
     let on_bad = s.data.on_bad();
-    let batches = |d: &ImageDataset| clf.batches(d, &s.image.augment, seed, on_bad, &skipped);
-    let train_src = batches(&splits.train)?;
+    let aa = s.image.recipes.rand_augment()?;
+    let batches = |d: &ImageDataset| {
+        clf.batches_with(d, &s.image.augment, aa.clone(), seed, on_bad, &skipped)
+    };
+    let recipes = &s.image.recipes;
+    let mixup = recipes.mixup(splits.labels.map.names().len(), s.train.label_smoothing);
+    let train_src = batches(&splits.train)?.with_recipes(mixup, recipes.erasing()?);
     let eval_src = splits.eval.as_ref().map(batches).transpose()?;
     let test_src = splits.test.as_ref().map(batches).transpose()?;
     let mut report = fit_and_test(

@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use finetune_core::preprocess::Preprocessing;
 use finetune_core::Rng;
 use finetune_data::image::{collate, decode::decode, ColorMode, ImageClassification, ImageDataset};
+use finetune_data::transforms::RandAugment;
 use finetune_data::{OnBadSample, SkipLog};
 use finetune_train::{SampleBar, TrainModel};
 use serde::Serialize;
@@ -118,19 +119,35 @@ impl ImageClassifier {
         on_bad: OnBadSample,
         skipped: &SkipLog,
     ) -> Result<ImageBatches> {
+        self.batches_with(data, augment, None, seed, on_bad, skipped)
+    }
+
+    /// [`Self::batches`] with RandAugment (`--aa`) in the training pipeline.
+    pub fn batches_with(
+        &self,
+        data: &ImageDataset,
+        augment: &Augment,
+        rand_augment: Option<RandAugment>,
+        seed: u64,
+        on_bad: OnBadSample,
+        skipped: &SkipLog,
+    ) -> Result<ImageBatches> {
         let pipeline = |transform| ImageClassification {
             data: data.clone(),
             transform,
             color: self.color(),
         };
         Ok(ImageBatches {
-            train: pipeline(augment.train_pipeline(self.preprocessing())?),
+            train: pipeline(
+                augment.train_pipeline_with(self.preprocessing(), rand_augment.clone())?,
+            ),
             eval: pipeline(eval_pipeline(self.preprocessing())?),
-            random_train: augment.is_random(),
+            random_train: augment.is_random() || rand_augment.is_some(),
             seed,
             device: self.device.clone(),
             on_bad,
             skipped: skipped.clone(),
+            mixup: None,
         })
     }
 

@@ -1,8 +1,10 @@
 //! An image dataset as model batches.
 
 use candle_core::{Device, Tensor};
+use finetune_data::image::mixup::Mixup;
 use finetune_data::image::{collate, ImageClassification};
-use finetune_data::seed::sample_rng;
+use finetune_data::seed::{batch_rng, sample_rng};
+use finetune_data::transforms::{RandomErasing, TensorImage};
 use finetune_data::Dataset;
 use finetune_data::{OnBadSample, SkipLog};
 use finetune_train::{Batch, BatchSource};
@@ -28,6 +30,23 @@ pub struct ImageBatches {
     pub on_bad: OnBadSample,
     /// Where bad samples skipped under [`OnBadSample::Skip`] are recorded.
     pub skipped: SkipLog,
+    /// Mixup / cutmix over each training batch (its draws from the batch's generator of
+    /// (seed, epoch, indices)); its targets are then class distributions `[N, C]` (f32).
+    pub mixup: Option<Mixup>,
+}
+
+impl ImageBatches {
+    /// The source with timm's recipes on its training batches: `mixup` over each batch,
+    /// `erasing` after the training pipeline's normalisation.
+    pub fn with_recipes(mut self, mixup: Option<Mixup>, erasing: Option<RandomErasing>) -> Self {
+        if let Some(e) = erasing {
+            self.train.transform = self.train.transform.clone().then(e);
+            self.random_train = true;
+        }
+        self.random_train |= mixup.is_some();
+        self.mixup = mixup;
+        self
+    }
 }
 
 impl BatchSource<Tensor> for ImageBatches {
@@ -63,10 +82,50 @@ impl BatchSource<Tensor> for ImageBatches {
                 self.skipped.summary()
             )));
         }
+        let soft = match self.mixup.as_ref().filter(|_| train) {
+            Some(m) => Some(self.mix(m, &mut items, indices, epoch)?),
+            None => None,
+        };
         let b = collate(items, &self.device)?;
         Ok(Batch {
             inputs: b.images,
-            targets: b.labels,
+            targets: soft.unwrap_or(b.labels),
         })
+    }
+}
+
+impl ImageBatches {
+    /// Mixes a training batch's images in place; gives its soft targets `[N, C]`.
+    fn mix(
+        &self,
+        m: &Mixup,
+        items: &mut [(TensorImage, usize)],
+        indices: &[usize],
+        epoch: u64,
+    ) -> finetune_core::Result<Tensor> {
+        let first = &items[0].0;
+        let chw = (first.channels, first.height, first.width);
+        if let Some((t, _)) = items
+            .iter()
+            .find(|(t, _)| (t.channels, t.height, t.width) != chw)
+        {
+            return Err(finetune_core::Error::config(format!(
+                "images of one batch differ in size ({}x{}x{} and {}x{}x{}): mixup needs a \
+                 fixed-size crop or resize",
+                chw.0, chw.1, chw.2, t.channels, t.height, t.width
+            )));
+        }
+        let labels: Vec<usize> = items.iter().map(|(_, l)| *l).collect();
+        let mut images: Vec<Vec<f32>> = items
+            .iter_mut()
+            .map(|(t, _)| std::mem::take(&mut t.data))
+            .collect();
+        let mut rng = batch_rng(self.seed, epoch, indices);
+        let targets = m.apply(&mut images, chw, &labels, &mut rng);
+        for ((t, _), data) in items.iter_mut().zip(images) {
+            t.data = data;
+        }
+        let n = labels.len();
+        Ok(Tensor::from_vec(targets, (n, m.num_classes), &self.device)?)
     }
 }

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod folder;
 pub mod idx;
 pub mod list;
+pub mod mixup;
 pub mod open;
 pub mod parquet;
 pub mod pixel_csv;

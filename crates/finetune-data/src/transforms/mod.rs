@@ -5,15 +5,18 @@
 //! Pixel-stage transforms ([`Resize`], [`CenterCrop`], [`RandomResizedCrop`],
 //! [`RandomHorizontalFlip`], [`RandomRotation`], [`ColorJitter`]) act on 8-bit images as
 //! torchvision's PIL path does; [`ToTensor`] turns HWC `u8` into CHW `f32` in `[0, 1]`;
-//! [`Normalize`] acts on that tensor. [`Compose`] chains them; [`preset`] builds timm's train
+//! [`Normalize`] and [`RandomErasing`] act on that tensor. [`Compose`] chains them; [`preset`] builds timm's train
 //! and eval pipelines from a `pretrained_cfg`.
 
 pub mod center_crop;
 pub mod color_jitter;
 pub mod compose;
+pub mod erasing;
 pub mod flip;
 pub mod normalize;
+pub mod pil_ops;
 pub mod preset;
+pub mod rand_augment;
 pub mod random_resized_crop;
 pub mod resize;
 pub mod rotation;
@@ -22,9 +25,11 @@ pub mod to_tensor;
 pub use center_crop::CenterCrop;
 pub use color_jitter::ColorJitter;
 pub use compose::Compose;
+pub use erasing::{EraseMode, RandomErasing};
 pub use flip::RandomHorizontalFlip;
 pub use normalize::Normalize;
 pub use preset::{eval_transforms, train_transforms, PretrainedCfg, TrainAugment};
+pub use rand_augment::RandAugment;
 pub use random_resized_crop::RandomResizedCrop;
 pub use resize::{Interpolation, Resize, ResizeTo};
 pub use rotation::RandomRotation;

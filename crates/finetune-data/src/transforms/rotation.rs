@@ -63,63 +63,78 @@ fn round15(x: f64) -> f64 {
 
 /// `img` rotated by `angle` degrees counter-clockwise about its centre.
 pub fn rotate(img: &Image, angle: f64, interp: Interpolation, fill: &[u8]) -> Image {
+    let (w, h) = (img.width as f64, img.height as f64);
+    let a = -(angle % 360.0).to_radians();
+    let (cos, sin) = (round15(a.cos()), round15(a.sin()));
+    let (cx, cy) = (w / 2.0, h / 2.0);
+    // Pillow: matrix [cos, sin, tx; -sin, cos, ty] maps output → input.
+    let tx = cos * -cx + sin * -cy + cx;
+    let ty = -sin * -cx + cos * -cy + cy;
+    affine(img, [cos, sin, tx, -sin, cos, ty], interp, fill)
+}
+
+/// Pillow's `img.transform(img.size, AFFINE, m, resample, fillcolor=fill)`: each output pixel
+/// centre `(x + ½, y + ½)` maps to the input point `(m0·x + m1·y + m2, m3·x + m4·y + m5)`; a
+/// point outside the image gives `fill` (per channel, or its one value for all).
+pub fn affine(img: &Image, m: [f64; 6], interp: Interpolation, fill: &[u8]) -> Image {
     let (w, h, c) = (
         img.width as usize,
         img.height as usize,
         img.channels as usize,
     );
     let fillc = |ch: usize| *fill.get(ch).or(fill.first()).unwrap_or(&0);
-    let a = -(angle % 360.0).to_radians();
-    let (cos, sin) = (round15(a.cos()), round15(a.sin()));
-    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
-    // Pillow: matrix [cos, sin, tx; -sin, cos, ty] maps output → input.
-    let tx = cos * -cx + sin * -cy + cx;
-    let ty = -sin * -cx + cos * -cy + cy;
     let mut data = vec![0u8; w * h * c];
     for y in 0..h {
         for x in 0..w {
             let (px, py) = (x as f64 + 0.5, y as f64 + 0.5);
-            let xin = cos * px + sin * py + tx;
-            let yin = -sin * px + cos * py + ty;
+            let xin = m[0] * px + m[1] * py + m[2];
+            let yin = m[3] * px + m[4] * py + m[5];
             let out = &mut data[(y * w + x) * c..(y * w + x + 1) * c];
+            let inside = match interp {
+                Interpolation::Nearest => {
+                    xin >= 0.0 && yin >= 0.0 && (xin as usize) < w && (yin as usize) < h
+                }
+                _ => xin >= 0.0 && yin >= 0.0 && xin < w as f64 && yin < h as f64,
+            };
+            if !inside {
+                for (ch, o) in out.iter_mut().enumerate() {
+                    *o = fillc(ch);
+                }
+                continue;
+            }
             match interp {
                 Interpolation::Nearest => {
-                    if xin >= 0.0 && yin >= 0.0 && (xin as usize) < w && (yin as usize) < h {
-                        let i = (yin as usize * w + xin as usize) * c;
-                        out.copy_from_slice(&img.data[i..i + c]);
-                    } else {
-                        for (ch, o) in out.iter_mut().enumerate() {
-                            *o = fillc(ch);
-                        }
-                    }
+                    let i = (yin as usize * w + xin as usize) * c;
+                    out.copy_from_slice(&img.data[i..i + c]);
                 }
-                _ => {
-                    // Pillow's bilinear: a point outside the image is fill; inside, the four
-                    // neighbours are clamped to the edge.
-                    if !(xin >= 0.0 && yin >= 0.0 && xin < w as f64 && yin < h as f64) {
-                        for (ch, o) in out.iter_mut().enumerate() {
-                            *o = fillc(ch);
-                        }
-                        continue;
-                    }
-                    let (fx, fy) = (xin - 0.5, yin - 0.5);
-                    let (x0, y0) = (fx.floor(), fy.floor());
-                    let (dx, dy) = (fx - x0, fy - y0);
-                    let clampx = |v: f64| v.clamp(0.0, (w - 1) as f64) as usize;
-                    let clampy = |v: f64| v.clamp(0.0, (h - 1) as f64) as usize;
-                    let (xa, xb, ya, yb) =
-                        (clampx(x0), clampx(x0 + 1.0), clampy(y0), clampy(y0 + 1.0));
-                    for (ch, o) in out.iter_mut().enumerate() {
-                        let get = |xx: usize, yy: usize| img.data[(yy * w + xx) * c + ch] as f64;
-                        let top = get(xa, ya) + (get(xb, ya) - get(xa, ya)) * dx;
-                        let bot = get(xa, yb) + (get(xb, yb) - get(xa, yb)) * dx;
-                        *o = (top + (bot - top) * dy).clamp(0.0, 255.0) as u8; // truncated, as Pillow
-                    }
-                }
+                // Pillow's bilinear: the four neighbours clamped to the edge.
+                _ => bilinear(img, xin, yin, out),
             }
         }
     }
     Image::new(img.width, img.height, img.channels, data)
+}
+
+/// Pillow's bilinear sample of `img` at input point (`xin`, `yin`) (inside the image), into
+/// `out`: the four pixels around it, clamped to the edge, blended and truncated.
+fn bilinear(img: &Image, xin: f64, yin: f64, out: &mut [u8]) {
+    let (w, h, c) = (
+        img.width as usize,
+        img.height as usize,
+        img.channels as usize,
+    );
+    let (fx, fy) = (xin - 0.5, yin - 0.5);
+    let (x0, y0) = (fx.floor(), fy.floor());
+    let (dx, dy) = (fx - x0, fy - y0);
+    let clampx = |v: f64| v.clamp(0.0, (w - 1) as f64) as usize;
+    let clampy = |v: f64| v.clamp(0.0, (h - 1) as f64) as usize;
+    let (xa, xb, ya, yb) = (clampx(x0), clampx(x0 + 1.0), clampy(y0), clampy(y0 + 1.0));
+    for (ch, o) in out.iter_mut().enumerate() {
+        let get = |xx: usize, yy: usize| img.data[(yy * w + xx) * c + ch] as f64;
+        let top = get(xa, ya) + (get(xb, ya) - get(xa, ya)) * dx;
+        let bot = get(xa, yb) + (get(xb, yb) - get(xa, yb)) * dx;
+        *o = (top + (bot - top) * dy).clamp(0.0, 255.0) as u8; // truncated, as Pillow
+    }
 }
 
 impl Transform for RandomRotation {

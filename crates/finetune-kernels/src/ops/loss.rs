@@ -5,11 +5,14 @@
 //!   per row `(1 - ε)·(-log p_t) + ε·mean_c(-log p_c)`, averaged over the rows whose target is
 //!   not `ignore_index` (ignored rows take no part, not even in the count; if every row is
 //!   ignored the result is NaN, as in PyTorch). Built on the fused [`log_softmax_last_dim`].
+//! - [`soft_target_cross_entropy`]: timm's `SoftTargetCrossEntropy` for `[N, C]` logits and
+//!   `[N, C]` target distributions (mixup / cutmix): per row `Σ_c −t_c·log p_c`, averaged over
+//!   the rows.
 //! - [`binary_cross_entropy_with_logits`]: the stable form
 //!   `max(x, 0) - x·t + ln(1 + exp(-|x|))`, mean over all elements.
 //! - [`mse`]: mean of `(pred - target)²`.
 //!
-//! All three are compositions of differentiable ops; half-precision inputs are computed in
+//! All four are compositions of differentiable ops; half-precision inputs are computed in
 //! f32 and the loss returned in the input dtype.
 
 use candle_core::{DType, Tensor};
@@ -95,6 +98,32 @@ pub fn cross_entropy(
         let smooth = log_p.sum_all()?.affine(-eps / (c as f64 * nv), 0.0)?;
         (nll + smooth)?
     };
+    Ok(loss.to_dtype(dtype)?)
+}
+
+/// Mean soft-target cross-entropy of `logits` `[N, C]` against `targets` `[N, C]` (each row a
+/// distribution over the classes, e.g. mixed one-hot rows): `mean_n Σ_c −t_nc·log_softmax(x)_nc`,
+/// timm's `SoftTargetCrossEntropy`. With one-hot rows it is [`cross_entropy`] without
+/// smoothing; with rows `ε/C` off and `1 − ε + ε/C` on, it is [`cross_entropy`] with label
+/// smoothing `ε`. Gradients reach the logits (and the targets, when they are variables).
+pub fn soft_target_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (n, _) = logits.dims2().map_err(|_| {
+        Error::config(format!(
+            "soft_target_cross_entropy: logits must be [N, C], got {:?}",
+            logits.dims()
+        ))
+    })?;
+    same_shape("soft_target_cross_entropy", logits, targets)?;
+    if n == 0 {
+        return Err(Error::config("soft_target_cross_entropy: an empty batch"));
+    }
+    let dtype = logits.dtype();
+    let cdt = kernel::compute_dtype(dtype, "soft_target_cross_entropy")?;
+    let log_p = log_softmax_last_dim(&logits.to_dtype(cdt)?)?;
+    let loss = log_p
+        .mul(&targets.to_dtype(cdt)?)?
+        .sum_all()?
+        .affine(-1.0 / n as f64, 0.0)?;
     Ok(loss.to_dtype(dtype)?)
 }
 

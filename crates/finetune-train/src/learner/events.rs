@@ -8,6 +8,7 @@ use super::run::Run;
 use super::step::{last_good_checkpoint, StepResult};
 use super::{Learner, Outcome};
 use crate::checkpoint;
+use crate::ema::ModelEma;
 use crate::evaluate::{describe, flatten_eval};
 use crate::feature_cache::Feed;
 use crate::hf_log::{python_dict, round_to};
@@ -108,9 +109,16 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             progress.message(format!("evaluating {at}/{n} samples"))
         })?;
         let mut rec = json!({"step": done, "epoch": epoch});
-        flatten_eval(&mut rec, &m);
+        flatten_eval(&mut rec, &m, "eval");
+        let ema = self.evaluate_ema(run, eval)?;
+        if let Some(e) = &ema {
+            flatten_eval(&mut rec, e, "eval_ema");
+        }
         run.log.write(&rec)?;
-        run.progress.log(eval_line(&m, epoch));
+        run.progress.log(eval_line(&m, "eval", epoch));
+        if let Some(e) = &ema {
+            run.progress.log(eval_line(e, "eval_ema", epoch));
+        }
         run.state.log_history.push(rec);
         let value = m.get(c.metric).ok_or_else(|| {
             Error::config(format!(
@@ -121,6 +129,12 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         })?;
         run.progress
             .say(format!("step {done} (epoch {epoch:.2}): {}", describe(&m)));
+        if let Some(e) = &ema {
+            run.progress.say(format!(
+                "step {done} (epoch {epoch:.2}) EMA: {}",
+                describe(e)
+            ));
+        }
         let mut save = run.state.best.observe(value, done) && c.load_best_at_end;
         run.scheduler.observe_metric(value);
         if run.state.best.should_stop(c.early_stopping_patience) {
@@ -133,6 +147,22 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         }
         run.final_eval = Some(m);
         Ok(save)
+    }
+
+    /// The evaluation of the moving average (`--model-ema`), swapped into the model for it
+    /// and the live weights put back after.
+    fn evaluate_ema(&self, run: &Run, eval: &Feed<'_, M::Inputs>) -> Result<Option<EvalMetrics>> {
+        let Some(ema) = &run.ema else {
+            return Ok(None);
+        };
+        let store = self.model.store();
+        let live = ema.swap_in(store)?;
+        let progress = &run.progress;
+        let m = self.evaluate_feed(eval, &|at, n| {
+            progress.message(format!("evaluating the EMA {at}/{n} samples"))
+        });
+        ModelEma::restore(store, &live)?;
+        Ok(Some(m?))
     }
 
     /// A checkpoint of the step just done (weights must be finite), then the rotation.
@@ -157,6 +187,9 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                     Some(_) => finetune_core::lora::peft::save(store, d, None)?,
                     None => self.model.export(d)?,
                 }
+                if let Some(ema) = &run.ema {
+                    ema.save(d)?;
+                }
                 self.write_run_files(d)
             },
             store,
@@ -177,10 +210,14 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
     }
 }
 
-/// transformers' line for an evaluation: `{'eval_loss': …, 'eval_accuracy': …, 'epoch': …}`,
+/// transformers' line for an evaluation: `{'eval_loss': …, 'eval_accuracy': …, 'epoch': …}`
+/// (`prefix` `eval`; `eval_ema` for the moving average's),
 /// every metric `--metric` can name that the evaluation has.
-fn eval_line(m: &EvalMetrics, epoch: f64) -> String {
-    let names: Vec<String> = Metric::ALL.iter().map(|k| format!("eval_{k}")).collect();
+fn eval_line(m: &EvalMetrics, prefix: &str, epoch: f64) -> String {
+    let names: Vec<String> = Metric::ALL
+        .iter()
+        .map(|k| format!("{prefix}_{k}"))
+        .collect();
     let mut pairs: Vec<(&str, f64)> = Metric::ALL
         .iter()
         .zip(&names)

@@ -1,5 +1,6 @@
 //! The end of a run: an interrupted run only reports; otherwise the best checkpoint is loaded
-//! back (`--load-best-at-end`, evaluated again), the model exported at the top of the output
+//! back (`--load-best-at-end`, evaluated again; its moving average too), the moving average
+//! swapped in under `--export-ema`, the model exported at the top of the output
 //! folder, the loss curves plotted, and `train_summary.json` written.
 
 use super::run::Run;
@@ -19,6 +20,9 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         if run.outcome != Outcome::Interrupted {
             if self.config.load_best_at_end {
                 self.load_best(&mut run, eval)?;
+            }
+            if self.config.export_ema {
+                self.swap_in_ema(&mut run, eval)?;
             }
             self.model.export(&self.output)?;
             // The plot is a view of metrics.jsonl: failing to draw it does not fail the run.
@@ -43,12 +47,34 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         };
         let dir = checkpoint::dir_for(&self.output, best);
         checkpoint::load(&dir, self.model.store())?;
+        if let Some(ema) = &mut run.ema {
+            ema.load(&dir)?;
+        }
         run.progress
             .say(format!("loaded the best checkpoint ({})", dir.display()));
         if let Some(eval) = eval {
             let progress = &run.progress;
             run.final_eval = Some(self.evaluate_feed(eval, &|at, n| {
                 progress.message(format!("evaluating {at}/{n} samples"))
+            })?);
+        }
+        Ok(())
+    }
+
+    /// `--export-ema`: the average replaces the live weights for good, so the export, the
+    /// run's final evaluation (evaluated again on it) and whatever the caller evaluates next
+    /// (the test set) are the average's.
+    fn swap_in_ema(&self, run: &mut Run, eval: Option<&Feed<'_, M::Inputs>>) -> Result<()> {
+        let Some(ema) = &run.ema else {
+            return Ok(());
+        };
+        ema.swap_in(self.model.store())?;
+        run.progress
+            .say("exporting the EMA weights (--export-ema)".to_string());
+        if let (Some(eval), Some(_)) = (eval, &run.final_eval) {
+            let progress = &run.progress;
+            run.final_eval = Some(self.evaluate_feed(eval, &|at, n| {
+                progress.message(format!("evaluating the EMA {at}/{n} samples"))
             })?);
         }
         Ok(())

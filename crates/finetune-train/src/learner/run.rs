@@ -6,6 +6,7 @@ use super::progress::Progress;
 use super::{optimizer, Learner, Outcome};
 use crate::checkpoint::{self, TrainerState};
 use crate::early_stop::BestTracker;
+use crate::ema::ModelEma;
 use crate::feature_cache::{self, FeatureCacheReport, Feed};
 use crate::log::MetricsLog;
 use crate::metrics::EvalMetrics;
@@ -44,6 +45,8 @@ pub(super) struct Run {
     /// count: `train_summary.json`'s `train_loss` is their quotient.
     pub(super) session_loss: (f64, u64),
     pub(super) final_eval: Option<EvalMetrics>,
+    /// The moving average of the weights (`--model-ema`).
+    pub(super) ema: Option<ModelEma>,
 }
 
 impl Run {
@@ -88,29 +91,13 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         };
         match resume {
             Some(dir) => {
-                let mut loaded = checkpoint::load(dir, store)?;
-                check_same_plan(dir, &loaded.state, total_steps, steps_per_epoch)?;
-                optimizer.load_state(loaded.optimizer)?;
-                if loaded.state.total_steps != total_steps {
-                    // A longer or shorter run (`epochs`, `max_steps` changed): the schedule is
-                    // recomputed for the new end, from the step reached, as transformers does.
-                    let c = &mut loaded.scheduler.config;
-                    c.total_steps = total_steps;
-                    c.warmup_steps = scheduler.config().warmup_steps;
-                    loaded.state.total_steps = total_steps;
-                }
-                scheduler.load_state(loaded.scheduler)?;
-                state = loaded.state;
-                // Checkpoints from here on record the settings this run goes on with.
-                state.config = c.clone();
-                if let Some(r) = state.model_rng {
-                    self.model.set_rng_state(Rng::from_state(r));
-                }
+                state = self.resume_from(dir, &mut optimizer, &mut scheduler, &state)?;
             }
             None => self
                 .model
                 .set_rng_state(Rng::seed_from_u64(c.seed.wrapping_add(0x5eed))),
         }
+        let (ema, ema_line) = self.start_ema(resume)?;
         checkpoint::remove_stale_temps(&self.output)?;
         let (train, eval, cache_report, cache_line) =
             feature_cache::feeds(self.model, c, self.unfreeze.is_some(), train, eval)?;
@@ -133,7 +120,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             finetune_core::params::thousands(counts.total),
             counts.trainable_percent()
         ));
-        if let Some(line) = cache_line {
+        for line in [cache_line, ema_line].into_iter().flatten() {
             progress.say(line);
         }
         let (start_step, start_samples) = (state.global_step, state.samples_seen);
@@ -153,8 +140,63 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             mask_epoch: None,
             session_loss: (0.0, 0),
             final_eval: None,
+            ema,
         };
         Ok((run, Feeds { train, eval }))
+    }
+
+    /// The state of checkpoint `dir`, its weights loaded into the model and its optimizer and
+    /// schedule into `optimizer` and `scheduler`; `fresh` is the state a new run would start
+    /// with (its plan and settings).
+    fn resume_from(
+        &self,
+        dir: &Path,
+        optimizer: &mut Box<dyn Optimizer>,
+        scheduler: &mut LrScheduler,
+        fresh: &TrainerState,
+    ) -> Result<TrainerState> {
+        let (total_steps, steps_per_epoch) = (fresh.total_steps, fresh.steps_per_epoch);
+        let mut loaded = checkpoint::load(dir, self.model.store())?;
+        check_same_plan(dir, &loaded.state, total_steps, steps_per_epoch)?;
+        optimizer.load_state(loaded.optimizer)?;
+        if loaded.state.total_steps != total_steps {
+            // A longer or shorter run (`epochs`, `max_steps` changed): the schedule is
+            // recomputed for the new end, from the step reached, as transformers does.
+            let c = &mut loaded.scheduler.config;
+            c.total_steps = total_steps;
+            c.warmup_steps = scheduler.config().warmup_steps;
+            loaded.state.total_steps = total_steps;
+        }
+        scheduler.load_state(loaded.scheduler)?;
+        let mut state = loaded.state;
+        // Checkpoints from here on record the settings this run goes on with.
+        state.config = fresh.config.clone();
+        if let Some(r) = state.model_rng {
+            self.model.set_rng_state(Rng::from_state(r));
+        }
+        Ok(state)
+    }
+
+    /// The moving average of `--model-ema`, from the weights as they are now (a resumed
+    /// checkpoint's), continued from the checkpoint's own average when it has one.
+    /// Also gives the line to print when a checkpoint without an average is resumed.
+    fn start_ema(&self, resume: Option<&Path>) -> Result<(Option<ModelEma>, Option<String>)> {
+        let c = &self.config;
+        if !c.model_ema {
+            return Ok((None, None));
+        }
+        let mut ema = ModelEma::new(self.model.store(), c.model_ema_decay, c.model_ema_warmup)?;
+        let mut line = None;
+        if let Some(dir) = resume {
+            if !ema.load(dir)? {
+                line = Some(format!(
+                    "{}: no {} (a run without --model-ema): the average starts from its weights",
+                    dir.display(),
+                    crate::ema::EMA_FILE
+                ));
+            }
+        }
+        Ok((Some(ema), line))
     }
 
     /// The step plan over `samples` training samples; refuses data sets that make no run.

@@ -8,7 +8,9 @@ use crate::config::OnNan;
 use crate::feature_cache::{self, Fed};
 use crate::source::Batch;
 use candle_core::{DType, Tensor};
-use finetune_core::{Error, GradAccumulator, Grads, ParamStore, PatternSet, Result, TrainModel};
+use finetune_core::{
+    Error, GradAccumulator, Grads, Output, ParamStore, PatternSet, Problem, Result, TrainModel,
+};
 use finetune_kernels::tape::Recording;
 use serde_json::json;
 
@@ -43,7 +45,12 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             (skipped, grad_norm) = self.clip_and_check(grads.as_mut(), step)?;
         }
         match (&skipped, grads) {
-            (None, Some(grads)) => run.optimizer.step(self.model.store(), &grads)?,
+            (None, Some(grads)) => {
+                run.optimizer.step(self.model.store(), &grads)?;
+                if let Some(ema) = &mut run.ema {
+                    ema.update(self.model.store(), step + 1)?;
+                }
+            }
             (Some(why), _) => {
                 run.progress.say(format!(
                     "{why}; skipped this optimizer step (--on-nan skip)"
@@ -94,9 +101,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         for batch in batches {
             let recording = Recording::start();
             let logits = feature_cache::forward(self.model, &batch.inputs, true)?;
-            let mut loss = self
-                .model
-                .loss(&logits, &batch.targets, c.label_smoothing)?;
+            let mut loss = self.training_loss(&logits, &batch.targets)?;
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !value.is_finite() {
                 let why = format!(
@@ -124,6 +129,24 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             step_loss += value * share;
         }
         Ok((Some(acc.take()), step_loss, None))
+    }
+
+    /// The loss a training batch takes: the model's own (with `--label-smoothing`), or, for
+    /// a single-label model whose batch carries one distribution over the classes per sample
+    /// (`[N, C]` float targets: mixup / cutmix, their smoothing already in them), the
+    /// soft-target cross-entropy (timm's `SoftTargetCrossEntropy`).
+    fn training_loss(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let soft = targets.rank() == 2
+            && targets.dtype().is_float()
+            && self.model.output() == Output::PerSample
+            && matches!(self.model.problem(), Problem::SingleLabel { .. });
+        if soft {
+            return Ok(finetune_kernels::ops::soft_target_cross_entropy(
+                logits, targets,
+            )?);
+        }
+        self.model
+            .loss(logits, targets, self.config.label_smoothing)
     }
 
     /// Clips the gradients' global norm (`--max-grad-norm`), then checks them: a non-finite
