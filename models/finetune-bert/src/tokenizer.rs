@@ -285,6 +285,15 @@ impl BertTokenizer {
         }
     }
 
+    /// The token standing for text the vocabulary lacks (`[UNK]`), when the model has one.
+    pub fn unk_token(&self) -> Option<String> {
+        match self.inner.get_model() {
+            tokenizers::ModelWrapper::WordPiece(wp) => Some(wp.unk_token.clone()),
+            tokenizers::ModelWrapper::BPE(bpe) => bpe.unk_token.clone(),
+            _ => None,
+        }
+    }
+
     /// A batch of sequences already tokenised, padded to the longest with the pad token
     /// (attention mask 0 there).
     pub fn pad(&self, seqs: &[&WordPieces], device: &Device) -> Result<BertBatch> {
