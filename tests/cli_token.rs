@@ -268,3 +268,52 @@ fn tokens_and_tags_of_different_lengths_are_refused_naming_the_row() {
     assert_clean_failure(&run, &["eval.jsonl", "row 1", "3 tokens but 2 tags"]);
     assert_no_model_written(&out);
 }
+
+/// Integer tags name the classes of `--labels` (as a `datasets` `ClassLabel` sequence does).
+#[test]
+fn integer_tags_with_labels_train() {
+    let dir = tmpdir("token-int-tags");
+    let (train, out) = (dir.join("train.jsonl"), dir.join("out"));
+    let names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"];
+    let lines: Vec<String> = (0..8)
+        .map(|i| {
+            let (w, t): (Vec<String>, Vec<String>) = sentence(i).into_iter().unzip();
+            let ids: Vec<usize> = t
+                .iter()
+                .map(|t| names.iter().position(|n| n == t).unwrap())
+                .collect();
+            serde_json::json!({"words": w, "tags": ids}).to_string()
+        })
+        .collect();
+    std::fs::write(&train, lines.join("\n")).unwrap();
+    let stdout = finetune_ok(&[
+        "train",
+        "--task",
+        "token-classification",
+        "--model",
+        &s(&model()),
+        "--train",
+        &s(&train),
+        "--output",
+        &s(&out),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--tokens-column",
+        "words",
+        "--tags-column",
+        "tags",
+        "--labels",
+        &names.join(","),
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["labels"], serde_json::json!(names));
+    let run = read_json(&out.join("run_config.json"));
+    assert_eq!(
+        (run["tokens_column"].as_str(), run["tags_column"].as_str()),
+        (Some("words"), Some("tags"))
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
