@@ -35,7 +35,7 @@ fn conll_sentences_with_docstart_and_extra_columns() {
                 Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n";
     std::fs::write(&path, text).unwrap();
     let t = read_tagged(
-        &[path.clone()],
+        std::slice::from_ref(&path),
         &TokenColumns::default(),
         OnBadSample::Error,
     )
@@ -74,7 +74,7 @@ fn jsonl_lengths_must_match_or_the_row_is_skipped_when_asked() {
     )
     .unwrap();
     let cols = TokenColumns::default();
-    let e = read_tagged(&[path.clone()], &cols, OnBadSample::Error)
+    let e = read_tagged(std::slice::from_ref(&path), &cols, OnBadSample::Error)
         .unwrap_err()
         .to_string();
     assert!(
