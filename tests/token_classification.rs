@@ -265,3 +265,36 @@ fn export_is_a_token_classifier_with_labels_and_tokenizer() -> R {
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }
+
+/// RoBERTa's byte-level BPE: pre-split words tokenise into the ids and `word_ids()`
+/// transformers gives (`tests/fixtures/ner/roberta-words.json`, from the RoBERTa family
+/// fixture's tokenizer); the fixture's model takes 10 tokens, so longer ones compare up to the
+/// cut, which keeps the closing `</s>`.
+#[test]
+fn roberta_words_tokenise_as_transformers() -> R {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("tests/fixtures/ner/roberta-words.json");
+    let rec: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let tok = BertTokenizer::from_dir(&root.join("tests/fixtures/roberta"), 10, 10)?;
+    let mut cut = 0;
+    for case in rec["cases"].as_array().unwrap() {
+        let words: Vec<String> = serde_json::from_value(case["words"].clone())?;
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let ids: Vec<u32> = serde_json::from_value(case["input_ids"].clone())?;
+        let word_ids: Vec<Option<usize>> = serde_json::from_value(case["word_ids"].clone())?;
+        let pieces = tok.encode_words(&words)?;
+        let n = pieces.ids.len();
+        assert_eq!(n, ids.len().min(10));
+        assert_eq!(pieces.truncated, ids.len() > 10);
+        cut += usize::from(pieces.truncated);
+        assert_eq!(pieces.ids[..n - 1], ids[..n - 1], "{words:?}");
+        assert_eq!(
+            pieces.ids[n - 1],
+            *ids.last().unwrap(),
+            "{words:?}: </s> last"
+        );
+        assert_eq!(pieces.words[..n - 1], word_ids[..n - 1], "{words:?}");
+    }
+    assert_eq!(cut, 2);
+    Ok(())
+}
