@@ -447,6 +447,9 @@ impl RunSettings {
                 .validate()?;
         }
         self.job.device.parse::<finetune_core::DeviceSpec>()?;
+        if task == Task::ImageClassification && self.train.class_weights.is_some() {
+            bail!("--class-weights applies to text and token classification");
+        }
         if self.job.resume.is_some() && self.job.overwrite {
             bail!("give --resume or --overwrite, not both");
         }

@@ -317,3 +317,50 @@ fn integer_tags_with_labels_train() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--class-weights auto`: inverse frequency of the training tags (counted here), mean 1,
+/// recorded in `run_config.json`; a list of the wrong length is one error line.
+#[test]
+fn class_weights_auto_are_recorded_and_a_wrong_count_is_refused() {
+    let dir = tmpdir("token-class-weights");
+    let (train, eval, out) = (
+        dir.join("train.conll"),
+        dir.join("eval.jsonl"),
+        dir.join("out"),
+    );
+    write_conll(&train, 0..8);
+    write_jsonl(&eval, 8..10);
+    let names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"];
+    let mut counts = [0f64; 7];
+    for i in 0..8 {
+        for (_, t) in sentence(i) {
+            counts[names.iter().position(|n| *n == t).unwrap()] += 1.0;
+        }
+    }
+    let inv: Vec<f64> = counts
+        .iter()
+        .map(|&n| if n > 0.0 { 1.0 / n } else { 0.0 })
+        .collect();
+    let mean = inv.iter().sum::<f64>() / 7.0;
+    let mut args = train_args(&train, &eval, &out);
+    args.extend(["--class-weights", "auto", "--max-steps", "2"].map(String::from));
+    finetune_ok(&args);
+    let run = read_json(&out.join("run_config.json"));
+    let got: Vec<f64> = run["class_weights"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert_eq!(got.len(), 7);
+    for (g, i) in got.iter().zip(&inv) {
+        assert!((g - i / mean).abs() < 1e-12, "{got:?}");
+    }
+    let out2 = dir.join("out2");
+    let mut args = train_args(&train, &eval, &out2);
+    args.extend(["--class-weights", "1,2,3"].map(String::from));
+    let run = finetune(&args);
+    assert_clean_failure(&run, &["--class-weights", "3 weights for 7 classes"]);
+    assert_no_model_written(&out2);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -7,6 +7,7 @@
 //! - [`run`]: the fit → test sequence both tasks end in, and the [`RunReport`];
 //! - [`output`]: the output folder (locked; refusing to mix runs, `--overwrite`) and atomic
 //!   exports;
+//! - [`class_weights`]: `--class-weights` resolved from the training labels;
 //! - [`labels`]: the run's classes and whether the checkpoint's head stays (both tasks);
 //! - [`lora`]: the run's LoRA adapters (new, or carried on from `--adapter`);
 //! - [`model_card`]: the `README.md` every export gets;
@@ -16,6 +17,7 @@
 //! - [`augment`]: the `--augment` presets.
 
 pub mod augment;
+pub mod class_weights;
 pub mod image;
 pub mod labels;
 pub mod lora;

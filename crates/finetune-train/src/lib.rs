@@ -115,6 +115,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod class_weights;
 pub mod config;
 pub mod early_stop;
 pub mod entities;

@@ -140,6 +140,18 @@ impl<A: Architecture> TokenClassifier<A> {
     /// Mean cross-entropy of `logits` `[B, T, L]` against `targets` `[B, T]` (integer class
     /// ids, [`IGNORE_INDEX`] for tokens without a label) over the labelled tokens.
     pub fn loss(&self, logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor> {
+        self.weighted(logits, targets, label_smoothing, None)
+    }
+
+    /// [`Self::loss`] with a weight per class, or without when `weights` is `None`: PyTorch's
+    /// weighted mean over the labelled tokens.
+    pub fn weighted(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        label_smoothing: f64,
+        weights: Option<&[f64]>,
+    ) -> Result<Tensor> {
         let (b, t, l) = logits.dims3()?;
         if targets.dims() != [b, t] {
             return Err(Error::config(format!(
@@ -148,12 +160,12 @@ impl<A: Architecture> TokenClassifier<A> {
             )));
         }
         let flat = targets.flatten_all()?.to_dtype(DType::I64)?;
-        Ok(ops::cross_entropy(
-            &logits.reshape((b * t, l))?,
-            &flat,
-            label_smoothing,
-            Some(IGNORE_INDEX),
-        )?)
+        let logits = logits.reshape((b * t, l))?;
+        let ignore = Some(IGNORE_INDEX);
+        Ok(match weights {
+            Some(w) => ops::weighted_cross_entropy(&logits, &flat, label_smoothing, ignore, w)?,
+            None => ops::cross_entropy(&logits, &flat, label_smoothing, ignore)?,
+        })
     }
 
     /// Writes the model for transformers' `AutoModelForTokenClassification` into `dir`, in
@@ -200,6 +212,16 @@ impl<A: Architecture> TrainModel for TokenClassifier<A> {
 
     fn loss(&self, logits: &Tensor, targets: &Tensor, ls: f64) -> Result<Tensor> {
         TokenClassifier::loss(self, logits, targets, ls)
+    }
+
+    fn weighted_loss(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        ls: f64,
+        w: &[f64],
+    ) -> Result<Tensor> {
+        self.weighted(logits, targets, ls, Some(w))
     }
 
     /// One class per token, out of the tags.

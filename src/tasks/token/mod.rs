@@ -56,7 +56,8 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
     };
     let tagger = TokenTagger::from_source(source, &opts, &device)?;
     crate::tasks::lora::prepare(s, source, Task::TokenClassification, tagger.model())?;
-    let mut resolved = s.clone();
+    let tags = train.iter().flat_map(|r| r.tags.iter().copied());
+    let mut resolved = crate::tasks::class_weights::resolve(s, labels.len(), tags)?;
     resolved.text.max_length = Some(tagger.max_length());
     let all = s.token.label_all_tokens;
     let train_src = tagger.batches(&train, all)?;

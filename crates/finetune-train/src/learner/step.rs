@@ -77,6 +77,25 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         })
     }
 
+    /// The class weights of the loss (`--class-weights`, resolved by the task: `auto` must be
+    /// numbers by now).
+    fn class_weights(&self) -> Result<Option<Vec<f64>>> {
+        use crate::class_weights::ClassWeights;
+        match self
+            .config
+            .class_weights
+            .as_deref()
+            .map(ClassWeights::parse)
+        {
+            None => Ok(None),
+            Some(Ok(ClassWeights::Given(w))) => Ok(Some(w)),
+            Some(Ok(ClassWeights::Auto)) => Err(finetune_core::Error::config(
+                "`class_weights` auto must be resolved from the training labels before training",
+            )),
+            Some(Err(e)) => Err(e),
+        }
+    }
+
     /// The step's accumulated gradients and mean loss; `None` gradients and a reason when a
     /// micro-batch's loss is not finite under `--on-nan skip`.
     fn gradients(
@@ -91,12 +110,19 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         let every = PatternSet::new(&["*"])?;
         let mut acc = GradAccumulator::new();
         let mut step_loss = 0.0;
+        let class_weights = self.class_weights()?;
         for batch in batches {
             let recording = Recording::start();
             let logits = feature_cache::forward(self.model, &batch.inputs, true)?;
-            let mut loss = self
-                .model
-                .loss(&logits, &batch.targets, c.label_smoothing)?;
+            let mut loss = match &class_weights {
+                Some(w) => {
+                    self.model
+                        .weighted_loss(&logits, &batch.targets, c.label_smoothing, w)?
+                }
+                None => self
+                    .model
+                    .loss(&logits, &batch.targets, c.label_smoothing)?,
+            };
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !value.is_finite() {
                 let why = format!(
