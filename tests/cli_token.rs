@@ -269,7 +269,8 @@ fn tokens_and_tags_of_different_lengths_are_refused_naming_the_row() {
     assert_no_model_written(&out);
 }
 
-/// Integer tags name the classes of `--labels` (as a `datasets` `ClassLabel` sequence does).
+/// Integer tags name the classes of `--labels` (as a `datasets` `ClassLabel` sequence does);
+/// sentences longer than `--max-length` are cut and counted in one warning.
 #[test]
 fn integer_tags_with_labels_train() {
     let dir = tmpdir("token-int-tags");
@@ -286,8 +287,11 @@ fn integer_tags_with_labels_train() {
         })
         .collect();
     std::fs::write(&train, lines.join("\n")).unwrap();
-    let stdout = finetune_ok(&[
+    // Every sentence has at least 5 words: with [CLS] and [SEP] none fits in 6 tokens.
+    let run = finetune(&[
         "train",
+        "--max-length",
+        "6",
         "--task",
         "token-classification",
         "--model",
@@ -308,7 +312,13 @@ fn integer_tags_with_labels_train() {
         &names.join(","),
         "--json",
     ]);
-    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: 8 sentences are longer than --max-length 6 tokens"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(report["labels"], serde_json::json!(names));
     let run = read_json(&out.join("run_config.json"));
     assert_eq!(
