@@ -1,6 +1,7 @@
 //! The settings of a fine-tuning run, the one schema behind `finetune train`'s flags, the keys
 //! of a `--config` file and `run_config.json`: what to train and where ([`JobSettings`]),
-//! which data ([`DataSettings`], with [`TextSettings`] and [`ImageSettings`] for each task),
+//! which data ([`DataSettings`], with [`TextSettings`], [`ImageSettings`] and
+//! [`TokenSettings`] for each task),
 //! how ([`TrainConfig`]), and where the result is shared ([`HubSettings`]). Each struct derives clap's `Args` and serde; their field names
 //! are the keys, their flag aliases the accepted alternatives (see
 //! [`finetune_train::settings`]).
@@ -24,6 +25,8 @@ pub enum Task {
     TextClassification,
     /// One label per image.
     ImageClassification,
+    /// One tag per word (named entity recognition; transformers' token classification).
+    TokenClassification,
 }
 
 impl Task {
@@ -32,6 +35,20 @@ impl Task {
         match self {
             Task::TextClassification => TEXT_HEADING,
             Task::ImageClassification => IMAGE_HEADING,
+            Task::TokenClassification => TOKEN_HEADING,
+        }
+    }
+
+    /// Whether the setting `id` under help heading `heading` applies to this task: settings
+    /// under no task's heading apply to all; token classification also takes the text
+    /// task's `max_length`.
+    fn takes(self, heading: Option<&str>, id: &str) -> bool {
+        let task_headings = [TEXT_HEADING, IMAGE_HEADING, TOKEN_HEADING];
+        match heading {
+            Some(h) if task_headings.contains(&h) => {
+                h == self.heading() || (self == Task::TokenClassification && id == "max_length")
+            }
+            _ => true,
         }
     }
 
@@ -41,6 +58,7 @@ impl Task {
         match self {
             Task::TextClassification => Some("SEQ_CLS"),
             Task::ImageClassification => None,
+            Task::TokenClassification => Some("TOKEN_CLS"),
         }
     }
 
@@ -49,6 +67,7 @@ impl Task {
         match self {
             Task::TextClassification => "text classification",
             Task::ImageClassification => "image classification",
+            Task::TokenClassification => "token classification",
         }
     }
 }
@@ -56,6 +75,7 @@ impl Task {
 const TEXT_HEADING: &str = "Text data";
 /// The help heading of the settings only image classification takes.
 pub(crate) const IMAGE_HEADING: &str = "Image data";
+const TOKEN_HEADING: &str = "Token data";
 
 /// What to fine-tune, from what, into where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
@@ -166,6 +186,33 @@ impl TextSettings {
             pair: self.text_pair_column.clone(),
             label: data.label_column.clone(),
             group: self.group_column.clone(),
+        }
+    }
+}
+
+/// Settings only token classification takes (with the text task's `--max-length`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct TokenSettings {
+    /// JSONL and Parquet data: the column holding each sentence's list of words.
+    #[arg(long, default_value = "tokens", help_heading = TOKEN_HEADING)]
+    pub tokens_column: String,
+    /// JSONL and Parquet data: the column holding each sentence's list of tags (strings, or
+    /// integer ids naming --labels).
+    #[arg(long, default_value = "ner_tags", help_heading = TOKEN_HEADING)]
+    pub tags_column: String,
+    /// Label every piece of a word with the word's tag (default: only the first piece; the
+    /// others are ignored by the loss and the metrics).
+    #[arg(long, help_heading = TOKEN_HEADING)]
+    pub label_all_tokens: bool,
+}
+
+impl TokenSettings {
+    /// The columns to read from JSONL and Parquet files.
+    pub fn columns(&self) -> finetune_data::tokens::TokenColumns {
+        finetune_data::tokens::TokenColumns {
+            tokens: self.tokens_column.clone(),
+            tags: self.tags_column.clone(),
         }
     }
 }
@@ -287,6 +334,10 @@ pub struct RunSettings {
     #[command(flatten)]
     #[serde(flatten)]
     pub image: ImageSettings,
+    /// Settings only token classification takes.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub token: TokenSettings,
     /// LoRA adapters.
     #[command(flatten)]
     #[serde(flatten)]
@@ -316,6 +367,7 @@ defaults_from_flags!(
     DataSettings,
     TextSettings,
     ImageSettings,
+    TokenSettings,
     LoraSettings,
     HubSettings
 );
@@ -370,10 +422,10 @@ impl RunSettings {
 
     /// The task, model and output folder, which every run needs.
     pub fn required(&self) -> Result<(Task, &str, &Path)> {
-        let task = self
-            .job
-            .task
-            .context("--task is required (text-classification or image-classification)")?;
+        let task = self.job.task.context(
+            "--task is required (text-classification, image-classification or \
+                 token-classification)",
+        )?;
         let model = self
             .job
             .model
@@ -402,6 +454,9 @@ impl RunSettings {
                 .validate()?;
         }
         self.job.device.parse::<finetune_core::DeviceSpec>()?;
+        if task == Task::ImageClassification && self.train.class_weights.is_some() {
+            bail!("--class-weights applies to text and token classification");
+        }
         if self.job.resume.is_some() && self.job.overwrite {
             bail!("give --resume or --overwrite, not both");
         }
@@ -425,10 +480,7 @@ impl RunSettings {
     pub fn check_task(task: Task, given: &BTreeSet<String>) -> Result<()> {
         let cmd = Self::command();
         for arg in cmd.get_arguments() {
-            let heading = arg.get_help_heading();
-            let other = [TEXT_HEADING, IMAGE_HEADING]
-                .into_iter()
-                .any(|h| heading == Some(h) && h != task.heading());
+            let other = !task.takes(arg.get_help_heading(), arg.get_id().as_str());
             if other && given.contains(arg.get_id().as_str()) {
                 bail!(
                     "--{} does not apply to {}",
@@ -446,11 +498,7 @@ impl RunSettings {
         let mut json = serde_json::to_value(self)?;
         if let Some(obj) = json.as_object_mut() {
             for arg in Self::command().get_arguments() {
-                let heading = arg.get_help_heading();
-                let other = [TEXT_HEADING, IMAGE_HEADING]
-                    .into_iter()
-                    .any(|h| heading == Some(h) && h != task.heading());
-                if other {
+                if !task.takes(arg.get_help_heading(), arg.get_id().as_str()) {
                     obj.remove(arg.get_id().as_str());
                 }
             }

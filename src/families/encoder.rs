@@ -1,14 +1,17 @@
-//! What the text families built on `finetune-bert`'s [`SequenceClassifier`] share in the
-//! registry: their checkpoint's labels, loading with the task's options, the tokenizer from the
-//! checkpoint's files, and what the text task needs of the model beyond training
-//! ([`TextModel`]). Each family's file names its types and its `model_type`s.
+//! What the text families built on `finetune-bert`'s [`SequenceClassifier`] and
+//! [`TokenClassifier`] share in the registry: their checkpoint's labels, loading with the
+//! task's options, the tokenizer from the checkpoint's files, and what the text and token
+//! tasks need of the model beyond training ([`TextModel`], [`TokenModel`]). Each family's file names its types and its `model_type`s.
 
 use super::{in_model_files, Family, Loader, ModelSource};
 use crate::tasks::labels::CheckpointLabels;
 use crate::tasks::text::{TextClassifier, TextModel, TextModelOptions, DEFAULT_MAX_LENGTH};
+use crate::tasks::token::{TokenModel, TokenTagger};
 use anyhow::Result;
 use candle_core::{DType, Device};
-use finetune_bert::{Architecture, BertTokenizer, EncoderConfig, LoadOptions, SequenceClassifier};
+use finetune_bert::{
+    Architecture, BertTokenizer, EncoderConfig, LoadOptions, SequenceClassifier, TokenClassifier,
+};
 use finetune_hub::ModelFiles;
 use std::path::Path;
 
@@ -28,6 +31,7 @@ pub(super) const fn text_family<A: Architecture>(
         layout: A::Config::layout,
         library: "transformers",
         loader: Loader::Text(load::<A>),
+        token: Some(load_tokens::<A>),
     }
 }
 
@@ -44,27 +48,59 @@ fn load<A: Architecture>(
     device: &Device,
 ) -> Result<TextClassifier> {
     let files = src.files()?;
-    let load = LoadOptions {
+    let (model, report) =
+        SequenceClassifier::<A>::from_pretrained(&files.dir, &options(opts, device))
+            .map_err(|e| in_model_files(e, files))?;
+    if !report.newly_initialized.is_empty() || !report.resized.is_empty() {
+        eprintln!("{report}");
+    }
+    let tokenizer = tokenizer(files, model.config(), opts)?;
+    Ok(TextClassifier::new(Box::new(model), tokenizer, device))
+}
+
+/// The token classifier of architecture `A` with its tokenizer.
+fn load_tokens<A: Architecture>(
+    src: &ModelSource,
+    opts: &TextModelOptions,
+    device: &Device,
+) -> Result<TokenTagger> {
+    let files = src.files()?;
+    let (model, report) = TokenClassifier::<A>::from_pretrained(&files.dir, &options(opts, device))
+        .map_err(|e| in_model_files(e, files))?;
+    if !report.newly_initialized.is_empty() || !report.resized.is_empty() {
+        eprintln!("{report}");
+    }
+    let tokenizer = tokenizer(files, model.config(), opts)?;
+    Ok(TokenTagger::new(Box::new(model), tokenizer, device))
+}
+
+/// The model crate's load options for the task's.
+fn options(opts: &TextModelOptions, device: &Device) -> LoadOptions {
+    LoadOptions {
         labels: opts.labels.clone(),
         new_head: opts.new_head,
         dropout: opts.dropout,
         device: device.clone(),
         seed: opts.seed,
         ..LoadOptions::default()
-    };
-    let (model, report) = SequenceClassifier::<A>::from_pretrained(&files.dir, &load)
-        .map_err(|e| in_model_files(e, files))?;
-    if !report.newly_initialized.is_empty() || !report.resized.is_empty() {
-        eprintln!("{report}");
     }
-    let max_pos = model.config().max_length();
+}
+
+/// The checkpoint's tokenizer, truncating to the asked length (default: 128, or the model's
+/// limit when smaller).
+fn tokenizer<C: EncoderConfig>(
+    files: &ModelFiles,
+    config: &C,
+    opts: &TextModelOptions,
+) -> Result<BertTokenizer> {
+    let max_pos = config.max_length();
     let max_length = match opts.max_length {
         Some(m) => m,
         None => DEFAULT_MAX_LENGTH.min(BertTokenizer::max_length_limit(&files.dir, max_pos)?),
     };
     let tokenizer = BertTokenizer::from_dir(&files.dir, max_length, max_pos)?;
-    tokenizer.check_vocab_fits(model.config().vocab_size())?;
-    Ok(TextClassifier::new(Box::new(model), tokenizer, device))
+    tokenizer.check_vocab_fits(config.vocab_size())?;
+    Ok(tokenizer)
 }
 
 impl<A: Architecture> TextModel for SequenceClassifier<A> {
@@ -74,5 +110,15 @@ impl<A: Architecture> TextModel for SequenceClassifier<A> {
 
     fn export_as(&self, dir: &Path, dtype: Option<DType>) -> finetune_core::Result<()> {
         SequenceClassifier::export_as(self, dir, dtype)
+    }
+}
+
+impl<A: Architecture> TokenModel for TokenClassifier<A> {
+    fn labels(&self) -> Vec<String> {
+        self.config().labels()
+    }
+
+    fn export_as(&self, dir: &Path, dtype: Option<DType>) -> finetune_core::Result<()> {
+        TokenClassifier::export_as(self, dir, dtype)
     }
 }

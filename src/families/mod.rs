@@ -23,6 +23,7 @@ use crate::settings::Task;
 use crate::tasks::image::{ImageClassifier, ImageModelOptions};
 use crate::tasks::labels::CheckpointLabels;
 use crate::tasks::text::{TextClassifier, TextModelOptions};
+use crate::tasks::token::TokenTagger;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use finetune_core::lora::peft as lora;
@@ -39,6 +40,10 @@ pub enum Loader {
     Image(fn(&ModelSource, &ImageModelOptions, &Device) -> Result<ImageClassifier>),
 }
 
+/// How a text family's models are built for token classification (its encoder with a
+/// `classifier` on every token) and their tokenizer.
+pub type TokenLoader = fn(&ModelSource, &TextModelOptions, &Device) -> Result<TokenTagger>;
+
 /// A model family and how to recognise, read and build its checkpoints.
 pub struct Family {
     /// The family's name in messages (`BERT`).
@@ -54,6 +59,8 @@ pub struct Family {
     pub labels: fn(&ModelFiles) -> Result<CheckpointLabels>,
     /// How its models are built, which also says their task ([`Family::task`]).
     pub loader: Loader,
+    /// How its token classifiers are built, for families that have them.
+    pub token: Option<TokenLoader>,
     /// A checkpoint tensor's name as training, freeze patterns and exports use it (`None`:
     /// a tensor the model does not use).
     pub training_name: fn(&str) -> Option<String>,
@@ -115,9 +122,40 @@ impl ModelSource {
             .transpose()
     }
 
-    /// Fails unless the model does `task`.
+    /// The task the checkpoint was fine-tuned for: token classification when its family has
+    /// token classifiers and its `config.json` names a `…ForTokenClassification` (or its
+    /// adapter is PEFT's `TOKEN_CLS`), else the family's.
+    pub fn task(&self) -> Task {
+        if self.family.token.is_some() && self.is_token_classifier() {
+            Task::TokenClassification
+        } else {
+            self.family.task()
+        }
+    }
+
+    fn is_token_classifier(&self) -> bool {
+        let read = |path: PathBuf| -> Option<serde_json::Value> {
+            serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+        };
+        if let Some(dir) = &self.adapter {
+            let config = read(dir.join("adapter_config.json"));
+            return config.is_some_and(|c| c["task_type"] == "TOKEN_CLS");
+        }
+        let Some(files) = &self.files else {
+            return false;
+        };
+        read(files.dir.join("config.json")).is_some_and(|c| {
+            c["architectures"][0]
+                .as_str()
+                .is_some_and(|a| a.ends_with("ForTokenClassification"))
+        })
+    }
+
+    /// Fails unless the model can be trained for `task` (a text family's checkpoints for
+    /// token classification too).
     pub fn check_task(&self, task: Task) -> Result<()> {
-        if self.family.task() != task {
+        let token = task == Task::TokenClassification && self.family.token.is_some();
+        if self.family.task() != task && !token {
             bail!(
                 "{} is a {} model ({}); {} needs a {} model",
                 self.name,

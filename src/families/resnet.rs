@@ -22,6 +22,7 @@ pub(super) static FAMILY: Family = Family {
     training_name: finetune_resnet::naming::canonical_name,
     layout: finetune_resnet::naming::layout,
     library: "timm",
+    token: None,
     loader: Loader::Image(load),
 };
 

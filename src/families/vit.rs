@@ -25,6 +25,7 @@ pub(super) static FAMILY: Family = Family {
     layout: finetune_vit::naming::layout,
     library: "transformers",
     loader: Loader::Image(load),
+    token: None,
 };
 
 /// A checkpoint's `id2label` (transformers) or `label_names` (timm); placeholders name no

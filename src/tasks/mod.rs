@@ -3,10 +3,11 @@
 //! examples (which only build settings and print reports).
 //!
 //! - [`train`]: the entry point; resolves the model once and hands over to its task;
-//! - [`text`] and [`image`]: each task's model, data and batches;
+//! - [`text`], [`image`] and [`token`]: each task's model, data and batches;
 //! - [`run`]: the fit → test sequence both tasks end in, and the [`RunReport`];
 //! - [`output`]: the output folder (locked; refusing to mix runs, `--overwrite`) and atomic
 //!   exports;
+//! - [`class_weights`]: `--class-weights` resolved from the training labels;
 //! - [`labels`]: the run's classes and whether the checkpoint's head stays (both tasks);
 //! - [`lora`]: the run's LoRA adapters (new, or carried on from `--adapter`);
 //! - [`model_card`]: the `README.md` every export gets;
@@ -16,6 +17,7 @@
 //! - [`augment`]: the `--augment` presets.
 
 pub mod augment;
+pub mod class_weights;
 pub mod image;
 pub mod labels;
 pub mod lora;
@@ -26,6 +28,7 @@ pub mod push;
 pub mod run;
 pub mod splits;
 pub mod text;
+pub mod token;
 
 pub use output::ExportMode;
 pub use prediction::Prediction;
@@ -49,6 +52,7 @@ pub fn train(settings: &RunSettings) -> Result<RunReport> {
     match task {
         Task::TextClassification => text::train(settings, &source, out),
         Task::ImageClassification => image::train(settings, &source, out),
+        Task::TokenClassification => token::train(settings, &source, out),
     }
 }
 
@@ -67,9 +71,10 @@ pub fn export_with(
     mode: ExportMode,
 ) -> Result<()> {
     let source = families::resolve(&model.display().to_string(), false, None)?;
-    match source.family.task() {
+    match source.task() {
         Task::TextClassification => text::export(&source, output, dtype, mode),
         Task::ImageClassification => image::export(&source, output, dtype, mode),
+        Task::TokenClassification => token::export(&source, output, dtype, mode),
     }
 }
 

@@ -167,6 +167,21 @@ pub trait TrainModel {
     /// Mean loss of `logits` against `targets`, as the problem type requires.
     fn loss(&self, logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor>;
 
+    /// [`Self::loss`] with a weight per class (`--class-weights`; PyTorch's
+    /// `CrossEntropyLoss(weight=…)`, a weighted mean). Models without a single-label
+    /// cross-entropy refuse it (the default).
+    fn weighted_loss(
+        &self,
+        _logits: &Tensor,
+        _targets: &Tensor,
+        _label_smoothing: f64,
+        _weights: &[f64],
+    ) -> Result<Tensor> {
+        Err(crate::Error::config(
+            "class weights need a single-label classifier (cross-entropy)",
+        ))
+    }
+
     /// What the model predicts, which decides the loss and the metrics.
     fn problem(&self) -> Problem;
 

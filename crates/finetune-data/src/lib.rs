@@ -2,6 +2,8 @@
 //!
 //! - [`text`]: CSV, TSV, JSONL and Parquet readers yielding `(text, optional pair, label id)`
 //!   records; [`labels`] maps raw labels to ids; [`split`] makes (grouped) validation splits.
+//! - [`tokens`]: token classification data: CoNLL files and JSONL/Parquet `tokens` +
+//!   `ner_tags` columns as sentences of words with one raw tag each.
 //! - [`image`]: ImageFolder, CSV of `path,label`, IDX (MNIST), CIFAR binaries, pixel CSVs and
 //!   Hub parquet image datasets, decoded with the `image` crate.
 //! - [`transforms`]: torchvision-semantics augmentations, seeded per sample, and the timm-style
@@ -87,6 +89,7 @@ pub mod seed;
 pub mod snapshot;
 pub mod split;
 pub mod text;
+pub mod tokens;
 pub mod transforms;
 
 pub use bad::{OnBadSample, SkipLog};

@@ -146,6 +146,11 @@ pub struct TrainConfig {
         help_heading = "Regularisation"
     )]
     pub label_smoothing: f64,
+    /// Single-label cross-entropy weighted per class (PyTorch's `weight=`: a weighted mean):
+    /// `auto` (inverse class frequency of the training labels, mean 1) or one weight per
+    /// class, comma-separated; the run records the weights it used.
+    #[arg(long, help_heading = "Regularisation")]
+    pub class_weights: Option<String>,
     /// L1 penalty on every parameter.
     #[arg(long, default_value_t = 0.0, help_heading = "Regularisation")]
     pub l1: f64,
@@ -279,6 +284,9 @@ impl TrainConfig {
     /// SGD), a parseable unfreeze schedule. The error names the flag.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::config(m));
+        if let Some(w) = &self.class_weights {
+            crate::class_weights::ClassWeights::parse(w)?;
+        }
         if self.batch_size == 0 || self.eval_batch_size == 0 || self.grad_accum == 0 {
             return bad("batch sizes and --grad-accum must be at least 1".into());
         }

@@ -1,8 +1,9 @@
 //! Evaluation: a model's mean loss and metrics over a data set, in order, in eval mode — per
-//! sample, or per token for token-level models (tokens whose target is
-//! [`IGNORE_INDEX`] left out) — and the one-line account
-//! of it that runs print.
+//! sample, or per token for token-level models (tokens whose target is [`IGNORE_INDEX`] left
+//! out; a single-label token model is scored on the tag sequences by entity, as seqeval does:
+//! [`crate::entities`]) — and the one-line account of it that runs print.
 
+use crate::entities::EntityMetrics;
 use crate::feature_cache::{self, Feed};
 use crate::metrics::{ClassificationMetrics, EvalMetrics, MultiLabelMetrics, RegressionMetrics};
 use crate::sample_bar::SampleBar;
@@ -30,6 +31,7 @@ struct Collected {
     classes: (Vec<usize>, Vec<usize>),
     values: (Vec<f64>, Vec<f64>),
     multi: (Vec<Vec<bool>>, Vec<Vec<bool>>),
+    tags: (Vec<Vec<String>>, Vec<Vec<String>>),
 }
 
 /// [`evaluate`] over a feed (cached features or the source); `progress(done, total)` after
@@ -49,19 +51,25 @@ pub(crate) fn evaluate_feed<M: TrainModel + ?Sized>(
         let logits = feature_cache::forward(model, &batch.inputs, false)?;
         let loss = model.loss(&logits, &batch.targets, 0.0)?;
         loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * idx.len() as f64;
-        let (logits, targets) = match model.output() {
-            Output::PerSample => (logits, batch.targets),
-            Output::PerToken => labelled_tokens(&logits, &batch.targets)?,
-        };
-        collect(&problem, &logits, &targets, &mut got)?;
+        match (model.output(), &problem) {
+            (Output::PerToken, Problem::SingleLabel { labels }) => {
+                collect_tags(labels, &logits, &batch.targets, &mut got.tags)?
+            }
+            (Output::PerToken, _) => {
+                let (logits, targets) = labelled_tokens(&logits, &batch.targets)?;
+                collect(&problem, &logits, &targets, &mut got)?
+            }
+            (Output::PerSample, _) => collect(&problem, &logits, &batch.targets, &mut got)?,
+        }
         progress(start + idx.len(), n);
     }
     let (truth, pred) = got.classes;
+    let tagged = model.output() == Output::PerToken;
     Ok(EvalMetrics {
         loss: loss_sum / n.max(1) as f64,
         samples: n,
         classification: match &problem {
-            Problem::SingleLabel { labels } => {
+            Problem::SingleLabel { labels } if !tagged => {
                 Some(ClassificationMetrics::compute(labels, &truth, &pred))
             }
             _ => None,
@@ -78,7 +86,48 @@ pub(crate) fn evaluate_feed<M: TrainModel + ?Sized>(
             )),
             _ => None,
         },
+        entities: match &problem {
+            Problem::SingleLabel { .. } if tagged => {
+                Some(EntityMetrics::compute(&got.tags.0, &got.tags.1))
+            }
+            _ => None,
+        },
     })
+}
+
+/// One batch of per-token logits `[N, S, L]` and targets `[N, S]` as tag sequences: each
+/// row's labelled tokens, in order, true and predicted.
+fn collect_tags(
+    labels: &[String],
+    logits: &Tensor,
+    targets: &Tensor,
+    tags: &mut (Vec<Vec<String>>, Vec<Vec<String>>),
+) -> Result<()> {
+    let (n, s, _) = logits.dims3()?;
+    if targets.dims() != [n, s] {
+        return Err(Error::config(format!(
+            "per-token targets must be [{n}, {s}] like the logits, got {:?}",
+            targets.dims()
+        )));
+    }
+    let truth: Vec<Vec<i64>> = targets.to_dtype(DType::I64)?.to_vec2()?;
+    let pred: Vec<Vec<u32>> = logits.argmax(D::Minus1)?.to_vec2()?;
+    let name = |i: usize| -> Result<String> {
+        labels
+            .get(i)
+            .cloned()
+            .ok_or_else(|| Error::config(format!("class id {i} is not below {}", labels.len())))
+    };
+    for (t, p) in truth.iter().zip(&pred) {
+        let (mut tr, mut pr) = (Vec::new(), Vec::new());
+        for (&ti, &pi) in t.iter().zip(p).filter(|(&ti, _)| ti != IGNORE_INDEX) {
+            tr.push(name(ti as usize)?);
+            pr.push(name(pi as usize)?);
+        }
+        tags.0.push(tr);
+        tags.1.push(pr);
+    }
+    Ok(())
 }
 
 /// One batch's truths and predictions, as the problem counts them.
@@ -166,6 +215,12 @@ pub fn describe(m: &EvalMetrics) -> String {
     }
     if let Some(r) = &m.regression {
         s += &format!(", MSE {:.4}, Pearson {:.4}", r.mse, r.pearson);
+    }
+    if let Some(e) = &m.entities {
+        s += &format!(
+            ", entity F1 {:.4} (precision {:.4}, recall {:.4}), token accuracy {:.4}",
+            e.f1, e.precision, e.recall, e.accuracy
+        );
     }
     if let Some(ml) = &m.multi_label {
         s += &format!(

@@ -115,9 +115,11 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod class_weights;
 pub mod config;
 pub mod early_stop;
 pub mod ema;
+pub mod entities;
 pub mod eval_strategy;
 pub mod evaluate;
 pub mod feature_cache;
@@ -139,6 +141,7 @@ pub mod tensorboard;
 pub mod unfreeze;
 
 pub use config::{OnNan, ReportTo, TrainConfig};
+pub use entities::{EntityMetrics, TypeScores};
 pub use eval_strategy::EvalStrategy;
 pub use feature_cache::FeatureCacheReport;
 pub use finetune_core::model::{self, HeadSplit, Output, ParamLayout, Problem, TrainModel};

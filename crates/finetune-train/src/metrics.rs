@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 finetune_core::named_enum! {
     /// What `--metric` picks the best checkpoint and early stopping by. For multi-label
     /// problems `accuracy` is the exact-match accuracy and `f1`, `precision`, `recall` are the
-    /// micro averages.
+    /// micro averages; for token classification they are the entity-level micro averages
+    /// (seqeval's) and the token accuracy.
     pub enum Metric("metric") {
         /// The mean evaluation loss (lower is better).
         Loss = "loss",
@@ -223,6 +224,10 @@ pub struct EvalMetrics {
     /// A multi-label problem's metrics (their fields at the top level of the JSON).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub multi_label: Option<MultiLabelMetrics>,
+    /// A token classification's entity-level metrics (seqeval's; their fields at the top
+    /// level of the JSON).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub entities: Option<crate::entities::EntityMetrics>,
 }
 
 impl EvalMetrics {
@@ -231,13 +236,27 @@ impl EvalMetrics {
         let c = self.classification.as_ref();
         let r = self.regression.as_ref();
         let m = self.multi_label.as_ref();
+        let e = self.entities.as_ref();
         match metric {
             Metric::Loss => Some(self.loss),
-            // Multi-label: exact-match accuracy and micro-averaged precision/recall/F1.
-            Metric::Accuracy => c.map(|c| c.accuracy).or(m.map(|m| m.exact_match)),
-            Metric::F1 => c.map(|c| c.f1).or(m.map(|m| m.micro_f1)),
-            Metric::Precision => c.map(|c| c.precision).or(m.map(|m| m.micro_precision)),
-            Metric::Recall => c.map(|c| c.recall).or(m.map(|m| m.micro_recall)),
+            // Multi-label: exact-match accuracy and micro-averaged precision/recall/F1;
+            // tokens: token accuracy and entity-level micro averages.
+            Metric::Accuracy => c
+                .map(|c| c.accuracy)
+                .or(m.map(|m| m.exact_match))
+                .or(e.map(|e| e.accuracy)),
+            Metric::F1 => c
+                .map(|c| c.f1)
+                .or(m.map(|m| m.micro_f1))
+                .or(e.map(|e| e.f1)),
+            Metric::Precision => c
+                .map(|c| c.precision)
+                .or(m.map(|m| m.micro_precision))
+                .or(e.map(|e| e.precision)),
+            Metric::Recall => c
+                .map(|c| c.recall)
+                .or(m.map(|m| m.micro_recall))
+                .or(e.map(|e| e.recall)),
             Metric::Mse => r.map(|r| r.mse),
             Metric::Pearson => r.map(|r| r.pearson),
         }

@@ -61,6 +61,13 @@ pub trait EncoderConfig:
     fn initializer_range(&self) -> f64;
     /// The `config.json` of the exported sequence classifier (`architectures` set).
     fn to_export_json(&self) -> serde_json::Value;
+    /// Dropout before a token classifier's `classifier` (transformers' `…ForTokenClassification`:
+    /// BERT's and RoBERTa's `classifier_dropout`, else `hidden_dropout_prob`; DistilBERT's
+    /// `dropout`).
+    fn token_dropout(&self) -> f64;
+    /// The `config.json` of the exported token classifier (`architectures`:
+    /// `BertForTokenClassification` and so on).
+    fn to_token_export_json(&self) -> serde_json::Value;
 
     /// The model's tensors, in module order, with shapes and roles: the backbone's, then the
     /// head's.
@@ -115,10 +122,23 @@ pub trait EncoderConfig:
     }
 }
 
+/// A family's encoder alone — embeddings and layers, fed as the family feeds them (its
+/// position ids, its token types) — which every task head sits on.
+pub trait Encoder: Sized + Send + Sync + 'static {
+    /// Its config.
+    type Config: EncoderConfig;
+    /// The encoder over a store holding the backbone's tensors ([`Backbone::tensors`]).
+    fn build(store: &ParamStore, config: &Self::Config) -> Result<Self>;
+    /// The last hidden states `[B, T, H]`; `mask`: the additive key mask `[B, T]`.
+    fn encode(&self, b: &BertBatch, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor>;
+}
+
 /// A family's modules over a [`ParamStore`].
 pub trait Architecture: Sized + Send + Sync + 'static {
     /// Its config.
     type Config: EncoderConfig;
+    /// Its encoder without the sequence head, for heads on every token.
+    type Encoder: Encoder<Config = Self::Config>;
     /// The modules over a store holding every tensor of
     /// [`EncoderConfig::expected_tensors`]; shapes are checked.
     fn build(store: &ParamStore, config: &Self::Config) -> Result<Self>;

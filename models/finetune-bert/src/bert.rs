@@ -2,7 +2,7 @@
 //! dropout → `classifier`) and what its config declares ([`EncoderConfig`] for
 //! [`BertConfig`]).
 
-use crate::arch::{Architecture, EncoderConfig};
+use crate::arch::{Architecture, Encoder, EncoderConfig};
 use crate::backbone::{Backbone, DenseHead, HeadNames};
 use crate::classifier::{BertBatch, SequenceClassifier};
 use crate::config::BertConfig;
@@ -16,6 +16,10 @@ use finetune_core::{ParamStore, Result};
 
 /// transformers' `BertForSequenceClassification`, trainable (see [`SequenceClassifier`]).
 pub type BertForSequenceClassification = SequenceClassifier<Bert>;
+
+/// transformers' `BertForTokenClassification`, trainable (see
+/// [`crate::TokenClassifier`]).
+pub type BertForTokenClassification = crate::TokenClassifier<Bert>;
 
 /// The tokenizer files copied on export, when the source folder has them.
 pub const TOKENIZER_FILES: [&str; 4] = [
@@ -73,29 +77,51 @@ impl EncoderConfig for BertConfig {
     fn to_export_json(&self) -> serde_json::Value {
         self.export_json_as("BertForSequenceClassification", "bert")
     }
+    fn token_dropout(&self) -> f64 {
+        self.classifier_dropout_prob()
+    }
+    fn to_token_export_json(&self) -> serde_json::Value {
+        self.export_json_as("BertForTokenClassification", "bert")
+    }
+}
+
+/// BERT's encoder: embeddings (with token types) and layers, no pooler.
+pub struct BertEncoder(Backbone);
+
+impl Encoder for BertEncoder {
+    type Config = BertConfig;
+
+    fn build(store: &ParamStore, c: &BertConfig) -> Result<Self> {
+        Ok(Self(Backbone::new(store, c)?))
+    }
+
+    fn encode(&self, b: &BertBatch, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
+        let types = b.token_type_ids.as_ref();
+        self.0.forward(&b.input_ids, None, types, mask, pass)
+    }
 }
 
 /// BERT's modules.
 pub struct Bert {
-    backbone: Backbone,
+    encoder: BertEncoder,
     head: DenseHead,
     classifier_dropout: f64,
 }
 
 impl Architecture for Bert {
     type Config = BertConfig;
+    type Encoder = BertEncoder;
 
     fn build(store: &ParamStore, c: &BertConfig) -> Result<Self> {
         Ok(Self {
-            backbone: Backbone::new(store, c)?,
+            encoder: BertEncoder::build(store, c)?,
             head: DenseHead::new(store, c)?,
             classifier_dropout: c.classifier_dropout_prob(),
         })
     }
 
     fn encode(&self, b: &BertBatch, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
-        let types = b.token_type_ids.as_ref();
-        self.backbone.forward(&b.input_ids, None, types, mask, pass)
+        self.encoder.encode(b, mask, pass)
     }
 
     /// The pooler: dense + tanh on `[CLS]`.

@@ -193,31 +193,6 @@ impl<A: Architecture> SequenceClassifier<A> {
         self.rng.set_state(rng)
     }
 
-    /// The additive key mask `[B, T]`, or `None` when every token is attended.
-    fn extended_mask(&self, b: &BertBatch, dtype: DType) -> Result<Option<Tensor>> {
-        let (bsz, t) = b.input_ids.dims2()?;
-        match &b.attention_mask {
-            None => Ok(None),
-            Some(m) => {
-                if m.dims() != [bsz, t] {
-                    return Err(Error::config(format!(
-                        "attention_mask must be [{bsz}, {t}] like input_ids, got {:?}",
-                        m.dims()
-                    )));
-                }
-                // (1 − mask) · finfo(dtype).min, as transformers' get_extended_attention_mask:
-                // f32's minimum overflows to −∞ in half precision, and 0 · −∞ is NaN.
-                let min = match dtype {
-                    DType::F16 => -65504.0,
-                    DType::BF16 => -3.389_531_389_251_535_5e38,
-                    _ => f32::MIN as f64,
-                };
-                let m = m.to_dtype(dtype)?;
-                Ok(Some(((1.0 - m)? * min)?))
-            }
-        }
-    }
-
     /// The encoder's last hidden states `[B, T, H]` (what the bare model returns first).
     pub fn encode(&self, b: &BertBatch, train: bool) -> Result<Tensor> {
         let (_, t) = b.input_ids.dims2()?;
@@ -227,7 +202,7 @@ impl<A: Architecture> SequenceClassifier<A> {
                 "sequence length {t} exceeds the model's limit of {limit} tokens"
             )));
         }
-        let mask = self.extended_mask(b, self.dtype)?;
+        let mask = additive_mask(b, self.dtype)?;
         self.arch.encode(b, mask.as_ref(), &self.pass(train))
     }
 
@@ -273,5 +248,31 @@ impl<A: Architecture> SequenceClassifier<A> {
             .classifier()
             .problem()
             .loss(logits, targets, label_smoothing)
+    }
+}
+
+/// The additive key mask `[B, T]` of a batch for a model in `dtype`, or `None` when every
+/// token is attended.
+pub(crate) fn additive_mask(b: &BertBatch, dtype: DType) -> Result<Option<Tensor>> {
+    let (bsz, t) = b.input_ids.dims2()?;
+    match &b.attention_mask {
+        None => Ok(None),
+        Some(m) => {
+            if m.dims() != [bsz, t] {
+                return Err(Error::config(format!(
+                    "attention_mask must be [{bsz}, {t}] like input_ids, got {:?}",
+                    m.dims()
+                )));
+            }
+            // (1 − mask) · finfo(dtype).min, as transformers' get_extended_attention_mask:
+            // f32's minimum overflows to −∞ in half precision, and 0 · −∞ is NaN.
+            let min = match dtype {
+                DType::F16 => -65504.0,
+                DType::BF16 => -3.389_531_389_251_535_5e38,
+                _ => f32::MIN as f64,
+            };
+            let m = m.to_dtype(dtype)?;
+            Ok(Some(((1.0 - m)? * min)?))
+        }
     }
 }

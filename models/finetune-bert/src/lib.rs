@@ -12,7 +12,8 @@
 //! ([`embeddings`]), the post-LayerNorm encoder with its layers' names as data ([`encoder`]),
 //! the labels and loss ([`head_config`]), reading a config ([`config_file`]), the tokenizer,
 //! and [`SequenceClassifier`], which makes a family's [`Architecture`] a trainable,
-//! loadable, exportable classifier. Those pieces know no family's names.
+//! loadable, exportable classifier, and [`TokenClassifier`], the same for a `classifier` on
+//! every token (named entity recognition). Those pieces know no family's names.
 //!
 //! # Example
 //!
@@ -69,15 +70,19 @@ pub mod head_config;
 pub mod load;
 pub mod naming;
 pub mod pass;
+pub mod token_classifier;
 pub mod tokenizer;
 mod train_model;
 
-pub use arch::{Architecture, EncoderConfig, Expected, Role};
+pub use arch::{Architecture, Encoder, EncoderConfig, Expected, Role};
 pub use backbone::{Backbone, DenseHead, HeadNames};
-pub use bert::{Bert, BertForSequenceClassification, TOKENIZER_FILES};
+pub use bert::{
+    Bert, BertEncoder, BertForSequenceClassification, BertForTokenClassification, TOKENIZER_FILES,
+};
 pub use classifier::{BertBatch, LoadOptions, SequenceClassifier};
 pub use config::{BertConfig, HiddenAct};
 pub use head_config::{ClassifierConfig, ProblemType};
 pub use load::LoadReport;
 pub use pass::Pass;
-pub use tokenizer::BertTokenizer;
+pub use token_classifier::TokenClassifier;
+pub use tokenizer::{BertTokenizer, WordPieces};

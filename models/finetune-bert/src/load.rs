@@ -1,7 +1,7 @@
 //! Loading a checkpoint into a [`ParamStore`] under the model's names, with a report of what was
 //! newly initialised and what went unused, as transformers prints on `from_pretrained`.
 
-use crate::arch::{EncoderConfig, Role};
+use crate::arch::{EncoderConfig, Expected, Role};
 use candle_core::{DType, Device, Tensor};
 use finetune_core::model_io::{load_float, Sources};
 use finetune_core::nn::init;
@@ -24,12 +24,27 @@ pub fn load_checkpoint<C: EncoderConfig>(
     dtype: DType,
     rng: &mut Rng,
 ) -> Result<(ParamStore, LoadReport)> {
+    let expected = config.expected_tensors();
+    load_expected(ckpt, config, &expected, new_head, device, dtype, rng)
+}
+
+/// [`load_checkpoint`] for the tensors of `expected` (another head than the config's
+/// sequence head: a token classifier's).
+pub fn load_expected<C: EncoderConfig>(
+    ckpt: &Checkpoint,
+    config: &C,
+    expected: &[Expected],
+    new_head: bool,
+    device: &Device,
+    dtype: DType,
+    rng: &mut Rng,
+) -> Result<(ParamStore, LoadReport)> {
     let prefix = format!("{}.", C::NAMING.prefix);
     let prefixed = ckpt.headers().iter().any(|h| h.name.starts_with(&prefix));
     let mut report = LoadReport::new(C::FAMILY, if prefixed { "prefixed" } else { "bare" });
     let mut sources = Sources::map(ckpt, C::canonical_name)?;
     let store = ParamStore::new();
-    for (name, shape, role) in &config.expected_tensors() {
+    for (name, shape, role) in expected {
         let loaded = match sources.take(name) {
             Some(src) => {
                 let t = load_float(ckpt, &src, device)?;

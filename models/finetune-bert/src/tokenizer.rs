@@ -254,4 +254,112 @@ impl BertTokenizer {
             )?),
         })
     }
+
+    /// The tokens of a sentence given as words (transformers' `is_split_into_words=True`):
+    /// special tokens added, truncated to the max length, each token's word noted.
+    pub fn encode_words(&self, words: &[&str]) -> Result<WordPieces> {
+        let input = tokenizers::EncodeInput::Single(words.to_vec().into());
+        let enc = self
+            .inner
+            .encode_char_offsets(input, true)
+            .map_err(|e| Error::config(format!("tokenizing words {words:?}: {e}")))?;
+        Ok(WordPieces::of(&enc))
+    }
+
+    /// The tokens of a text with their character offsets into it (special tokens included,
+    /// truncated to the max length).
+    pub fn encode_text(&self, text: &str) -> Result<WordPieces> {
+        let enc = self
+            .inner
+            .encode_char_offsets(text, true)
+            .map_err(|e| Error::config(format!("tokenizing `{text}`: {e}")))?;
+        Ok(WordPieces::of(&enc))
+    }
+
+    /// The prefix that marks a word's later pieces (WordPiece's `##`), when the model has one.
+    pub fn continuing_subword_prefix(&self) -> Option<String> {
+        match self.inner.get_model() {
+            tokenizers::ModelWrapper::WordPiece(wp) => Some(wp.continuing_subword_prefix.clone()),
+            tokenizers::ModelWrapper::BPE(bpe) => bpe.continuing_subword_prefix.clone(),
+            _ => None,
+        }
+    }
+
+    /// The token standing for text the vocabulary lacks (`[UNK]`), when the model has one.
+    pub fn unk_token(&self) -> Option<String> {
+        match self.inner.get_model() {
+            tokenizers::ModelWrapper::WordPiece(wp) => Some(wp.unk_token.clone()),
+            tokenizers::ModelWrapper::BPE(bpe) => bpe.unk_token.clone(),
+            _ => None,
+        }
+    }
+
+    /// A batch of sequences already tokenised, padded to the longest with the pad token
+    /// (attention mask 0 there).
+    pub fn pad(&self, seqs: &[&WordPieces], device: &Device) -> Result<BertBatch> {
+        if seqs.is_empty() {
+            return Err(Error::config("cannot build an empty batch"));
+        }
+        let pad = self.inner.get_padding().map(|p| p.pad_id).unwrap_or(0);
+        let t = seqs.iter().map(|s| s.ids.len()).max().unwrap_or(0);
+        let (mut ids, mut types, mut mask) = (Vec::new(), Vec::new(), Vec::new());
+        for s in seqs {
+            let n = s.ids.len();
+            ids.extend(s.ids.iter().copied().chain(std::iter::repeat_n(pad, t - n)));
+            types.extend(
+                s.type_ids
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, t - n)),
+            );
+            mask.extend(std::iter::repeat_n(1u32, n).chain(std::iter::repeat_n(0, t - n)));
+        }
+        let b = seqs.len();
+        Ok(BertBatch {
+            input_ids: Tensor::from_vec(ids, (b, t), device)?,
+            token_type_ids: Some(Tensor::from_vec(types, (b, t), device)?),
+            attention_mask: Some(Tensor::from_vec(mask, (b, t), device)?),
+        })
+    }
+}
+
+/// One sequence's tokens and where each came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordPieces {
+    /// Token ids, special tokens included.
+    pub ids: Vec<u32>,
+    /// Segment ids.
+    pub type_ids: Vec<u32>,
+    /// The token strings (`[CLS]`, `un`, `##seen`, …).
+    pub tokens: Vec<String>,
+    /// The word each token belongs to; `None` for special tokens.
+    pub words: Vec<Option<usize>>,
+    /// Each token's span in characters (of the text, or of its word for pre-split words).
+    pub offsets: Vec<(usize, usize)>,
+    /// Whether each token is a special token (`[CLS]`, `[SEP]`).
+    pub special: Vec<bool>,
+    /// Whether truncation cut tokens off.
+    pub truncated: bool,
+}
+
+impl WordPieces {
+    fn of(enc: &tokenizers::Encoding) -> Self {
+        Self {
+            ids: enc.get_ids().to_vec(),
+            type_ids: enc.get_type_ids().to_vec(),
+            tokens: enc.get_tokens().to_vec(),
+            words: enc
+                .get_word_ids()
+                .iter()
+                .map(|w| w.map(|w| w as usize))
+                .collect(),
+            offsets: enc.get_offsets().to_vec(),
+            special: enc
+                .get_special_tokens_mask()
+                .iter()
+                .map(|&m| m == 1)
+                .collect(),
+            truncated: !enc.get_overflowing().is_empty(),
+        }
+    }
 }

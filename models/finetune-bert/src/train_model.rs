@@ -24,6 +24,24 @@ impl<A: Architecture> TrainModel for SequenceClassifier<A> {
         SequenceClassifier::loss(self, logits, targets, ls)
     }
 
+    /// Single-label classifiers only: cross-entropy weighted per class.
+    fn weighted_loss(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        ls: f64,
+        w: &[f64],
+    ) -> Result<Tensor> {
+        match self.config().classifier().problem() {
+            crate::ProblemType::SingleLabelClassification => Ok(
+                finetune_kernels::ops::weighted_cross_entropy(logits, targets, ls, None, w)?,
+            ),
+            other => Err(finetune_core::Error::config(format!(
+                "class weights need single-label classification, not {other:?}"
+            ))),
+        }
+    }
+
     fn problem(&self) -> Problem {
         self.config().classifier().train_problem()
     }

@@ -152,6 +152,13 @@ impl DistilBertConfig {
         c.classifier = c.classifier.for_export();
         export_json(&c, "DistilBertForSequenceClassification", "distilbert")
     }
+
+    /// The `config.json` of an exported `DistilBertForTokenClassification`.
+    pub fn to_token_export_json(&self) -> serde_json::Value {
+        let mut c = self.clone();
+        c.classifier = c.classifier.for_export();
+        export_json(&c, "DistilBertForTokenClassification", "distilbert")
+    }
 }
 
 #[cfg(test)]

@@ -38,4 +38,7 @@ mod model;
 pub mod naming;
 
 pub use config::DistilBertConfig;
-pub use model::{DistilBert, DistilBertForSequenceClassification};
+pub use model::{
+    DistilBert, DistilBertEncoder, DistilBertForSequenceClassification,
+    DistilBertForTokenClassification,
+};

@@ -9,14 +9,18 @@ use finetune_bert::embeddings::EmbeddingSpec;
 use finetune_bert::encoder::{EncoderSpec, LayerNames};
 use finetune_bert::naming::Naming;
 use finetune_bert::{
-    Architecture, Backbone, BertBatch, ClassifierConfig, DenseHead, EncoderConfig, HeadNames, Pass,
-    SequenceClassifier,
+    Architecture, Backbone, BertBatch, ClassifierConfig, DenseHead, Encoder, EncoderConfig,
+    HeadNames, Pass, SequenceClassifier,
 };
 use finetune_core::{ParamStore, Result};
 
 /// transformers' `DistilBertForSequenceClassification`, trainable (see
 /// [`SequenceClassifier`]).
 pub type DistilBertForSequenceClassification = SequenceClassifier<DistilBert>;
+
+/// transformers' `DistilBertForTokenClassification`, trainable (see
+/// [`finetune_bert::TokenClassifier`]).
+pub type DistilBertForTokenClassification = finetune_bert::TokenClassifier<DistilBert>;
 
 impl EncoderConfig for DistilBertConfig {
     const FAMILY: &'static str = "DistilBERT";
@@ -69,21 +73,45 @@ impl EncoderConfig for DistilBertConfig {
     fn to_export_json(&self) -> serde_json::Value {
         DistilBertConfig::to_export_json(self)
     }
+    /// `dropout`, as transformers' `DistilBertForTokenClassification`.
+    fn token_dropout(&self) -> f64 {
+        self.dropout
+    }
+    fn to_token_export_json(&self) -> serde_json::Value {
+        DistilBertConfig::to_token_export_json(self)
+    }
+}
+
+/// DistilBERT's encoder (`distilbert.embeddings`, `distilbert.transformer`); token types are
+/// not an input: `token_type_ids` is ignored.
+pub struct DistilBertEncoder(Backbone);
+
+impl Encoder for DistilBertEncoder {
+    type Config = DistilBertConfig;
+
+    fn build(store: &ParamStore, c: &DistilBertConfig) -> Result<Self> {
+        Ok(Self(Backbone::new(store, c)?))
+    }
+
+    fn encode(&self, b: &BertBatch, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
+        self.0.forward(&b.input_ids, None, None, mask, pass)
+    }
 }
 
 /// DistilBERT's modules.
 pub struct DistilBert {
-    transformer: Backbone,
+    transformer: DistilBertEncoder,
     head: DenseHead,
     dropout: f64,
 }
 
 impl Architecture for DistilBert {
     type Config = DistilBertConfig;
+    type Encoder = DistilBertEncoder;
 
     fn build(store: &ParamStore, c: &DistilBertConfig) -> Result<Self> {
         Ok(Self {
-            transformer: Backbone::new(store, c)?,
+            transformer: DistilBertEncoder::build(store, c)?,
             head: DenseHead::new(store, c)?,
             dropout: c.seq_classif_dropout,
         })
@@ -91,8 +119,7 @@ impl Architecture for DistilBert {
 
     /// Token types are not an input of DistilBERT: `token_type_ids` is ignored.
     fn encode(&self, b: &BertBatch, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
-        self.transformer
-            .forward(&b.input_ids, None, None, mask, pass)
+        self.transformer.encode(b, mask, pass)
     }
 
     /// `pre_classifier` + ReLU, dropout (`seq_classif_dropout`), `classifier`.

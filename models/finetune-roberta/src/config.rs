@@ -75,6 +75,16 @@ impl RobertaConfig {
         };
         self.export_json_as(arch, self.model_type())
     }
+
+    /// The `config.json` of the exported `RobertaForTokenClassification` (or
+    /// `XLMRobertaForTokenClassification`), `model_type` kept.
+    pub fn to_token_export_json(&self) -> serde_json::Value {
+        let arch = match self.model_type() {
+            "xlm-roberta" => "XLMRobertaForTokenClassification",
+            _ => "RobertaForTokenClassification",
+        };
+        self.export_json_as(arch, self.model_type())
+    }
 }
 
 #[cfg(test)]

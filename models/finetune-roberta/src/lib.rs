@@ -43,4 +43,7 @@ pub mod naming;
 pub mod positions;
 
 pub use config::RobertaConfig;
-pub use model::{Roberta, RobertaForSequenceClassification, TOKENIZER_FILES};
+pub use model::{
+    Roberta, RobertaEncoder, RobertaForSequenceClassification, RobertaForTokenClassification,
+    TOKENIZER_FILES,
+};

@@ -10,14 +10,18 @@ use finetune_bert::embeddings::EmbeddingSpec;
 use finetune_bert::encoder::{EncoderSpec, LayerNames};
 use finetune_bert::naming::{Naming, LAYER};
 use finetune_bert::{
-    Architecture, Backbone, BertBatch, ClassifierConfig, DenseHead, EncoderConfig, HeadNames, Pass,
-    SequenceClassifier,
+    Architecture, Backbone, BertBatch, ClassifierConfig, DenseHead, Encoder, EncoderConfig,
+    HeadNames, Pass, SequenceClassifier,
 };
 use finetune_core::{ParamStore, Result};
 
 /// transformers' `RobertaForSequenceClassification` (and XLM-RoBERTa's), trainable (see
 /// [`SequenceClassifier`]).
 pub type RobertaForSequenceClassification = SequenceClassifier<Roberta>;
+
+/// transformers' `RobertaForTokenClassification` (and XLM-RoBERTa's), trainable (see
+/// [`finetune_bert::TokenClassifier`]).
+pub type RobertaForTokenClassification = finetune_bert::TokenClassifier<Roberta>;
 
 /// The tokenizer files copied on export, when the source folder has them: byte-level BPE's
 /// (`vocab.json`, `merges.txt`) and SentencePiece's (`sentencepiece.bpe.model`) besides
@@ -66,34 +70,61 @@ impl EncoderConfig for RobertaConfig {
     fn to_export_json(&self) -> serde_json::Value {
         RobertaConfig::to_export_json(self)
     }
+    fn token_dropout(&self) -> f64 {
+        self.classifier_dropout_prob()
+    }
+    fn to_token_export_json(&self) -> serde_json::Value {
+        RobertaConfig::to_token_export_json(self)
+    }
 }
 
-/// RoBERTa's modules.
-pub struct Roberta {
+/// RoBERTa's encoder: embeddings with position ids counted from `padding_idx + 1`, BERT's
+/// layers; token types are all 0, as transformers' RoBERTa tokenizers leave them out (a
+/// batch's `token_type_ids` are ignored).
+pub struct RobertaEncoder {
     backbone: Backbone,
-    head: DenseHead,
-    dropout: f64,
     padding_idx: u32,
 }
 
-impl Architecture for Roberta {
+impl Encoder for RobertaEncoder {
     type Config = RobertaConfig;
 
     fn build(store: &ParamStore, c: &RobertaConfig) -> Result<Self> {
         Ok(Self {
             backbone: Backbone::new(store, c)?,
-            head: DenseHead::new(store, c)?,
-            dropout: c.classifier_dropout_prob(),
             padding_idx: c.pad_token_id as u32,
         })
     }
 
-    /// Token types are all 0, as transformers' RoBERTa tokenizers leave them out: a batch's
-    /// `token_type_ids` are ignored.
     fn encode(&self, b: &BertBatch, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
         let positions = position_ids(&b.input_ids, self.padding_idx)?;
         self.backbone
             .forward(&b.input_ids, Some(&positions), None, mask, pass)
+    }
+}
+
+/// RoBERTa's modules.
+pub struct Roberta {
+    encoder: RobertaEncoder,
+    head: DenseHead,
+    dropout: f64,
+}
+
+impl Architecture for Roberta {
+    type Config = RobertaConfig;
+    type Encoder = RobertaEncoder;
+
+    fn build(store: &ParamStore, c: &RobertaConfig) -> Result<Self> {
+        Ok(Self {
+            encoder: RobertaEncoder::build(store, c)?,
+            head: DenseHead::new(store, c)?,
+            dropout: c.classifier_dropout_prob(),
+        })
+    }
+
+    /// See [`RobertaEncoder`].
+    fn encode(&self, b: &BertBatch, mask: Option<&Tensor>, pass: &Pass) -> Result<Tensor> {
+        self.encoder.encode(b, mask, pass)
     }
 
     /// Dropout, `classifier.dense` + tanh, dropout, `classifier.out_proj`.

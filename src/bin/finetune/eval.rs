@@ -4,10 +4,12 @@ use crate::recorded::Recorded;
 use anyhow::Result;
 use candle_finetune::core::DeviceSpec;
 use candle_finetune::data::text::TextColumns;
+use candle_finetune::data::tokens::TokenColumns;
 use candle_finetune::settings::Task;
 use candle_finetune::tasks;
 use candle_finetune::tasks::image::{self, ImageColumns};
 use candle_finetune::tasks::text::{self, TextModelOptions};
+use candle_finetune::tasks::token;
 use candle_finetune::train::learner::describe;
 use candle_finetune::usage::usage;
 use std::path::PathBuf;
@@ -21,7 +23,8 @@ pub struct Args {
     /// A PEFT LoRA adapter (a folder or a Hub id) to apply to --model.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
-    /// Labelled data: text files (CSV, TSV, JSONL, Parquet), or one image dataset (a folder,
+    /// Labelled data: text files (CSV, TSV, JSONL, Parquet; CoNLL, JSONL or Parquet for a
+    /// token classifier), or one image dataset (a folder,
     /// IDX, CIFAR, a CSV of `path,label` or pixels, parquet shards; a folder of several splits
     /// gives its test split).
     #[arg(long, num_args = 1.., required = true)]
@@ -35,6 +38,14 @@ pub struct Args {
     /// The column holding the label [default: the training run's, else `label`].
     #[arg(long)]
     pub label_column: Option<String>,
+    /// Token classification (JSONL, Parquet): the column holding each sentence's words
+    /// [default: the training run's, else `tokens`].
+    #[arg(long)]
+    pub tokens_column: Option<String>,
+    /// Token classification (JSONL, Parquet): the column holding each sentence's tags
+    /// [default: the training run's, else `ner_tags`].
+    #[arg(long)]
+    pub tags_column: Option<String>,
     /// Parquet image datasets: the column holding the images [default: the training run's,
     /// else `image`].
     #[arg(long)]
@@ -60,7 +71,7 @@ pub fn run(a: Args) -> Result<()> {
     let label = run.pick("label-column", a.label_column, |s| {
         s.data.label_column.clone()
     });
-    let metrics = match source.family.task() {
+    let metrics = match source.task() {
         Task::TextClassification => {
             let columns = TextColumns {
                 text: run.pick("text-column", a.text_column, |s| s.text.text_column.clone()),
@@ -77,6 +88,22 @@ pub fn run(a: Args) -> Result<()> {
             run.announce();
             text::evaluate(&source, &a.data, &columns, &opts, a.batch_size, &a.device)?
         }
+        Task::TokenClassification => {
+            let columns = TokenColumns {
+                tokens: run.pick("tokens-column", a.tokens_column, |s| {
+                    s.token.tokens_column.clone()
+                }),
+                tags: run.pick("tags-column", a.tags_column, |s| {
+                    s.token.tags_column.clone()
+                }),
+            };
+            let opts = TextModelOptions {
+                max_length: run.pick("max-length", a.max_length.map(Some), |s| s.text.max_length),
+                ..Default::default()
+            };
+            run.announce();
+            token::evaluate(&source, &a.data, &columns, &opts, a.batch_size, &a.device)?
+        }
         Task::ImageClassification => {
             let columns = ImageColumns {
                 image: run.pick("image-column", a.image_column, |s| {
@@ -89,7 +116,14 @@ pub fn run(a: Args) -> Result<()> {
         }
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&metrics)?);
+        let mut json = serde_json::to_value(&metrics)?;
+        if metrics.entities.is_some() {
+            // The token task's keys are seqeval's: loss and the entity metrics.
+            if let Some(obj) = json.as_object_mut() {
+                obj.remove("samples");
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!("{} on {} samples", describe(&metrics), metrics.samples);
     }

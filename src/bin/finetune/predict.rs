@@ -2,11 +2,14 @@
 
 use crate::recorded::Recorded;
 use anyhow::{anyhow, Context, Result};
+use candle_core::Device;
 use candle_finetune::core::{select_device, DeviceSpec};
+use candle_finetune::families::ModelSource;
 use candle_finetune::settings::Task;
 use candle_finetune::tasks;
 use candle_finetune::tasks::image::{ImageClassifier, ImageModelOptions};
 use candle_finetune::tasks::text::{TextClassifier, TextModelOptions};
+use candle_finetune::tasks::token::TokenTagger;
 use candle_finetune::usage::usage;
 use std::path::PathBuf;
 
@@ -38,7 +41,9 @@ pub struct Args {
     pub max_length: Option<usize>,
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// One JSON object per input on stdout: {"label", "score", "scores", "logits"}.
+    /// One JSON object per input on stdout: {"label", "score", "scores", "logits"}; for a
+    /// token classifier {"entities": [{"label", "start", "end", "text", "score"}], "tokens",
+    /// "logits"} (a row of logits per token, special tokens included).
     #[arg(long)]
     pub json: bool,
 }
@@ -48,7 +53,10 @@ pub fn run(a: Args) -> Result<()> {
     let device = select_device(&a.device)?;
     let source = tasks::open(&a.model)?;
     let source = candle_finetune::families::with_adapter(source, a.adapter.as_deref())?;
-    let (inputs, predictions) = match source.family.task() {
+    if source.task() == Task::TokenClassification {
+        return predict_tokens(&a, &source, &device);
+    }
+    let (inputs, predictions) = match source.task() {
         Task::TextClassification => {
             if !a.image.is_empty() {
                 return Err(usage(anyhow!(
@@ -69,6 +77,7 @@ pub fn run(a: Args) -> Result<()> {
             let p = clf.predict(&refs, a.top_k)?;
             (texts, p)
         }
+        Task::TokenClassification => unreachable!("handled above"),
         Task::ImageClassification => {
             if !a.text.is_empty() {
                 return Err(usage(anyhow!(
@@ -94,6 +103,40 @@ pub fn run(a: Args) -> Result<()> {
             println!("{}", serde_json::to_string(&p)?);
         } else {
             println!("{}\t{:.4}\t{input}", p.label, p.score);
+        }
+    }
+    Ok(())
+}
+
+/// A token classifier's entities for each text: one JSON object per text with `--json`
+/// (`entities`, `tokens`, `logits`), else a line per text of `TYPE:text` entities.
+fn predict_tokens(a: &Args, source: &ModelSource, device: &Device) -> Result<()> {
+    if !a.image.is_empty() {
+        return Err(usage(anyhow!(
+            "--image needs an image model; {} is a token classifier",
+            a.model
+        )));
+    }
+    let mut texts = a.text.clone();
+    texts.extend(input_lines(a.input.as_deref())?);
+    let mut run = Recorded::of(source)?;
+    let opts = TextModelOptions {
+        max_length: run.pick("max-length", a.max_length.map(Some), |s| s.text.max_length),
+        ..Default::default()
+    };
+    run.announce();
+    let tagger = TokenTagger::from_source(source, &opts, device)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    for (text, p) in texts.iter().zip(tagger.predict(&refs)?) {
+        if a.json {
+            println!("{}", serde_json::to_string(&p)?);
+        } else {
+            let found: Vec<String> = p
+                .entities
+                .iter()
+                .map(|e| format!("{}:{} ({:.4})", e.label, e.text, e.score))
+                .collect();
+            println!("{}\t{text}", found.join(", "));
         }
     }
     Ok(())

@@ -39,7 +39,8 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
     let clf = TextClassifier::from_source(source, &opts, &device)?;
     crate::tasks::lora::prepare(s, source, Task::TextClassification, clf.model())?;
     // Record the length actually used, so `eval`/`predict` can repeat it.
-    let mut resolved = s.clone();
+    let counted = data.train.iter().map(|r| r.label);
+    let mut resolved = crate::tasks::class_weights::resolve(s, labels.len(), counted)?;
     resolved.text.max_length = Some(clf.max_length());
     let train_src = clf.batches(&data.train);
     let eval_src = data.eval.as_deref().map(|r| clf.batches(r));

@@ -8,6 +8,8 @@
 //! - [`soft_target_cross_entropy`]: timm's `SoftTargetCrossEntropy` for `[N, C]` logits and
 //!   `[N, C]` target distributions (mixup / cutmix): per row `Σ_c −t_c·log p_c`, averaged over
 //!   the rows.
+//! - [`weighted_cross_entropy`]: the same with a weight per class (PyTorch's `weight=`):
+//!   a weighted mean, divided by the sum of the counted rows' target weights.
 //! - [`binary_cross_entropy_with_logits`]: the stable form
 //!   `max(x, 0) - x·t + ln(1 + exp(-|x|))`, mean over all elements.
 //! - [`mse`]: mean of `(pred - target)²`.
@@ -30,75 +32,163 @@ pub fn cross_entropy(
     label_smoothing: f64,
     ignore_index: Option<i64>,
 ) -> Result<Tensor> {
-    let (n, c) = logits.dims2().map_err(|_| {
-        Error::config(format!(
-            "cross_entropy: logits must be [N, C], got {:?}",
-            logits.dims()
-        ))
-    })?;
-    if targets.dims() != [n] {
-        return Err(Error::config(format!(
-            "cross_entropy: targets must be [{n}] for logits {:?}, got {:?}",
-            logits.dims(),
-            targets.dims()
-        )));
-    }
-    if !targets.dtype().is_int() {
-        return Err(Error::config(format!(
-            "cross_entropy: targets must be class indices (an integer dtype), got {:?}",
-            targets.dtype()
-        )));
-    }
-    if !(0.0..=1.0).contains(&label_smoothing) {
-        return Err(Error::config(format!(
-            "cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}"
-        )));
-    }
-    let dtype = logits.dtype();
-    let logits = logits.to_dtype(kernel::compute_dtype(dtype, "cross_entropy")?)?;
-    let t: Vec<i64> = targets.to_dtype(DType::I64)?.to_vec1()?;
-    let (mut rows, mut classes) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for (i, &ti) in t.iter().enumerate() {
-        if Some(ti) == ignore_index {
-            continue;
-        }
-        if ti < 0 || ti >= c as i64 {
-            return Err(Error::config(format!(
-                "cross_entropy: target {ti} of row {i} is out of range for {c} classes"
-            )));
-        }
-        rows.push(i as u32);
-        classes.push(ti as u32);
-    }
-    let n_valid = rows.len();
-    if n_valid == 0 {
-        // PyTorch's mean over zero rows: NaN, and no gradient reaches the logits.
-        return Ok(logits.sum_all()?.affine(0.0, f64::NAN)?.to_dtype(dtype)?);
-    }
-    let device = logits.device().clone();
-    let logits = if n_valid == n {
-        logits
-    } else {
-        // candle's index_select needs a contiguous source.
-        logits
-            .contiguous()?
-            .index_select(&Tensor::new(rows.as_slice(), &device)?, 0)?
+    let rows = match Rows::of(logits, targets, label_smoothing, ignore_index)? {
+        Ok(rows) => rows,
+        Err(nan) => return Ok(nan),
     };
-    let log_p = log_softmax_last_dim(&logits)?;
-    let idx = Tensor::from_vec(classes, (n_valid, 1), &device)?;
-    let nv = n_valid as f64;
+    let nv = rows.classes.len() as f64;
     let eps = label_smoothing;
-    let nll = log_p
-        .gather(&idx, 1)?
+    let nll = rows
+        .log_p
+        .gather(&rows.index()?, 1)?
         .sum_all()?
         .affine(-(1.0 - eps) / nv, 0.0)?;
     let loss = if eps == 0.0 {
         nll
     } else {
-        let smooth = log_p.sum_all()?.affine(-eps / (c as f64 * nv), 0.0)?;
+        let smooth = rows
+            .log_p
+            .sum_all()?
+            .affine(-eps / (rows.c as f64 * nv), 0.0)?;
         (nll + smooth)?
     };
-    Ok(loss.to_dtype(dtype)?)
+    Ok(loss.to_dtype(rows.dtype)?)
+}
+
+/// [`cross_entropy`] with a weight per class, as PyTorch's `cross_entropy(weight=w)`: per
+/// row `(1 - ε)·w_t·(-log p_t) + (ε / C)·Σ_c w_c·(-log p_c)`, summed and divided by the
+/// weights of the rows' targets `Σ w_t` (a weighted mean).
+pub fn weighted_cross_entropy(
+    logits: &Tensor,
+    targets: &Tensor,
+    label_smoothing: f64,
+    ignore_index: Option<i64>,
+    weights: &[f64],
+) -> Result<Tensor> {
+    let rows = match Rows::of(logits, targets, label_smoothing, ignore_index)? {
+        Ok(rows) => rows,
+        Err(nan) => return Ok(nan),
+    };
+    if weights.len() != rows.c {
+        return Err(Error::config(format!(
+            "cross_entropy: {} class weights for {} classes",
+            weights.len(),
+            rows.c
+        )));
+    }
+    let device = rows.log_p.device().clone();
+    let ct = rows.log_p.dtype();
+    let target_w: Vec<f64> = rows.classes.iter().map(|&t| weights[t as usize]).collect();
+    let denom: f64 = target_w.iter().sum();
+    let n = target_w.len();
+    let target_w = Tensor::from_vec(target_w, (n, 1), &device)?.to_dtype(ct)?;
+    let eps = label_smoothing;
+    let nll = (rows.log_p.gather(&rows.index()?, 1)? * target_w)?
+        .sum_all()?
+        .affine(-(1.0 - eps) / denom, 0.0)?;
+    let loss = if eps == 0.0 {
+        nll
+    } else {
+        let w = Tensor::from_vec(weights.to_vec(), (1, rows.c), &device)?.to_dtype(ct)?;
+        let smooth = rows
+            .log_p
+            .broadcast_mul(&w)?
+            .sum_all()?
+            .affine(-eps / (rows.c as f64 * denom), 0.0)?;
+        (nll + smooth)?
+    };
+    Ok(loss.to_dtype(rows.dtype)?)
+}
+
+/// The log-probabilities of the rows whose target counts, and those targets.
+struct Rows {
+    log_p: Tensor,
+    classes: Vec<u32>,
+    c: usize,
+    dtype: DType,
+}
+
+impl Rows {
+    /// The counted rows of `logits`, or (when every row is ignored) PyTorch's NaN loss.
+    fn of(
+        logits: &Tensor,
+        targets: &Tensor,
+        label_smoothing: f64,
+        ignore_index: Option<i64>,
+    ) -> Result<std::result::Result<Self, Tensor>> {
+        let (n, c) = logits.dims2().map_err(|_| {
+            Error::config(format!(
+                "cross_entropy: logits must be [N, C], got {:?}",
+                logits.dims()
+            ))
+        })?;
+        if targets.dims() != [n] {
+            return Err(Error::config(format!(
+                "cross_entropy: targets must be [{n}] for logits {:?}, got {:?}",
+                logits.dims(),
+                targets.dims()
+            )));
+        }
+        if !targets.dtype().is_int() {
+            return Err(Error::config(format!(
+                "cross_entropy: targets must be class indices (an integer dtype), got {:?}",
+                targets.dtype()
+            )));
+        }
+        if !(0.0..=1.0).contains(&label_smoothing) {
+            return Err(Error::config(format!(
+                "cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}"
+            )));
+        }
+        let dtype = logits.dtype();
+        let logits = logits.to_dtype(kernel::compute_dtype(dtype, "cross_entropy")?)?;
+        let t: Vec<i64> = targets.to_dtype(DType::I64)?.to_vec1()?;
+        let (mut rows, mut classes) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (i, &ti) in t.iter().enumerate() {
+            if Some(ti) == ignore_index {
+                continue;
+            }
+            if ti < 0 || ti >= c as i64 {
+                return Err(Error::config(format!(
+                    "cross_entropy: target {ti} of row {i} is out of range for {c} classes"
+                )));
+            }
+            rows.push(i as u32);
+            classes.push(ti as u32);
+        }
+        if rows.is_empty() {
+            // PyTorch's mean over zero rows: NaN, and no gradient reaches the logits.
+            return Ok(Err(logits
+                .sum_all()?
+                .affine(0.0, f64::NAN)?
+                .to_dtype(dtype)?));
+        }
+        let device = logits.device().clone();
+        let logits = if rows.len() == n {
+            logits
+        } else {
+            // candle's index_select needs a contiguous source.
+            logits
+                .contiguous()?
+                .index_select(&Tensor::new(rows.as_slice(), &device)?, 0)?
+        };
+        Ok(Ok(Self {
+            log_p: log_softmax_last_dim(&logits)?,
+            classes,
+            c,
+            dtype,
+        }))
+    }
+
+    /// The targets as a gather index `[n, 1]`.
+    fn index(&self) -> Result<Tensor> {
+        let n = self.classes.len();
+        Ok(Tensor::from_vec(
+            self.classes.clone(),
+            (n, 1),
+            self.log_p.device(),
+        )?)
+    }
 }
 
 /// Mean soft-target cross-entropy of `logits` `[N, C]` against `targets` `[N, C]` (each row a

@@ -84,6 +84,25 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         })
     }
 
+    /// The class weights of the loss (`--class-weights`, resolved by the task: `auto` must be
+    /// numbers by now).
+    fn class_weights(&self) -> Result<Option<Vec<f64>>> {
+        use crate::class_weights::ClassWeights;
+        match self
+            .config
+            .class_weights
+            .as_deref()
+            .map(ClassWeights::parse)
+        {
+            None => Ok(None),
+            Some(Ok(ClassWeights::Given(w))) => Ok(Some(w)),
+            Some(Ok(ClassWeights::Auto)) => Err(finetune_core::Error::config(
+                "`class_weights` auto must be resolved from the training labels before training",
+            )),
+            Some(Err(e)) => Err(e),
+        }
+    }
+
     /// The step's accumulated gradients and mean loss; `None` gradients and a reason when a
     /// micro-batch's loss is not finite under `--on-nan skip`.
     fn gradients(
@@ -98,10 +117,11 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         let every = PatternSet::new(&["*"])?;
         let mut acc = GradAccumulator::new();
         let mut step_loss = 0.0;
+        let class_weights = self.class_weights()?;
         for batch in batches {
             let recording = Recording::start();
             let logits = feature_cache::forward(self.model, &batch.inputs, true)?;
-            let mut loss = self.training_loss(&logits, &batch.targets)?;
+            let mut loss = self.training_loss(&logits, &batch.targets, class_weights.as_deref())?;
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !value.is_finite() {
                 let why = format!(
@@ -134,8 +154,14 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
     /// The loss a training batch takes: the model's own (with `--label-smoothing`), or, for
     /// a single-label model whose batch carries one distribution over the classes per sample
     /// (`[N, C]` float targets: mixup / cutmix, their smoothing already in them), the
-    /// soft-target cross-entropy (timm's `SoftTargetCrossEntropy`).
-    fn training_loss(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    /// soft-target cross-entropy (timm's `SoftTargetCrossEntropy`); with `--class-weights`, the model's
+    /// weighted loss.
+    fn training_loss(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        class_weights: Option<&[f64]>,
+    ) -> Result<Tensor> {
         let soft = targets.rank() == 2
             && targets.dtype().is_float()
             && self.model.output() == Output::PerSample
@@ -145,8 +171,11 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 logits, targets,
             )?);
         }
-        self.model
-            .loss(logits, targets, self.config.label_smoothing)
+        let ls = self.config.label_smoothing;
+        match class_weights {
+            Some(w) => self.model.weighted_loss(logits, targets, ls, w),
+            None => self.model.loss(logits, targets, ls),
+        }
     }
 
     /// Clips the gradients' global norm (`--max-grad-norm`), then checks them: a non-finite
