@@ -224,8 +224,8 @@ const MODULE_TREE: [(&str, &str); 8] = [
     ("layernorm_after", "layernorm_after"),
 ];
 
-/// Module `name`'s path in transformers 5's module tree (see [`MODULE_TREE`]), when it has
-/// another one.
+/// Module `name`'s path in transformers 5's module tree (`vit.layers.N.attention.q_proj` for
+/// `vit.encoder.layer.N.attention.attention.query`), when it has another one.
 pub fn peft_module(name: &str) -> Option<String> {
     let rest = name.strip_prefix("vit.encoder.layer.")?;
     let (layer, module) = rest.split_once('.')?;
