@@ -101,8 +101,8 @@ fi
 # What the build scripts read: cudarc runs `nvcc --version` (from PATH); candle-kernels'
 # (cudaforge) finds nvcc through NVCC/PATH/CUDA_HOME and reads CUDA_COMPUTE_CAP (else it would
 # run nvidia-smi). nvcc finds cicc, libdevice and the headers relative to itself (nvcc.profile).
-# LIBRARY_PATH lets the linker find libcudart.so for `--build`; running the binaries needs a
-# driver and libcudart.so.13 (from a CUDA install or this folder's lib/) at run time.
+# LIBRARY_PATH lets the linker find libcudart.so for `--build` (which also needs libcuda, nvrtc,
+# curand and cublas: see below); running the binaries needs a driver and the CUDA 13 libraries.
 export CUDA_HOME="$toolkit" CUDA_PATH="$toolkit" CUDA_ROOT="$toolkit"
 export NVCC="$toolkit/bin/nvcc"
 export PATH="$toolkit/bin:$PATH"
@@ -120,6 +120,16 @@ fi
 need cargo
 cd "$repo"
 if [ "$mode" = build ]; then
+  # candle 0.11.1 links cudarc with `dynamic-linking`: the binaries link the driver's libcuda and
+  # CUDA's nvrtc, curand, cublas and cublasLt, which the wheels above do not provide (libcuda
+  # comes only with a driver or a full toolkit's stubs). Fail now rather than after the compile.
+  need cc
+  missing=()
+  for lib in cuda nvrtc curand cublas cublasLt; do
+    echo 'int main(void) { return 0; }' | cc -x c - -o /dev/null "-l$lib" 2>/dev/null || missing+=("lib$lib.so")
+  done
+  [ ${#missing[@]} -eq 0 ] ||
+    die "--build links ${missing[*]}, not found on LIBRARY_PATH or the linker's path (install the CUDA 13 toolkit and driver, or add their lib folders to LIBRARY_PATH); the default check mode needs none of them"
   set -x
   cargo build --release --workspace --all-targets --features cuda ${cargo_args[@]+"${cargo_args[@]}"}
 else
