@@ -135,7 +135,7 @@ pub fn build(spec: &TrainBenchSpec, side: Side) -> Result<Box<dyn TrainStep>> {
             let images = Tensor::from_vec(pixels, (spec.batch, 3, size, size), &dev)?;
             let targets = random_labels(spec.batch, classes, &mut rng)?;
             let opt = StepOptimizer::new(model.store(), spec.optimizer, side)?;
-            Ok(Box::new(ResNetStep {
+            Ok(Box::new(ImageStep {
                 model,
                 images,
                 targets,
@@ -196,7 +196,7 @@ fn vit_step(spec: &TrainBenchSpec, size: usize, side: Side) -> Result<Box<dyn Tr
     let images = Tensor::from_vec(pixels, (spec.batch, 3, size, size), &dev)?;
     let targets = random_labels(spec.batch, classes, &mut rng)?;
     let opt = StepOptimizer::new(model.store(), spec.optimizer, side)?;
-    Ok(Box::new(VitStep {
+    Ok(Box::new(ImageStep {
         model,
         images,
         targets,
@@ -414,47 +414,16 @@ impl<A: Architecture> TrainStep for TextStep<A> {
     }
 }
 
-struct ResNetStep {
-    model: ResNet,
+/// The step of an image model (ResNet, ViT) on a fixed batch.
+struct ImageStep<M> {
+    model: M,
     images: Tensor,
     targets: Tensor,
     opt: StepOptimizer,
     side: Side,
 }
 
-impl TrainStep for ResNetStep {
-    fn step(&mut self) -> Result<StepTimes> {
-        let start = Instant::now();
-        let recording = (self.side == Side::Ours).then(Recording::start);
-        let logits = self.model.forward_t(&self.images, true)?;
-        let loss = match self.side {
-            Side::Ours => self.model.loss(&logits, &self.targets, 0.0)?,
-            Side::Baseline => candle_nn::loss::cross_entropy(&logits, &self.targets)?,
-        };
-        let mut t = StepTimes {
-            loss: loss.to_scalar::<f32>()?,
-            forward_s: start.elapsed().as_secs_f64(),
-            ..StepTimes::default()
-        };
-        self.opt
-            .step(self.model.store(), &loss, recording, &mut t)?;
-        Ok(t)
-    }
-
-    fn store(&self) -> &ParamStore {
-        self.model.store()
-    }
-}
-
-struct VitStep {
-    model: ViT,
-    images: Tensor,
-    targets: Tensor,
-    opt: StepOptimizer,
-    side: Side,
-}
-
-impl TrainStep for VitStep {
+impl<M: TrainModel<Inputs = Tensor>> TrainStep for ImageStep<M> {
     fn step(&mut self) -> Result<StepTimes> {
         let start = Instant::now();
         let recording = (self.side == Side::Ours).then(Recording::start);
