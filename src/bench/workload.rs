@@ -130,18 +130,7 @@ pub fn build(spec: &TrainBenchSpec, side: Side) -> Result<Box<dyn TrainStep>> {
             if spec.mode == Mode::Lora {
                 add_lora(model.store(), model.layout(), spec, &mut rng)?;
             }
-            let n = spec.batch * 3 * size * size;
-            let pixels: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
-            let images = Tensor::from_vec(pixels, (spec.batch, 3, size, size), &dev)?;
-            let targets = random_labels(spec.batch, classes, &mut rng)?;
-            let opt = StepOptimizer::new(model.store(), spec.optimizer, side)?;
-            Ok(Box::new(ImageStep {
-                model,
-                images,
-                targets,
-                opt,
-                side,
-            }))
+            image_step(model, spec, size, classes, side, &mut rng)
         }
     }
 }
@@ -191,18 +180,7 @@ fn vit_step(spec: &TrainBenchSpec, size: usize, side: Side) -> Result<Box<dyn Tr
     if spec.mode == Mode::Lora {
         add_lora(model.store(), layout, spec, &mut rng)?;
     }
-    let n = spec.batch * 3 * size * size;
-    let pixels: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
-    let images = Tensor::from_vec(pixels, (spec.batch, 3, size, size), &dev)?;
-    let targets = random_labels(spec.batch, classes, &mut rng)?;
-    let opt = StepOptimizer::new(model.store(), spec.optimizer, side)?;
-    Ok(Box::new(ImageStep {
-        model,
-        images,
-        targets,
-        opt,
-        side,
-    }))
+    image_step(model, spec, size, classes, side, &mut rng)
 }
 
 /// Adapters as `spec` says (alpha 2r, dropout 0.1, PEFT's usual), everything else frozen but
@@ -412,6 +390,30 @@ impl<A: Architecture> TrainStep for TextStep<A> {
     fn store(&self) -> &ParamStore {
         self.model.store()
     }
+}
+
+/// The step of `model` on one random batch of `size`×`size` RGB images and labels of
+/// `classes` classes.
+fn image_step<M: TrainModel<Inputs = Tensor> + 'static>(
+    model: M,
+    spec: &TrainBenchSpec,
+    size: usize,
+    classes: usize,
+    side: Side,
+    rng: &mut Rng,
+) -> Result<Box<dyn TrainStep>> {
+    let n = spec.batch * 3 * size * size;
+    let pixels: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+    let images = Tensor::from_vec(pixels, (spec.batch, 3, size, size), &Device::Cpu)?;
+    let targets = random_labels(spec.batch, classes, rng)?;
+    let opt = StepOptimizer::new(model.store(), spec.optimizer, side)?;
+    Ok(Box::new(ImageStep {
+        model,
+        images,
+        targets,
+        opt,
+        side,
+    }))
 }
 
 /// The step of an image model (ResNet, ViT) on a fixed batch.

@@ -3,7 +3,7 @@
 //! mask, the backbone/head cut, the loss transformers picks from `problem_type`. BERT is
 //! `SequenceClassifier<Bert>`; the other families of this crate's kind are too.
 
-use crate::arch::{Architecture, EncoderConfig};
+use crate::arch::{Architecture, EncoderConfig, Expected};
 use crate::dropout::DropoutRng;
 use crate::head_config::ProblemType;
 use crate::load::{load_checkpoint, LoadReport};
@@ -66,6 +66,50 @@ impl Default for LoadOptions {
     }
 }
 
+/// `dir`'s `config.json` with `opts`' labels, problem type and dropout applied, validated:
+/// what every task model of this crate loads with.
+pub(crate) fn configured<C: EncoderConfig>(dir: &Path, opts: &LoadOptions) -> Result<C> {
+    let mut config = C::from_file(&dir.join("config.json"))?;
+    if let Some(labels) = &opts.labels {
+        if labels.is_empty() {
+            return Err(Error::config("at least one label is needed"));
+        }
+        config.classifier_mut().set_labels(labels);
+    }
+    if opts.problem_type.is_some() {
+        config.classifier_mut().problem_type = opts.problem_type;
+    }
+    if let Some(p) = opts.dropout {
+        config.set_dropout(p);
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// A store of the `expected` tensors initialised as transformers' `_init_weights` does:
+/// weights normal(0, `initializer_range`), biases zero, LayerNorm weights one.
+pub(crate) fn init_store<C: EncoderConfig>(
+    config: &C,
+    expected: &[Expected],
+    dtype: DType,
+    device: &Device,
+    rng: &mut Rng,
+) -> Result<ParamStore> {
+    let store = ParamStore::new();
+    let std = config.initializer_range();
+    for (name, shape, _) in expected {
+        let t = if name.ends_with(".bias") {
+            Tensor::zeros(shape.as_slice(), dtype, device)?
+        } else if shape.len() == 1 {
+            Tensor::ones(shape.as_slice(), dtype, device)?
+        } else {
+            init::normal(shape, 0.0, std, rng, dtype, device)?
+        };
+        store.insert(name, &t, TensorKind::Parameter)?;
+    }
+    Ok(store)
+}
+
 /// A trainable sequence classifier of architecture `A` (transformers'
 /// `BertForSequenceClassification` for [`crate::Bert`]): every parameter lives in a
 /// [`ParamStore`] under transformers' names, dropout is live when the forward is asked for
@@ -110,18 +154,8 @@ impl<A: Architecture> SequenceClassifier<A> {
     pub fn init(config: A::Config, dtype: DType, device: &Device, seed: u64) -> Result<Self> {
         config.validate()?;
         let mut rng = Rng::seed_from_u64(seed);
-        let store = ParamStore::new();
-        let std = config.initializer_range();
-        for (name, shape, _) in config.expected_tensors() {
-            let t = if name.ends_with(".bias") {
-                Tensor::zeros(shape.as_slice(), dtype, device)?
-            } else if shape.len() == 1 {
-                Tensor::ones(shape.as_slice(), dtype, device)?
-            } else {
-                init::normal(&shape, 0.0, std, &mut rng, dtype, device)?
-            };
-            store.insert(&name, &t, TensorKind::Parameter)?;
-        }
+        let expected = config.expected_tensors();
+        let store = init_store(&config, &expected, dtype, device, &mut rng)?;
         Self::new(store, config, rng.next_u64())
     }
 
@@ -138,20 +172,7 @@ impl<A: Architecture> SequenceClassifier<A> {
 
     /// Loads `dir` (`config.json` + `model.safetensors` or a sharded index).
     pub fn from_pretrained(dir: &Path, opts: &LoadOptions) -> Result<(Self, LoadReport)> {
-        let mut config = A::Config::from_file(&dir.join("config.json"))?;
-        if let Some(labels) = &opts.labels {
-            if labels.is_empty() {
-                return Err(Error::config("at least one label is needed"));
-            }
-            config.classifier_mut().set_labels(labels);
-        }
-        if opts.problem_type.is_some() {
-            config.classifier_mut().problem_type = opts.problem_type;
-        }
-        if let Some(p) = opts.dropout {
-            config.set_dropout(p);
-        }
-        config.validate()?;
+        let config = configured::<A::Config>(dir, opts)?;
         let ckpt = Checkpoint::open(dir)?;
         let mut rng = Rng::seed_from_u64(opts.seed);
         let (store, report) = load_checkpoint(

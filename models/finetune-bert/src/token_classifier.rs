@@ -8,7 +8,7 @@
 
 use crate::arch::{Architecture, Encoder, EncoderConfig, Expected, Role};
 use crate::backbone::Backbone;
-use crate::classifier::{additive_mask, BertBatch, LoadOptions};
+use crate::classifier::{additive_mask, configured, init_store, BertBatch, LoadOptions};
 use crate::dropout::DropoutRng;
 use crate::load::{load_expected, LoadReport};
 use crate::pass::Pass;
@@ -17,9 +17,7 @@ use finetune_core::model::IGNORE_INDEX;
 use finetune_core::model_io::{export_folder, torch_dtype};
 use finetune_core::nn::{linear, Linear};
 use finetune_core::safetensors_io::Checkpoint;
-use finetune_core::{
-    Error, Output, ParamLayout, ParamStore, Problem, Result, Rng, TensorKind, TrainModel,
-};
+use finetune_core::{Error, Output, ParamLayout, ParamStore, Problem, Result, Rng, TrainModel};
 use finetune_kernels::ops::{self, OpSet};
 use std::path::{Path, PathBuf};
 
@@ -70,17 +68,7 @@ impl<A: Architecture> TokenClassifier<A> {
     /// `classifier` is kept when its shape fits the labels, else initialised and reported; a
     /// sequence head or pooler in the checkpoint goes unused.
     pub fn from_pretrained(dir: &Path, opts: &LoadOptions) -> Result<(Self, LoadReport)> {
-        let mut config = A::Config::from_file(&dir.join("config.json"))?;
-        if let Some(labels) = &opts.labels {
-            if labels.is_empty() {
-                return Err(Error::config("at least one label is needed"));
-            }
-            config.classifier_mut().set_labels(labels);
-        }
-        if let Some(p) = opts.dropout {
-            config.set_dropout(p);
-        }
-        config.validate()?;
+        let config = configured::<A::Config>(dir, opts)?;
         let ckpt = Checkpoint::open(dir)?;
         let mut rng = Rng::seed_from_u64(opts.seed);
         let expected = expected_tensors(&config);
@@ -181,20 +169,10 @@ impl<A: Architecture> TokenClassifier<A> {
 
     /// A randomly initialised model (transformers' `_init_weights`), for tests.
     pub fn init(config: A::Config, dtype: DType, seed: u64) -> Result<Self> {
-        let dev = candle_core::Device::Cpu;
         let mut rng = Rng::seed_from_u64(seed);
-        let store = ParamStore::new();
-        for (name, shape, _) in expected_tensors(&config) {
-            let t = if name.ends_with(".bias") {
-                Tensor::zeros(shape.as_slice(), dtype, &dev)?
-            } else if shape.len() == 1 {
-                Tensor::ones(shape.as_slice(), dtype, &dev)?
-            } else {
-                let std = config.initializer_range();
-                finetune_core::nn::init::normal(&shape, 0.0, std, &mut rng, dtype, &dev)?
-            };
-            store.insert(&name, &t, TensorKind::Parameter)?;
-        }
+        let expected = expected_tensors(&config);
+        let dev = candle_core::Device::Cpu;
+        let store = init_store(&config, &expected, dtype, &dev, &mut rng)?;
         Self::new(store, config, rng.next_u64())
     }
 }

@@ -176,10 +176,15 @@ impl Mixup {
                 continue;
             }
             let pair_first = self.mode == MixMode::Pair && i > j;
-            let (bx, corrected) = match (shared && i > 0, pair_first) {
-                (true, _) => boxes[0].expect("the batch's box"),
-                (_, true) => boxes[j].expect("the pair's box"),
-                _ => self.cutmix_box(h, w, lam, rng),
+            // The batch's box (drawn at sample 0) or the pair's (drawn at its first sample).
+            let drawn = match (shared && i > 0, pair_first) {
+                (true, _) => boxes[0],
+                (_, true) => boxes[j],
+                _ => None,
+            };
+            let (bx, corrected) = match drawn {
+                Some(b) => b,
+                None => self.cutmix_box(h, w, lam, rng),
             };
             boxes[i] = Some((bx, corrected));
             paste_box(&mut images[i], &original[j], h, w, bx);
