@@ -138,6 +138,11 @@ pub struct DataSettings {
     /// the ids `0..N`, some of which the training data may lack).
     #[arg(long, help_heading = "Data")]
     pub num_labels: Option<usize>,
+    /// `single_label_classification`, `multi_label_classification` (labels `;`-separated in
+    /// the label column, or --label-columns) or `regression` (a number per row) [default: told
+    /// from the labels: `;` → multi-label, numbers with a fraction → regression].
+    #[arg(long, help_heading = "Data")]
+    pub problem_type: Option<finetune_core::ProblemType>,
     /// Hold out this fraction of the training rows for evaluation when there is no --eval.
     #[arg(long, help_heading = "Data")]
     pub validation_split: Option<f64>,
@@ -176,6 +181,10 @@ pub struct TextSettings {
     /// Tokens per text (default: 128, or the model's limit when smaller).
     #[arg(long, visible_alias = "max-seq-length", help_heading = TEXT_HEADING)]
     pub max_length: Option<usize>,
+    /// Multi-label data as one 0/1 column per label, comma-separated (the column names are
+    /// the labels, in this order); replaces --label-column.
+    #[arg(long, value_delimiter = ',', help_heading = TEXT_HEADING)]
+    pub label_columns: Vec<String>,
 }
 
 impl TextSettings {
@@ -185,6 +194,7 @@ impl TextSettings {
             text: self.text_column.clone(),
             pair: self.text_pair_column.clone(),
             label: data.label_column.clone(),
+            label_columns: self.label_columns.clone(),
             group: self.group_column.clone(),
         }
     }
@@ -456,6 +466,17 @@ impl RunSettings {
         self.job.device.parse::<finetune_core::DeviceSpec>()?;
         if task == Task::ImageClassification && self.train.class_weights.is_some() {
             bail!("--class-weights applies to text and token classification");
+        }
+        let single = finetune_core::ProblemType::SingleLabelClassification;
+        if task != Task::TextClassification && self.data.problem_type.is_some_and(|p| p != single) {
+            bail!(
+                "--problem-type {} applies to text classification; {} is single-label",
+                self.data.problem_type.unwrap_or(single),
+                task.describe()
+            );
+        }
+        if task != Task::TextClassification && self.train.pos_weight.is_some() {
+            bail!("--pos-weight applies to multi-label text classification");
         }
         if self.job.resume.is_some() && self.job.overwrite {
             bail!("give --resume or --overwrite, not both");

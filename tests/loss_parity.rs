@@ -105,6 +105,7 @@ fn training_loss_equals_transformers_step_by_step() {
         columns: TextColumns::default(),
         format: None,
         on_bad: OnBadSample::Error,
+        empty_labels: false,
     };
     let table = read_tables(&[data], &read).unwrap();
     let labels = LabelMap::from_names(vec!["fresh".into(), "rotten".into()]).unwrap();

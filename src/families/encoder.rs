@@ -79,6 +79,7 @@ fn options(opts: &TextModelOptions, device: &Device) -> LoadOptions {
     LoadOptions {
         labels: opts.labels.clone(),
         new_head: opts.new_head,
+        problem_type: opts.problem_type,
         dropout: opts.dropout,
         device: device.clone(),
         seed: opts.seed,

@@ -84,6 +84,7 @@ pub mod optim;
 pub mod params;
 pub mod pattern;
 pub mod preprocess;
+pub mod problem;
 pub mod regularize;
 pub mod safetensors_io;
 pub mod schedule;
@@ -98,6 +99,7 @@ pub use model::{HeadSplit, Output, ParamLayout, Problem, TrainModel};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind, OptimizerState};
 pub use params::{Param, ParamCounts, ParamInfo, ParamStore, TensorKind};
 pub use pattern::{NamePattern, PatternSet};
+pub use problem::ProblemType;
 pub use schedule::{
     LrScheduler, PlateauConfig, ReduceLrOnPlateau, Schedule, ScheduleConfig, ScheduleKind,
     SchedulerState,

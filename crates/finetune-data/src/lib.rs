@@ -42,9 +42,10 @@
 //!
 //! let data = table.encode(&labels)?;
 //! for r in &data.records {
-//!     println!("{} -> {} ({})", r.text, r.label, labels.name(r.label).unwrap_or("?"));
+//!     let id = r.target.class().unwrap_or(0);
+//!     println!("{} -> {id} ({})", r.text, labels.name(id).unwrap_or("?"));
 //! }
-//! assert_eq!(data.records[0].label, 1);
+//! assert_eq!(data.records[0].target.class(), Some(1));
 //! assert_eq!(data.skipped.count(), 0);
 //! std::fs::remove_dir_all(&dir)?;
 //! # Ok(())

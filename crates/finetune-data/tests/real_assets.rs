@@ -49,7 +49,11 @@ fn rotten_tomatoes_splits_hold_the_12808_labelled_snippets_split_by_film() {
     let mut fresh = 0;
     for t in &tables {
         let ds = t.encode(&labels).unwrap();
-        fresh += ds.records.iter().filter(|r| r.label == 0).count();
+        fresh += ds
+            .records
+            .iter()
+            .filter(|r| r.target.class() == Some(0))
+            .count();
     }
     assert_eq!(fresh, 7403);
     let films: Vec<BTreeSet<String>> = tables

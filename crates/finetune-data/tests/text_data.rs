@@ -35,7 +35,10 @@ fn csv_with_quoted_multiline_fields_and_string_labels() {
     assert_eq!(labels.names(), ["neg", "pos"]); // sorted
     let ds = t.encode(&labels).unwrap();
     assert_eq!(
-        ds.records.iter().map(|r| r.label).collect::<Vec<_>>(),
+        ds.records
+            .iter()
+            .map(|r| r.target.class().unwrap())
+            .collect::<Vec<_>>(),
         vec![1, 0, 1]
     );
     assert!(ds.records.iter().all(|r| r.pair.is_none()));
@@ -54,6 +57,7 @@ fn tsv_with_a_pair_column_and_integer_labels() {
             text: "premise".into(),
             pair: Some("hypothesis".into()),
             label: "label".into(),
+            label_columns: Vec::new(),
             group: None,
         },
         ..opts()
@@ -64,7 +68,7 @@ fn tsv_with_a_pair_column_and_integer_labels() {
     assert_eq!(labels.names(), ["0", "1", "2"]);
     let ds = t.encode(&labels).unwrap();
     assert_eq!(ds.records[1].pair.as_deref(), Some("It is dry."));
-    assert_eq!(ds.records[1].label, 2);
+    assert_eq!(ds.records[1].target.class(), Some(2));
 }
 
 #[test]
@@ -210,7 +214,10 @@ fn parquet_text_with_integer_labels_and_nulls() {
         let ds = t.encode(&t.fit_labels().unwrap()).unwrap();
         assert_eq!(ds.records[0].text, "great");
         assert_eq!(
-            ds.records.iter().map(|r| r.label).collect::<Vec<_>>(),
+            ds.records
+                .iter()
+                .map(|r| r.target.class().unwrap())
+                .collect::<Vec<_>>(),
             vec![1, 0]
         );
     }
@@ -319,5 +326,8 @@ fn parquet_class_label_names_come_from_the_datasets_metadata() {
     let labels = t.fit_labels().unwrap();
     // Both names, though only `pos` occurs; integer values are ids.
     assert_eq!(labels.names(), ["neg", "pos"]);
-    assert_eq!(t.encode(&labels).unwrap().records[0].label, 1);
+    assert_eq!(
+        t.encode(&labels).unwrap().records[0].target.class(),
+        Some(1)
+    );
 }

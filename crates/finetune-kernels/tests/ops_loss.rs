@@ -10,7 +10,8 @@ use common::{
     analytic_grads, assert_close, check_f32_matches_f64, gradcheck, normal, uniform, values,
 };
 use finetune_kernels::ops::{
-    binary_cross_entropy_with_logits, cross_entropy, mse, soft_target_cross_entropy,
+    binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_weighted, cross_entropy,
+    mse, soft_target_cross_entropy,
 };
 use finetune_kernels::Result;
 
@@ -291,6 +292,55 @@ fn bce_with_logits_gradients_match_finite_differences() {
     gradcheck(&[x, t], |v| {
         binary_cross_entropy_with_logits(&v[0].t()?, &v[1].t()?)
     });
+}
+
+/// PyTorch's documented `pos_weight` loss, `−[p_c·t·log σ(x) + (1 − t)·log(1 − σ(x))]` per
+/// element (label `c` = the column), averaged.
+fn bce_pos_weight_naive(x: &[f64], t: &[f64], p: &[f64]) -> f64 {
+    let s: f64 = x
+        .iter()
+        .zip(t)
+        .enumerate()
+        .map(|(i, (&x, &t))| {
+            let s = 1.0 / (1.0 + (-x).exp());
+            -(p[i % p.len()] * t * s.ln() + (1.0 - t) * (1.0 - s).ln())
+        })
+        .sum();
+    s / x.len() as f64
+}
+
+#[test]
+fn bce_pos_weight_matches_pytorchs_formula_and_finite_differences() -> Result<()> {
+    let x = (normal(&[4, 3], 35) * 2.0)?;
+    let t = uniform(&[4, 3], 0.0, 1.0, 36);
+    let p = [3.0, 0.5, 1.0];
+    let got = scalar(&binary_cross_entropy_with_logits_weighted(&x, &t, &p)?);
+    let want = bce_pos_weight_naive(&values(&x), &values(&t), &p);
+    assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    // All ones is the unweighted loss.
+    let ones = scalar(&binary_cross_entropy_with_logits_weighted(
+        &x, &t, &[1.0; 3],
+    )?);
+    assert!((ones - scalar(&binary_cross_entropy_with_logits(&x, &t)?)).abs() < 1e-12);
+    // Saturated logits stay finite: a wrong positive at −100 costs p·100.
+    let x = Tensor::new(&[[-100f64, 100.0]], &Device::Cpu)?;
+    let t = Tensor::new(&[[1f64, 0.0]], &Device::Cpu)?;
+    let got = scalar(&binary_cross_entropy_with_logits_weighted(
+        &x,
+        &t,
+        &[3.0, 1.0],
+    )?);
+    assert!((got - (300.0 + 100.0) / 2.0).abs() < 1e-9, "{got}");
+    let (x, t) = ((normal(&[4, 3], 37) * 2.0)?, uniform(&[4, 3], 0.0, 1.0, 38));
+    gradcheck(&[x, t], |v| {
+        binary_cross_entropy_with_logits_weighted(&v[0], &v[1], &p)
+    });
+    // One weight per label, finite and non-negative.
+    let (a, b) = (normal(&[2, 3], 39), uniform(&[2, 3], 0.0, 1.0, 40));
+    for bad in [&[1.0, 1.0][..], &[1.0, -1.0, 1.0], &[1.0, f64::NAN, 1.0]] {
+        assert!(binary_cross_entropy_with_logits_weighted(&a, &b, bad).is_err());
+    }
+    Ok(())
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! `--class-weights`: a weight per class for single-label cross-entropy, with PyTorch's
 //! `CrossEntropyLoss(weight=…)` semantics (the loss is the weighted mean `Σ w_y·ℓ / Σ w_y`).
 //! `auto` weighs each class by its inverse frequency in the training labels, normalised so the
-//! weights average 1 over the classes (a class the training data lacks gets 0); the task
-//! resolves `auto` from its data, and the run records the weights it used.
+//! weights average 1 over the classes (a class the training data lacks gets 0).
+//! `--pos-weight`: multi-label BCE's `pos_weight=`, one weight per label on its positive
+//! examples; `auto` is each label's negatives / positives, as PyTorch's documentation
+//! suggests (1 for a label with no positive or no negative example). The task resolves `auto`
+//! from its data, and the run records the weights it used.
 
 use finetune_core::{Error, Result};
 
@@ -18,12 +21,17 @@ pub enum ClassWeights {
 impl ClassWeights {
     /// `auto`, or comma-separated non-negative numbers (not all zero).
     pub fn parse(s: &str) -> Result<Self> {
+        Self::parse_for("class_weights", s)
+    }
+
+    /// [`Self::parse`] of the setting `key` (which messages name).
+    pub fn parse_for(key: &str, s: &str) -> Result<Self> {
         if s.trim() == "auto" {
             return Ok(Self::Auto);
         }
         let bad = || {
             Error::config(format!(
-                "`class_weights` must be `auto` or comma-separated non-negative numbers, got `{s}`"
+                "`{key}` must be `auto` or comma-separated non-negative numbers, got `{s}`"
             ))
         };
         let w: Vec<f64> = s
@@ -48,6 +56,34 @@ impl ClassWeights {
             ))),
             Self::Auto => Ok(inverse_frequency(counts)),
         }
+    }
+}
+
+/// `pos_weight` for `positives[l]` positive examples of each label among `total` rows: the
+/// given weights (one per label), or `auto`'s negatives / positives.
+pub fn resolve_pos_weight(
+    given: &ClassWeights,
+    positives: &[usize],
+    total: usize,
+) -> Result<Vec<f64>> {
+    match given {
+        ClassWeights::Given(w) if w.len() == positives.len() => Ok(w.clone()),
+        ClassWeights::Given(w) => Err(Error::config(format!(
+            "`pos_weight` has {} weights for {} labels",
+            w.len(),
+            positives.len()
+        ))),
+        ClassWeights::Auto => Ok(positives
+            .iter()
+            .map(|&p| {
+                let n = total.saturating_sub(p);
+                if p == 0 || n == 0 {
+                    1.0
+                } else {
+                    n as f64 / p as f64
+                }
+            })
+            .collect()),
     }
 }
 
@@ -97,5 +133,25 @@ mod tests {
         for bad in ["", "a,b", "-1,2", "0,0", "inf"] {
             assert!(ClassWeights::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn auto_pos_weight_is_negatives_over_positives() {
+        // PyTorch's documented example: 100 positives and 300 negatives give 3.
+        let w = resolve_pos_weight(&ClassWeights::Auto, &[100, 400, 0, 10], 400).unwrap();
+        assert_eq!(w, vec![3.0, 1.0, 1.0, 39.0]);
+        let given = ClassWeights::parse_for("pos_weight", "2,1").unwrap();
+        assert_eq!(
+            resolve_pos_weight(&given, &[1, 1], 4).unwrap(),
+            vec![2.0, 1.0]
+        );
+        let e = resolve_pos_weight(&given, &[1, 1, 1], 4)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 weights for 3 labels"), "{e}");
+        let e = ClassWeights::parse_for("pos_weight", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`pos_weight`"), "{e}");
     }
 }

@@ -151,6 +151,11 @@ pub struct TrainConfig {
     /// class, comma-separated; the run records the weights it used.
     #[arg(long, help_heading = "Regularisation")]
     pub class_weights: Option<String>,
+    /// Multi-label binary cross-entropy's weight of each label's positive examples
+    /// (PyTorch's `pos_weight=`): `auto` (each label's negatives / positives in the training
+    /// data) or one weight per label, comma-separated; the run records the weights it used.
+    #[arg(long, help_heading = "Regularisation")]
+    pub pos_weight: Option<String>,
     /// L1 penalty on every parameter.
     #[arg(long, default_value_t = 0.0, help_heading = "Regularisation")]
     pub l1: f64,
@@ -286,6 +291,16 @@ impl TrainConfig {
         let bad = |m: String| Err(Error::config(m));
         if let Some(w) = &self.class_weights {
             crate::class_weights::ClassWeights::parse(w)?;
+        }
+        if let Some(w) = &self.pos_weight {
+            crate::class_weights::ClassWeights::parse_for("pos_weight", w)?;
+        }
+        if self.class_weights.is_some() && self.pos_weight.is_some() {
+            return bad(
+                "give --class-weights (single-label) or --pos-weight (multi-label), \
+                        not both"
+                    .into(),
+            );
         }
         if self.batch_size == 0 || self.eval_batch_size == 0 || self.grad_accum == 0 {
             return bad("batch sizes and --grad-accum must be at least 1".into());

@@ -214,7 +214,10 @@ pub fn describe(m: &EvalMetrics) -> String {
         );
     }
     if let Some(r) = &m.regression {
-        s += &format!(", MSE {:.4}, Pearson {:.4}", r.mse, r.pearson);
+        s += &format!(
+            ", MSE {:.4}, MAE {:.4}, Pearson {:.4}, Spearman {:.4}",
+            r.mse, r.mae, r.pearson, r.spearman
+        );
     }
     if let Some(e) = &m.entities {
         s += &format!(

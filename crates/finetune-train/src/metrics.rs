@@ -27,13 +27,17 @@ finetune_core::named_enum! {
         Mse = "mse",
         /// Pearson's r between a regression's predictions and truths.
         Pearson = "pearson",
+        /// Mean absolute error of a regression (lower is better).
+        Mae = "mae",
+        /// Spearman's rank correlation between a regression's predictions and truths.
+        Spearman = "spearman",
     }
 }
 
 impl Metric {
     /// Whether a larger value is better (all but the losses).
     pub fn greater_is_better(self) -> bool {
-        !matches!(self, Metric::Loss | Metric::Mse)
+        !matches!(self, Metric::Loss | Metric::Mse | Metric::Mae)
     }
 }
 
@@ -107,36 +111,65 @@ impl ClassificationMetrics {
 pub struct RegressionMetrics {
     /// Mean squared error of the predictions.
     pub mse: f64,
+    /// Mean absolute error of the predictions.
+    #[serde(default)]
+    pub mae: f64,
     /// Pearson's correlation coefficient of predictions and truths; 0 when either is
     /// constant.
     pub pearson: f64,
+    /// Spearman's rank correlation (Pearson's r of the ranks, ties given their average rank,
+    /// as `scipy.stats.spearmanr`); 0 when either is constant.
+    #[serde(default)]
+    pub spearman: f64,
 }
 
 impl RegressionMetrics {
-    /// Metrics of predicted values against true ones, pair by pair (0 for both on no data).
+    /// Metrics of predicted values against true ones, pair by pair (0 for all on no data).
     pub fn compute(truth: &[f64], predicted: &[f64]) -> Self {
         let n = truth.len().max(1) as f64;
-        let mse = truth
-            .iter()
-            .zip(predicted)
-            .map(|(t, p)| (t - p).powi(2))
-            .sum::<f64>()
-            / n;
-        let mt = truth.iter().sum::<f64>() / n;
-        let mp = predicted.iter().sum::<f64>() / n;
-        let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-        for (t, p) in truth.iter().zip(predicted) {
-            sxy += (t - mt) * (p - mp);
-            sxx += (t - mt).powi(2);
-            syy += (p - mp).powi(2);
+        let pairs = || truth.iter().zip(predicted);
+        Self {
+            mse: pairs().map(|(t, p)| (t - p).powi(2)).sum::<f64>() / n,
+            mae: pairs().map(|(t, p)| (t - p).abs()).sum::<f64>() / n,
+            pearson: pearson(truth, predicted),
+            spearman: pearson(&ranks(truth), &ranks(predicted)),
         }
-        let pearson = if sxx > 0.0 && syy > 0.0 {
-            sxy / (sxx * syy).sqrt()
-        } else {
-            0.0
-        };
-        Self { mse, pearson }
     }
+}
+
+/// Pearson's r of two series; 0 when either is constant.
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().max(1) as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sxy += (x - ma) * (y - mb);
+        sxx += (x - ma).powi(2);
+        syy += (y - mb).powi(2);
+    }
+    if sxx > 0.0 && syy > 0.0 {
+        sxy / (sxx * syy).sqrt()
+    } else {
+        0.0
+    }
+}
+
+/// 1-based ranks of `v`, ties sharing their average rank.
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut out = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        order[i..=j].iter().for_each(|&k| out[k] = avg);
+        i = j + 1;
+    }
+    out
 }
 
 /// The metrics of a multi-label classification, a label predicted when its logit is positive
@@ -259,6 +292,8 @@ impl EvalMetrics {
                 .or(e.map(|e| e.recall)),
             Metric::Mse => r.map(|r| r.mse),
             Metric::Pearson => r.map(|r| r.pearson),
+            Metric::Mae => r.map(|r| r.mae),
+            Metric::Spearman => r.map(|r| r.spearman),
         }
     }
 }

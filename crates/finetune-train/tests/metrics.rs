@@ -108,6 +108,25 @@ fn regression_mse_and_pearson_follow_their_formulas() {
 }
 
 #[test]
+fn regression_mae_and_spearman_match_their_formula_and_scipy() {
+    let m = RegressionMetrics::compute(&[1.0, 2.0, 3.0, 4.0], &[1.5, 1.5, 3.5, 5.0]);
+    // (0.5 + 0.5 + 0.5 + 1) / 4
+    assert!(close(m.mae, 0.625));
+    // scipy.stats.spearmanr([1, 2, 3, 4], [1.5, 1.5, 3.5, 5.0]) (a tie: average ranks)
+    assert!(close(m.spearman, 0.948_683_298_050_513_9), "{}", m.spearman);
+    let m = RegressionMetrics::compute(&[3.0, 1.0, 2.0, 2.0, 5.0], &[0.1, 0.4, 0.2, 0.2, 0.9]);
+    // scipy.stats.spearmanr([3, 1, 2, 2, 5], [0.1, 0.4, 0.2, 0.2, 0.9])
+    assert!(
+        close(m.spearman, 0.052_631_578_947_368_425),
+        "{}",
+        m.spearman
+    );
+    // A monotone but non-linear relation is a perfect rank correlation.
+    let m = RegressionMetrics::compute(&[1.0, 2.0, 3.0], &[1.0, 4.0, 27.0]);
+    assert!(close(m.spearman, 1.0) && m.pearson < 0.99);
+}
+
+#[test]
 fn eval_metrics_by_name_and_as_json() {
     let c = ClassificationMetrics::compute(&labels(3), &TRUTH, &PRED);
     let m = EvalMetrics {

@@ -2,49 +2,10 @@
 //! (`id2label`, `label2id`, `num_labels`) and `problem_type`, which decides the loss. Each
 //! family's config holds one [`ClassifierConfig`] flattened among its own keys.
 
-use candle_core::Tensor;
+pub use finetune_core::ProblemType;
 use finetune_core::{Error, Problem, Result};
-use finetune_kernels::ops;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// transformers' `problem_type`: what the logits mean, and so which loss trains them (see
-/// [`ProblemType::loss`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemType {
-    /// One class per example: softmax cross-entropy over class ids (`CrossEntropyLoss`).
-    SingleLabelClassification,
-    /// Any number of classes per example: sigmoid binary cross-entropy over 0/1 targets
-    /// (`BCEWithLogitsLoss`).
-    MultiLabelClassification,
-    /// One real value per output: mean squared error (`MSELoss`).
-    Regression,
-}
-
-impl ProblemType {
-    /// The loss transformers computes for this problem: cross-entropy (with label smoothing)
-    /// over class ids `[B]`; BCE-with-logits over `[B, num_labels]` 0/1 targets; MSE over `[B]`
-    /// targets for regression.
-    pub fn loss(self, logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor> {
-        match self {
-            Self::SingleLabelClassification => {
-                Ok(ops::cross_entropy(logits, targets, label_smoothing, None)?)
-            }
-            Self::MultiLabelClassification => Ok(ops::binary_cross_entropy_with_logits(
-                logits,
-                &targets.to_dtype(logits.dtype())?,
-            )?),
-            Self::Regression => {
-                let pred = logits.flatten_all()?;
-                Ok(ops::mse(
-                    &pred,
-                    &targets.flatten_all()?.to_dtype(pred.dtype())?,
-                )?)
-            }
-        }
-    }
-}
 
 /// The labels and problem type of a sequence classifier's `config.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -24,7 +24,8 @@ impl<A: Architecture> TrainModel for SequenceClassifier<A> {
         SequenceClassifier::loss(self, logits, targets, ls)
     }
 
-    /// Single-label classifiers only: cross-entropy weighted per class.
+    /// Class weights for single-label classifiers, `pos_weight` for multi-label ones (see
+    /// [`crate::ProblemType::weighted_loss`]).
     fn weighted_loss(
         &self,
         logits: &Tensor,
@@ -32,14 +33,10 @@ impl<A: Architecture> TrainModel for SequenceClassifier<A> {
         ls: f64,
         w: &[f64],
     ) -> Result<Tensor> {
-        match self.config().classifier().problem() {
-            crate::ProblemType::SingleLabelClassification => Ok(
-                finetune_kernels::ops::weighted_cross_entropy(logits, targets, ls, None, w)?,
-            ),
-            other => Err(finetune_core::Error::config(format!(
-                "class weights need single-label classification, not {other:?}"
-            ))),
-        }
+        self.config()
+            .classifier()
+            .problem()
+            .weighted_loss(logits, targets, ls, w)
     }
 
     fn problem(&self) -> Problem {

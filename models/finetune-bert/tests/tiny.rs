@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::*;
-use finetune_bert::{BertForSequenceClassification, LoadOptions};
+use finetune_bert::{BertForSequenceClassification, LoadOptions, ProblemType};
 use finetune_core::{Grads, Result};
 
 #[test]
@@ -151,17 +151,41 @@ fn dropout_drops_in_training_only_and_is_seedable() -> Result<()> {
 
 #[test]
 fn whole_classifier_gradients_match_finite_differences() -> Result<()> {
+    let dev = Device::Cpu;
+    gradcheck_problem(None, Tensor::new(&[1u32, 0, 1], &dev)?, "gradcheck")
+}
+
+/// The multi-label head's BCE and the regression head's MSE train the whole model too.
+#[test]
+fn multi_label_and_regression_gradients_match_finite_differences() -> Result<()> {
+    let dev = Device::Cpu;
+    let multi = Tensor::new(&[[1f64, 0.0], [0.0, 0.0], [1.0, 1.0]], &dev)?;
+    gradcheck_problem(
+        Some(ProblemType::MultiLabelClassification),
+        multi,
+        "gradcheck-multi",
+    )?;
+    let values = Tensor::new(&[0.5f64, -1.0, 2.0], &dev)?;
+    gradcheck_problem(
+        Some(ProblemType::Regression),
+        values,
+        "gradcheck-regression",
+    )
+}
+
+fn gradcheck_problem(problem: Option<ProblemType>, targets: Tensor, tag: &str) -> Result<()> {
     let cfg = tiny_config();
-    let dir = tmpdir("gradcheck");
+    let dir = tmpdir(tag);
     write_checkpoint(&dir, &cfg, &random_weights(&cfg, 4), Naming::Prefixed);
     let opts = LoadOptions {
         dtype: DType::F64,
+        problem_type: problem,
+        labels: (problem == Some(ProblemType::Regression)).then(|| vec!["LABEL_0".into()]),
         ..LoadOptions::default()
     };
     let (m, _) = BertForSequenceClassification::from_pretrained(&dir, &opts)?;
     let dev = Device::Cpu;
     let b = batch(&dev);
-    let targets = Tensor::new(&[1u32, 0, 1], &dev)?;
     let loss_of = |m: &BertForSequenceClassification| -> Result<Tensor> {
         let logits = m.forward_t(&b, false)?;
         m.loss(&logits, &targets, 0.1)

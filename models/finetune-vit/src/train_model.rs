@@ -22,6 +22,17 @@ impl TrainModel for ViT {
         ViT::loss(self, logits, targets, ls)
     }
 
+    /// Class weights for single-label heads, `pos_weight` for multi-label ones.
+    fn weighted_loss(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        ls: f64,
+        w: &[f64],
+    ) -> Result<Tensor> {
+        self.problem_type().weighted_loss(logits, targets, ls, w)
+    }
+
     fn problem(&self) -> Problem {
         self.config().classifier.train_problem()
     }

@@ -38,6 +38,10 @@ pub struct Args {
     /// The column holding the label [default: the training run's, else `label`].
     #[arg(long)]
     pub label_column: Option<String>,
+    /// Multi-label data as one 0/1 column per label, comma-separated [default: the training
+    /// run's].
+    #[arg(long, value_delimiter = ',')]
+    pub label_columns: Option<Vec<String>>,
     /// Token classification (JSONL, Parquet): the column holding each sentence's words
     /// [default: the training run's, else `tokens`].
     #[arg(long)]
@@ -79,6 +83,9 @@ pub fn run(a: Args) -> Result<()> {
                     s.text.text_pair_column.clone()
                 }),
                 label,
+                label_columns: run.pick("label-columns", a.label_columns, |s| {
+                    s.text.label_columns.clone()
+                }),
                 group: None,
             };
             let opts = TextModelOptions {

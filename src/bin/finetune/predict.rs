@@ -35,13 +35,18 @@ pub struct Args {
     /// How many labels to list in `scores`.
     #[arg(long, default_value_t = 1)]
     pub top_k: usize,
+    /// Multi-label models: the probability from which a label is predicted (in `labels`).
+    #[arg(long, default_value_t = tasks::prediction::DEFAULT_THRESHOLD)]
+    pub threshold: f64,
     /// Tokens per text [default: the training run's, else 128 or the model's limit when
     /// smaller].
     #[arg(long, visible_alias = "max-seq-length")]
     pub max_length: Option<usize>,
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// One JSON object per input on stdout: {"label", "score", "scores", "logits"}; for a
+    /// One JSON object per input on stdout: {"label", "score", "scores", "logits"}, with
+    /// "labels" (those reaching --threshold) for a multi-label model and "value" for a
+    /// regression one; for a
     /// token classifier {"entities": [{"label", "start", "end", "text", "score"}], "tokens",
     /// "logits"} (a row of logits per token, special tokens included).
     #[arg(long)]
@@ -50,6 +55,12 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     a.device.parse::<DeviceSpec>().map_err(usage)?;
+    if !(0.0..=1.0).contains(&a.threshold) {
+        return Err(usage(anyhow!(
+            "--threshold must be a probability in [0, 1], got {}",
+            a.threshold
+        )));
+    }
     let device = select_device(&a.device)?;
     let source = tasks::open(&a.model)?;
     let source = candle_finetune::families::with_adapter(source, a.adapter.as_deref())?;
@@ -74,7 +85,7 @@ pub fn run(a: Args) -> Result<()> {
             run.announce();
             let clf = TextClassifier::from_source(&source, &opts, &device)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let p = clf.predict(&refs, a.top_k)?;
+            let p = clf.predict_with(&refs, a.top_k, a.threshold)?;
             (texts, p)
         }
         Task::TokenClassification => unreachable!("handled above"),
@@ -93,7 +104,7 @@ pub fn run(a: Args) -> Result<()> {
             );
             let opts = ImageModelOptions::default();
             let clf = ImageClassifier::from_source(&source, &opts, &device)?;
-            let p = clf.predict(&images, a.top_k)?;
+            let p = clf.predict_with(&images, a.top_k, a.threshold)?;
             let names = images.iter().map(|p| p.display().to_string()).collect();
             (names, p)
         }
@@ -101,6 +112,10 @@ pub fn run(a: Args) -> Result<()> {
     for (input, p) in inputs.iter().zip(predictions) {
         if a.json {
             println!("{}", serde_json::to_string(&p)?);
+        } else if let Some(v) = p.value {
+            println!("{v:.4}\t{input}");
+        } else if let Some(labels) = &p.labels {
+            println!("{}\t{input}", labels.join(";"));
         } else {
             println!("{}\t{:.4}\t{input}", p.label, p.score);
         }

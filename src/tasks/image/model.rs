@@ -153,8 +153,19 @@ impl ImageClassifier {
 
     /// Class probabilities for image files, in eval mode; a progress bar on a terminal.
     pub fn predict(&self, paths: &[PathBuf], top_k: usize) -> Result<Vec<Prediction>> {
+        self.predict_with(paths, top_k, crate::tasks::prediction::DEFAULT_THRESHOLD)
+    }
+
+    /// [`Self::predict`]; a multi-label model lists every label whose probability reaches
+    /// `threshold`.
+    pub fn predict_with(
+        &self,
+        paths: &[PathBuf],
+        top_k: usize,
+        threshold: f64,
+    ) -> Result<Vec<Prediction>> {
         let pipeline = eval_pipeline(self.preprocessing())?;
-        let labels = self.labels();
+        let problem = self.model.problem();
         let mut out = Vec::with_capacity(paths.len());
         let bar = SampleBar::new("predicting", paths.len());
         for chunk in paths.chunks(32) {
@@ -171,7 +182,7 @@ impl ImageClassifier {
                 .collect::<Result<Vec<_>>>()?;
             let batch = collate(items, &self.device)?;
             let logits = self.model.forward_t(&batch.images, false)?;
-            out.extend(Prediction::batch(&labels, &logits, top_k)?);
+            out.extend(Prediction::batch(&problem, &logits, top_k, threshold)?);
             bar.set(out.len());
         }
         Ok(out)

@@ -1,14 +1,12 @@
 //! A text run's data: the splits read (with a validation split held out and a seeded sample
-//! when asked), and the label map they are encoded with.
+//! when asked), and encoded with the run's targets (see [`super::targets`]).
 
-use crate::families::ModelSource;
 use crate::settings::RunSettings;
-use crate::tasks::labels::{self, Resolved};
 use crate::tasks::splits::{sample_indices, split_files};
 use anyhow::{Context, Result};
+use finetune_core::ProblemType;
 use finetune_data::split::{grouped_split, random_split};
-use finetune_data::text::{read_tables, RawTable, TextReadOptions, TextRecord};
-use finetune_data::LabelMap;
+use finetune_data::text::{read_tables, RawTable, TargetSpec, TextReadOptions, TextRecord};
 use std::path::PathBuf;
 
 /// The rows of each split, labels still raw.
@@ -32,6 +30,9 @@ impl Splits {
             columns: s.text.columns(&s.data),
             format: None,
             on_bad: s.data.on_bad(),
+            // Multi-label rows may have no label; whether the data is multi-label is known
+            // once it is read ([`Splits::require_labels`]).
+            empty_labels: true,
         };
         let d = &s.data;
         let (train, eval, test) = split_files(d.dataset.as_deref(), &d.train, &d.eval, &d.test)?;
@@ -79,15 +80,28 @@ impl Splits {
             .len()
     }
 
-    /// The run's classes, from the training labels, the flags and the checkpoint's head (see
-    /// [`labels::resolve`]).
-    pub(super) fn labels(&self, s: &RunSettings, source: &ModelSource) -> Result<Resolved> {
-        let data = || Ok(self.train.fit_labels()?);
-        labels::resolve(data, &s.data, source.labels()?.as_ref())
+    /// Refuses (or skips) rows without a label unless the run is multi-label.
+    pub(super) fn require_labels(&mut self, s: &RunSettings, problem: ProblemType) -> Result<()> {
+        if problem == ProblemType::MultiLabelClassification {
+            return Ok(());
+        }
+        let (column, on_bad) = (&s.data.label_column, s.data.on_bad());
+        for t in [
+            Some(&mut self.train),
+            self.eval.as_mut(),
+            self.test.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            t.require_labels(column, on_bad)?;
+        }
+        Ok(())
     }
 
-    pub(super) fn encode(&self, labels: &LabelMap) -> Result<Encoded> {
-        let encode = |t: &RawTable| -> Result<Vec<TextRecord>> { Ok(t.encode(labels)?.records) };
+    pub(super) fn encode(&self, spec: &TargetSpec) -> Result<Encoded> {
+        let encode =
+            |t: &RawTable| -> Result<Vec<TextRecord>> { Ok(t.encode_targets(spec)?.records) };
         Ok(Encoded {
             train: encode(&self.train)?,
             eval: self.eval.as_ref().map(encode).transpose()?,

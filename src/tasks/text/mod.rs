@@ -4,6 +4,7 @@
 mod data;
 mod model;
 mod source;
+mod targets;
 
 pub use model::{TextClassifier, TextModel, TextModelOptions, DEFAULT_MAX_LENGTH};
 pub use source::TextBatches;
@@ -16,32 +17,35 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 use data::Splits;
 use finetune_bert::BertBatch;
-use finetune_data::text::{read_tables, TextColumns, TextReadOptions};
+use finetune_core::Problem;
+use finetune_data::text::{read_tables, Target, TargetSpec, TextColumns, TextReadOptions};
 use finetune_data::{LabelMap, OnBadSample};
 use finetune_train::{BatchSource, EvalMetrics, OutputDir};
 use std::path::{Path, PathBuf};
 
 /// Fine-tunes `source` as `s` says, evaluates on the test split, exports into the output.
 pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Result<RunReport> {
-    let splits = Splits::read(s)?;
-    let resolved = splits.labels(s, source)?;
-    resolved.announce();
-    let labels = resolved.map;
-    let data = splits.encode(&labels)?;
+    let mut splits = Splits::read(s)?;
+    let problem = targets::problem_type(s, &splits.train);
+    splits.require_labels(s, problem)?;
+    let (spec, new_head) = targets::resolve(s, problem, &splits.train, source)?;
+    let data = splits.encode(&spec)?;
     let device = finetune_core::select_device(&s.job.device)?;
     let opts = TextModelOptions {
-        labels: Some(labels.names().to_vec()),
-        new_head: resolved.new_head,
+        labels: Some(spec.names()),
+        new_head,
+        problem_type: Some(problem),
         max_length: s.text.max_length,
         dropout: s.job.dropout,
         seed: s.train.seed,
     };
     let clf = TextClassifier::from_source(source, &opts, &device)?;
     crate::tasks::lora::prepare(s, source, Task::TextClassification, clf.model())?;
-    // Record the length actually used, so `eval`/`predict` can repeat it.
-    let counted = data.train.iter().map(|r| r.label);
-    let mut resolved = crate::tasks::class_weights::resolve(s, labels.len(), counted)?;
+    let train_targets: Vec<Target> = data.train.iter().map(|r| r.target.clone()).collect();
+    let mut resolved = targets::weights(s, &spec, &train_targets)?;
+    // Record what was actually used, so `eval`/`predict` can repeat it.
     resolved.text.max_length = Some(clf.max_length());
+    resolved.data.problem_type = Some(problem);
     let train_src = clf.batches(&data.train);
     let eval_src = data.eval.as_deref().map(|r| clf.batches(r));
     let test_src = data.test.as_deref().map(|r| clf.batches(r));
@@ -54,7 +58,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
             train: &train_src,
             eval: eval_src.as_ref().map(|b| b as &dyn BatchSource<BertBatch>),
             test: test_src.as_ref().map(|b| b as &dyn BatchSource<BertBatch>),
-            labels: labels.names().to_vec(),
+            labels: spec.names(),
             skipped_samples: splits.skipped(),
             source,
         },
@@ -73,12 +77,18 @@ pub fn evaluate(
     let device = finetune_core::select_device(device)?;
     let clf = TextClassifier::from_source(source, opts, &device)?;
     let labels = LabelMap::from_names(clf.labels())?;
+    let spec = match clf.model().problem() {
+        Problem::SingleLabel { .. } => TargetSpec::Single(labels),
+        Problem::MultiLabel { .. } => TargetSpec::Multi(labels),
+        Problem::Regression => TargetSpec::Regression,
+    };
     let read = TextReadOptions {
         columns: columns.clone(),
         format: None,
         on_bad: OnBadSample::Error,
+        empty_labels: matches!(spec, TargetSpec::Multi(_)),
     };
-    let records = read_tables(files, &read)?.encode(&labels)?.records;
+    let records = read_tables(files, &read)?.encode_targets(&spec)?.records;
     if records.is_empty() {
         bail!("no rows to evaluate in {files:?}");
     }

@@ -30,6 +30,8 @@ pub struct TextModelOptions {
     pub labels: Option<Vec<String>>,
     /// Initialise a new head even when the checkpoint's has as many classes.
     pub new_head: bool,
+    /// Replaces the checkpoint's `problem_type` (and so the loss and the metrics).
+    pub problem_type: Option<finetune_core::ProblemType>,
     /// Tokens per input (longer inputs are truncated); `None`: [`DEFAULT_MAX_LENGTH`], or the
     /// model's limit when that is smaller.
     pub max_length: Option<usize>,
@@ -50,6 +52,7 @@ impl Default for TextModelOptions {
         Self {
             labels: None,
             new_head: false,
+            problem_type: None,
             max_length: None,
             dropout: None,
             seed: 42,
@@ -113,19 +116,31 @@ impl TextClassifier {
         TextBatches {
             records,
             tokenizer: &self.tokenizer,
+            outputs: self.model.labels().len(),
             device: self.device.clone(),
         }
     }
 
     /// Class probabilities for `texts`, in eval mode; a progress bar on a terminal.
     pub fn predict(&self, texts: &[&str], top_k: usize) -> Result<Vec<Prediction>> {
-        let labels = self.labels();
+        self.predict_with(texts, top_k, crate::tasks::prediction::DEFAULT_THRESHOLD)
+    }
+
+    /// [`Self::predict`]; a multi-label model lists every label whose probability reaches
+    /// `threshold`.
+    pub fn predict_with(
+        &self,
+        texts: &[&str],
+        top_k: usize,
+        threshold: f64,
+    ) -> Result<Vec<Prediction>> {
+        let problem = self.model.problem();
         let mut out = Vec::with_capacity(texts.len());
         let bar = SampleBar::new("predicting", texts.len());
         for chunk in texts.chunks(64) {
             let batch = self.tokenizer.batch(chunk, None, &self.device)?;
             let logits = self.model.forward_t(&batch, false)?;
-            out.extend(Prediction::batch(&labels, &logits, top_k)?);
+            out.extend(Prediction::batch(&problem, &logits, top_k, threshold)?);
             bar.set(out.len());
         }
         Ok(out)

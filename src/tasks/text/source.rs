@@ -1,8 +1,8 @@
 //! Text records as model batches, tokenised on demand.
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use finetune_bert::{BertBatch, BertTokenizer};
-use finetune_data::text::TextRecord;
+use finetune_data::text::{Target, TextRecord};
 use finetune_train::{Batch, BatchSource};
 
 /// Records tokenised per batch by a classifier's tokenizer.
@@ -11,6 +11,8 @@ pub struct TextBatches<'a> {
     pub records: &'a [TextRecord],
     /// Tokenises each batch, padding to its longest text and truncating to its max length.
     pub tokenizer: &'a BertTokenizer,
+    /// The model's outputs: the width of multi-label targets.
+    pub outputs: usize,
     /// Where the batches' tensors go.
     pub device: Device,
 }
@@ -37,10 +39,10 @@ impl BatchSource<BertBatch> for TextBatches<'_> {
         let inputs = self
             .tokenizer
             .batch(&texts, pairs.as_deref(), &self.device)?;
-        let labels: Vec<u32> = rows.iter().map(|r| r.label as u32).collect();
+        let targets: Vec<&Target> = rows.iter().map(|r| &r.target).collect();
         Ok(Batch {
             inputs,
-            targets: Tensor::new(labels, &self.device)?,
+            targets: Target::collate(&targets, self.outputs, &self.device)?,
         })
     }
 }

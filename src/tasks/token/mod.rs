@@ -50,6 +50,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
     let opts = TextModelOptions {
         labels: Some(labels.names().to_vec()),
         new_head: resolved.new_head,
+        problem_type: None,
         max_length: s.text.max_length,
         dropout: s.job.dropout,
         seed: s.train.seed,

@@ -45,7 +45,14 @@ pub(crate) fn read(
         .as_deref()
         .map(|p| column(path, &headers, p))
         .transpose()?;
-    let label = column(path, &headers, &c.label)?;
+    let label_names: Vec<&str> = match c.label_columns.is_empty() {
+        true => vec![c.label.as_str()],
+        false => c.label_columns.iter().map(String::as_str).collect(),
+    };
+    let labels = label_names
+        .iter()
+        .map(|n| Ok((*n, column(path, &headers, n)?)))
+        .collect::<Result<std::collections::HashMap<&str, usize>>>()?;
     let group = c
         .group
         .as_deref()
@@ -90,7 +97,7 @@ pub(crate) fn read(
             Ok(Fields {
                 text: field(text)?,
                 pair: pair.map(field).transpose()?.flatten(),
-                label: field(label)?,
+                label: super::row_label(c, &loc, |n| field(labels[n]))?,
                 group: group.map(field).transpose()?.flatten(),
             })
         })();

@@ -1,5 +1,5 @@
 //! JSON Lines text files: one object per line; blank lines are ignored. Labels may be strings,
-//! integers or booleans.
+//! integers or booleans, or lists of them (multi-label).
 
 use super::{Fields, RawTable, RowLoc, TextReadOptions};
 use finetune_core::{Error, Result};
@@ -20,6 +20,20 @@ fn scalar(v: Option<&Value>) -> std::result::Result<Option<String>, String> {
         }),
         Some(other) => return Err(format!("expected a string or number, got {other}")),
     })
+}
+
+/// A label: a scalar, or a list of them (multi-label) `;`-joined.
+fn label_value(v: Option<&Value>) -> std::result::Result<Option<String>, String> {
+    match v {
+        Some(Value::Array(items)) => {
+            let parts = items
+                .iter()
+                .map(|i| scalar(Some(i)).map(Option::unwrap_or_default))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(Some(parts.join(";")))
+        }
+        other => scalar(other),
+    }
 }
 
 pub(crate) fn read(path: &Path, opts: &TextReadOptions, table: &mut RawTable) -> Result<()> {
@@ -63,7 +77,9 @@ pub(crate) fn read(path: &Path, opts: &TextReadOptions, table: &mut RawTable) ->
             Ok::<_, Error>(Fields {
                 text: get(&c.text)?,
                 pair: c.pair.as_deref().map(get).transpose()?.flatten(),
-                label: get(&c.label)?,
+                label: super::row_label(c, &loc, |n| {
+                    label_value(obj.get(n)).map_err(|m| loc.error(format!("`{n}`: {m}")))
+                })?,
                 group: c.group.as_deref().map(get).transpose()?.flatten(),
             })
         })();

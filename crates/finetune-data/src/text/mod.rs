@@ -2,14 +2,19 @@
 //!
 //! Reading is two steps so eval data is checked against the training labels:
 //! [`read_table`] gives a [`RawTable`] (text, optional pair, raw label, optional group, and where
-//! each row came from); [`RawTable::encode`] maps labels through a [`LabelMap`] into a
-//! [`TextDataset`] of [`TextRecord`]s, failing on a label the map does not know with file and row.
-//! Empty text or a missing label is a bad sample: an error naming file and row, or skipped and
-//! counted under [`OnBadSample::Skip`].
+//! each row came from); [`RawTable::encode_targets`] maps labels through a [`TargetSpec`] (a
+//! [`LabelMap`] for single- or multi-label classification, or regression) into a
+//! [`TextDataset`] of [`TextRecord`]s, failing on a label the map does not know with file and
+//! row. Empty text or a missing label is a bad sample: an error naming file and row, or skipped
+//! and counted under [`OnBadSample::Skip`]. Multi-label rows hold `;`-separated labels in one
+//! column, or come from several 0/1 columns ([`TextColumns::label_columns`]); see [`target`].
 
 pub mod csv;
 pub mod jsonl;
 pub mod parquet;
+pub mod target;
+
+pub use target::{infer_problem, split_labels, Target, TargetSpec};
 
 use crate::bad::{record_error, OnBadSample, SkipLog};
 use crate::dataset::Dataset;
@@ -24,8 +29,12 @@ pub struct TextColumns {
     pub text: String,
     /// The second text of a pair task (`--text-pair-column`).
     pub pair: Option<String>,
-    /// The raw label: a string, or an integer id (`--label-column`, default `label`).
+    /// The raw label: a string, or an integer id (`--label-column`, default `label`); for
+    /// multi-label data `;`-separated names (a JSON or Parquet list too).
     pub label: String,
+    /// Multi-label data as several 0/1 columns, one per label (`--label-columns`); when set,
+    /// [`Self::label`] is not read.
+    pub label_columns: Vec<String>,
     /// Rows sharing this column's value stay on one side of a split (`--group-column`).
     pub group: Option<String>,
 }
@@ -36,6 +45,7 @@ impl Default for TextColumns {
             text: "text".into(),
             pair: None,
             label: "label".into(),
+            label_columns: Vec::new(),
             group: None,
         }
     }
@@ -88,6 +98,8 @@ pub struct TextReadOptions {
     /// A row with empty text or pair, no label, or a missing group: an error, or skipped and
     /// recorded in [`RawTable::skipped`].
     pub on_bad: OnBadSample,
+    /// Multi-label data: an empty label cell is a row with no label (not a bad row).
+    pub empty_labels: bool,
 }
 
 /// Where a row came from, for messages: the file and `row N` (1-based data row), with the line
@@ -125,7 +137,8 @@ pub struct RawRow {
     pub text: String,
     /// The second text, when [`TextColumns::pair`] is set; never empty then.
     pub pair: Option<String>,
-    /// The raw label, trimmed and non-empty (JSONL and Parquet numbers and booleans as text).
+    /// The raw label, trimmed; non-empty unless [`TextReadOptions::empty_labels`] (JSONL and
+    /// Parquet numbers and booleans as text, lists `;`-joined).
     pub label: String,
     /// The group value, when [`TextColumns::group`] is set.
     pub group: Option<String>,
@@ -153,6 +166,24 @@ pub(crate) struct Fields {
     pub group: Option<String>,
 }
 
+/// The raw label of a row: the label column's value, or the 0/1 label columns' names
+/// `;`-joined (`get` reads a column by name).
+pub(crate) fn row_label(
+    c: &TextColumns,
+    loc: &RowLoc,
+    get: impl Fn(&str) -> Result<Option<String>>,
+) -> Result<Option<String>> {
+    if c.label_columns.is_empty() {
+        return get(&c.label);
+    }
+    let values = c
+        .label_columns
+        .iter()
+        .map(|n| get(n))
+        .collect::<Result<Vec<_>>>()?;
+    target::from_columns(&c.label_columns, &values, loc).map(Some)
+}
+
 impl RawTable {
     /// Validates one row (non-empty text and pair, a label) and keeps it, or applies `on_bad`.
     pub(crate) fn push(&mut self, loc: RowLoc, f: Fields, opts: &TextReadOptions) -> Result<()> {
@@ -166,9 +197,11 @@ impl RawTable {
                 }
                 None => None,
             };
-            let label = nonempty(f.label)
-                .map(|s| s.trim().to_string())
-                .ok_or_else(|| loc.error(format!("missing label (`{}`)", c.label)))?;
+            let label = match nonempty(f.label) {
+                Some(l) => l.trim().to_string(),
+                None if opts.empty_labels => String::new(),
+                None => return Err(loc.error(format!("missing label (`{}`)", c.label))),
+            };
             let group = match &c.group {
                 Some(col) => Some(
                     f.group
@@ -191,6 +224,23 @@ impl RawTable {
             }
             Err(e) => self.skipped.handle(opts.on_bad, e),
         }
+    }
+
+    /// Rows with an empty label (read under [`TextReadOptions::empty_labels`]) as bad rows
+    /// of a problem that needs a label per row: an error naming the first, or skipped and
+    /// counted under [`OnBadSample::Skip`].
+    pub fn require_labels(&mut self, column: &str, on_bad: OnBadSample) -> Result<()> {
+        let mut kept = Vec::with_capacity(self.rows.len());
+        for r in std::mem::take(&mut self.rows) {
+            if r.label.is_empty() {
+                let e = r.loc.error(format!("missing label (`{column}`)"));
+                self.skipped.handle(on_bad, e)?;
+            } else {
+                kept.push(r);
+            }
+        }
+        self.rows = kept;
+        Ok(())
     }
 
     /// The number of kept rows.
@@ -221,30 +271,38 @@ impl RawTable {
         }
     }
 
-    /// Maps every label through `labels`; a label it does not know is an error naming the file
-    /// and row (always: an unseen eval label is a configuration problem, not a bad sample).
+    /// The labels of multi-label rows: the `label_columns` in their order when given, else
+    /// [`LabelMap::fit`] on every `;`-separated label.
+    pub fn fit_multi_labels(&self, label_columns: &[String]) -> Result<LabelMap> {
+        if !label_columns.is_empty() {
+            return LabelMap::from_names(label_columns.to_vec());
+        }
+        LabelMap::fit(self.rows.iter().flat_map(|r| split_labels(&r.label)))
+    }
+
+    /// Maps every label through `labels` as single-label classes ([`Self::encode_targets`]).
     pub fn encode(&self, labels: &LabelMap) -> Result<TextDataset> {
+        self.encode_targets(&TargetSpec::Single(labels.clone()))
+    }
+
+    /// Every row's [`Target`] under `spec`; a label it does not know (or a regression label
+    /// that is no number) is an error naming the file and row (always: an unseen eval label
+    /// is a configuration problem, not a bad sample).
+    pub fn encode_targets(&self, spec: &TargetSpec) -> Result<TextDataset> {
         let records = self
             .rows
             .iter()
             .map(|r| {
-                let label = labels.id(&r.label).ok_or_else(|| {
-                    r.loc.error(format!(
-                        "label `{}` is not one of the training labels {}",
-                        r.label,
-                        labels.describe()
-                    ))
-                })?;
                 Ok(TextRecord {
                     text: r.text.clone(),
                     pair: r.pair.clone(),
-                    label,
+                    target: spec.encode(r)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(TextDataset {
             records,
-            labels: labels.clone(),
+            spec: spec.clone(),
             skipped: self.skipped.clone(),
         })
     }
@@ -271,6 +329,7 @@ fn read_into(path: &Path, opts: &TextReadOptions, table: &mut RawTable) -> Resul
         Some(f) => f,
         None => TextFormat::from_path(path)?,
     };
+    target::check_column_names(&opts.columns.label_columns)?;
     let before = table.rows.len();
     match format {
         TextFormat::Csv => csv::read(path, b',', opts, table),
@@ -287,25 +346,25 @@ fn read_into(path: &Path, opts: &TextReadOptions, table: &mut RawTable) -> Resul
     Ok(())
 }
 
-/// One classification example.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One example.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TextRecord {
     /// The text to tokenise.
     pub text: String,
     /// The second text of a pair task, if any.
     pub pair: Option<String>,
-    /// The class id, below the dataset's [`LabelMap::len`].
-    pub label: usize,
+    /// What the model learns to predict.
+    pub target: Target,
 }
 
-/// Records with their label map; a [`Dataset`] whose items are the records themselves (the
+/// Records with their targets' spec; a [`Dataset`] whose items are the records themselves (the
 /// model's tokenizer collates them).
 #[derive(Debug, Clone)]
 pub struct TextDataset {
     /// The examples, in table order.
     pub records: Vec<TextRecord>,
-    /// The map the labels were encoded with (its names are the model's `id2label`).
-    pub labels: LabelMap,
+    /// How the labels were encoded (its names are the model's `id2label`).
+    pub spec: TargetSpec,
     /// Rows skipped while reading (shared with the table it came from).
     pub skipped: SkipLog,
 }

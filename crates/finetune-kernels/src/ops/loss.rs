@@ -230,6 +230,38 @@ pub fn binary_cross_entropy_with_logits(logits: &Tensor, targets: &Tensor) -> Re
     Ok(loss.mean_all()?.to_dtype(dtype)?)
 }
 
+/// [`binary_cross_entropy_with_logits`] with PyTorch's `pos_weight`: one weight per label (the
+/// last dimension) on the positive term, `ℓ = −[p·t·log σ(x) + (1 − t)·log(1 − σ(x))]`,
+/// averaged over every element. Weights of 1 give the unweighted loss.
+pub fn binary_cross_entropy_with_logits_weighted(
+    logits: &Tensor,
+    targets: &Tensor,
+    pos_weight: &[f64],
+) -> Result<Tensor> {
+    let op = "binary_cross_entropy_with_logits";
+    same_shape(op, logits, targets)?;
+    let labels = logits.dims().last().copied().unwrap_or(0);
+    if pos_weight.len() != labels || pos_weight.iter().any(|w| !w.is_finite() || *w < 0.0) {
+        return Err(Error::config(format!(
+            "{op}: pos_weight needs {labels} finite non-negative weights (one per label), got \
+             {pos_weight:?}"
+        )));
+    }
+    let dtype = logits.dtype();
+    let cdt = kernel::compute_dtype(dtype, op)?;
+    let x = logits.to_dtype(cdt)?;
+    let t = targets.to_dtype(cdt)?;
+    let p = Tensor::new(pos_weight, x.device())?.to_dtype(cdt)?;
+    // softplus(±x) = relu(±x) + log(1 + e^(−|x|)): −log σ(x) = softplus(−x),
+    // −log(1 − σ(x)) = softplus(x).
+    let log1p_exp = (x.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    let sp_pos = (x.relu()? + &log1p_exp)?;
+    let sp_neg = (x.neg()?.relu()? + &log1p_exp)?;
+    let positive = t.broadcast_mul(&p)?.mul(&sp_neg)?;
+    let negative = t.affine(-1.0, 1.0)?.mul(&sp_pos)?;
+    Ok((positive + negative)?.mean_all()?.to_dtype(dtype)?)
+}
+
 /// Mean squared error between `pred` and `target` (same shape).
 pub fn mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     same_shape("mse", pred, target)?;

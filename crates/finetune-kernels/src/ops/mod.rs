@@ -41,8 +41,8 @@ pub use gelu::{gelu, gelu_composed, gelu_new, gelu_new_composed};
 pub use layer_norm::{layer_norm, layer_norm_composed};
 pub use linear::{linear, linear_composed};
 pub use loss::{
-    binary_cross_entropy_with_logits, cross_entropy, mse, soft_target_cross_entropy,
-    weighted_cross_entropy,
+    binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_weighted, cross_entropy,
+    mse, soft_target_cross_entropy, weighted_cross_entropy,
 };
 pub use max_pool::{max_pool2d, max_pool2d_composed};
 pub use op_set::{generic_requested, OpSet};

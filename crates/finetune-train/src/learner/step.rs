@@ -84,22 +84,21 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         })
     }
 
-    /// The class weights of the loss (`--class-weights`, resolved by the task: `auto` must be
-    /// numbers by now).
+    /// The per-label weights of the loss (`--class-weights` or `--pos-weight`, resolved by
+    /// the task: `auto` must be numbers by now).
     fn class_weights(&self) -> Result<Option<Vec<f64>>> {
         use crate::class_weights::ClassWeights;
-        match self
-            .config
-            .class_weights
-            .as_deref()
-            .map(ClassWeights::parse)
-        {
-            None => Ok(None),
-            Some(Ok(ClassWeights::Given(w))) => Ok(Some(w)),
-            Some(Ok(ClassWeights::Auto)) => Err(finetune_core::Error::config(
-                "`class_weights` auto must be resolved from the training labels before training",
-            )),
-            Some(Err(e)) => Err(e),
+        let c = &self.config;
+        let (key, given) = match (&c.class_weights, &c.pos_weight) {
+            (Some(w), _) => ("class_weights", w),
+            (None, Some(w)) => ("pos_weight", w),
+            (None, None) => return Ok(None),
+        };
+        match ClassWeights::parse_for(key, given)? {
+            ClassWeights::Given(w) => Ok(Some(w)),
+            ClassWeights::Auto => Err(finetune_core::Error::config(format!(
+                "`{key}` auto must be resolved from the training labels before training"
+            ))),
         }
     }
 
