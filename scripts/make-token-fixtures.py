@@ -3,7 +3,10 @@
 tests/token_classification.rs compares against, as scripts/make-family-fixtures.py does for
 sequence classification: a BertForTokenClassification and a DistilBertForTokenClassification
 with random weights and unusual sizes (hidden 36 with 3 heads, odd vocabularies), a WordPiece
-tokenizer whose vocabulary splits some words into pieces and lacks some characters, and in
+tokenizer whose vocabulary splits some words into pieces and lacks some characters; and a
+RobertaForTokenClassification (padding id 1, so positions start at 2) with the byte-level BPE
+tokenizer of the RoBERTa family fixture (tests/fixtures/roberta, trained on other words, so
+names split into several pieces). In
 logits.json what transformers computes: eval-mode logits of fixed padded ids, of texts
 (`model(**tokenizer(text)).logits`), the word-piece alignment of pre-split words
 (`word_ids()`), and the `ner` pipeline's entities with aggregation_strategy="first".
@@ -56,14 +59,14 @@ def randomize(model, seed):
         model.classifier.weight.mul_(30.0)
 
 
-def save(name, model, tok):
+def save(name, model, tok, ids=((2, 5, 6, 7, 8, 9, 3), (2, 10, 11, 3, 0, 0, 0)), pad=0):
     out = ROOT / name
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    ids = [[2, 5, 6, 7, 8, 9, 3], [2, 10, 11, 3, 0, 0, 0]]
-    mask = [[1 if t else 0 for t in row] for row in ids]
+    ids = [list(row) for row in ids]
+    mask = [[0 if t == pad else 1 for t in row] for row in ids]
     with torch.no_grad():
         logits = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).logits
     texts = []
@@ -120,6 +123,24 @@ def distilbert():
     save("distilbert-token", model, tok)
 
 
+def roberta():
+    tok = PreTrainedTokenizerFast.from_pretrained(ROOT.parent / "roberta")
+    for key in ("is_local", "local_files_only"):  # from_pretrained's, not the tokenizer's
+        tok.init_kwargs.pop(key, None)
+    config = transformers.RobertaConfig(
+        vocab_size=len(tok) + 2, hidden_size=36, num_attention_heads=3, num_hidden_layers=2,
+        intermediate_size=50, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1,
+        bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5, classifier_dropout=0.2,
+        **labels())
+    torch.manual_seed(0)
+    model = transformers.RobertaForTokenClassification(config)
+    randomize(model, 6)
+    # `<s> … </s>` then RoBERTa's padding id 1.
+    ids = [[0, 40, 41, 42, 43, 44, 2], [0, 50, 60, 2, 1, 1, 1]]
+    save("roberta-token", model, tok, ids, pad=1)
+
+
 if __name__ == "__main__":
     bert()
     distilbert()
+    roberta()

@@ -1,7 +1,9 @@
-//! Token classification against transformers: the tiny `BertForTokenClassification` and
-//! `DistilBertForTokenClassification` of `scripts/make-token-fixtures.py` (random weights,
-//! hidden 36 with 3 heads, a WordPiece vocabulary that splits words into pieces and lacks `é`)
-//! with the logits, word-piece alignment and `ner` pipeline entities transformers computed.
+//! Token classification against transformers: the tiny `BertForTokenClassification`,
+//! `DistilBertForTokenClassification` and `RobertaForTokenClassification` of
+//! `scripts/make-token-fixtures.py` (random weights, hidden 36 with 3 heads; a WordPiece
+//! vocabulary that splits words into pieces and lacks `é`, and for RoBERTa the byte-level BPE
+//! of the RoBERTa family fixture with padding id 1) with the logits, word-piece alignment and
+//! `ner` pipeline entities transformers computed.
 
 use candle_core::{DType, Device, Tensor};
 use candle_finetune::bert::{Architecture, BertBatch, BertTokenizer, LoadOptions, TokenClassifier};
@@ -11,6 +13,7 @@ use candle_finetune::tasks::token::TokenTagger;
 use candle_finetune::tasks::{self};
 use finetune_bert::Bert;
 use finetune_distilbert::DistilBert;
+use finetune_roberta::Roberta;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -86,6 +89,13 @@ fn distilbert_token_logits_match_transformers() -> R {
     logits_match::<DistilBert>("distilbert-token")
 }
 
+/// RoBERTa's positions count from `pad_token_id + 1` past padding (id 1 here, the second row
+/// padded): a BERT-style 0-based position would give other logits.
+#[test]
+fn roberta_token_logits_match_transformers() -> R {
+    logits_match::<Roberta>("roberta-token")
+}
+
 /// `predict`: the tokens and one row of logits per token (special tokens included) are
 /// transformers' `model(**tokenizer(text)).logits[0]`; the entities are the `ner` pipeline's
 /// with `aggregation_strategy="first"` (type, character span, score).
@@ -149,6 +159,13 @@ fn bert_token_predictions_match_transformers_and_the_ner_pipeline() -> R {
 #[test]
 fn distilbert_token_predictions_match_transformers_and_the_ner_pipeline() -> R {
     predictions_match("distilbert-token")
+}
+
+/// Byte-level BPE has no continuing-subword prefix: words are told apart by the spaces around
+/// a token's start, as the pipeline's fallback does; `é` is two byte tokens on one character.
+#[test]
+fn roberta_token_predictions_match_transformers_and_the_ner_pipeline() -> R {
+    predictions_match("roberta-token")
 }
 
 fn tokenizer(max_length: usize) -> BertTokenizer {
