@@ -7,13 +7,16 @@
 //! `scripts/loss-parity.sh` (a throw-away venv with torch and transformers), which runs this
 //! test with `FINETUNE_PARITY_DUMP=DIR` to get the run's initial model and batches.
 
+mod common;
+
 use candle_core::Tensor;
 use candle_finetune::tasks::text::{TextClassifier, TextModelOptions};
 use candle_finetune::train::order::StepOrder;
 use candle_finetune::train::{BatchSource, Learner, Metric, TrainConfig};
+use common::asset;
 use finetune_data::text::{read_tables, TextColumns, TextReadOptions};
 use finetune_data::{LabelMap, OnBadSample};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,19 +24,6 @@ const FIXTURE: &str = concat!(
 );
 const STEPS: u64 = 30;
 const BATCH: usize = 32;
-
-fn asset(rel: &str) -> PathBuf {
-    let root = std::env::var_os("CANDLE_FINETUNE_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"));
-    let p = root.join(rel);
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/fetch-assets.sh first",
-        p.display()
-    );
-    p
-}
 
 fn config() -> TrainConfig {
     TrainConfig {

@@ -4,31 +4,21 @@
 //! tag a sample of the validation file clearly better than a word-lookup baseline. Fails (never
 //! skips) when the assets are missing.
 
+mod common;
+
 use candle_finetune::settings::{RunSettings, Task};
 use candle_finetune::tasks;
 use candle_finetune::train::{EntityMetrics, Metric};
+use common::asset;
 use finetune_data::tokens::{read_tagged, TaggedSentence, TokenColumns};
 use finetune_data::OnBadSample;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Every 10th training sentence (1,405 of 14,041) and every 10th validation one (325 of 3,250):
 /// samples spread over all the news stories; one epoch is 88 steps of 16 (318 s measured on 2
 /// cores shared with other builds, so less on an idle machine).
 const EVERY: usize = 10;
-
-fn asset(rel: &str) -> PathBuf {
-    let root = std::env::var_os("CANDLE_FINETUNE_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"));
-    let p = root.join(rel);
-    assert!(
-        p.exists(),
-        "{} is missing: run `scripts/fetch-assets.sh` first (`conll2003` and `minilm`)",
-        p.display()
-    );
-    p
-}
 
 /// Every `every`-th sentence of a CoNLL file.
 fn sample(file: &str, every: usize) -> Vec<TaggedSentence> {

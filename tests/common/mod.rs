@@ -146,6 +146,21 @@ pub fn text_train_args(model: &Path, data: &Path, out: &Path) -> Vec<String> {
     args
 }
 
+/// A file or folder under the fetched assets (`CANDLE_FINETUNE_ASSETS`, else the checkout's
+/// `assets/`); a missing one fails the test naming the fetch script.
+pub fn asset(rel: &str) -> PathBuf {
+    let root = std::env::var_os("CANDLE_FINETUNE_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"));
+    let p = root.join(rel);
+    assert!(
+        p.exists(),
+        "{} is missing: run `scripts/fetch-assets.sh` first (it fetches the test assets)",
+        p.display()
+    );
+    p
+}
+
 pub fn finetune_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_finetune"))
 }
