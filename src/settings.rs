@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub enum Task {
     /// One label per text or text pair (transformers' sequence classification).
     TextClassification,
-    /// One label per image.
+    /// One label per image, or a set of labels (multi-label).
     ImageClassification,
     /// One tag per word (named entity recognition; transformers' token classification).
     TokenClassification,
@@ -139,8 +139,9 @@ pub struct DataSettings {
     #[arg(long, help_heading = "Data")]
     pub num_labels: Option<usize>,
     /// `single_label_classification`, `multi_label_classification` (labels `;`-separated in
-    /// the label column, or --label-columns) or `regression` (a number per row) [default: told
-    /// from the labels: `;` → multi-label, numbers with a fraction → regression].
+    /// the label column, or --label-columns) or `regression` (a number per row; text only)
+    /// [default: told from the labels: `;` → multi-label, numbers with a fraction →
+    /// regression].
     #[arg(long, help_heading = "Data")]
     pub problem_type: Option<finetune_core::ProblemType>,
     /// Hold out this fraction of the training rows for evaluation when there is no --eval.
@@ -467,17 +468,7 @@ impl RunSettings {
         if task == Task::ImageClassification && self.train.class_weights.is_some() {
             bail!("--class-weights applies to text and token classification");
         }
-        let single = finetune_core::ProblemType::SingleLabelClassification;
-        if task != Task::TextClassification && self.data.problem_type.is_some_and(|p| p != single) {
-            bail!(
-                "--problem-type {} applies to text classification; {} is single-label",
-                self.data.problem_type.unwrap_or(single),
-                task.describe()
-            );
-        }
-        if task != Task::TextClassification && self.train.pos_weight.is_some() {
-            bail!("--pos-weight applies to multi-label text classification");
-        }
+        self.check_problem_type(task)?;
         if self.job.resume.is_some() && self.job.overwrite {
             bail!("give --resume or --overwrite, not both");
         }
@@ -495,6 +486,43 @@ impl RunSettings {
             );
         }
         Ok(task)
+    }
+
+    /// `--problem-type` and `--pos-weight` where the task has that problem: text
+    /// classification all three, images single- or multi-label (no mixup with multi-label),
+    /// tokens single-label.
+    fn check_problem_type(&self, task: Task) -> Result<()> {
+        use finetune_core::ProblemType::*;
+        let p = self.data.problem_type;
+        match task {
+            Task::TextClassification => {}
+            Task::ImageClassification => {
+                if p == Some(Regression) {
+                    bail!(
+                        "--problem-type regression applies to text classification; image \
+                         classification is single_label_classification or \
+                         multi_label_classification"
+                    );
+                }
+                if p == Some(MultiLabelClassification) {
+                    self.image.recipes.check_multi_label()?;
+                }
+            }
+            _ => {
+                if p.is_some_and(|p| p != SingleLabelClassification) {
+                    bail!(
+                        "--problem-type {} applies to text and image classification; {} is \
+                         single-label",
+                        p.unwrap_or(SingleLabelClassification),
+                        task.describe()
+                    );
+                }
+                if self.train.pos_weight.is_some() {
+                    bail!("--pos-weight applies to multi-label text and image classification");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Refuses settings the user gave (`given` keys) that belong to the other task.

@@ -60,6 +60,9 @@ fn fresh(name: &str, opts: &ImageModelOptions, device: &Device) -> Result<ResNet
     })?;
     let mut config = ResNetConfig::from_name(name, labels.len())?;
     config.set_labels(labels);
+    if let Some(p) = opts.problem_type {
+        config.problem_type = p;
+    }
     let c = opts.channels.unwrap_or(3);
     config.in_chans = c;
     config.preprocessing = Preprocessing::imagenet(c);
@@ -84,6 +87,7 @@ fn pretrained(
     let load = LoadOptions {
         labels: opts.labels.clone(),
         new_head: opts.new_head,
+        problem_type: opts.problem_type,
         drop_rate: opts.drop_rate,
         device: device.clone(),
         seed: opts.seed,

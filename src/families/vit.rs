@@ -50,6 +50,7 @@ fn fresh(name: &str, opts: &ImageModelOptions, device: &Device) -> Result<ViT> {
     })?;
     let mut config = finetune_vit::timm::config_of(name, labels.len())?;
     config.classifier.set_labels(labels);
+    config.classifier.problem_type = opts.problem_type;
     config.num_channels = opts.channels.unwrap_or(3);
     if let Some(s) = opts.image_size {
         config.image_size = s;
@@ -71,6 +72,7 @@ fn pretrained(
     let load = LoadOptions {
         labels: opts.labels.clone(),
         new_head: opts.new_head,
+        problem_type: opts.problem_type,
         image_size: opts.image_size,
         dropout: opts.drop_rate,
         device: device.clone(),

@@ -1,11 +1,13 @@
 //! `finetune-data`: everything between files on disk and batches of tensors.
 //!
 //! - [`text`]: CSV, TSV, JSONL and Parquet readers yielding `(text, optional pair, label id)`
-//!   records; [`labels`] maps raw labels to ids; [`split`] makes (grouped) validation splits.
+//!   records; [`labels`] maps raw labels to ids; [`target`] makes them what a model learns
+//!   (a class, `;`-separated labels, a number); [`split`] makes (grouped) validation splits.
 //! - [`tokens`]: token classification data: CoNLL files and JSONL/Parquet `tokens` +
 //!   `ner_tags` columns as sentences of words with one raw tag each.
-//! - [`image`]: ImageFolder, CSV of `path,label`, IDX (MNIST), CIFAR binaries, pixel CSVs and
-//!   Hub parquet image datasets, decoded with the `image` crate.
+//! - [`image`]: ImageFolder, CSV of `path,label` (`;`-separated labels for multi-label), IDX
+//!   (MNIST), CIFAR binaries, pixel CSVs and Hub parquet image datasets, decoded with the
+//!   `image` crate.
 //! - [`transforms`]: torchvision-semantics augmentations, seeded per sample, and the timm-style
 //!   train/eval presets built from a model's `pretrained_cfg`.
 //! - [`dataset`]: indexed samples, each drawn from its own generator of (seed, epoch, index)
@@ -89,6 +91,7 @@ pub mod parquet_rows;
 pub mod seed;
 pub mod snapshot;
 pub mod split;
+pub mod target;
 pub mod text;
 pub mod tokens;
 pub mod transforms;

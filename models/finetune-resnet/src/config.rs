@@ -1,5 +1,5 @@
 //! `ResNetConfig`: the architecture (block kind, blocks and widths per stage), the head
-//! (classes, label names, dropout) and the preprocessing, read from a timm `config.json`, a
+//! (classes, label names, dropout, transformers' `problem_type`) and the preprocessing, read from a timm `config.json`, a
 //! transformers `ResNetConfig` `config.json`, or an architecture name; validated up front and
 //! written back as a timm `config.json` on export.
 //!
@@ -10,7 +10,7 @@
 //! refused with an error naming the setting.
 
 use crate::preprocess::Preprocessing;
-use finetune_core::{Error, Result};
+use finetune_core::{Error, ProblemType, Result};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -95,6 +95,10 @@ pub struct ResNetConfig {
     pub label_names: Option<Vec<String>>,
     /// Dropout before `fc` in training (timm's `drop_rate`).
     pub drop_rate: f64,
+    /// What the logits mean, and so the loss (transformers' `problem_type` key, read from
+    /// either config and written at the top of timm's when not single-label, which timm
+    /// ignores): single-label (softmax cross-entropy) or multi-label (sigmoid BCE).
+    pub problem_type: ProblemType,
     /// Zero the last BatchNorm weight of each residual branch on random initialisation
     /// (torchvision's `zero_init_residual`, timm's `zero_init_last`); no effect on loading.
     pub zero_init_last: bool,
@@ -135,6 +139,7 @@ impl ResNetConfig {
             num_classes,
             label_names: None,
             drop_rate: 0.0,
+            problem_type: ProblemType::SingleLabelClassification,
             zero_init_last: false,
             bn_eps: 1e-5,
             bn_momentum: 0.1,
@@ -189,7 +194,8 @@ impl ResNetConfig {
                 let mut p = Map::new();
                 for (k, v) in std::mem::take(&mut top) {
                     match k.as_str() {
-                        "architecture" | "num_features" | "num_classes" | "model_args" => {
+                        "architecture" | "num_features" | "num_classes" | "model_args"
+                        | "problem_type" => {
                             top.insert(k, v);
                         }
                         "labels" => {
@@ -223,6 +229,7 @@ impl ResNetConfig {
         };
         let mut c = Self::from_name(&arch, num_classes)?;
         top.remove("num_features"); // derived
+        c.problem_type = parse_problem_type(top.remove("problem_type"))?;
         if let Some(v) = top.remove(STEM_KEY) {
             c.stem_width = as_usize(&v, STEM_KEY)?;
         }
@@ -393,6 +400,7 @@ impl ResNetConfig {
         c.stem_width = stem_width;
         c.in_chans = in_chans;
         c.label_names = labels;
+        c.problem_type = parse_problem_type(get("problem_type").cloned())?;
         c.preprocessing = preprocessing.unwrap_or_else(|| Preprocessing::imagenet(in_chans));
         c.validate()?;
         Ok(c)
@@ -444,6 +452,13 @@ impl ResNetConfig {
                     self.num_classes
                 ));
             }
+        }
+        if self.problem_type == ProblemType::Regression {
+            return bad(
+                "problem_type regression is not supported: a ResNet here classifies \
+                 (single_label_classification or multi_label_classification)"
+                    .into(),
+            );
         }
         if !(0.0..1.0).contains(&self.drop_rate) {
             return bad(format!(
@@ -544,6 +559,11 @@ impl ResNetConfig {
         out.insert("num_features".into(), json!(self.num_features()));
         out.insert("global_pool".into(), json!("avg"));
         out.insert("label_names".into(), json!(self.labels()));
+        if self.problem_type == ProblemType::SingleLabelClassification {
+            out.remove("problem_type");
+        } else {
+            out.insert("problem_type".into(), json!(self.problem_type.as_str()));
+        }
         if self.stem_width != DEFAULT_STEM_WIDTH {
             out.insert(STEM_KEY.into(), json!(self.stem_width));
         } else {
@@ -557,6 +577,18 @@ impl ResNetConfig {
         }
         out.insert("pretrained_cfg".into(), Value::Object(pcfg));
         Value::Object(out)
+    }
+}
+
+/// A config's `problem_type`: absent or `null` is single-label (transformers' default for a
+/// head of several classes).
+fn parse_problem_type(v: Option<Value>) -> Result<ProblemType> {
+    match v {
+        None | Some(Value::Null) => Ok(ProblemType::SingleLabelClassification),
+        Some(Value::String(s)) => s.parse(),
+        Some(other) => Err(Error::config(format!(
+            "`problem_type` must be a string, got {other}"
+        ))),
     }
 }
 
@@ -652,6 +684,30 @@ mod tests {
         let back = timm(out)?;
         assert_eq!(back.preprocessing, c.preprocessing);
         assert_eq!(back.labels(), c.labels());
+        Ok(())
+    }
+
+    #[test]
+    fn multi_label_problem_type_round_trips_in_both_configs() -> Result<()> {
+        let c = timm(json!({"architecture": "resnet18", "num_classes": 3}))?;
+        assert_eq!(c.problem_type, ProblemType::SingleLabelClassification);
+        assert!(c.to_timm_json().get("problem_type").is_none());
+        let c = timm(json!({"architecture": "resnet18", "num_classes": 3,
+                            "problem_type": "multi_label_classification"}))?;
+        assert_eq!(c.problem_type, ProblemType::MultiLabelClassification);
+        let out = c.to_timm_json();
+        assert_eq!(out["problem_type"], "multi_label_classification");
+        assert_eq!(timm(out)?.problem_type, c.problem_type);
+        let v = json!({"model_type": "resnet", "problem_type": "multi_label_classification"});
+        let t = ResNetConfig::from_transformers_json(v.as_object().unwrap(), None)?;
+        assert_eq!(t.problem_type, ProblemType::MultiLabelClassification);
+        let v = json!({"model_type": "resnet", "problem_type": null});
+        let t = ResNetConfig::from_transformers_json(v.as_object().unwrap(), None)?;
+        assert_eq!(t.problem_type, ProblemType::SingleLabelClassification);
+        let e = timm(json!({"architecture": "resnet18", "problem_type": "regression"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("regression"), "{e}");
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use crate::naming::{block_shapes, canonical_name, expected_tensors, Role};
 use candle_core::{DType, Device, Module, Tensor};
 use finetune_core::nn::{linear, Linear};
 use finetune_core::safetensors_io::Checkpoint;
-use finetune_core::{Error, NamePattern, ParamStore, Result, Rng};
+use finetune_core::{Error, NamePattern, ParamStore, ProblemType, Result, Rng};
 use finetune_kernels::ops;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -32,6 +32,8 @@ pub struct LoadOptions {
     pub architecture: Option<String>,
     /// Overrides the config's dropout before `fc`.
     pub drop_rate: Option<f64>,
+    /// Replaces the config's `problem_type` (and so the loss).
+    pub problem_type: Option<ProblemType>,
     /// Statistics mode of every BatchNorm layer in training (see [`ResNet::set_bn_mode`]).
     pub bn_mode: BnMode,
     /// The floating dtype of the parameters (the checkpoint's are converted; the
@@ -51,6 +53,7 @@ impl Default for LoadOptions {
             new_head: false,
             architecture: None,
             drop_rate: None,
+            problem_type: None,
             bn_mode: BnMode::Train,
             dtype: DType::F32,
             device: Device::Cpu,
@@ -198,6 +201,9 @@ impl ResNet {
         }
         if let Some(p) = opts.drop_rate {
             config.drop_rate = p;
+        }
+        if let Some(p) = opts.problem_type {
+            config.problem_type = p;
         }
         config.validate()?;
         let head = if opts.new_head {
@@ -363,9 +369,13 @@ impl ResNet {
         })
     }
 
-    /// Mean cross-entropy of `logits` `[N, C]` against class ids `[N]`, with label smoothing.
+    /// The loss of the config's `problem_type`: mean cross-entropy of `logits` `[N, C]`
+    /// against class ids `[N]` (with label smoothing), or BCE-with-logits against multi-hot
+    /// `[N, C]` targets (see [`ProblemType::loss`]).
     pub fn loss(&self, logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Result<Tensor> {
-        Ok(ops::cross_entropy(logits, targets, label_smoothing, None)?)
+        self.config
+            .problem_type
+            .loss(logits, targets, label_smoothing)
     }
 
     /// Replaces `fc` by a fresh one for `labels` (initialised like `torch.nn.Linear` from

@@ -1,12 +1,14 @@
-//! ResNet as the trainer sees it ([`TrainModel`]): single-label classification over its
-//! `label_names`, its head and stage depths from [`crate::naming`], BatchNorm layers frozen
+//! ResNet as the trainer sees it ([`TrainModel`]): single- or multi-label classification (its
+//! config's `problem_type`) over its `label_names`, its head and stage depths from [`crate::naming`], BatchNorm layers frozen
 //! with their weights on request, the pooled features as the backbone/head cut for
 //! frozen-feature caching, and timm's export.
 
 use crate::batch_norm::BnMode;
 use crate::model::ResNet;
 use candle_core::Tensor;
-use finetune_core::{HeadSplit, ParamLayout, ParamStore, Problem, Result, Rng, TrainModel};
+use finetune_core::{
+    HeadSplit, ParamLayout, ParamStore, Problem, ProblemType, Result, Rng, TrainModel,
+};
 use std::path::Path;
 
 impl TrainModel for ResNet {
@@ -24,9 +26,24 @@ impl TrainModel for ResNet {
         ResNet::loss(self, logits, targets, ls)
     }
 
+    /// Class weights for single-label heads, `pos_weight` for multi-label ones (see
+    /// [`ProblemType::weighted_loss`]).
+    fn weighted_loss(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        ls: f64,
+        w: &[f64],
+    ) -> Result<Tensor> {
+        let p = self.config().problem_type;
+        p.weighted_loss(logits, targets, ls, w)
+    }
+
     fn problem(&self) -> Problem {
-        Problem::SingleLabel {
-            labels: self.config().labels(),
+        let labels = self.config().labels();
+        match self.config().problem_type {
+            ProblemType::MultiLabelClassification => Problem::MultiLabel { labels },
+            _ => Problem::SingleLabel { labels },
         }
     }
 

@@ -26,6 +26,8 @@ pub struct LoadOptions {
     pub labels: Option<Vec<String>>,
     /// Initialise a fresh classifier even when the checkpoint's fits.
     pub new_head: bool,
+    /// Replaces the checkpoint's `problem_type` (and so the loss and the metrics).
+    pub problem_type: Option<ProblemType>,
     /// Square input side replacing the checkpoint's `image_size`: the position embeddings are
     /// resampled to the new patch grid at load, so the model (and its export) is one for that
     /// size.
@@ -46,6 +48,7 @@ impl Default for LoadOptions {
         Self {
             labels: None,
             new_head: false,
+            problem_type: None,
             image_size: None,
             dropout: None,
             dtype: DType::F32,
@@ -176,6 +179,9 @@ impl ViT {
                 return Err(Error::config("at least one label is needed"));
             }
             config.classifier.set_labels(labels);
+        }
+        if let Some(p) = opts.problem_type {
+            config.classifier.problem_type = Some(p);
         }
         if let Some(s) = opts.image_size {
             config.image_size = s;

@@ -1,18 +1,23 @@
 //! An image run's data: the splits opened (a validation split held out, seeded samples when
-//! asked) and the classes, decided from the flags, the checkpoint and the training data.
+//! asked), the problem (`--problem-type`, else multi-label when a list CSV's labels hold `;`)
+//! and the classes, decided from the flags, the checkpoint and the training data.
 
 use crate::families::ModelSource;
 use crate::settings::RunSettings;
 use crate::tasks::labels::{self, Resolved};
 use crate::tasks::splits::{sample_indices, split_files};
 use anyhow::{bail, Context, Result};
-use finetune_data::image::{open, parquet, ImageDataset, ImageOpenOptions};
+use finetune_core::ProblemType;
+use finetune_data::image::open::is_list;
+use finetune_data::image::{list, open, parquet, ImageDataset, ImageOpenOptions};
 use finetune_data::split::random_split;
+use finetune_data::target::infer_problem;
 use finetune_data::{LabelMap, SkipLog};
 use std::path::PathBuf;
 
-/// The images of each split, and the classes.
+/// The images of each split, the problem and the classes.
 pub(super) struct Splits {
+    pub(super) problem: ProblemType,
     pub(super) labels: Resolved,
     pub(super) train: ImageDataset,
     pub(super) eval: Option<ImageDataset>,
@@ -24,11 +29,13 @@ impl Splits {
     pub(super) fn read(s: &RunSettings, source: &ModelSource, skipped: &SkipLog) -> Result<Self> {
         let d = &s.data;
         let (train, eval, test) = split_files(d.dataset.as_deref(), &d.train, &d.eval, &d.test)?;
-        let (labels, read_map, mut train) = labels_and_train(s, source, &train, skipped)?;
+        let problem = problem_type(s, &train)?;
+        let multi = problem == ProblemType::MultiLabelClassification;
+        let (labels, read_map, mut train) = labels_and_train(s, source, &train, multi, skipped)?;
         // Read with the data's own order (formats with integer labels take a map's ids as
         // theirs), then give each image its class in the run's order.
         let other = |paths: &[PathBuf], split: &str| -> Result<Option<ImageDataset>> {
-            let ds = open_split(s, paths, split, Some(&read_map), skipped)?;
+            let ds = open_split(s, paths, split, Some(&read_map), multi, skipped)?;
             Ok(ds.map(|d| d.relabel(&labels.map)).transpose()?)
         };
         let mut eval = other(&eval, "validation")?;
@@ -45,12 +52,32 @@ impl Splits {
         };
         let max_eval = s.image.max_eval_samples;
         Ok(Self {
+            problem,
             labels,
             train: subset(train, d.max_train_samples),
             eval: eval.map(|e| subset(e, max_eval)),
             test: test.map(|t| subset(t, max_eval)),
         })
     }
+}
+
+/// The problem the run trains for: `--problem-type`, else multi-label when the training data
+/// is one list CSV whose labels hold `;` (see [`infer_problem`]), else single-label.
+pub(super) fn problem_type(s: &RunSettings, train: &[PathBuf]) -> Result<ProblemType> {
+    if let Some(p) = s.data.problem_type {
+        return Ok(p);
+    }
+    let path_column = ImageOpenOptions::default().path_column;
+    Ok(match train {
+        [one] if is_list(one, &path_column)? => {
+            let raw = list::raw_labels(one, &path_column, &s.data.label_column)?;
+            match infer_problem(raw.iter().map(String::as_str)) {
+                ProblemType::MultiLabelClassification => ProblemType::MultiLabelClassification,
+                _ => ProblemType::SingleLabelClassification,
+            }
+        }
+        _ => ProblemType::SingleLabelClassification,
+    })
 }
 
 /// The classes (see [`labels::resolve`]), the map the files are read with (the data's own
@@ -60,10 +87,11 @@ fn labels_and_train(
     s: &RunSettings,
     source: &ModelSource,
     paths: &[PathBuf],
+    multi: bool,
     skipped: &SkipLog,
 ) -> Result<(Resolved, LabelMap, ImageDataset)> {
     let read = |labels: Option<&LabelMap>| {
-        open_split(s, paths, "train", labels, skipped)?.context("no training data")
+        open_split(s, paths, "train", labels, multi, skipped)?.context("no training data")
     };
     let mut own = None;
     let data = || {
@@ -84,12 +112,14 @@ fn labels_and_train(
     Ok((resolved, read_map, train))
 }
 
-/// Opens one split: a single path (any format), or several parquet shards.
+/// Opens one split: a single path (any format; a list CSV when `multi`), or several parquet
+/// shards.
 pub(super) fn open_split(
     s: &RunSettings,
     paths: &[PathBuf],
     split: &str,
     labels: Option<&LabelMap>,
+    multi: bool,
     skipped: &SkipLog,
 ) -> Result<Option<ImageDataset>> {
     open_paths(
@@ -101,6 +131,7 @@ pub(super) fn open_split(
             image_column: s.image.image_column.clone(),
             on_bad: s.data.on_bad(),
             skipped: skipped.clone(),
+            multi_label: multi,
             ..ImageOpenOptions::default()
         },
     )
@@ -112,9 +143,10 @@ pub(super) fn open_paths(paths: &[PathBuf], o: &ImageOpenOptions) -> Result<Opti
     let ds = match paths {
         [] => return Ok(None),
         [one] => open(one, o)?,
-        many if many
-            .iter()
-            .all(|p| p.extension().is_some_and(|e| e == "parquet")) =>
+        many if !o.multi_label
+            && many
+                .iter()
+                .all(|p| p.extension().is_some_and(|e| e == "parquet")) =>
         {
             parquet::open(
                 many,
@@ -125,6 +157,10 @@ pub(super) fn open_paths(paths: &[PathBuf], o: &ImageOpenOptions) -> Result<Opti
                 &o.skipped,
             )?
         }
+        many if o.multi_label => bail!(
+            "give one multi-label image list (a `path,label` CSV) per split; got {}",
+            many.len()
+        ),
         many => bail!(
             "give one image dataset per split (a folder or a file), or parquet shards; got {}",
             many.len()

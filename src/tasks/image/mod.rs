@@ -1,6 +1,7 @@
 //! Image classification: image folders, CSV lists, IDX, CIFAR, pixel CSVs or a Hub parquet
 //! dataset → decoded, augmented, normalised batches → the learner → the exported folder, with
-//! test metrics; evaluation and export of a fine-tuned model.
+//! test metrics; evaluation and export of a fine-tuned model. Single-label, or multi-label
+//! from a list CSV of `;`-separated labels (BCE-with-logits, `--pos-weight`).
 //!
 //! The model is a Hub id or folder, or an architecture name (`resnet18` … `resnet152`) for a
 //! randomly initialised network trained from scratch.
@@ -23,7 +24,9 @@ use crate::tasks::run::{fit_and_test, Prepared, RunReport};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use data::{open_paths, Splits};
+use finetune_core::{Problem, ProblemType};
 use finetune_data::image::{ImageDataset, ImageOpenOptions};
+use finetune_data::target::TargetSpec;
 use finetune_data::{LabelMap, OnBadSample, SkipLog};
 use finetune_train::{BatchSource, EvalMetrics, OutputDir};
 use std::path::{Path, PathBuf};
@@ -36,6 +39,14 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
     let device = finetune_core::select_device(&s.job.device)?;
     splits.labels.announce();
     let names = splits.labels.map.names().to_vec();
+    let problem = splits.problem;
+    let spec = match problem {
+        ProblemType::MultiLabelClassification => {
+            s.image.recipes.check_multi_label()?;
+            TargetSpec::Multi(splits.labels.map.clone())
+        }
+        _ => TargetSpec::Single(splits.labels.map.clone()),
+    };
     let seed = s.train.seed;
     let fresh = source.files.is_none();
     let (image_size, mut why) = input_size::choose(s.image.image_size, fresh, &splits.train);
@@ -46,6 +57,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
     let opts = ImageModelOptions {
         labels: Some(names.clone()),
         new_head: splits.labels.new_head,
+        problem_type: Some(problem),
         image_size,
         channels: s.image.channels,
         drop_rate: s.job.dropout,
@@ -55,8 +67,10 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
     crate::tasks::lora::prepare(s, source, Task::ImageClassification, clf.model())?;
     let input = clf.preprocessing().input_size;
     eprintln!("{}", input_size::describe(input, &why));
-    // Record the size actually used, so the run can be repeated from `run_config.json`.
-    let mut resolved = s.clone();
+    // Record the size and problem actually used, and the --pos-weight numbers, so the run can
+    // be repeated from `run_config.json`.
+    let mut resolved = crate::tasks::class_weights::for_targets(s, &spec, &splits.train.targets())?;
+    resolved.data.problem_type = Some(problem);
     if input[1] == input[2] {
         resolved.image.image_size = Some(input[1]);
     }
@@ -122,6 +136,7 @@ pub fn evaluate(
     let device = finetune_core::select_device(device)?;
     let clf = ImageClassifier::from_source(source, &ImageModelOptions::default(), &device)?;
     let labels = LabelMap::from_names(clf.labels())?;
+    let multi_label = matches!(clf.model().problem(), Problem::MultiLabel { .. });
     let skipped = SkipLog::new();
     let ds = open_paths(
         data,
@@ -131,6 +146,7 @@ pub fn evaluate(
             label_column: columns.label.clone(),
             image_column: columns.image.clone(),
             skipped: skipped.clone(),
+            multi_label,
             ..ImageOpenOptions::default()
         },
     )?

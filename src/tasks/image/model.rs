@@ -35,6 +35,9 @@ pub struct ImageModelOptions {
     pub labels: Option<Vec<String>>,
     /// Initialise a new head even when the checkpoint's has as many classes.
     pub new_head: bool,
+    /// Replaces the checkpoint's `problem_type` (single- or multi-label; the loss and the
+    /// metrics follow); `None`: the checkpoint's, single-label for a fresh network.
+    pub problem_type: Option<finetune_core::ProblemType>,
     /// Square input size replacing the checkpoint's (a fresh network: 224 otherwise).
     pub image_size: Option<usize>,
     /// Input channels of a fresh network (1: grayscale, 3: RGB, the default).

@@ -96,6 +96,18 @@ impl ImageRecipes {
         })
     }
 
+    /// Refuses mixup and cutmix for a multi-label run: they blend single-label targets into
+    /// class distributions (timm's `Mixup`), which BCE over label sets cannot take.
+    pub fn check_multi_label(&self) -> Result<()> {
+        if self.mixes() {
+            bail!(
+                "--mixup / --cutmix mix single-label targets; a multi_label_classification \
+                 image run cannot use them"
+            );
+        }
+        Ok(())
+    }
+
     /// Whether mixup or cutmix is on (timm's `mixup_active`).
     pub fn mixes(&self) -> bool {
         self.mixup > 0.0 || self.cutmix > 0.0 || self.cutmix_minmax.is_some()

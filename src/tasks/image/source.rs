@@ -1,9 +1,11 @@
-//! An image dataset as model batches.
+//! An image dataset as model batches: class ids `[B]` (u32), multi-hot label sets `[B, L]`
+//! (f32) for multi-label data, or mixup's class distributions `[B, C]`.
 
 use candle_core::{Device, Tensor};
 use finetune_data::image::mixup::Mixup;
 use finetune_data::image::{collate, ImageClassification};
 use finetune_data::seed::{batch_rng, sample_rng};
+use finetune_data::target::Target;
 use finetune_data::transforms::{RandomErasing, TensorImage};
 use finetune_data::Dataset;
 use finetune_data::{OnBadSample, SkipLog};
@@ -70,9 +72,13 @@ impl BatchSource<Tensor> for ImageBatches {
             .map(|&i| pipeline.get(i, &mut sample_rng(self.seed, epoch, i as u64)))
             .collect();
         let mut items = Vec::with_capacity(results.len());
-        for r in results {
+        let mut kept = Vec::with_capacity(results.len());
+        for (r, &i) in results.into_iter().zip(indices) {
             match r {
-                Ok(item) => items.push(item),
+                Ok(item) => {
+                    items.push(item);
+                    kept.push(i);
+                }
                 Err(e) => self.skipped.handle(self.on_bad, e)?,
             }
         }
@@ -87,9 +93,18 @@ impl BatchSource<Tensor> for ImageBatches {
             None => None,
         };
         let b = collate(items, &self.device)?;
+        let targets = match soft {
+            Some(t) => t,
+            None if pipeline.data.is_multi_label() => {
+                let t: Vec<Target> = kept.iter().map(|&i| pipeline.data.target(i)).collect();
+                let refs: Vec<&Target> = t.iter().collect();
+                Target::collate(&refs, pipeline.data.num_classes(), &self.device)?
+            }
+            None => b.labels,
+        };
         Ok(Batch {
             inputs: b.images,
-            targets: soft.unwrap_or(b.labels),
+            targets,
         })
     }
 }

@@ -42,7 +42,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
     let clf = TextClassifier::from_source(source, &opts, &device)?;
     crate::tasks::lora::prepare(s, source, Task::TextClassification, clf.model())?;
     let train_targets: Vec<Target> = data.train.iter().map(|r| r.target.clone()).collect();
-    let mut resolved = targets::weights(s, &spec, &train_targets)?;
+    let mut resolved = crate::tasks::class_weights::for_targets(s, &spec, &train_targets)?;
     // Record what was actually used, so `eval`/`predict` can repeat it.
     resolved.text.max_length = Some(clf.max_length());
     resolved.data.problem_type = Some(problem);

@@ -1,17 +1,16 @@
 //! What a text run trains its head to predict: the problem type (`--problem-type`, else told
 //! from the training labels: `--label-columns` or `;`-separated labels are multi-label, numbers
 //! with a fraction regression), the labels of a classification resolved against the checkpoint
-//! as every task's are ([`labels::resolve`]), and the per-label loss weights
-//! (`--class-weights` for single-label, `--pos-weight` for multi-label) from the training rows.
+//! as every task's are ([`labels::resolve`]); the per-label loss weights are
+//! [`crate::tasks::class_weights::for_targets`]'s.
 
 use crate::families::ModelSource;
 use crate::settings::RunSettings;
 use crate::tasks::labels::{self, Resolved};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use finetune_core::ProblemType;
-use finetune_data::text::{infer_problem, target::REGRESSION_LABEL, RawTable, Target, TargetSpec};
+use finetune_data::text::{infer_problem, target::REGRESSION_LABEL, RawTable, TargetSpec};
 use finetune_data::LabelMap;
-use finetune_train::class_weights::{format, resolve_pos_weight, ClassWeights};
 
 /// The problem the run trains for: the setting, else what the labels say.
 pub(super) fn problem_type(s: &RunSettings, train: &RawTable) -> ProblemType {
@@ -59,37 +58,4 @@ pub(super) fn resolve(
             (TargetSpec::Regression, r.new_head)
         }
     })
-}
-
-/// `s` with `--class-weights` / `--pos-weight` as the numbers the run uses, counted on the
-/// training targets; each refused where its loss is not the run's.
-pub(super) fn weights(s: &RunSettings, spec: &TargetSpec, train: &[Target]) -> Result<RunSettings> {
-    let problem = spec.problem_type();
-    let t = &s.train;
-    if t.class_weights.is_some() && problem != ProblemType::SingleLabelClassification {
-        bail!("--class-weights weighs single-label cross-entropy; this run is {problem} (use --pos-weight for multi-label)");
-    }
-    if t.pos_weight.is_some() && problem != ProblemType::MultiLabelClassification {
-        bail!("--pos-weight weighs multi-label binary cross-entropy; this run is {problem}");
-    }
-    let outputs = spec.names().len();
-    if problem == ProblemType::SingleLabelClassification {
-        let classes = train.iter().filter_map(Target::class);
-        return crate::tasks::class_weights::resolve(s, outputs, classes);
-    }
-    let mut s = s.clone();
-    if let Some(given) = &s.train.pos_weight {
-        let mut positives = vec![0usize; outputs];
-        for ids in train.iter().filter_map(|t| match t {
-            Target::Labels(ids) => Some(ids),
-            _ => None,
-        }) {
-            ids.iter().for_each(|&i| positives[i] += 1);
-        }
-        let parsed = ClassWeights::parse_for("pos_weight", given)?;
-        let w = resolve_pos_weight(&parsed, &positives, train.len()).context("--pos-weight")?;
-        eprintln!("pos weight: {}", format(&w));
-        s.train.pos_weight = Some(format(&w));
-    }
-    Ok(s)
 }

@@ -1,6 +1,7 @@
 //! Image classification data: every format becomes an [`ImageDataset`] — a source of images
 //! (files on disk, encoded bytes from Parquet, or raw pixels from IDX / CIFAR / pixel CSVs) with
-//! a class id per image and the class names. Images are decoded lazily (on the loader's
+//! a class id per image (or, from a [`list`] CSV, a set of labels per image: multi-label) and
+//! the class names. Images are decoded lazily (on the loader's
 //! threads) by [`ImageDataset::load`], whose errors name the file and row.
 //!
 //! Formats: [`folder`] (ImageFolder), [`list`] (CSV of `path,label`), [`idx`] (MNIST /
@@ -23,6 +24,7 @@ pub use batch::{collate, ImageBatch, ImageClassification};
 pub use open::{open, ImageOpenOptions};
 
 use crate::bad::record_error;
+use crate::target::Target;
 use finetune_core::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -136,13 +138,16 @@ fn header_size<R: std::io::BufRead + std::io::Seek>(
         .map_err(|e| format!("cannot read the image size: {e}"))
 }
 
-/// Images with a class id each, and the class names (id order).
+/// Images with a class id each (or a set of label ids each: multi-label), and the class names
+/// (id order).
 #[derive(Debug, Clone)]
 pub struct ImageDataset {
     source: Arc<Source>,
     /// Indices into the source (a split is a view).
     rows: Vec<usize>,
     labels: Vec<usize>,
+    /// Multi-label data: each image's label ids (sorted, distinct; possibly none).
+    label_sets: Option<Vec<Vec<usize>>>,
     class_names: Vec<String>,
 }
 
@@ -169,8 +174,26 @@ impl ImageDataset {
             source: Arc::new(source),
             rows: (0..n).collect(),
             labels,
+            label_sets: None,
             class_names,
         })
+    }
+
+    /// A multi-label dataset: each image with its label ids.
+    pub(crate) fn new_multi(
+        source: Source,
+        sets: Vec<Vec<usize>>,
+        class_names: Vec<String>,
+    ) -> Result<Self> {
+        if let Some(&bad) = sets.iter().flatten().find(|&&l| l >= class_names.len()) {
+            return Err(Error::config(format!(
+                "internal: label {bad} out of {} labels",
+                class_names.len()
+            )));
+        }
+        let mut ds = Self::new(source, vec![0; sets.len()], class_names)?;
+        ds.label_sets = Some(sets);
+        Ok(ds)
     }
 
     /// Images already encoded in memory (e.g. a benchmark's JPEGs); `origin` names them in errors.
@@ -202,9 +225,28 @@ impl ImageDataset {
         self.rows.is_empty()
     }
 
-    /// The class id of each image, in dataset order.
+    /// The class id of each image, in dataset order (a multi-label dataset's are all 0: see
+    /// [`Self::target`]).
     pub fn labels(&self) -> &[usize] {
         &self.labels
+    }
+
+    /// Whether each image has a set of labels ([`Target::Labels`]) rather than one class.
+    pub fn is_multi_label(&self) -> bool {
+        self.label_sets.is_some()
+    }
+
+    /// What image `index` is trained to predict: its class, or its labels (multi-label).
+    pub fn target(&self, index: usize) -> Target {
+        match &self.label_sets {
+            Some(sets) => Target::Labels(sets[index].clone()),
+            None => Target::Class(self.labels[index]),
+        }
+    }
+
+    /// [`Self::target`] of every image, in dataset order.
+    pub fn targets(&self) -> Vec<Target> {
+        (0..self.len()).map(|i| self.target(i)).collect()
     }
 
     /// The class names in id order (`id2label`): from the label map, the class folders, the
@@ -224,6 +266,10 @@ impl ImageDataset {
             source: self.source.clone(),
             rows: indices.iter().map(|&i| self.rows[i]).collect(),
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            label_sets: self
+                .label_sets
+                .as_ref()
+                .map(|s| indices.iter().map(|&i| s[i].clone()).collect()),
             class_names: self.class_names.clone(),
         }
     }
@@ -244,10 +290,23 @@ impl ImageDataset {
                 })
             })
             .collect::<Result<Vec<usize>>>()?;
+        let label_sets = self.label_sets.as_ref().map(|sets| {
+            sets.iter()
+                .map(|set| {
+                    let mut s: Vec<usize> = set.iter().map(|&l| ids[l]).collect();
+                    s.sort_unstable();
+                    s
+                })
+                .collect()
+        });
         Ok(ImageDataset {
             source: self.source.clone(),
             rows: self.rows.clone(),
-            labels: self.labels.iter().map(|&l| ids[l]).collect(),
+            labels: match label_sets {
+                Some(_) => self.labels.clone(),
+                None => self.labels.iter().map(|&l| ids[l]).collect(),
+            },
+            label_sets,
             class_names: labels.names().to_vec(),
         })
     }

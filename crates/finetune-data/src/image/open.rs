@@ -8,6 +8,9 @@
 //! | `*.csv[.gz]` with a path column | list of `path,label` |
 //! | `*.csv[.gz]` of numbers | pixel CSV |
 //! | any other folder | ImageFolder |
+//!
+//! Multi-label data ([`ImageOpenOptions::multi_label`]) comes only as a list CSV, its labels
+//! `;`-separated; any other format is refused with an error naming the path.
 
 use super::{cifar, folder, idx, list, parquet, pixel_csv, ImageDataset};
 use crate::bad::{OnBadSample, SkipLog};
@@ -40,6 +43,8 @@ pub struct ImageOpenOptions {
     pub on_bad: OnBadSample,
     /// Where rows skipped while reading are recorded.
     pub skipped: SkipLog,
+    /// Each image has a set of labels (`;`-separated in a list CSV's label column).
+    pub multi_label: bool,
 }
 
 impl Default for ImageOpenOptions {
@@ -54,6 +59,7 @@ impl Default for ImageOpenOptions {
             cifar100_coarse: false,
             on_bad: OnBadSample::Error,
             skipped: SkipLog::new(),
+            multi_label: false,
         }
     }
 }
@@ -73,8 +79,38 @@ fn csv_has_path_column(path: &Path, column: &str) -> Result<bool> {
         .any(|h| h.trim().trim_matches('"').trim_start_matches('\u{feff}') == column))
 }
 
+/// Whether `path` is a list CSV: a `.csv[.gz]` file with the path column.
+pub fn is_list(path: &Path, path_column: &str) -> Result<bool> {
+    let name = name_of(path);
+    let csv = path.is_file() && (name.ends_with(".csv") || name.ends_with(".csv.gz"));
+    Ok(csv && csv_has_path_column(path, path_column)?)
+}
+
+/// A multi-label list CSV; any other data is refused.
+fn open_multi(path: &Path, o: &ImageOpenOptions) -> Result<ImageDataset> {
+    if !is_list(path, &o.path_column)? {
+        return Err(Error::config(format!(
+            "{}: multi-label images come as a CSV list with `{}` and `{}` columns, the labels              `;`-separated (image folders, IDX, CIFAR, pixel CSVs and Parquet are single-label)",
+            path.display(),
+            o.path_column,
+            o.label_column
+        )));
+    }
+    list::open_multi(
+        path,
+        &o.path_column,
+        &o.label_column,
+        o.labels.as_ref(),
+        o.on_bad,
+        &o.skipped,
+    )
+}
+
 /// Opens `path` (see the module doc for how the format is chosen).
 pub fn open(path: &Path, o: &ImageOpenOptions) -> Result<ImageDataset> {
+    if o.multi_label {
+        return open_multi(path, o);
+    }
     let labels = o.labels.as_ref();
     let coarse = |k: cifar::CifarKind| {
         if o.cifar100_coarse && k == cifar::CifarKind::Cifar100Fine {
