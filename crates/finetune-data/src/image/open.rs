@@ -90,7 +90,8 @@ pub fn is_list(path: &Path, path_column: &str) -> Result<bool> {
 fn open_multi(path: &Path, o: &ImageOpenOptions) -> Result<ImageDataset> {
     if !is_list(path, &o.path_column)? {
         return Err(Error::config(format!(
-            "{}: multi-label images come as a CSV list with `{}` and `{}` columns, the labels              `;`-separated (image folders, IDX, CIFAR, pixel CSVs and Parquet are single-label)",
+            "{}: multi-label images come as a CSV list with `{}` and `{}` columns, the labels \
+             `;`-separated (image folders, IDX, CIFAR, pixel CSVs and Parquet are single-label)",
             path.display(),
             o.path_column,
             o.label_column
