@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::params::ParamStore;
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use std::collections::BTreeMap;
 
 /// Gradients of trainable parameters, keyed by parameter name.
@@ -77,14 +77,12 @@ impl Grads {
         }
         let mut acc = 0f64;
         for g in self.map.values() {
-            let g = g.to_dtype(DType::F64)?;
-            if norm_type.is_infinite() {
-                acc = acc.max(g.abs()?.max_all()?.to_scalar::<f64>()?);
-            } else if norm_type == 2.0 {
-                acc += g.sqr()?.sum_all()?.to_scalar::<f64>()?;
+            let part = crate::grad_stats::norm_part(g, norm_type)?;
+            acc = if norm_type.is_infinite() {
+                acc.max(part)
             } else {
-                acc += g.abs()?.powf(norm_type)?.sum_all()?.to_scalar::<f64>()?;
-            }
+                acc + part
+            };
         }
         Ok(if norm_type.is_infinite() {
             acc
@@ -124,12 +122,7 @@ impl Grads {
     pub fn non_finite(&self) -> Result<Vec<String>> {
         let mut bad = Vec::new();
         for (n, g) in &self.map {
-            let s = g
-                .to_dtype(DType::F64)?
-                .abs()?
-                .sum_all()?
-                .to_scalar::<f64>()?;
-            if !s.is_finite() {
+            if !crate::grad_stats::all_finite(g)? {
                 bad.push(n.clone());
             }
         }

@@ -73,6 +73,7 @@ pub mod error;
 pub mod folder_lock;
 pub mod freeze;
 pub mod fsutil;
+mod grad_stats;
 pub mod grads;
 pub mod groups;
 pub mod lora;
