@@ -133,44 +133,16 @@ fn predict(out: &Path, images: &[PathBuf], extra: &[&str]) -> Vec<Value> {
         .collect()
 }
 
-fn logits(p: &Value) -> Vec<f64> {
-    let l = p["logits"].as_array().unwrap();
-    l.iter().map(|x| x.as_f64().unwrap()).collect()
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 /// PyTorch's `BCEWithLogitsLoss()` (mean over images and labels) of `preds` against `truth`.
 fn bce(truth: &[(PathBuf, Vec<&str>)], preds: &[Value]) -> f64 {
     let mut sum = 0.0;
     for ((_, labels), p) in truth.iter().zip(preds) {
-        for (i, x) in logits(p).into_iter().enumerate() {
+        for (i, x) in json_logits(p).into_iter().enumerate() {
             let t = f64::from(u8::from(labels.contains(&LABELS[i])));
             sum -= t * sigmoid(x).ln() + (1.0 - t) * (1.0 - sigmoid(x)).ln();
         }
     }
     sum / (truth.len() * LABELS.len()) as f64
-}
-
-/// `predict`'s `labels`: those whose sigmoid reaches `threshold`, most likely first.
-fn check_threshold(p: &Value, threshold: f64) {
-    let probs: Vec<f64> = logits(p).into_iter().map(sigmoid).collect();
-    let mut want: Vec<(&str, f64)> = LABELS
-        .iter()
-        .copied()
-        .zip(probs.iter().copied())
-        .filter(|(_, q)| *q >= threshold)
-        .collect();
-    want.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let got: Vec<&str> = p["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
-    assert_eq!(got, want.iter().map(|w| w.0).collect::<Vec<_>>(), "{p}");
 }
 
 /// The metrics a multi-label eval gives, and the loss: BCE of predict's logits.
@@ -201,7 +173,7 @@ fn check_eval(out: &Path, eval: &Path, truth: &[(PathBuf, Vec<&str>)]) -> Value 
         "eval loss {loss} vs BCE of the logits {want}"
     );
     for p in &preds {
-        check_threshold(p, 0.5);
+        assert_threshold_labels(p, &LABELS, 0.5);
     }
     metrics
 }
@@ -247,7 +219,7 @@ fn a_resnet_learns_labels_from_a_list_csv() {
     let images: Vec<PathBuf> = truth.iter().take(4).map(|(p, _)| p.clone()).collect();
     for threshold in ["0", "0.3", "0.9", "1"] {
         for p in predict(&out, &images, &["--threshold", threshold]) {
-            check_threshold(&p, threshold.parse().unwrap());
+            assert_threshold_labels(&p, &LABELS, threshold.parse().unwrap());
         }
     }
     assert_eq!(

@@ -132,19 +132,6 @@ fn eval_json(out: &Path, data: &Path) -> Value {
     serde_json::from_str(&finetune_ok(&a)).unwrap()
 }
 
-fn logits(p: &Value) -> Vec<f64> {
-    p["logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 #[test]
 fn multi_label_from_separated_labels_trains_evaluates_and_predicts() {
     let (dir, model) = setup("multi-label");
@@ -175,7 +162,7 @@ fn multi_label_from_separated_labels_trains_evaluates_and_predicts() {
     let preds = predict(&out, &texts, &[]);
     let mut bce = 0.0;
     for ((_, labels), p) in truth.iter().zip(&preds) {
-        for (i, x) in logits(p).into_iter().enumerate() {
+        for (i, x) in json_logits(p).into_iter().enumerate() {
             let t = f64::from(u8::from(labels.contains(&names[i])));
             bce -= t * sigmoid(x).ln() + (1.0 - t) * (1.0 - sigmoid(x)).ln();
         }
@@ -206,23 +193,9 @@ fn multi_label_from_separated_labels_trains_evaluates_and_predicts() {
     assert!(music[1].as_f64().unwrap() > 0.9, "{metrics}");
 
     // predict: sigmoid scores, `labels` = those reaching the threshold.
-    for (p, threshold) in preds.iter().zip([0.5].iter().cycle()) {
-        let probs: Vec<f64> = logits(p).into_iter().map(sigmoid).collect();
-        let mut want: Vec<(&str, f64)> = names
-            .iter()
-            .copied()
-            .zip(probs.iter().copied())
-            .filter(|(_, q)| q >= threshold)
-            .collect();
-        want.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let got: Vec<&str> = p["labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l.as_str().unwrap())
-            .collect();
-        assert_eq!(got, want.iter().map(|w| w.0).collect::<Vec<_>>());
-        let top = probs.iter().cloned().fold(0.0, f64::max);
+    for p in &preds {
+        assert_threshold_labels(p, &names, 0.5);
+        let top = json_logits(p).into_iter().map(sigmoid).fold(0.0, f64::max);
         assert!((p["score"].as_f64().unwrap() - top).abs() < 1e-9);
     }
     let all = predict(&out, &texts[..1], &["--threshold", "0"]);
@@ -342,7 +315,7 @@ fn regression_from_fractional_labels_trains_evaluates_and_predicts() {
         .map(|p| {
             let v = p["value"].as_f64().unwrap();
             assert_eq!(p["score"].as_f64(), Some(v));
-            assert_eq!(logits(p), [v]);
+            assert_eq!(json_logits(p), [v]);
             v
         })
         .collect();

@@ -161,6 +161,40 @@ pub fn asset(rel: &str) -> PathBuf {
     p
 }
 
+/// The `logits` row of a `predict --json` object.
+pub fn json_logits(p: &serde_json::Value) -> Vec<f64> {
+    p["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+pub fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// A multi-label `predict --json` object lists in `labels` exactly the `names` whose sigmoid
+/// reaches `threshold`, most likely first.
+pub fn assert_threshold_labels(p: &serde_json::Value, names: &[&str], threshold: f64) {
+    let probs: Vec<f64> = json_logits(p).into_iter().map(sigmoid).collect();
+    let mut want: Vec<(&str, f64)> = names
+        .iter()
+        .copied()
+        .zip(probs.iter().copied())
+        .filter(|(_, q)| *q >= threshold)
+        .collect();
+    want.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let got: Vec<&str> = p["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(got, want.iter().map(|w| w.0).collect::<Vec<_>>(), "{p}");
+}
+
 pub fn finetune_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_finetune"))
 }
