@@ -192,6 +192,12 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             Some(max) => grads.clip_norm(max, 2.0)?,
             None => grads.global_norm(2.0)?,
         };
+        // The 2-norm is summed in f64, where the square of any finite f32 (or f16, bf16) and
+        // their sum stay finite: a finite norm means every gradient is finite, and only a
+        // non-finite one needs the second pass that names the tensors.
+        if norm.is_finite() {
+            return Ok((None, Some(norm)));
+        }
         let bad = grads.non_finite()?;
         if bad.is_empty() {
             return Ok((None, Some(norm)));
