@@ -102,6 +102,11 @@ pub struct JobSettings {
     /// `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
     #[arg(long, default_value = "auto", help_heading = "Devices")]
     pub device: String,
+    /// Matrix products in bfloat16 with f32 accumulation (transformers' `bf16`, as PyTorch's
+    /// CPU autocast): linear layers, attention and convolutions; weights, gradients and the
+    /// optimizer stay f32. On CPUs with AMX-BF16 or AVX512-BF16; refused elsewhere.
+    #[arg(long, help_heading = "Devices")]
+    pub bf16: bool,
     /// Dropout probability replacing the checkpoint's.
     #[arg(long, help_heading = "Model")]
     pub dropout: Option<f64>,
@@ -387,6 +392,46 @@ defaults_from_flags!(
 /// run's resolved settings ([`RunSettings::resolved_json`]).
 pub const RUN_CONFIG: &str = "run_config.json";
 
+impl JobSettings {
+    /// The training device, with `--bf16`'s matrix products switched on (for this process)
+    /// when asked for.
+    pub fn open_device(&self) -> Result<candle_core::Device> {
+        let device = finetune_core::select_device(&self.device)?;
+        if self.bf16 {
+            if !device.is_cpu() {
+                bail!(
+                    "--bf16 runs on the CPU (AMX-BF16 or AVX512-BF16); on {} training runs in \
+                     f32 for now",
+                    finetune_core::device::device_name(&device)
+                );
+            }
+            finetune_kernels::ops::set_matmul_precision(
+                finetune_kernels::ops::MatmulPrecision::Bf16,
+            )
+            .map_err(|e| anyhow::anyhow!("--bf16: {e}"))?;
+        }
+        Ok(device)
+    }
+
+    /// `--bf16`'s check before any work: refused on a CPU without bf16 products or with a GPU
+    /// named.
+    fn check_bf16(&self) -> Result<()> {
+        use finetune_core::DeviceSpec;
+        match self.device.parse::<DeviceSpec>()? {
+            _ if !self.bf16 => Ok(()),
+            DeviceSpec::Cuda(_) | DeviceSpec::Metal(_) => bail!(
+                "--bf16 runs on the CPU (AMX-BF16 or AVX512-BF16); on {} training runs in f32 \
+                 for now",
+                self.device
+            ),
+            DeviceSpec::Auto | DeviceSpec::Cpu => {
+                finetune_kernels::ops::bf16_kernel().map_err(|e| anyhow::anyhow!("--bf16: {e}"))?;
+                Ok(())
+            }
+        }
+    }
+}
+
 impl RunSettings {
     /// The settings a training run recorded in `dir` (its output folder or one of its
     /// checkpoints: [`RUN_CONFIG`]); `None` when `dir` holds no record.
@@ -465,6 +510,7 @@ impl RunSettings {
                 .validate()?;
         }
         self.job.device.parse::<finetune_core::DeviceSpec>()?;
+        self.job.check_bf16()?;
         if task == Task::ImageClassification && self.train.class_weights.is_some() {
             bail!("--class-weights applies to text and token classification");
         }

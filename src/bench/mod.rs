@@ -18,6 +18,7 @@ pub use spec::{Input, Mode, ModelConfig, OptimizerKind, TrainBenchSpec};
 pub use workload::Side;
 
 use finetune_core::{Error, Result};
+use finetune_kernels::ops::MatmulPrecision;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -49,6 +50,13 @@ pub struct TrainBenchReport {
     pub phases_s: [f64; 3],
     /// The same for the baseline, when it ran.
     pub baseline_phases_s: Option<[f64; 3]>,
+    /// Whether the measured side's matrix products ran in bf16 (`--bf16`).
+    pub bf16: bool,
+    /// With `--bf16`: median seconds per step of the same step with f32 products, alternated
+    /// with the bf16 steps on the same model.
+    pub f32_median_s: Option<f64>,
+    /// With `--bf16`: the bf16 kernel (`amx`, `avx512-bf16`).
+    pub bf16_kernel: Option<String>,
     /// Analytic GFLOP of one step.
     #[serde(skip)]
     pub gflop_per_step: f64,
@@ -77,6 +85,23 @@ pub fn run_train_bench(
     baseline: bool,
 ) -> Result<TrainBenchReport> {
     spec.validate()?;
+    if !spec.bf16 {
+        return measure(spec, side, baseline);
+    }
+    set_precision(MatmulPrecision::Bf16)?;
+    let report = measure(spec, side, baseline);
+    set_precision(MatmulPrecision::F32)?;
+    report
+}
+
+/// [`finetune_kernels::ops::set_matmul_precision`], its refusal as this crate's error.
+fn set_precision(p: MatmulPrecision) -> Result<()> {
+    finetune_kernels::ops::set_matmul_precision(p)
+        .map_err(|e| Error::config(format!("bench train --bf16: {e}")))
+}
+
+/// [`run_train_bench`] at the precision already set.
+fn measure(spec: &TrainBenchSpec, side: Side, baseline: bool) -> Result<TrainBenchReport> {
     let mut ours = workload::build(spec, side)?;
     let mut base = if baseline {
         Some(workload::build(spec, Side::Baseline)?)
@@ -89,12 +114,18 @@ pub fn run_train_bench(
             checked(b.as_mut())?;
         }
     }
-    let (mut t_ours, mut t_base) = (Vec::new(), Vec::new());
+    let (mut t_ours, mut t_base, mut t_f32) = (Vec::new(), Vec::new(), Vec::new());
     let (mut p_ours, mut p_base) = (Vec::new(), Vec::new());
     for _ in 0..spec.steps {
         let (s, p) = timed(ours.as_mut())?;
         t_ours.push(s);
         p_ours.push(p);
+        if spec.bf16 {
+            set_precision(MatmulPrecision::F32)?;
+            let f32_step = timed(ours.as_mut());
+            set_precision(MatmulPrecision::Bf16)?;
+            t_f32.push(f32_step?.0);
+        }
         if let Some(b) = base.as_mut() {
             let (s, p) = timed(b.as_mut())?;
             t_base.push(s);
@@ -128,6 +159,13 @@ pub fn run_train_bench(
         load_avg: load_avg(),
         phases_s: phase_medians(&p_ours),
         baseline_phases_s: base.is_some().then(|| phase_medians(&p_base)),
+        bf16: spec.bf16,
+        f32_median_s: spec.bf16.then(|| median(&t_f32)),
+        bf16_kernel: spec
+            .bf16
+            .then(|| finetune_kernels::ops::bf16_kernel().ok())
+            .flatten()
+            .map(|k| k.name().to_string()),
         gflop_per_step: gflop,
         step_s: t_ours,
         baseline_step_s: t_base,

@@ -184,6 +184,9 @@ pub struct TrainBenchSpec {
     pub lora_r: usize,
     /// The adapted layers in [`Mode::Lora`] (`None`: the family's defaults).
     pub lora_target: Option<Vec<String>>,
+    /// Run the measured side's matrix products in bf16 and time the same step in f32 beside it
+    /// (alternated, same model).
+    pub bf16: bool,
 }
 
 impl TrainBenchSpec {

@@ -45,6 +45,10 @@ pub struct GemmArgs {
     /// Timed repetitions (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Time the fused linear layer's product in f32 and in bf16 (f32 accumulation) instead,
+    /// alternated (CPUs with AMX-BF16 or AVX512-BF16).
+    #[arg(long)]
+    pub bf16: bool,
 }
 
 #[derive(clap::Args)]
@@ -85,6 +89,10 @@ pub struct TrainArgs {
     /// Also time the step built from candle's stock ops and optimizer, interleaved.
     #[arg(long)]
     pub baseline: bool,
+    /// Run the matrix products in bf16 (f32 accumulation) and time the same step with f32
+    /// products beside it, alternated (CPUs with AMX-BF16 or AVX512-BF16).
+    #[arg(long)]
+    pub bf16: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -137,11 +145,29 @@ pub fn run(command: BenchCommand) -> Result<()> {
             Ok(())
         }
         BenchCommand::Train(args) => train(args),
+        BenchCommand::Gemm(a) if a.bf16 => {
+            let (f32_s, bf16_s) =
+                candle_finetune::bench::gemm::linear_f32_bf16(a.m, a.n, a.k, a.runs)?;
+            let gf = |s: f64| 2.0 * (a.m * a.n * a.k) as f64 / s / 1e9;
+            println!(
+                "fused linear {}x{} by ({}x{})^T: f32 {f32_s:.4} s ({:.1} GFLOP/s), bf16 \
+                 {bf16_s:.4} s ({:.1} GFLOP/s, {} kernel): bf16 {:.2}x faster ({} threads, load {})",
+                a.m,
+                a.k,
+                a.n,
+                a.k,
+                gf(f32_s),
+                gf(bf16_s),
+                finetune_kernels::ops::bf16_kernel()?.name(),
+                f32_s / bf16_s,
+                candle_core::utils::get_num_threads(),
+                load_text(),
+            );
+            Ok(())
+        }
         BenchCommand::Gemm(a) => {
             let (gflops, s) = candle_finetune::bench::gemm::matmul_gflops(a.m, a.n, a.k, a.runs)?;
-            let load = candle_finetune::bench::load_avg()
-                .map(|l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]))
-                .unwrap_or_else(|| "n/a".into());
+            let load = load_text();
             println!(
                 "f32 matmul {}x{} by {}x{}: {:.4} s, {gflops:.1} GFLOP/s ({} threads, load {load})",
                 a.m,
@@ -154,6 +180,13 @@ pub fn run(command: BenchCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The load averages as `1m 5m 15m`, or `n/a`.
+fn load_text() -> String {
+    candle_finetune::bench::load_avg()
+        .map(|l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]))
+        .unwrap_or_else(|| "n/a".into())
 }
 
 fn train_spec(a: &TrainArgs) -> Result<TrainBenchSpec> {
@@ -183,6 +216,7 @@ fn train_spec(a: &TrainArgs) -> Result<TrainBenchSpec> {
         tiny: a.tiny,
         lora_r: a.lora_r,
         lora_target: a.lora_target.clone(),
+        bf16: a.bf16,
     };
     spec.validate()?;
     Ok(spec)
@@ -235,6 +269,9 @@ fn child_peak(a: &TrainArgs, side: &str) -> Result<Option<f64>> {
     if a.tiny {
         cmd.arg("--tiny");
     }
+    if a.bf16 {
+        cmd.arg("--bf16");
+    }
     let out = cmd.output().context("running the peak-memory child")?;
     if !out.status.success() {
         anyhow::bail!(
@@ -256,12 +293,16 @@ fn print_train(spec: &TrainBenchSpec, r: &TrainBenchReport) {
         .map(|l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]))
         .unwrap_or_else(|| "n/a".into());
     println!(
-        "{} {shape} {} {}: median of {} steps after {} warm-up, f32 CPU, {} rayon threads, load {load}",
+        "{} {shape} {} {}: median of {} steps after {} warm-up, {} CPU, {} rayon threads, load {load}",
         r.config,
         r.mode,
         spec.optimizer.name(),
         spec.steps,
         spec.warmup,
+        match &r.bf16_kernel {
+            Some(k) => format!("bf16 products ({k})"),
+            None => "f32".into(),
+        },
         rayon_threads()
     );
     println!(
@@ -291,6 +332,17 @@ fn print_train(spec: &TrainBenchSpec, r: &TrainBenchReport) {
             mib(r.baseline_peak_rss_mb)
         );
         println!("\nspeed-up {:.2}x", b / r.median_s);
+    }
+    if let Some(f) = r.f32_median_s {
+        println!(
+            "{:<14} {:>11.3} {:>10.1} {:>9.1}\n\nbf16 products {:.2}x faster than f32 (same \
+             model, steps alternated)",
+            "f32 products",
+            f,
+            spec.batch as f64 / f,
+            r.gflop_per_step / f,
+            f / r.median_s
+        );
     }
     let phases = |p: [f64; 3]| {
         format!(

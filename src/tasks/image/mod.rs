@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Result<RunReport> {
     let skipped = SkipLog::new();
     let splits = Splits::read(s, source, &skipped)?;
-    let device = finetune_core::select_device(&s.job.device)?;
+    let device = s.job.open_device()?;
     splits.labels.announce();
     let names = splits.labels.map.names().to_vec();
     let problem = splits.problem;

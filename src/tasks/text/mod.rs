@@ -30,7 +30,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
     splits.require_labels(s, problem)?;
     let (spec, new_head) = targets::resolve(s, problem, &splits.train, source)?;
     let data = splits.encode(&spec)?;
-    let device = finetune_core::select_device(&s.job.device)?;
+    let device = s.job.open_device()?;
     let opts = TextModelOptions {
         labels: Some(spec.names()),
         new_head,

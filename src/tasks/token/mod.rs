@@ -46,7 +46,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
         splits.eval.as_ref().map(encode).transpose()?,
         splits.test.as_ref().map(encode).transpose()?,
     );
-    let device = finetune_core::select_device(&s.job.device)?;
+    let device = s.job.open_device()?;
     let opts = TextModelOptions {
         labels: Some(labels.names().to_vec()),
         new_head: resolved.new_head,

@@ -96,6 +96,34 @@ pub(crate) unsafe fn gemm<T: 'static + Copy + super::kernel::Real>(
         }
         _ => Parallelism::None,
     };
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && super::gemm_bf16::active() {
+        // SAFETY: T is f32 (checked above), so the views are f32 views; bf16 products are
+        // only switched on where the CPU runs them.
+        return super::gemm_bf16::gemm(
+            m,
+            n,
+            k,
+            MatMut {
+                ptr: dst.ptr as *mut f32,
+                rs: dst.rs,
+                cs: dst.cs,
+            },
+            accumulate,
+            Mat {
+                ptr: lhs.ptr as *const f32,
+                rs: lhs.rs,
+                cs: lhs.cs,
+            },
+            Mat {
+                ptr: rhs.ptr as *const f32,
+                rs: rhs.rs,
+                cs: rhs.cs,
+            },
+            *(&scale as *const T as *const f32),
+            threads,
+        );
+    }
     #[cfg(all(feature = "avx512", target_arch = "x86_64"))]
     if let (true, Some(kernel)) = (
         std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>(),

@@ -22,6 +22,7 @@ pub mod dropout;
 mod fast_math;
 pub mod gelu;
 mod gemm;
+pub mod gemm_bf16;
 mod kernel;
 pub mod layer_norm;
 pub mod linear;
@@ -38,6 +39,9 @@ pub use batch_norm::{batch_norm_train, batch_norm_train_composed, BatchNormOutpu
 pub use conv2d::{conv2d, conv2d_candle};
 pub use dropout::{dropout, dropout_composed};
 pub use gelu::{gelu, gelu_composed, gelu_new, gelu_new_composed};
+pub use gemm_bf16::{
+    bf16_kernel, matmul_precision, set_matmul_precision, Bf16Kernel, MatmulPrecision,
+};
 pub use layer_norm::{layer_norm, layer_norm_composed};
 pub use linear::{linear, linear_composed};
 pub use loss::{
