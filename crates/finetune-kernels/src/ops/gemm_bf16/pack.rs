@@ -185,22 +185,25 @@ pub unsafe fn pack_rhs(k: usize, n: usize, rhs: Mat<f32>, out: &mut [u16], paral
                         // Rows are contiguous: interleave each pair of rows.
                         for pair in 0..len.div_ceil(2) {
                             let q = b * 32 + 2 * pair;
-                            let mut lo = [0f32; 16];
-                            let mut hi = [0f32; 16];
-                            // SAFETY: the runs lie inside the caller's [k, n] view.
-                            lo[..cols].copy_from_slice(unsafe {
-                                std::slice::from_raw_parts(at(q, p * 16), cols)
+                            // SAFETY: the runs lie inside the caller's [k, n] view (a
+                            // missing second row of an odd k reads as zeros).
+                            let lo = unsafe { std::slice::from_raw_parts(at(q, p * 16), cols) };
+                            let hi = (q + 1 < k).then(|| unsafe {
+                                std::slice::from_raw_parts(at(q + 1, p * 16), cols)
                             });
-                            if q + 1 < k {
-                                // SAFETY: as above.
-                                hi[..cols].copy_from_slice(unsafe {
-                                    std::slice::from_raw_parts(at(q + 1, p * 16), cols)
-                                });
-                            }
-                            let dst = &mut tile[pair * 32..][..32];
-                            for c in 0..16 {
-                                dst[2 * c] = to_bf16(lo[c]);
-                                dst[2 * c + 1] = to_bf16(hi[c]);
+                            let dst = &mut tile[pair * 32..][..2 * cols];
+                            match hi {
+                                Some(hi) => {
+                                    for ((d, &l), &h) in dst.chunks_exact_mut(2).zip(lo).zip(hi) {
+                                        d[0] = to_bf16(l);
+                                        d[1] = to_bf16(h);
+                                    }
+                                }
+                                None => {
+                                    for (d, &l) in dst.chunks_exact_mut(2).zip(lo) {
+                                        d[0] = to_bf16(l);
+                                    }
+                                }
                             }
                         }
                     } else {
