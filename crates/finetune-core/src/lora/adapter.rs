@@ -43,6 +43,37 @@ impl Adapter {
         }
     }
 
+    /// The adapted linear layer `x Wᵀ + b + s · B(A(dropout(x)))` (`x` `[.., in]`, `w`
+    /// `[out, in]`): with the fused ops one op ([`ops::lora_linear`], which keeps no
+    /// intermediate activation for the backward), else the layer through `ops` and
+    /// [`Self::add_linear`]. `rng` (training) drives the adapter's dropout, one draw when it
+    /// has some, either way.
+    pub fn linear(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        ops: OpSet,
+        rng: Option<&mut Rng>,
+    ) -> Result<Tensor> {
+        if ops != OpSet::Fused {
+            let y = ops.linear(x, w, bias)?;
+            return self.add_linear(&y, x, ops, rng);
+        }
+        let (a, b) = (self.a.tensor(), self.b.tensor());
+        let lora = ops::LoraArgs {
+            a: &a,
+            b: &b,
+            scale: self.scale,
+            p: self.dropout,
+        };
+        let train = rng.is_some();
+        // Outside training the op draws nothing: any stream will do.
+        let mut unused = Rng::seed_from_u64(0);
+        let rng = rng.unwrap_or(&mut unused);
+        Ok(ops::lora_linear(x, w, bias, lora, train, rng)?)
+    }
+
     /// A linear layer's output `y` (for input `x`, `[.., in]`) plus `s · B(A(dropout(x)))`,
     /// every op through `ops` (so a recorded backward covers the adapter too).
     pub fn add_linear(

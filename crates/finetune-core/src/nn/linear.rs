@@ -72,10 +72,10 @@ impl Linear {
     /// adapter's input dropout.
     pub fn forward_t(&self, x: &Tensor, ops: OpSet, rng: Option<&mut Rng>) -> Result<Tensor> {
         let b = self.bias.as_ref().map(Param::tensor);
-        let y = ops.linear(x, &self.weight.tensor(), b.as_ref())?;
+        let w = self.weight.tensor();
         match self.weight.store().adapter(&self.name) {
-            Some(adapter) => adapter.add_linear(&y, x, ops, rng),
-            None => Ok(y),
+            Some(adapter) => adapter.linear(x, &w, b.as_ref(), ops, rng),
+            None => Ok(ops.linear(x, &w, b.as_ref())?),
         }
     }
 

@@ -90,6 +90,11 @@ struct Mask {
     seed: u64,
 }
 
+/// `x` times the mask of `(p, seed)` (what [`dropout`] computes in training), as a new buffer.
+pub(crate) fn masked<T: Real>(x: &[T], p: f64, seed: u64) -> Vec<T> {
+    Mask { p, seed }.apply(x)
+}
+
 impl Mask {
     fn apply<T: Real>(&self, x: &[T]) -> Vec<T> {
         let threshold = threshold(self.p);

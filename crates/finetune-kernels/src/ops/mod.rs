@@ -26,6 +26,7 @@ pub mod gemm_bf16;
 mod kernel;
 pub mod layer_norm;
 pub mod linear;
+pub mod lora_linear;
 pub mod loss;
 pub mod max_pool;
 pub mod op_set;
@@ -44,6 +45,7 @@ pub use gemm_bf16::{
 };
 pub use layer_norm::{layer_norm, layer_norm_composed};
 pub use linear::{linear, linear_composed};
+pub use lora_linear::{lora_linear, lora_linear_composed, LoraArgs};
 pub use loss::{
     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_weighted, cross_entropy,
     mse, soft_target_cross_entropy, weighted_cross_entropy,
