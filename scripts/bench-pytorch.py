@@ -10,10 +10,14 @@ Optional and outside the project's build and tests; run it in a throw-away venv:
 Arguments: CONFIG (minilm, bert-base, distilbert, roberta-base, resnet18, resnet50, vit-b16)
 BATCH SIZE (seq or image side) MODE (full, last2, frozen; the transformers also lora and
 lora-all, which need `pip install peft`) [STEPS]. Prints one JSON object with median_s and peak_rss_mb (the process's
-peak).
+peak). BF16=1 runs the forward and loss under `torch.autocast("cpu", dtype=torch.bfloat16)`, as
+transformers' `bf16=True` does on the CPU (the comparison for `finetune bench train --bf16`).
 """
-import sys, time, statistics, json, torch
+import contextlib, os, sys, time, statistics, json, torch
 torch.set_num_threads(2)
+BF16 = os.environ.get("BF16") == "1"
+def autocast():
+    return torch.autocast("cpu", dtype=torch.bfloat16) if BF16 else contextlib.nullcontext()
 torch.manual_seed(0)
 def timeit(step, k):
     step(); step()
@@ -33,7 +37,8 @@ def resnet(name, batch, size, mode, k):
     x = torch.randn(batch, 3, size, size); y = torch.randint(0, 1000, (batch,))
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(m(x), y)
+        with autocast():
+            loss = torch.nn.functional.cross_entropy(m(x), y)
         loss.backward(); opt.step()
     return timeit(step, k)
 def text_model(cfg):
@@ -84,7 +89,8 @@ def bert(cfg, batch, seq, mode, k):
         y = torch.randint(0, 2, (batch,))
     def step():
         opt.zero_grad(set_to_none=True)
-        out = m(**inputs, labels=y)
+        with autocast():
+            out = m(**inputs, labels=y)
         out.loss.backward(); opt.step()
     return timeit(step, k)
 what = sys.argv[1]
@@ -97,4 +103,4 @@ else:
 import resource
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"torch": torch.__version__, "what": what, "batch": b, "size": s, "mode": mode,
-                  "median_s": t, "peak_rss_mb": rss}))
+                  "bf16": BF16, "median_s": t, "peak_rss_mb": rss}))
