@@ -1,8 +1,8 @@
 //! bf16 matrix products (`set_matmul_precision(Bf16)`, what `--bf16` switches on): the fused
 //! linear layer's forward and its input and weight gradients equal the f64 products of the
 //! bf16-rounded operands (rounded by candle's own f32 → bf16 conversion, an independent
-//! reference), attention stays within bf16's precision of its f32 result, and f64 products are
-//! untouched. On a CPU without AMX-BF16 or AVX512-BF16 the switch is refused instead.
+//! reference), attention stays within bf16's precision of its f32 result, and f64 products and
+//! convolutions are untouched. On a CPU without AMX-BF16 or AVX512-BF16 the switch is refused instead.
 //!
 //! One test: the precision is process-wide, so this binary holds nothing else.
 
@@ -11,8 +11,8 @@ mod common;
 use candle_core::{DType, Tensor, Var};
 use common::{assert_close, assert_tensors_close, normal, values};
 use finetune_kernels::ops::{
-    attention, bf16_kernel, linear, linear_composed, matmul_precision, set_matmul_precision,
-    MatmulPrecision,
+    attention, bf16_kernel, conv2d, linear, linear_composed, matmul_precision,
+    set_matmul_precision, MatmulPrecision,
 };
 use finetune_kernels::{Result, Rng};
 
@@ -42,12 +42,18 @@ fn bf16_products_are_the_products_of_rounded_operands() -> Result<()> {
         f32(normal(&[2, 33, 64], 6))?,
         f32(normal(&[2, 33, 64], 7))?,
     );
+    let (img, kernel) = (
+        f32(normal(&[2, 8, 9, 9], 8))?,
+        f32(normal(&[16, 8, 3, 3], 9))?,
+    );
+    let conv_f32 = conv2d(&img, &kernel, 1, 1, 1)?;
     let att_f32 = attention(&q, &k, &v, 4, None, 0.0, false, &mut Rng::seed_from_u64(0))?;
 
     set_matmul_precision(MatmulPrecision::Bf16)?;
     let y = linear(&x, &w, Some(&b))?;
     let grads = (&y * &g)?.sum_all()?.backward()?;
     let att_bf16 = attention(&q, &k, &v, 4, None, 0.0, false, &mut Rng::seed_from_u64(0))?;
+    let conv_bf16 = conv2d(&img, &kernel, 1, 1, 1)?;
     let f64_y = linear(
         &x.to_dtype(DType::F64)?,
         &w.to_dtype(DType::F64)?,
@@ -106,5 +112,11 @@ fn bf16_products_are_the_products_of_rounded_operands() -> Result<()> {
         "attention",
     );
     assert_eq!(att_bf16.dims(), att_f32.dims());
+    // Convolutions stay f32: the very same bits.
+    assert_eq!(
+        values(&conv_bf16),
+        values(&conv_f32),
+        "a convolution under bf16"
+    );
     Ok(())
 }

@@ -69,12 +69,11 @@ pub(crate) enum Threads {
 }
 
 /// `dst ← scale · lhs · rhs` (or `dst + scale · lhs · rhs` when `accumulate`), with `lhs`
-/// `[m, k]`, `rhs` `[k, n]`, `dst` `[m, n]`.
+/// `[m, k]`, `rhs` `[k, n]`, `dst` `[m, n]`; f32 products in bf16 with f32 sums while
+/// [`super::gemm_bf16`]'s precision says so (`--bf16`), else [`gemm_full_precision`].
 ///
 /// # Safety
-/// Every view must address valid, initialised elements of `T` over its full extent
-/// (`dst` writable and not overlapping `lhs`/`rhs`), and no other thread may touch `dst`'s
-/// elements during the call.
+/// As [`gemm_full_precision`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm<T: 'static + Copy + super::kernel::Real>(
     m: usize,
@@ -87,15 +86,6 @@ pub(crate) unsafe fn gemm<T: 'static + Copy + super::kernel::Real>(
     scale: T,
     threads: Threads,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let parallelism = match threads {
-        Threads::Pool if rayon::current_num_threads() > 1 => {
-            Parallelism::Rayon(rayon::current_num_threads())
-        }
-        _ => Parallelism::None,
-    };
     #[cfg(target_arch = "x86_64")]
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && super::gemm_bf16::active() {
         // SAFETY: T is f32 (checked above), so the views are f32 views; bf16 products are
@@ -124,6 +114,37 @@ pub(crate) unsafe fn gemm<T: 'static + Copy + super::kernel::Real>(
             threads,
         );
     }
+    gemm_full_precision(m, n, k, dst, accumulate, lhs, rhs, scale, threads)
+}
+
+/// `dst ← scale · lhs · rhs` (or `dst + scale · lhs · rhs` when `accumulate`), with `lhs`
+/// `[m, k]`, `rhs` `[k, n]`, `dst` `[m, n]`.
+///
+/// # Safety
+/// Every view must address valid, initialised elements of `T` over its full extent
+/// (`dst` writable and not overlapping `lhs`/`rhs`), and no other thread may touch `dst`'s
+/// elements during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_full_precision<T: 'static + Copy + super::kernel::Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: MatMut<T>,
+    accumulate: bool,
+    lhs: Mat<T>,
+    rhs: Mat<T>,
+    scale: T,
+    threads: Threads,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let parallelism = match threads {
+        Threads::Pool if rayon::current_num_threads() > 1 => {
+            Parallelism::Rayon(rayon::current_num_threads())
+        }
+        _ => Parallelism::None,
+    };
     #[cfg(all(feature = "avx512", target_arch = "x86_64"))]
     if let (true, Some(kernel)) = (
         std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>(),

@@ -2,8 +2,9 @@
 //! AVX512-BF16): what `--bf16` means on the CPU, as PyTorch's CPU autocast does for linear
 //! layers and matrix products.
 //!
-//! [`set_matmul_precision`] switches every f32 product of the fused kernels (linear layers,
-//! attention, convolutions) for the whole process; everything else — weights, activations,
+//! [`set_matmul_precision`] switches the f32 products of the fused linear layers (LoRA
+//! adapters included) and attention for the whole process — convolutions stay f32 (their
+//! many small per-tap products made bf16 slower than f32 on ResNet-50); everything else — weights, activations,
 //! gradients, the optimizer — stays f32. A product rounds both operands to bf16 (nearest,
 //! ties to even) while packing them (`pack.rs`), multiplies exactly (a bf16 product is exact
 //! in f32) and accumulates in f32, then applies the caller's scale and accumulation as the
@@ -163,8 +164,10 @@ unsafe fn gemm_with(
     let parallel = threads == Threads::Pool && rayon::current_num_threads() > 1;
     let kb = k_blocks(k);
     PACKS.with_borrow_mut(|(pa, pb)| {
-        resize(pa, panels(m) * kb * TILE);
-        resize(pb, panels(n) * kb * TILE);
+        let (la, lb) = (panels(m) * kb * TILE, panels(n) * kb * TILE);
+        resize(pa, la);
+        resize(pb, lb);
+        let (pa, pb) = (&mut pa[..la], &mut pb[..lb]);
         pack_lhs(m, k, lhs, pa, parallel && m >= 64);
         pack_rhs(k, n, rhs, pb, parallel && n >= 64);
         let out = Output {
@@ -192,9 +195,12 @@ unsafe fn gemm_with(
     });
 }
 
-/// `v` at `len` elements (the packing writes every one of them).
+/// `v` grown to at least `len` elements (the packing writes every one of the first `len`, so
+/// a buffer is zeroed only when it grows).
 fn resize(v: &mut Vec<u16>, len: usize) {
-    v.resize(len, 0);
+    if v.len() < len {
+        v.resize(len, 0);
+    }
 }
 
 /// Where and how a product's blocks are written.
