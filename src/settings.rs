@@ -465,6 +465,9 @@ impl RunSettings {
                 .validate()?;
         }
         self.job.device.parse::<finetune_core::DeviceSpec>()?;
+        if task == Task::TokenClassification && self.train.teacher.is_some() {
+            bail!("--teacher applies to text and image classification");
+        }
         if task == Task::ImageClassification && self.train.class_weights.is_some() {
             bail!("--class-weights applies to text and token classification");
         }
