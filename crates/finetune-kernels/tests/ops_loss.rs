@@ -596,7 +596,6 @@ fn distillation_kl_matches_the_formula_and_pytorchs_kl_div() -> Result<()> {
 
 #[test]
 fn distillation_kl_gradient_matches_finite_differences_and_skips_the_teacher() -> Result<()> {
-    let dev = Device::Cpu;
     for (n, c, seed, temp) in [(6, 5, 81, 2.0), (4, 3, 82, 0.7), (2, 7, 83, 4.0)] {
         let x = (normal(&[n, c], seed) * 2.0)?;
         let y = (normal(&[n, c], seed + 100) * 2.0)?;

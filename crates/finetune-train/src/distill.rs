@@ -89,11 +89,12 @@ pub fn check_student<M: TrainModel + ?Sized>(model: &M) -> Result<()> {
     if single && model.output() == Output::PerSample {
         return Ok(());
     }
-    Err(Error::config(
-        "distillation (--teacher) applies to single-label classification of whole samples \
-         (one label per text or image)",
-    ))
+    Err(Error::config(SINGLE_LABEL_ONLY))
 }
+
+/// Why a run that is not single-label classification of whole samples cannot distil.
+pub const SINGLE_LABEL_ONLY: &str = "distillation (--teacher) applies to single-label \
+     classification of whole samples (one label per text or image)";
 
 /// `(1 − α)·hard + α·T²·KL(teacher ‖ student)`, the KL term from the student's `logits` and
 /// the `teacher`'s; `hard` is the run's own loss of the labels.
