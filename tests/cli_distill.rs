@@ -143,6 +143,12 @@ fn text_distillation_records_itself_changes_the_run_and_resumes_exactly() {
     assert_eq!(d["cached"], serde_json::json!(true));
     assert_eq!(d["cached_samples"], serde_json::json!(48));
     assert_eq!(checkpoint_steps(&full), [2, 4, 6]);
+    let card = std::fs::read_to_string(full.join("README.md")).unwrap();
+    let line = format!(
+        "- distilled from `{}`: alpha 0.7, temperature 3",
+        s(&st.teacher)
+    );
+    assert!(card.contains(&line), "{card}");
 
     // Without the teacher the losses and the weights differ.
     let plain = st.dir.join("plain");
