@@ -262,7 +262,7 @@ fn bad_teachers_and_values_are_one_clear_error_each() {
             "--distill-alpha must be in [0, 1], got 1.5",
         ),
         (
-            vec!["--teacher", &teacher, "--distill-alpha=-0.1"],
+            vec!["--teacher", &teacher, "--distill-alpha", "-0.1"],
             "--distill-alpha must be in [0, 1]",
         ),
         (
@@ -270,7 +270,7 @@ fn bad_teachers_and_values_are_one_clear_error_each() {
             "--distill-temperature must be > 0, got 0",
         ),
         (
-            vec!["--teacher", &teacher, "--distill-temperature=-1"],
+            vec!["--teacher", &teacher, "--distill-temperature", "-1"],
             "--distill-temperature must be > 0",
         ),
         (

@@ -186,10 +186,20 @@ pub struct TrainConfig {
     #[arg(long, help_heading = "Distillation")]
     pub teacher: Option<String>,
     /// The weight α of the distillation term, in [0, 1] (1: the teacher's soft labels alone).
-    #[arg(long, default_value_t = 0.5, help_heading = "Distillation")]
+    #[arg(
+        long,
+        default_value_t = 0.5,
+        allow_hyphen_values = true,
+        help_heading = "Distillation"
+    )]
     pub distill_alpha: f64,
     /// The distillation temperature T > 0 that softens both models' probabilities.
-    #[arg(long, default_value_t = 2.0, help_heading = "Distillation")]
+    #[arg(
+        long,
+        default_value_t = 2.0,
+        allow_hyphen_values = true,
+        help_heading = "Distillation"
+    )]
     pub distill_temperature: f64,
 
     /// When to evaluate during training: `no`, `steps` (every --eval-steps global steps) or
