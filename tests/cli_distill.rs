@@ -250,12 +250,12 @@ fn one_error_line(args: &[String], out: &Path, code: i32, needles: &[&str]) {
 }
 
 #[test]
-fn bad_teachers_and_values_are_one_clear_error_each() {
-    let st = setup("distill-bad");
-    let out = st.dir.join("out");
-    let teacher = s(&st.teacher);
-    let with = |extra: &[&str]| quick_args(&st.student, &st.train, &out, extra);
-    // Values: usage errors (exit 2).
+fn bad_values_are_one_usage_error_line_each() {
+    // Refused before anything is read: the model, data and teacher need not exist.
+    let dir = tmpdir("distill-values");
+    let out = dir.join("out");
+    let teacher = s(&dir.join("teacher"));
+    let with = |extra: &[&str]| quick_args(&dir.join("m"), &dir.join("t.csv"), &out, extra);
     for (extra, needle) in [
         (
             vec!["--teacher", &teacher, "--distill-alpha", "1.5"],
@@ -263,7 +263,7 @@ fn bad_teachers_and_values_are_one_clear_error_each() {
         ),
         (
             vec!["--teacher", &teacher, "--distill-alpha", "-0.1"],
-            "--distill-alpha must be in [0, 1]",
+            "--distill-alpha must be in [0, 1], got -0.1",
         ),
         (
             vec!["--teacher", &teacher, "--distill-temperature", "0"],
@@ -271,7 +271,7 @@ fn bad_teachers_and_values_are_one_clear_error_each() {
         ),
         (
             vec!["--teacher", &teacher, "--distill-temperature", "-1"],
-            "--distill-temperature must be > 0",
+            "--distill-temperature must be > 0, got -1",
         ),
         (
             vec!["--distill-alpha", "0.9"],
@@ -294,6 +294,15 @@ fn bad_teachers_and_values_are_one_clear_error_each() {
         2,
         &["--teacher applies to text and image classification"],
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_teachers_are_one_clear_error_line_each() {
+    let st = setup("distill-bad");
+    let out = st.dir.join("out");
+    let teacher = s(&st.teacher);
+    let with = |extra: &[&str]| quick_args(&st.student, &st.train, &out, extra);
     // A teacher for the same labels in another order, and a headless base model.
     one_error_line(
         &with(&["--teacher", &teacher, "--labels", "pos,neg"]),
