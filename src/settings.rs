@@ -511,6 +511,9 @@ impl RunSettings {
         }
         self.job.device.parse::<finetune_core::DeviceSpec>()?;
         self.job.check_bf16()?;
+        if task == Task::TokenClassification && self.train.teacher.is_some() {
+            bail!("--teacher applies to text and image classification");
+        }
         if task == Task::ImageClassification && self.train.class_weights.is_some() {
             bail!("--class-weights applies to text and token classification");
         }

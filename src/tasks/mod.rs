@@ -8,6 +8,7 @@
 //! - [`output`]: the output folder (locked; refusing to mix runs, `--overwrite`) and atomic
 //!   exports;
 //! - [`class_weights`]: `--class-weights` resolved from the training labels;
+//! - [`distill`]: the `--teacher` a run distils from, resolved and checked;
 //! - [`labels`]: the run's classes and whether the checkpoint's head stays (both tasks);
 //! - [`lora`]: the run's LoRA adapters (new, or carried on from `--adapter`);
 //! - [`model_card`]: the `README.md` every export gets;
@@ -18,6 +19,7 @@
 
 pub mod augment;
 pub mod class_weights;
+pub mod distill;
 pub mod image;
 pub mod labels;
 pub mod lora;

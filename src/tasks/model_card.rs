@@ -191,6 +191,12 @@ fn body(name: &str, f: &CardFacts<'_>) -> String {
     if !t.freeze.is_empty() {
         out += &format!("- frozen: `{}`\n", t.freeze.join("`, `"));
     }
+    if let Some(teacher) = &t.teacher {
+        out += &format!(
+            "- distilled from `{teacher}`: alpha {}, temperature {}\n",
+            t.distill_alpha, t.distill_temperature
+        );
+    }
     if f.settings.lora.lora {
         let l = &f.settings.lora;
         let targets = l

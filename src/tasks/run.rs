@@ -7,7 +7,7 @@ use crate::tasks::model_card::{self, CardFacts};
 use anyhow::Result;
 use finetune_train::learner::describe;
 use finetune_train::{
-    BatchSource, EvalMetrics, Learner, Outcome, OutputDir, TrainModel, TrainSummary,
+    BatchSource, EvalMetrics, Learner, Outcome, OutputDir, Teacher, TrainModel, TrainSummary,
 };
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,8 @@ pub struct Prepared<'a, M: TrainModel + ?Sized> {
     pub skipped_samples: usize,
     /// Where the model came from (for the model card).
     pub source: &'a ModelSource,
+    /// The model to distil from (`--teacher`), loaded and checked by the task.
+    pub teacher: Option<&'a dyn Teacher<M::Inputs>>,
 }
 
 /// Trains `run.model` as `settings` (resolved: what the run really used) say, then evaluates
@@ -65,9 +67,12 @@ pub fn fit_and_test<M: TrainModel + ?Sized>(
     let output = out.path().to_path_buf();
     let (_, model, _) = settings.required()?;
     let record = serde_json::to_vec_pretty(&settings.resolved_json(task)?)?;
-    let learner = Learner::with_output(run.model, settings.train.clone(), out)?
+    let mut learner = Learner::with_output(run.model, settings.train.clone(), out)?
         .with_run_file(RUN_CONFIG, record)
         .with_title(format!("{model} ({})", task.describe()));
+    if let Some(teacher) = run.teacher {
+        learner = learner.with_teacher(teacher);
+    }
     learner.stop_on_ctrl_c().ok();
     let resume = match &settings.job.resume {
         Some(w) => Some(finetune_train::checkpoint::resolve(&output, w)?),

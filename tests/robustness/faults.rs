@@ -552,6 +552,7 @@ impl BatchSource<Inputs> for PoisonData {
                 poison,
             },
             targets: Tensor::new(y.as_slice(), &Device::Cpu)?,
+            teacher: None,
         })
     }
 }

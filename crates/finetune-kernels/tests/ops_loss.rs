@@ -1,5 +1,5 @@
 //! `ops::cross_entropy` (label smoothing, ignore_index), `ops::soft_target_cross_entropy`,
-//! `ops::binary_cross_entropy_with_logits`
+//! `ops::binary_cross_entropy_with_logits`, `ops::distillation_kl`
 //! and `ops::mse`: values against PyTorch's formulas written out here, against candle's losses
 //! where they coincide, gradients against finite differences, and bad input.
 
@@ -11,7 +11,7 @@ use common::{
 };
 use finetune_kernels::ops::{
     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_weighted, cross_entropy,
-    mse, soft_target_cross_entropy,
+    distillation_kl, mse, soft_target_cross_entropy,
 };
 use finetune_kernels::Result;
 
@@ -530,4 +530,120 @@ fn weighted_cross_entropy_is_pytorchs_weighted_mean() {
     assert!((plain - even).abs() < 1e-12);
     let e = weighted_cross_entropy(logits.as_tensor(), &targets, 0.0, None, &[1.0; 2]);
     assert!(e.is_err());
+}
+
+/// Knowledge distillation's soft term written out from its definition (Hinton et al.; PyTorch's
+/// `F.kl_div(log_softmax(s/T), softmax(t/T), reduction='batchmean') * T**2`): per row
+/// `p = softmax(t/T)`, `q = softmax(s/T)`, `Σ_c p_c·(ln p_c − ln q_c)`, summed over the rows,
+/// divided by N and multiplied by T².
+fn kd_formula(s: &[f64], t: &[f64], c: usize, temp: f64) -> f64 {
+    let softmax = |row: &[f64]| -> Vec<f64> {
+        let e: Vec<f64> = row.iter().map(|v| (v / temp).exp()).collect();
+        let z: f64 = e.iter().sum();
+        e.iter().map(|v| v / z).collect()
+    };
+    let n = s.len() / c;
+    let mut total = 0.0;
+    for (sr, tr) in s.chunks(c).zip(t.chunks(c)) {
+        let (q, p) = (softmax(sr), softmax(tr));
+        total += p
+            .iter()
+            .zip(&q)
+            .map(|(pc, qc)| pc * (pc.ln() - qc.ln()))
+            .sum::<f64>();
+    }
+    total / n as f64 * temp * temp
+}
+
+#[test]
+fn distillation_kl_matches_the_formula_and_pytorchs_kl_div() -> Result<()> {
+    let dev = Device::Cpu;
+    // The values torch 2.x printed for
+    // `F.kl_div(F.log_softmax(s/T, -1), F.softmax(t/T, -1), reduction='batchmean') * T*T`
+    // with these float64 logits.
+    let s = Tensor::new(&[[1.0f64, -0.5, 2.0], [0.3, 0.1, -1.2]], &dev)?;
+    let t = Tensor::new(&[[0.5f64, 0.2, 1.5], [-1.0, 2.0, 0.0]], &dev)?;
+    for (temp, torch) in [
+        (1.0, 0.3028011593626219),
+        (2.0, 0.45223703248945335),
+        (4.0, 0.5150951739311778),
+    ] {
+        let got = scalar(&distillation_kl(&s, &t, temp)?);
+        assert_close(&[got], &[torch], 1e-12, 1e-12, "KD vs torch's kl_div");
+        let want = kd_formula(&values(&s), &values(&t), 3, temp);
+        assert_close(&[got], &[want], 1e-12, 1e-12, "KD vs the formula");
+    }
+    for (n, c, seed, temp) in [(6, 5, 71, 2.0), (3, 10, 72, 0.5), (1, 2, 73, 3.0)] {
+        let x = (normal(&[n, c], seed) * 2.0)?;
+        let y = (normal(&[n, c], seed + 100) * 3.0)?;
+        let got = scalar(&distillation_kl(&x, &y, temp)?);
+        let want = kd_formula(&values(&x), &values(&y), c, temp);
+        assert_close(&[got], &[want], 1e-12, 1e-11, "KD vs the formula");
+        // A student equal to its teacher has nothing to learn; otherwise KL > 0.
+        assert!(scalar(&distillation_kl(&y, &y, temp)?).abs() < 1e-12);
+        assert!(got > 0.0);
+        // f32 agrees with f64.
+        let got32 = distillation_kl(&x.to_dtype(DType::F32)?, &y.to_dtype(DType::F32)?, temp)?;
+        assert_eq!(got32.dtype(), DType::F32);
+        assert_close(&[scalar(&got32)], &[want], 1e-5, 1e-5, "KD in f32");
+    }
+    // A saturated teacher (probabilities that underflow to 0) stays finite.
+    let x = Tensor::new(&[[0.0f32, 1.0, 2.0]], &dev)?;
+    let y = Tensor::new(&[[0.0f32, 500.0, -500.0]], &dev)?;
+    assert!(scalar(&distillation_kl(&x, &y, 1.0)?).is_finite());
+    Ok(())
+}
+
+#[test]
+fn distillation_kl_gradient_matches_finite_differences_and_skips_the_teacher() -> Result<()> {
+    for (n, c, seed, temp) in [(6, 5, 81, 2.0), (4, 3, 82, 0.7), (2, 7, 83, 4.0)] {
+        let x = (normal(&[n, c], seed) * 2.0)?;
+        let y = (normal(&[n, c], seed + 100) * 2.0)?;
+        gradcheck(std::slice::from_ref(&x), |v| {
+            distillation_kl(&v[0], &y, temp)
+        });
+        // Strided student logits.
+        gradcheck(&[x.t()?.contiguous()?], |v| {
+            distillation_kl(&v[0].t()?, &y, temp)
+        });
+        // The gradient wrt the student is T·(softmax(s/T) − softmax(t/T)) / N, written out; the
+        // teacher, even as a variable, receives none.
+        let (xs, ys) = (
+            candle_core::Var::from_tensor(&x)?,
+            candle_core::Var::from_tensor(&y)?,
+        );
+        let grads = distillation_kl(xs.as_tensor(), ys.as_tensor(), temp)?.backward()?;
+        assert!(
+            grads.get(ys.as_tensor()).is_none(),
+            "the teacher got a gradient"
+        );
+        let g = grads
+            .get(xs.as_tensor())
+            .expect("a gradient for the student");
+        let soft = |row: &[f64]| -> Vec<f64> {
+            let z: f64 = row.iter().map(|v| (v / temp).exp()).sum();
+            row.iter().map(|v| (v / temp).exp() / z).collect()
+        };
+        let (xv, yv) = (values(&x), values(&y));
+        let mut want = Vec::new();
+        for (sr, tr) in xv.chunks(c).zip(yv.chunks(c)) {
+            let (q, p) = (soft(sr), soft(tr));
+            want.extend(q.iter().zip(&p).map(|(qc, pc)| temp * (qc - pc) / n as f64));
+        }
+        assert_close(&values(g), &want, 1e-12, 1e-10, "T·(q − p) / N");
+    }
+    Ok(())
+}
+
+#[test]
+fn distillation_kl_bad_input_is_an_error() {
+    let (a, b) = (normal(&[2, 3], 1), normal(&[2, 4], 2));
+    let e = distillation_kl(&a, &b, 2.0).unwrap_err().to_string();
+    assert!(e.contains("shapes differ"), "{e}");
+    for temp in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let e = distillation_kl(&a, &a, temp).unwrap_err().to_string();
+        assert!(e.contains("temperature must be > 0"), "{e}");
+    }
+    let e = distillation_kl(&normal(&[6], 3), &normal(&[6], 3), 1.0).unwrap_err();
+    assert!(e.to_string().contains("[N, C]"), "{e}");
 }

@@ -179,6 +179,29 @@ pub struct TrainConfig {
     #[arg(long, help_heading = "Model EMA")]
     pub export_ema: bool,
 
+    /// Distil from this teacher (knowledge distillation): a classifier fine-tuned for the
+    /// run's labels, given as --model takes it (a Hub id, a local folder, a finetune export).
+    /// It runs in eval mode, without gradients; the loss becomes
+    /// (1 − α)·CE(student, labels) + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T)).
+    #[arg(long, help_heading = "Distillation")]
+    pub teacher: Option<String>,
+    /// The weight α of the distillation term, in [0, 1] (1: the teacher's soft labels alone).
+    #[arg(
+        long,
+        default_value_t = 0.5,
+        allow_hyphen_values = true,
+        help_heading = "Distillation"
+    )]
+    pub distill_alpha: f64,
+    /// The distillation temperature T > 0 that softens both models' probabilities.
+    #[arg(
+        long,
+        default_value_t = 2.0,
+        allow_hyphen_values = true,
+        help_heading = "Distillation"
+    )]
+    pub distill_temperature: f64,
+
     /// When to evaluate during training: `no`, `steps` (every --eval-steps global steps) or
     /// `epoch` (at each epoch's end); either way also at the last step. Default: `steps` when
     /// --eval-steps is given, else `epoch`.
@@ -342,6 +365,7 @@ impl TrainConfig {
             ));
         }
         crate::ema::check_decay(self.model_ema_decay)?;
+        crate::distill::check(self)?;
         if self.export_ema && !self.model_ema {
             return bad("--export-ema needs --model-ema".into());
         }

@@ -129,13 +129,19 @@ impl Cached {
     }
 
     fn rows(&self, indices: &[usize]) -> Result<Batch<Tensor>> {
-        let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
-        let idx = Tensor::new(idx.as_slice(), &Device::Cpu)?.to_device(self.features.device())?;
         Ok(Batch {
-            inputs: self.features.index_select(&idx, 0)?,
-            targets: self.targets.index_select(&idx, 0)?,
+            inputs: select_rows(&self.features, indices)?,
+            targets: select_rows(&self.targets, indices)?,
+            teacher: None,
         })
     }
+}
+
+/// Rows `indices` of `all`, in that order.
+fn select_rows(all: &Tensor, indices: &[usize]) -> Result<Tensor> {
+    let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+    let idx = Tensor::new(idx.as_slice(), &Device::Cpu)?.to_device(all.device())?;
+    Ok(all.index_select(&idx, 0)?)
 }
 
 /// A batch's model input: the raw inputs, or cached features.
@@ -144,10 +150,12 @@ pub(crate) enum Fed<I> {
     Features(Tensor),
 }
 
-/// Where a data set's batches come from: its source, or its cache.
+/// Where a data set's batches come from: its source, or its cache; with every sample's
+/// teacher logits when a run distils from a cached teacher ([`crate::distill`]).
 pub(crate) struct Feed<'a, I> {
     source: &'a dyn BatchSource<I>,
     cache: Option<Cached>,
+    pub(crate) teacher: Option<Tensor>,
 }
 
 impl<'a, I> Feed<'a, I> {
@@ -155,6 +163,7 @@ impl<'a, I> Feed<'a, I> {
         Self {
             source,
             cache: None,
+            teacher: None,
         }
     }
 
@@ -168,12 +177,17 @@ impl<'a, I> Feed<'a, I> {
         epoch: u64,
         train: bool,
     ) -> Result<Batch<Fed<I>>> {
+        let teacher = match &self.teacher {
+            Some(all) if train => Some(select_rows(all, indices)?),
+            _ => None,
+        };
         Ok(match &self.cache {
             Some(c) => {
                 let b = c.rows(indices)?;
                 Batch {
                     inputs: Fed::Features(b.inputs),
                     targets: b.targets,
+                    teacher,
                 }
             }
             None => {
@@ -181,6 +195,7 @@ impl<'a, I> Feed<'a, I> {
                 Batch {
                     inputs: Fed::Inputs(b.inputs),
                     targets: b.targets,
+                    teacher,
                 }
             }
         })
@@ -240,10 +255,12 @@ pub(crate) fn feeds<'a, M: TrainModel + ?Sized>(
         Feed {
             source: train,
             cache: Some(train_cache),
+            teacher: None,
         },
         eval.map(|source| Feed {
             source,
             cache: eval_cache,
+            teacher: None,
         }),
         FeatureCacheReport {
             used: true,

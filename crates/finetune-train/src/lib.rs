@@ -89,6 +89,7 @@
 //!         Ok(Batch {
 //!             inputs: Tensor::from_vec(x, (indices.len(), 1), &Device::Cpu)?,
 //!             targets: Tensor::new(y.as_slice(), &Device::Cpu)?,
+//!             teacher: None,
 //!         })
 //!     }
 //! }
@@ -117,6 +118,7 @@
 pub mod checkpoint;
 pub mod class_weights;
 pub mod config;
+pub mod distill;
 pub mod early_stop;
 pub mod ema;
 pub mod entities;
@@ -141,6 +143,7 @@ pub mod tensorboard;
 pub mod unfreeze;
 
 pub use config::{OnNan, ReportTo, TrainConfig};
+pub use distill::{DistillReport, Teacher, TeacherModel};
 pub use entities::{EntityMetrics, TypeScores};
 pub use eval_strategy::EvalStrategy;
 pub use feature_cache::FeatureCacheReport;

@@ -10,9 +10,21 @@ pub struct Batch<I> {
     pub inputs: I,
     /// Class ids `[N]` (u32), multi-hot `[N, L]` or values `[N, 1]` (f32).
     pub targets: Tensor,
+    /// The teacher's logits `[N, C]` of these samples when a run distils from a cached
+    /// teacher ([`crate::distill`]); the learner sets it, sources leave it `None`.
+    pub teacher: Option<Tensor>,
 }
 
 impl<I> Batch<I> {
+    /// A batch of `inputs` and their `targets`, without teacher logits.
+    pub fn new(inputs: I, targets: Tensor) -> Self {
+        Self {
+            inputs,
+            targets,
+            teacher: None,
+        }
+    }
+
     /// Samples in the batch: the targets' first dimension.
     pub fn len(&self) -> usize {
         self.targets.dims().first().copied().unwrap_or(0)

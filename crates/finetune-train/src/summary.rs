@@ -46,6 +46,9 @@ pub struct TrainSummary {
     /// Whether frozen-feature caching served the run (see [`crate::feature_cache`]).
     #[serde(default)]
     pub feature_cache: Option<crate::FeatureCacheReport>,
+    /// The run's distillation (`--teacher`), when it distilled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distillation: Option<crate::DistillReport>,
 }
 
 /// The process's peak resident set size, from `/proc/self/status`.

@@ -269,6 +269,7 @@ impl finetune_train::BatchSource<candle_core::Tensor> for Rows {
         Ok(finetune_train::Batch {
             inputs: pick(&self.logits)?,
             targets: pick(&self.truth)?,
+            teacher: None,
         })
     }
 }
@@ -380,6 +381,7 @@ impl finetune_train::BatchSource<candle_core::Tensor> for Tokens {
         Ok(finetune_train::Batch {
             inputs: candle_core::Tensor::from_vec(logits, (idx.len(), 3, 3), dev)?,
             targets: candle_core::Tensor::from_vec(targets, (idx.len(), 3), dev)?,
+            teacher: None,
         })
     }
 }

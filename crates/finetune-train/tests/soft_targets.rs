@@ -30,6 +30,7 @@ impl BatchSource<Tensor> for SoftBlobs {
         Ok(Batch {
             inputs: b.inputs,
             targets: Tensor::from_vec(rows, (labels.len(), CLASSES), &Device::Cpu)?,
+            teacher: None,
         })
     }
 }

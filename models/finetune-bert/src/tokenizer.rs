@@ -188,6 +188,26 @@ impl BertTokenizer {
         self.max_length
     }
 
+    /// Whether `other` turns every text into the same ids as this tokenizer, as far as can be
+    /// told without the texts: the same vocabulary (tokens and ids, special ones included),
+    /// the same padding id and the same ids for a probe text that exercises casing, accents,
+    /// punctuation and word pieces. Two checkpoints of one tokenizer (a teacher and its
+    /// student) agree; a cased and an uncased one, or WordPiece and BPE, do not.
+    pub fn same_ids_as(&self, other: &Self) -> bool {
+        const PROBE: &str = "Hello, WORLD! Café naïve: unbelievably 42 times — «quoted» 東京.";
+        let ids = |t: &Self| {
+            t.inner
+                .encode(PROBE, true)
+                .ok()
+                .map(|e| e.get_ids().to_vec())
+        };
+        let pad = |t: &Self| t.inner.get_padding().map(|p| p.pad_id);
+        self.inner.get_vocab(true) == other.inner.get_vocab(true)
+            && pad(self) == pad(other)
+            && ids(self).is_some()
+            && ids(self) == ids(other)
+    }
+
     /// Refuses a tokenizer that can produce ids the model has no embedding for (a tokenizer
     /// from another checkpoint): every id must be below the model's `vocab_size`.
     pub fn check_vocab_fits(&self, vocab_size: usize) -> Result<()> {

@@ -11,6 +11,7 @@ mod input_size;
 mod model;
 mod recipes;
 mod source;
+mod teacher;
 
 pub use model::{ImageClassifier, ImageModel, ImageModelOptions};
 pub use recipes::ImageRecipes;
@@ -28,7 +29,7 @@ use finetune_core::{Problem, ProblemType};
 use finetune_data::image::{ImageDataset, ImageOpenOptions};
 use finetune_data::target::TargetSpec;
 use finetune_data::{LabelMap, OnBadSample, SkipLog};
-use finetune_train::{BatchSource, EvalMetrics, OutputDir};
+use finetune_train::{BatchSource, EvalMetrics, OutputDir, Teacher, TeacherModel};
 use std::path::{Path, PathBuf};
 
 /// Trains (fine-tunes, or from scratch for an architecture name) as `s` says, evaluates on the
@@ -63,7 +64,11 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
         drop_rate: s.job.dropout,
         seed,
     };
+    let teacher_source =
+        crate::tasks::distill::resolve(s, Task::ImageClassification, problem, &names)?;
     let clf = ImageClassifier::from_source(source, &opts, &device)?;
+    let teacher = teacher::load(teacher_source.as_ref(), s, &clf, &device)?;
+    let teacher = teacher.as_ref().map(|t| TeacherModel(t.model()));
     crate::tasks::lora::prepare(s, source, Task::ImageClassification, clf.model())?;
     let input = clf.preprocessing().input_size;
     eprintln!("{}", input_size::describe(input, &why));
@@ -96,6 +101,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
             labels: names,
             skipped_samples: 0,
             source,
+            teacher: teacher.as_ref().map(|t| t as &dyn Teacher<Tensor>),
         },
     )?;
     report.skipped_samples = skipped

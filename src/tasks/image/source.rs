@@ -105,6 +105,7 @@ impl BatchSource<Tensor> for ImageBatches {
         Ok(Batch {
             inputs: b.images,
             targets,
+            teacher: None,
         })
     }
 }

@@ -5,6 +5,7 @@ mod data;
 mod model;
 mod source;
 mod targets;
+mod teacher;
 
 pub use model::{TextClassifier, TextModel, TextModelOptions, DEFAULT_MAX_LENGTH};
 pub use source::TextBatches;
@@ -20,7 +21,7 @@ use finetune_bert::BertBatch;
 use finetune_core::Problem;
 use finetune_data::text::{read_tables, Target, TargetSpec, TextColumns, TextReadOptions};
 use finetune_data::{LabelMap, OnBadSample};
-use finetune_train::{BatchSource, EvalMetrics, OutputDir};
+use finetune_train::{BatchSource, EvalMetrics, OutputDir, Teacher, TeacherModel};
 use std::path::{Path, PathBuf};
 
 /// Fine-tunes `source` as `s` says, evaluates on the test split, exports into the output.
@@ -39,7 +40,11 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
         dropout: s.job.dropout,
         seed: s.train.seed,
     };
+    let teacher_source =
+        crate::tasks::distill::resolve(s, Task::TextClassification, problem, &spec.names())?;
     let clf = TextClassifier::from_source(source, &opts, &device)?;
+    let teacher = teacher::load(teacher_source.as_ref(), s, &clf, &device)?;
+    let teacher = teacher.as_ref().map(|t| TeacherModel(t.model()));
     crate::tasks::lora::prepare(s, source, Task::TextClassification, clf.model())?;
     let train_targets: Vec<Target> = data.train.iter().map(|r| r.target.clone()).collect();
     let mut resolved = crate::tasks::class_weights::for_targets(s, &spec, &train_targets)?;
@@ -61,6 +66,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
             labels: spec.names(),
             skipped_samples: splits.skipped(),
             source,
+            teacher: teacher.as_ref().map(|t| t as &dyn Teacher<BertBatch>),
         },
     )
 }

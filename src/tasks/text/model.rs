@@ -106,6 +106,11 @@ impl TextClassifier {
         self.model.labels()
     }
 
+    /// The tokenizer its batches are made with.
+    pub fn tokenizer(&self) -> &BertTokenizer {
+        &self.tokenizer
+    }
+
     /// Tokens per input.
     pub fn max_length(&self) -> usize {
         self.tokenizer.max_length()

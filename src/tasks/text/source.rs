@@ -43,6 +43,7 @@ impl BatchSource<BertBatch> for TextBatches<'_> {
         Ok(Batch {
             inputs,
             targets: Target::collate(&targets, self.outputs, &self.device)?,
+            teacher: None,
         })
     }
 }

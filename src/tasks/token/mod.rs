@@ -86,6 +86,7 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
             labels: labels.names().to_vec(),
             skipped_samples: splits.skipped(),
             source,
+            teacher: None,
         },
     )
 }

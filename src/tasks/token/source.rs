@@ -71,6 +71,7 @@ impl BatchSource<BertBatch> for TokenBatches<'_> {
         Ok(Batch {
             inputs,
             targets: Tensor::from_vec(targets, (rows.len(), t), &self.device)?,
+            teacher: None,
         })
     }
 }

@@ -13,8 +13,11 @@
 //! - [`binary_cross_entropy_with_logits`]: the stable form
 //!   `max(x, 0) - x·t + ln(1 + exp(-|x|))`, mean over all elements.
 //! - [`mse`]: mean of `(pred - target)²`.
+//! - [`distillation_kl`]: knowledge distillation's soft term (Hinton et al.), PyTorch's
+//!   `F.kl_div(log_softmax(s/T), softmax(t/T), reduction='batchmean') · T²`; the teacher's
+//!   logits are constants (no gradient reaches them).
 //!
-//! All four are compositions of differentiable ops; half-precision inputs are computed in
+//! All are compositions of differentiable ops; half-precision inputs are computed in
 //! f32 and the loss returned in the input dtype.
 
 use candle_core::{DType, Tensor};
@@ -214,6 +217,43 @@ pub fn soft_target_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Te
         .mul(&targets.to_dtype(cdt)?)?
         .sum_all()?
         .affine(-1.0 / n as f64, 0.0)?;
+    Ok(loss.to_dtype(dtype)?)
+}
+
+/// Knowledge distillation's soft loss of `student` logits `[N, C]` against `teacher` logits
+/// `[N, C]` at temperature `t > 0`: `T² · (1/N) Σ_n KL(softmax(teacher_n/T) ‖ softmax(student_n/T))`
+/// = `T²/N · Σ_n Σ_c p_nc·(log p_nc − log q_nc)` with `p = softmax(teacher/T)`,
+/// `q = softmax(student/T)`: PyTorch's `F.kl_div(q.log(), p, reduction='batchmean') · T²`.
+/// The teacher's logits are detached: gradients reach the student only, `T·(q − p)/N`.
+/// Composed of the fused, differentiable [`log_softmax_last_dim`]; half-precision inputs are
+/// computed in f32 and the loss returned in the student's dtype.
+pub fn distillation_kl(student: &Tensor, teacher: &Tensor, temperature: f64) -> Result<Tensor> {
+    let (n, _) = student.dims2().map_err(|_| {
+        Error::config(format!(
+            "distillation_kl: logits must be [N, C], got {:?}",
+            student.dims()
+        ))
+    })?;
+    same_shape("distillation_kl", student, teacher)?;
+    if n == 0 {
+        return Err(Error::config("distillation_kl: an empty batch"));
+    }
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        return Err(Error::config(format!(
+            "distillation_kl: the temperature must be > 0, got {temperature}"
+        )));
+    }
+    let dtype = student.dtype();
+    let cdt = kernel::compute_dtype(dtype, "distillation_kl")?;
+    let inv_t = 1.0 / temperature;
+    let log_q = log_softmax_last_dim(&student.to_dtype(cdt)?.affine(inv_t, 0.0)?)?;
+    let log_p = log_softmax_last_dim(&teacher.detach().to_dtype(cdt)?.affine(inv_t, 0.0)?)?;
+    // p·(log p − log q): where p underflows to 0, log p stays finite, so the term is 0.
+    let loss = log_p
+        .exp()?
+        .mul(&(&log_p - &log_q)?)?
+        .sum_all()?
+        .affine(temperature * temperature / n as f64, 0.0)?;
     Ok(loss.to_dtype(dtype)?)
 }
 

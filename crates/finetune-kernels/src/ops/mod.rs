@@ -48,7 +48,7 @@ pub use linear::{linear, linear_composed};
 pub use lora_linear::{lora_linear, lora_linear_composed, LoraArgs};
 pub use loss::{
     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_weighted, cross_entropy,
-    mse, soft_target_cross_entropy, weighted_cross_entropy,
+    distillation_kl, mse, soft_target_cross_entropy, weighted_cross_entropy,
 };
 pub use max_pool::{max_pool2d, max_pool2d_composed};
 pub use op_set::{generic_requested, OpSet};

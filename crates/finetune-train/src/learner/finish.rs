@@ -108,6 +108,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             trainable_params: run.counts.trainable,
             total_params: run.counts.total,
             feature_cache: Some(run.cache_report.clone()),
+            distillation: run.distill.clone(),
         };
         let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::config(e.to_string()))?;
         finetune_core::fsutil::write_bytes_atomically(

@@ -69,6 +69,7 @@ pub struct Learner<'m, M: TrainModel + ?Sized> {
     interrupt: Arc<AtomicBool>,
     title: String,
     quiet: bool,
+    teacher: Option<&'m dyn crate::Teacher<M::Inputs>>,
 }
 
 impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
@@ -97,6 +98,7 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
             interrupt: Arc::new(AtomicBool::new(false)),
             title: "training curves".into(),
             quiet: false,
+            teacher: None,
         })
     }
 
@@ -104,6 +106,14 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
     /// [`UnfreezeSchedule::every`]).
     pub fn with_unfreeze_schedule(mut self, schedule: UnfreezeSchedule) -> Self {
         self.unfreeze = Some(schedule);
+        self
+    }
+
+    /// Distils from `teacher` ([`crate::distill`]): the training loss takes its logits as
+    /// soft targets, weighted by the config's `distill_alpha` at `distill_temperature`. The
+    /// config's `teacher` names it in the summary.
+    pub fn with_teacher(mut self, teacher: &'m dyn crate::Teacher<M::Inputs>) -> Self {
+        self.teacher = Some(teacher);
         self
     }
 

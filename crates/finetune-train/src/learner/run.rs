@@ -47,6 +47,8 @@ pub(super) struct Run {
     pub(super) final_eval: Option<EvalMetrics>,
     /// The moving average of the weights (`--model-ema`).
     pub(super) ema: Option<ModelEma>,
+    /// Distillation's settings and teacher cache, for the summary (`--teacher`).
+    pub(super) distill: Option<crate::DistillReport>,
 }
 
 impl Run {
@@ -99,8 +101,14 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         }
         let (ema, ema_line) = self.start_ema(resume)?;
         checkpoint::remove_stale_temps(&self.output)?;
-        let (train, eval, cache_report, cache_line) =
-            feature_cache::feeds(self.model, c, self.unfreeze.is_some(), train, eval)?;
+        let source = train;
+        let (mut train, eval, cache_report, cache_line) =
+            feature_cache::feeds(self.model, c, self.unfreeze.is_some(), source, eval)?;
+        let (distill, distill_line) =
+            match crate::distill::start(self.model, c, self.teacher, source, &mut train)? {
+                Some((report, line)) => (Some(report), Some(line)),
+                None => (None, None),
+            };
         let mut log = MetricsLog::start(&self.output, &state.log_history)?;
         if c.reports_to_tensorboard() {
             let dir = c
@@ -120,7 +128,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             finetune_core::params::thousands(counts.total),
             counts.trainable_percent()
         ));
-        for line in [cache_line, ema_line].into_iter().flatten() {
+        for line in [cache_line, distill_line, ema_line].into_iter().flatten() {
             progress.say(line);
         }
         let (start_step, start_samples) = (state.global_step, state.samples_seen);
@@ -141,6 +149,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             session_loss: (0.0, 0),
             final_eval: None,
             ema,
+            distill,
         };
         Ok((run, Feeds { train, eval }))
     }

@@ -118,9 +118,14 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         let mut step_loss = 0.0;
         let class_weights = self.class_weights()?;
         for batch in batches {
+            // The teacher runs before the recording starts: none of its ops joins the tape.
+            let teacher = self.teacher_logits(batch)?;
             let recording = Recording::start();
             let logits = feature_cache::forward(self.model, &batch.inputs, true)?;
             let mut loss = self.training_loss(&logits, &batch.targets, class_weights.as_deref())?;
+            if let Some(t) = &teacher {
+                loss = crate::distill::loss(c, &loss, &logits, t)?;
+            }
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !value.is_finite() {
                 let why = format!(
@@ -148,6 +153,18 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             step_loss += value * share;
         }
         Ok((Some(acc.take()), step_loss, None))
+    }
+
+    /// The teacher's logits of a training batch when the run distils (`--teacher`).
+    fn teacher_logits(&self, batch: &Batch<Fed<M::Inputs>>) -> Result<Option<Tensor>> {
+        let Some(teacher) = self.teacher else {
+            return Ok(None);
+        };
+        let inputs = match &batch.inputs {
+            Fed::Inputs(i) => Some(i),
+            Fed::Features(_) => None,
+        };
+        crate::distill::batch_logits(teacher, batch.teacher.as_ref(), inputs).map(Some)
     }
 
     /// The loss a training batch takes: the model's own (with `--label-smoothing`), or, for

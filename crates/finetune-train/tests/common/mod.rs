@@ -199,6 +199,7 @@ impl BatchSource<Tensor> for Blobs {
         Ok(Batch {
             inputs: Tensor::from_vec(x, (indices.len(), INPUT), &Device::Cpu)?,
             targets: Tensor::new(y.as_slice(), &Device::Cpu)?,
+            teacher: None,
         })
     }
 }
