@@ -326,11 +326,11 @@ mod f32_kernels {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A small deterministic sequence in [-1, 1).
-    fn fill(len: usize, seed: u64) -> Vec<f32> {
+    pub(crate) fn fill(len: usize, seed: u64) -> Vec<f32> {
         let mut s = seed;
         (0..len)
             .map(|_| {
@@ -342,52 +342,87 @@ mod tests {
             .collect()
     }
 
-    /// `dst (row-major m×n) [+]= scale · op(a) · op(b)`, with `a`/`b` stored row-major or
-    /// transposed, through [`gemm`], against a triple loop in f64.
-    fn check(m: usize, n: usize, k: usize, a_t: bool, b_t: bool, acc: bool, threads: Threads) {
-        let a = fill(m * k, 1 + m as u64);
-        let b = fill(k * n, 2 + n as u64);
-        let d0 = fill(m * n, 3 + k as u64);
-        let scale = 0.75f32;
-        // a: m×k, stored as k×m when transposed; b: k×n, stored as n×k when transposed.
-        let av = if a_t {
-            Mat::rows_t(a.as_ptr(), m)
-        } else {
-            Mat::rows(a.as_ptr(), k)
-        };
-        let bv = if b_t {
-            Mat::rows_t(b.as_ptr(), k)
-        } else {
-            Mat::rows(b.as_ptr(), n)
-        };
-        let mut d = d0.clone();
-        // SAFETY: every view covers exactly its buffer; d is distinct from a and b.
-        unsafe {
-            gemm(
+    /// A product under test: `dst (row-major m×n) [+]= scale · op(a) · op(b)` with `a`/`b`
+    /// stored row-major or transposed, seeded operands and destination.
+    pub(crate) struct Case {
+        pub m: usize,
+        pub n: usize,
+        pub k: usize,
+        pub a_t: bool,
+        pub b_t: bool,
+        pub acc: bool,
+        pub scale: f32,
+    }
+
+    impl Case {
+        /// Runs `product(dst, lhs, rhs)` over the case's views and checks every element
+        /// against a triple loop in f64 over the operands as `round` sees them, within `tol`
+        /// relative.
+        pub(crate) fn check(
+            &self,
+            tol: f64,
+            round: impl Fn(f32) -> f64,
+            product: impl FnOnce(MatMut<f32>, Mat<f32>, Mat<f32>),
+        ) {
+            let Case {
                 m,
                 n,
                 k,
-                MatMut::rows(d.as_mut_ptr(), n),
+                a_t,
+                b_t,
                 acc,
-                av,
-                bv,
                 scale,
-                threads,
-            )
-        };
-        let at = |i: usize, p: usize| if a_t { a[p * m + i] } else { a[i * k + p] } as f64;
-        let bt = |p: usize, j: usize| if b_t { b[j * k + p] } else { b[p * n + j] } as f64;
-        for i in 0..m {
-            for j in 0..n {
-                let dot: f64 = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
-                let want = if acc { d0[i * n + j] as f64 } else { 0.0 } + scale as f64 * dot;
-                let got = d[i * n + j] as f64;
-                assert!(
-                    (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                    "{m}×{n}×{k} a_t={a_t} b_t={b_t} acc={acc}: ({i},{j}) {got} vs {want}"
-                );
+            } = *self;
+            let a = fill(m * k, 1 + m as u64);
+            let b = fill(k * n, 2 + n as u64);
+            let d0 = fill(m * n, 3 + k as u64);
+            // a: m×k, stored as k×m when transposed; b: k×n, stored as n×k when transposed.
+            let av = if a_t {
+                Mat::rows_t(a.as_ptr(), m)
+            } else {
+                Mat::rows(a.as_ptr(), k)
+            };
+            let bv = if b_t {
+                Mat::rows_t(b.as_ptr(), k)
+            } else {
+                Mat::rows(b.as_ptr(), n)
+            };
+            let mut d = d0.clone();
+            product(MatMut::rows(d.as_mut_ptr(), n), av, bv);
+            let at = |i: usize, p: usize| round(if a_t { a[p * m + i] } else { a[i * k + p] });
+            let bt = |p: usize, j: usize| round(if b_t { b[j * k + p] } else { b[p * n + j] });
+            for i in 0..m {
+                for j in 0..n {
+                    let dot: f64 = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+                    let want = if acc { d0[i * n + j] as f64 } else { 0.0 } + scale as f64 * dot;
+                    let got = d[i * n + j] as f64;
+                    assert!(
+                        (got - want).abs() <= tol * (1.0 + want.abs()),
+                        "{m}×{n}×{k} a_t={a_t} b_t={b_t} acc={acc}: ({i},{j}) {got} vs {want}"
+                    );
+                }
             }
         }
+    }
+
+    /// [`gemm`] against the triple loop.
+    fn check(m: usize, n: usize, k: usize, a_t: bool, b_t: bool, acc: bool, threads: Threads) {
+        let scale = 0.75f32;
+        let case = Case {
+            m,
+            n,
+            k,
+            a_t,
+            b_t,
+            acc,
+            scale,
+        };
+        // SAFETY: the views cover exactly the case's buffers; d is distinct from a and b.
+        case.check(
+            1e-4,
+            |x| x as f64,
+            |d, a, b| unsafe { gemm(m, n, k, d, acc, a, b, scale, threads) },
+        );
     }
 
     #[test]

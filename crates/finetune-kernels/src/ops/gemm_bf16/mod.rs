@@ -300,18 +300,7 @@ unsafe fn write_block(out: &Output, i0: usize, j0: usize, acc: &[f32; 4 * 256]) 
 mod tests {
     use super::pack::{from_bf16, to_bf16};
     use super::*;
-
-    fn fill(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::ops::gemm::tests::Case;
 
     /// Every kernel this CPU runs (none on a CPU without bf16 products).
     fn kernels() -> Vec<Bf16Kernel> {
@@ -355,49 +344,20 @@ mod tests {
         threads: Threads,
         scale: f32,
     ) {
-        let a = fill(m * k, 1 + m as u64);
-        let b = fill(k * n, 2 + n as u64);
-        let d0 = fill(m * n, 3 + k as u64);
-        let av = if a_t {
-            Mat::rows_t(a.as_ptr(), m)
-        } else {
-            Mat::rows(a.as_ptr(), k)
+        let case = Case {
+            m,
+            n,
+            k,
+            a_t,
+            b_t,
+            acc,
+            scale,
         };
-        let bv = if b_t {
-            Mat::rows_t(b.as_ptr(), k)
-        } else {
-            Mat::rows(b.as_ptr(), n)
-        };
-        let mut d = d0.clone();
-        // SAFETY: every view covers exactly its buffer; the CPU runs `kernel`.
-        unsafe {
-            gemm_with(
-                kernel,
-                m,
-                n,
-                k,
-                MatMut::rows(d.as_mut_ptr(), n),
-                acc,
-                av,
-                bv,
-                scale,
-                threads,
-            )
-        };
-        let r = |x: f32| from_bf16(to_bf16(x)) as f64;
-        let at = |i: usize, p: usize| r(if a_t { a[p * m + i] } else { a[i * k + p] });
-        let bt = |p: usize, j: usize| r(if b_t { b[j * k + p] } else { b[p * n + j] });
-        for i in 0..m {
-            for j in 0..n {
-                let dot: f64 = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
-                let want = if acc { d0[i * n + j] as f64 } else { 0.0 } + scale as f64 * dot;
-                let got = d[i * n + j] as f64;
-                assert!(
-                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                    "{kernel:?} {m}×{n}×{k} a_t={a_t} b_t={b_t} acc={acc}: ({i},{j}) {got} vs {want}"
-                );
-            }
-        }
+        let round = |x: f32| from_bf16(to_bf16(x)) as f64;
+        // SAFETY: the views cover exactly the case's buffers; the CPU runs `kernel`.
+        case.check(1e-5, round, |d, a, b| unsafe {
+            gemm_with(kernel, m, n, k, d, acc, a, b, scale, threads)
+        });
     }
 
     #[test]
