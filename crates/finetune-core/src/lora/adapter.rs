@@ -44,7 +44,7 @@ impl Adapter {
     }
 
     /// The adapted linear layer `x Wᵀ + b + s · B(A(dropout(x)))` (`x` `[.., in]`, `w`
-    /// `[out, in]`): with the fused ops one op ([`ops::lora_linear`], which keeps no
+    /// `[out, in]`): with the fused ops one op ([`ops::lora_linear()`], which keeps no
     /// intermediate activation for the backward), else the layer through `ops` and
     /// [`Self::add_linear`]. `rng` (training) drives the adapter's dropout, one draw when it
     /// has some, either way.

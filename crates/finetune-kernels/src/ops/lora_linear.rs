@@ -5,7 +5,7 @@
 //! backward the dropped-out input, the base output and the adapter's output beside the sum —
 //! three activations of the layer's size per adapted layer. This op keeps only its inputs (the
 //! layer's input is kept anyway) and its output: the backward regenerates the dropout mask
-//! from its seed (as [`super::dropout`] does) and recomputes the rank-`r` intermediate.
+//! from its seed (as [`super::dropout()`] does) and recomputes the rank-`r` intermediate.
 //!
 //! - forward: `y` = bias rows, `+= x Wᵀ`, `h = dropout(x) Aᵀ` (`[n, r]`), `y += s · h Bᵀ`;
 //! - backward: `g = s · dy B` (`[n, r]`), `dx = dy W + mask ∘ (g A)`, `dA = gᵀ dropout(x)`,
@@ -40,7 +40,7 @@ pub struct LoraArgs<'a> {
 }
 
 /// `x Wᵀ + bias + scale · (dropout(x) Aᵀ) Bᵀ` over the last dimension of `x`. In training
-/// (`train` and `p > 0`) draws one `u64` from `rng` for the dropout mask, as [`super::dropout`]
+/// (`train` and `p > 0`) draws one `u64` from `rng` for the dropout mask, as [`super::dropout()`]
 /// does (so both forms see the same mask for the same stream). Differentiable in every input;
 /// fused on CPU, [`lora_linear_composed`] elsewhere.
 pub fn lora_linear(
