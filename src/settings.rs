@@ -103,8 +103,9 @@ pub struct JobSettings {
     #[arg(long, default_value = "auto", help_heading = "Devices")]
     pub device: String,
     /// Matrix products in bfloat16 with f32 accumulation (transformers' `bf16`, as PyTorch's
-    /// CPU autocast): linear layers, attention and convolutions; weights, gradients and the
-    /// optimizer stay f32. On CPUs with AMX-BF16 or AVX512-BF16; refused elsewhere.
+    /// CPU autocast): linear layers (LoRA adapters included) and attention; convolutions,
+    /// weights, gradients and the optimizer stay f32. On CPUs with AMX-BF16 or AVX512-BF16;
+    /// refused elsewhere.
     #[arg(long, help_heading = "Devices")]
     pub bf16: bool,
     /// Dropout probability replacing the checkpoint's.

@@ -11,8 +11,8 @@ mod common;
 use candle_core::{DType, Tensor, Var};
 use common::{assert_close, assert_tensors_close, normal, values};
 use finetune_kernels::ops::{
-    attention, bf16_kernel, conv2d, linear, linear_composed, matmul_precision,
-    set_matmul_precision, MatmulPrecision,
+    attention, bf16_kernel, conv2d, linear, linear_composed, lora_linear, lora_linear_composed,
+    matmul_precision, set_matmul_precision, LoraArgs, MatmulPrecision,
 };
 use finetune_kernels::{Result, Rng};
 
@@ -54,6 +54,28 @@ fn bf16_products_are_the_products_of_rounded_operands() -> Result<()> {
     let grads = (&y * &g)?.sum_all()?.backward()?;
     let att_bf16 = attention(&q, &k, &v, 4, None, 0.0, false, &mut Rng::seed_from_u64(0))?;
     let conv_bf16 = conv2d(&img, &kernel, 1, 1, 1)?;
+    let (la, lb) = (f32(normal(&[4, 70], 10))?, f32(normal(&[45, 4], 11))?);
+    let lora = LoraArgs {
+        a: &la,
+        b: &lb,
+        scale: 2.0,
+        p: 0.0,
+    };
+    let mut rng = Rng::seed_from_u64(0);
+    let lora_bf16 = lora_linear(&x, &w, Some(&b), lora, false, &mut rng)?;
+    let lora_f32 = lora_linear_composed(
+        &x.to_dtype(DType::F64)?,
+        &w.to_dtype(DType::F64)?,
+        Some(&b.to_dtype(DType::F64)?),
+        LoraArgs {
+            a: &la.to_dtype(DType::F64)?,
+            b: &lb.to_dtype(DType::F64)?,
+            scale: 2.0,
+            p: 0.0,
+        },
+        false,
+        &mut rng,
+    )?;
     let f64_y = linear(
         &x.to_dtype(DType::F64)?,
         &w.to_dtype(DType::F64)?,
@@ -112,6 +134,19 @@ fn bf16_products_are_the_products_of_rounded_operands() -> Result<()> {
         "attention",
     );
     assert_eq!(att_bf16.dims(), att_f32.dims());
+    // A LoRA layer: every product in bf16 (the rank-4 intermediate rounded again for the
+    // second), within bf16's precision of the f64 result at the output's scale, and not equal
+    // to it.
+    let lora_diff = values(&lora_bf16)
+        .iter()
+        .zip(values(&lora_f32))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    let lora_scale = values(&lora_f32).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(
+        lora_diff > 1e-4 && lora_diff < 2e-2 * lora_scale,
+        "bf16 LoRA layer {lora_diff} from f64 at scale {lora_scale}"
+    );
     // Convolutions stay f32: the very same bits.
     assert_eq!(
         values(&conv_bf16),

@@ -143,4 +143,21 @@ fn bad_shapes_are_one_clear_error() {
             .to_string();
         assert!(err.contains(needle), "{err}");
     }
+    let (a, b) = (normal(&[2, 6], 3), normal(&[5, 2], 4));
+    let bad_bias = normal(&[4], 5);
+    let err = lora_linear(&x, &w, Some(&bad_bias), args(&a, &b, 0.0), true, &mut rng).unwrap_err();
+    assert!(err.to_string().contains("bias must be [5]"), "{err}");
+    let err = lora_linear(
+        &normal(&[3, 4], 6),
+        &w,
+        None,
+        args(&a, &b, 0.0),
+        true,
+        &mut rng,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("input must end in 6"), "{err}");
+    let a32 = a.to_dtype(DType::F32).unwrap();
+    let err = lora_linear(&x, &w, None, args(&a32, &b, 0.0), true, &mut rng).unwrap_err();
+    assert!(err.to_string().contains("x's dtype"), "{err}");
 }

@@ -272,97 +272,97 @@ impl LoraLinearOp {
         let (out_dim, r) = (self.out_dim, self.r);
         let in_dim = a.len() / r;
         let n = x.len() / in_dim.max(1);
-        let rows = |p: &[T], ld| Mat::rows(p.as_ptr(), ld);
-        let rows_t = |p: &[T], ld| Mat::rows_t(p.as_ptr(), ld);
         // g = s · dy B: dy [n, out], B [out, r].
         let mut g = vec![T::ZERO; n * r];
         product(
             (n, r, out_dim),
             &mut g,
             false,
-            rows(dy, out_dim),
-            rows(b, r),
+            Mat::rows(dy.as_ptr(), out_dim),
+            Mat::rows(b.as_ptr(), r),
             T::c(self.scale),
         );
-        let dx = want.x.then(|| {
-            let mut dx = vec![T::ZERO; n * in_dim];
-            product(
-                (n, in_dim, out_dim),
-                &mut dx,
-                false,
-                rows(dy, out_dim),
-                rows(w, in_dim),
-                T::ONE,
-            );
-            if self.p > 0.0 {
-                let mut ga = vec![T::ZERO; n * in_dim];
-                product(
-                    (n, in_dim, r),
-                    &mut ga,
-                    false,
-                    rows(&g, r),
-                    rows(a, in_dim),
-                    T::ONE,
-                );
-                for (d, m) in dx.iter_mut().zip(masked(&ga, self.p, self.seed)) {
-                    *d += m;
-                }
-            } else {
-                product(
-                    (n, in_dim, r),
-                    &mut dx,
-                    true,
-                    rows(&g, r),
-                    rows(a, in_dim),
-                    T::ONE,
-                );
-            }
-            dx
-        });
+        let dx = want.x.then(|| self.dx(w, a, dy, &g));
         let dw = want.w.then(|| {
             let mut dw = vec![T::ZERO; out_dim * in_dim];
+            // dyᵀ x: dy [n, out] read transposed, x [n, in].
             product(
                 (out_dim, in_dim, n),
                 &mut dw,
                 false,
-                rows_t(dy, out_dim),
-                rows(x, in_dim),
+                Mat::rows_t(dy.as_ptr(), out_dim),
+                Mat::rows(x.as_ptr(), in_dim),
                 T::ONE,
             );
             dw
         });
-        let dpacked = want.packed.then(|| {
-            let xd = self.dropped(x);
-            let mut grads = vec![T::ZERO; packed.len()];
-            let (db, rest) = grads.split_at_mut(out_dim);
-            let (da, dbm) = rest.split_at_mut(r * in_dim);
-            for row in dy.chunks_exact(out_dim.max(1)) {
-                for (acc, &v) in db.iter_mut().zip(row) {
-                    *acc += v;
-                }
-            }
-            // dA = gᵀ xd: g [n, r] read transposed, xd [n, in].
-            product(
-                (r, in_dim, n),
-                da,
-                false,
-                rows_t(&g, r),
-                rows(&xd, in_dim),
-                T::ONE,
-            );
-            // dB = s · dyᵀ h: dy [n, out] read transposed, h [n, r].
-            let h = self.h(&xd, a, in_dim);
-            product(
-                (out_dim, r, n),
-                dbm,
-                false,
-                rows_t(dy, out_dim),
-                rows(&h, r),
-                T::c(self.scale),
-            );
-            grads
-        });
+        let dpacked = want.packed.then(|| self.dpacked(x, packed, dy, &g));
         (dx, dw, dpacked)
+    }
+
+    /// `dx = dy W + mask ∘ (g A)` `[n, in]`.
+    fn dx<T: Real>(&self, w: &[T], a: &[T], dy: &[T], g: &[T]) -> Vec<T> {
+        let (out_dim, r) = (self.out_dim, self.r);
+        let in_dim = a.len() / r;
+        let n = dy.len() / out_dim.max(1);
+        let mut dx = vec![T::ZERO; n * in_dim];
+        let (g, a) = (Mat::rows(g.as_ptr(), r), Mat::rows(a.as_ptr(), in_dim));
+        product(
+            (n, in_dim, out_dim),
+            &mut dx,
+            false,
+            Mat::rows(dy.as_ptr(), out_dim),
+            Mat::rows(w.as_ptr(), in_dim),
+            T::ONE,
+        );
+        if self.p == 0.0 {
+            product((n, in_dim, r), &mut dx, true, g, a, T::ONE);
+            return dx;
+        }
+        let mut ga = vec![T::ZERO; n * in_dim];
+        product((n, in_dim, r), &mut ga, false, g, a, T::ONE);
+        for (d, m) in dx.iter_mut().zip(masked(&ga, self.p, self.seed)) {
+            *d += m;
+        }
+        dx
+    }
+
+    /// The packed gradient `[db | dA | dB]`: `db = Σ_rows dy`, `dA = gᵀ dropout(x)`,
+    /// `dB = s · dyᵀ h`.
+    fn dpacked<T: Real>(&self, x: &[T], packed: &[T], dy: &[T], g: &[T]) -> Vec<T> {
+        let (_, a, _) = split(packed, self.out_dim, self.r);
+        let (out_dim, r) = (self.out_dim, self.r);
+        let in_dim = a.len() / r;
+        let n = x.len() / in_dim.max(1);
+        let xd = self.dropped(x);
+        let mut grads = vec![T::ZERO; packed.len()];
+        let (db, rest) = grads.split_at_mut(out_dim);
+        let (da, dbm) = rest.split_at_mut(r * in_dim);
+        for row in dy.chunks_exact(out_dim.max(1)) {
+            for (acc, &v) in db.iter_mut().zip(row) {
+                *acc += v;
+            }
+        }
+        // dA = gᵀ xd: g [n, r] read transposed, xd [n, in].
+        product(
+            (r, in_dim, n),
+            da,
+            false,
+            Mat::rows_t(g.as_ptr(), r),
+            Mat::rows(xd.as_ptr(), in_dim),
+            T::ONE,
+        );
+        // dB = s · dyᵀ h: dy [n, out] read transposed, h [n, r].
+        let h = self.h(&xd, a, in_dim);
+        product(
+            (out_dim, r, n),
+            dbm,
+            false,
+            Mat::rows_t(dy.as_ptr(), out_dim),
+            Mat::rows(h.as_ptr(), r),
+            T::c(self.scale),
+        );
+        grads
     }
 }
 

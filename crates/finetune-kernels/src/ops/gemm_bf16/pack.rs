@@ -244,12 +244,71 @@ mod tests {
         assert_eq!(from_bf16(to_bf16(-(1.0 + 1.0 / 256.0 - 1e-6))), -1.0);
         assert_eq!(from_bf16(to_bf16(f32::MAX)), f32::INFINITY);
         assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+        // Signalling NaNs with only low mantissa bits would round to ±inf without the select.
+        for bits in [0x7f80_0001u32, 0xff80_0001] {
+            assert!(
+                from_bf16(to_bf16(f32::from_bits(bits))).is_nan(),
+                "{bits:#x}"
+            );
+        }
         assert_eq!(from_bf16(to_bf16(f32::NEG_INFINITY)), f32::NEG_INFINITY);
         // Exact bf16 values survive unchanged.
-        for x in [0.0f32, -0.0, 1.5, -3.25, 65280.0, 1e-30] {
-            let h = to_bf16(x);
-            assert_eq!(to_bf16(from_bf16(h)), h);
+        for x in [
+            0.0f32,
+            -0.0,
+            1.5,
+            -3.25,
+            65280.0,
+            f32::from_bits(0x0d00_0000),
+        ] {
+            assert_eq!(from_bf16(to_bf16(x)).to_bits(), x.to_bits(), "{x}");
         }
+    }
+
+    #[test]
+    fn views_with_no_unit_stride_pack_like_contiguous_ones() {
+        // Every other element of a larger buffer: neither stride is 1.
+        let (m, n, k) = (21, 19, 35);
+        let big: Vec<f32> = (0..4 * m * k.max(n))
+            .map(|v| v as f32 * 0.25 - 7.0)
+            .collect();
+        let strided = Mat {
+            ptr: big.as_ptr(),
+            rs: 2 * k as isize,
+            cs: 2,
+        };
+        let dense: Vec<f32> = (0..m * k)
+            .map(|v| big[(v / k) * 2 * k + 2 * (v % k)])
+            .collect();
+        let kb = k_blocks(k);
+        let (mut a, mut b) = (
+            vec![1u16; panels(m) * kb * TILE],
+            vec![2u16; panels(m) * kb * TILE],
+        );
+        // SAFETY: both views stay inside their buffers for [m, k].
+        unsafe {
+            pack_lhs(m, k, strided, &mut a, false);
+            pack_lhs(m, k, Mat::rows(dense.as_ptr(), k), &mut b, false);
+        }
+        assert_eq!(a, b, "lhs");
+        let strided = Mat {
+            ptr: big.as_ptr(),
+            rs: 2 * n as isize,
+            cs: 2,
+        };
+        let dense: Vec<f32> = (0..k * n)
+            .map(|v| big[(v / n) * 2 * n + 2 * (v % n)])
+            .collect();
+        let (mut a, mut b) = (
+            vec![1u16; panels(n) * kb * TILE],
+            vec![2u16; panels(n) * kb * TILE],
+        );
+        // SAFETY: as above, for [k, n].
+        unsafe {
+            pack_rhs(k, n, strided, &mut a, false);
+            pack_rhs(k, n, Mat::rows(dense.as_ptr(), n), &mut b, false);
+        }
+        assert_eq!(a, b, "rhs");
     }
 
     #[test]
