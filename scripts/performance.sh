@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates the table of docs/performance.md: whole training steps (forward, loss, backward,
-# optimizer) of random-init models, this project's against plain candle's (`finetune bench train
-# --baseline`, interleaved in one process) and, when PYTHON names an interpreter with torch and
+# Regenerates a CPU class's table of docs/performance.md (run it on a host of that class):
+# whole training steps (forward, loss, backward, optimizer) of random-init models, this
+# project's against plain candle's (`finetune bench train --baseline`, interleaved in one
+# process) and, when PYTHON names an interpreter with torch and
 # transformers (a throw-away venv), against PyTorch's (scripts/bench-pytorch.py), in the same run
 # on the same host. Prints the markdown table on stdout.
 #
