@@ -135,11 +135,8 @@ fn check(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, lora: &LoraArgs) -> Resu
     if x.rank() == 0 || x.dim(D::Minus1)? != in_dim {
         return Err(bad(&format!("input must end in {in_dim}"), x.dims()));
     }
-    if bias.is_some_and(|b| b.dims() != [out_dim]) {
-        return Err(bad(
-            &format!("bias must be [{out_dim}]"),
-            bias.unwrap().dims(),
-        ));
+    if let Some(b) = bias.filter(|b| b.dims() != [out_dim]) {
+        return Err(bad(&format!("bias must be [{out_dim}]"), b.dims()));
     }
     let dtypes = [Some(w), bias, Some(lora.a), Some(lora.b)];
     if dtypes.iter().flatten().any(|t| t.dtype() != x.dtype()) {

@@ -55,6 +55,21 @@ fn convert(dst: &mut [u16], src: &[f32]) {
     }
 }
 
+/// Runs `job` on each `(index, panel)` of `out` cut into panels of `len` elements, over
+/// rayon's pool when `parallel`.
+fn each_panel(
+    out: &mut [u16],
+    len: usize,
+    parallel: bool,
+    job: impl Fn((usize, &mut [u16])) + Send + Sync,
+) {
+    if parallel {
+        out.par_chunks_mut(len).enumerate().for_each(job);
+    } else {
+        out.chunks_mut(len).enumerate().for_each(job);
+    }
+}
+
 /// Packs `lhs` (`[m, k]`) into `out` (`panels(m) · k_blocks(k) · TILE` elements).
 ///
 /// # Safety
@@ -96,11 +111,7 @@ pub unsafe fn pack_lhs(m: usize, k: usize, lhs: Mat<f32>, out: &mut [u16], paral
             },
         );
     };
-    if parallel {
-        out.par_chunks_mut(kb * TILE).enumerate().for_each(job);
-    } else {
-        out.chunks_mut(kb * TILE).enumerate().for_each(job);
-    }
+    each_panel(out, kb * TILE, parallel, job);
 }
 
 /// [`pack_lhs`] for an `lhs` stored transposed (each k's m rows contiguous, as `dYᵀ` in a
@@ -219,11 +230,7 @@ pub unsafe fn pack_rhs(k: usize, n: usize, rhs: Mat<f32>, out: &mut [u16], paral
             },
         );
     };
-    if parallel {
-        out.par_chunks_mut(kb * TILE).enumerate().for_each(job);
-    } else {
-        out.chunks_mut(kb * TILE).enumerate().for_each(job);
-    }
+    each_panel(out, kb * TILE, parallel, job);
 }
 
 #[cfg(test)]
