@@ -59,6 +59,8 @@ fn recipe_args(model: &Path, train: &Path, eval: &Path, out: &Path) -> Vec<Strin
         "elem",
         "--mixup-switch-prob",
         "0.5",
+        "--mixup-off-epoch",
+        "1",
         "--smoothing",
         "0.1",
         "--reprob",
@@ -101,6 +103,7 @@ fn image_recipes_train_record_and_resume_exactly() {
         ("mixup_mode", serde_json::json!("elem")),
         ("mixup_prob", serde_json::json!(1.0)),
         ("mixup_switch_prob", serde_json::json!(0.5)),
+        ("mixup_off_epoch", serde_json::json!(1)),
         ("cutmix_minmax", serde_json::Value::Null),
         ("label_smoothing", serde_json::json!(0.1)),
         ("reprob", serde_json::json!(0.5)),
@@ -204,7 +207,7 @@ fn bad_recipe_values_are_one_line_naming_the_flag() {
     .iter()
     .map(|a| a.to_string())
     .collect();
-    let cases: [(&[&str], &str); 12] = [
+    let cases: [(&[&str], &str); 13] = [
         (&["--aa", "rand-q3"], "--aa rand-q3: unknown section `q3`"),
         (&["--mixup=-1"], "--mixup must be >= 0, got -1"),
         (&["--cutmix=-0.5"], "--cutmix must be >= 0, got -0.5"),
@@ -224,6 +227,10 @@ fn bad_recipe_values_are_one_line_naming_the_flag() {
             "--cutmix-minmax takes LO,HI",
         ),
         (&["--recount", "0"], "--recount must be at least 1"),
+        (
+            &["--mixup-off-epoch", "2"],
+            "--mixup-off-epoch needs --mixup, --cutmix or --cutmix-minmax",
+        ),
         (
             &["--model-ema-decay", "1.5"],
             "--model-ema-decay must be in [0, 1], got 1.5",

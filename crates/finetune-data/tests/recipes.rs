@@ -27,6 +27,7 @@ fn mixup(mode: MixMode, smoothing: f64) -> Mixup {
         correct_lam: true,
         smoothing,
         num_classes: 4,
+        off_epoch: None,
     }
 }
 
@@ -232,6 +233,28 @@ fn drawn_mixing_is_deterministic_and_respects_prob() {
     };
     for seed in 0..20 {
         assert!(!mix.draw(&mut Rng::seed_from_u64(seed)).1);
+    }
+}
+
+#[test]
+fn mixing_stops_at_the_off_epoch_and_leaves_smoothed_one_hot_targets() {
+    let labels = [2, 0, 3, 1];
+    let m = Mixup {
+        off_epoch: Some(3),
+        ..mixup(MixMode::Elem, 0.1)
+    };
+    assert!(m.enabled(0) && m.enabled(2) && !m.enabled(3) && !m.enabled(9));
+    // Before the off epoch: exactly `apply` with the same generator.
+    let (mut before, mut reference) = (images(4, 5), images(4, 5));
+    let t = m.apply_in_epoch(&mut before, CHW, &labels, 2, &mut Rng::seed_from_u64(1));
+    let want = m.apply(&mut reference, CHW, &labels, &mut Rng::seed_from_u64(1));
+    assert_eq!((before, t), (reference, want), "epoch 2 still mixes");
+    // From it on: images untouched, targets `ε/C` off and `1 − ε + ε/C` on.
+    let mut after = images(4, 5);
+    let t = m.apply_in_epoch(&mut after, CHW, &labels, 3, &mut Rng::seed_from_u64(1));
+    assert_eq!(after, images(4, 5), "epoch 3 mixes nothing");
+    for (i, &l) in labels.iter().enumerate() {
+        assert_row(&t[i * 4..i * 4 + 4], &target_row(l, l, 1.0, 0.1), "off");
     }
 }
 

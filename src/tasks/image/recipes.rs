@@ -1,6 +1,6 @@
 //! timm's training recipes for images, under timm's flag names: mixup and cutmix over each
 //! training batch (`--mixup`, `--cutmix`, `--cutmix-minmax`, `--mixup-prob`,
-//! `--mixup-switch-prob`, `--mixup-mode`; the targets smoothed by `--label-smoothing`, alias
+//! `--mixup-switch-prob`, `--mixup-mode`, `--mixup-off-epoch`; the targets smoothed by `--label-smoothing`, alias
 //! `--smoothing`) and random erasing of each training image after normalisation (`--reprob`,
 //! `--remode`, `--recount`) and RandAugment (`--aa`). All off by default. The numerics live in `finetune-data`
 //! ([`Mixup`], [`RandomErasing`]); this file holds their settings and hands them to the
@@ -32,6 +32,10 @@ pub struct ImageRecipes {
     /// Probability of cutmix rather than mixup when both are on.
     #[arg(long, default_value_t = 0.5, help_heading = IMAGE_HEADING)]
     pub mixup_switch_prob: f64,
+    /// Stop mixing from this epoch on (counted from 0, as timm's --mixup-off-epoch; 0: never):
+    /// later batches train on the smoothed labels alone.
+    #[arg(long, default_value_t = 0, help_heading = IMAGE_HEADING)]
+    pub mixup_off_epoch: u64,
     /// `batch` (one λ per batch), `pair` (per pair of samples) or `elem` (per sample).
     #[arg(long, default_value_t = MixMode::Batch, help_heading = IMAGE_HEADING)]
     pub mixup_mode: MixMode,
@@ -81,6 +85,9 @@ impl ImageRecipes {
                 bail!("--cutmix-minmax takes LO,HI with 0 <= LO < HI <= 1, got {mm:?}");
             }
         }
+        if self.mixup_off_epoch > 0 && !self.mixes() {
+            bail!("--mixup-off-epoch needs --mixup, --cutmix or --cutmix-minmax");
+        }
         if self.recount == 0 {
             bail!("--recount must be at least 1");
         }
@@ -127,6 +134,7 @@ impl ImageRecipes {
             correct_lam: true,
             smoothing,
             num_classes: classes,
+            off_epoch: (self.mixup_off_epoch > 0).then_some(self.mixup_off_epoch),
         })
     }
 

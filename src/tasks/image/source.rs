@@ -137,7 +137,7 @@ impl ImageBatches {
             .map(|(t, _)| std::mem::take(&mut t.data))
             .collect();
         let mut rng = batch_rng(self.seed, epoch, indices);
-        let targets = m.apply(&mut images, chw, &labels, &mut rng);
+        let targets = m.apply_in_epoch(&mut images, chw, &labels, epoch, &mut rng);
         for ((t, _), data) in items.iter_mut().zip(images) {
             t.data = data;
         }

@@ -103,9 +103,41 @@ pub struct Mixup {
     pub smoothing: f64,
     /// Classes: the targets' width.
     pub num_classes: usize,
+    /// The epoch (counted from 0) from which batches are no longer mixed (timm's
+    /// `--mixup-off-epoch`, which turns its `Mixup.mixup_enabled` off): their targets stay
+    /// the smoothed one-hot distributions, so the loss is unchanged in form.
+    pub off_epoch: Option<u64>,
 }
 
 impl Mixup {
+    /// Whether batches of `epoch` (from 0) are mixed.
+    pub fn enabled(&self, epoch: u64) -> bool {
+        self.off_epoch.is_none_or(|off| epoch < off)
+    }
+
+    /// [`Self::apply`] for a batch of `epoch`: from [`Self::off_epoch`] on, the images stay as
+    /// they are and the targets are `labels` smoothed (timm's `Mixup` with `λ = 1`); `rng` is
+    /// then not drawn from.
+    pub fn apply_in_epoch(
+        &self,
+        images: &mut [Vec<f32>],
+        chw: (usize, usize, usize),
+        labels: &[usize],
+        epoch: u64,
+        rng: &mut Rng,
+    ) -> Vec<f32> {
+        if self.enabled(epoch) {
+            self.apply(images, chw, labels, rng)
+        } else {
+            soft_targets(
+                labels,
+                &vec![1.0; labels.len()],
+                self.num_classes,
+                self.smoothing,
+            )
+        }
+    }
+
     /// Mixes `images` (each `C·H·W` values, CHW) in place and returns the soft targets
     /// (`N × num_classes`, row-major) of `labels`.
     pub fn apply(
