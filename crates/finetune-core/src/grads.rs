@@ -68,22 +68,15 @@ impl Grads {
     }
 
     /// The total `norm_type`-norm of all gradients taken together (`f64::INFINITY` for the
-    /// max-norm), accumulated in f64 in name order so it is deterministic.
+    /// max-norm), accumulated in f64 in name order so it is deterministic (gradients off the
+    /// host: reduced on their device, one read for all of them).
     pub fn global_norm(&self, norm_type: f64) -> Result<f64> {
         if !crate::error::positive(norm_type) {
             return Err(Error::config(format!(
                 "norm type must be > 0, got {norm_type}"
             )));
         }
-        let mut acc = 0f64;
-        for g in self.map.values() {
-            let part = crate::grad_stats::norm_part(g, norm_type)?;
-            acc = if norm_type.is_infinite() {
-                acc.max(part)
-            } else {
-                acc + part
-            };
-        }
+        let acc = crate::grad_stats::norm_sum(self.map.values(), norm_type)?;
         Ok(if norm_type.is_infinite() {
             acc
         } else {
@@ -118,15 +111,18 @@ impl Grads {
         Ok(())
     }
 
-    /// Names of parameters whose gradient holds a NaN or an infinity.
+    /// Names of parameters whose gradient holds a NaN or an infinity (gradients off the host
+    /// are checked on their device, one read for all of them).
     pub fn non_finite(&self) -> Result<Vec<String>> {
-        let mut bad = Vec::new();
-        for (n, g) in &self.map {
-            if !crate::grad_stats::all_finite(g)? {
-                bad.push(n.clone());
-            }
-        }
-        Ok(bad)
+        let gs: Vec<&Tensor> = self.map.values().collect();
+        let ok = crate::grad_stats::all_finite_each(&gs)?;
+        Ok(self
+            .map
+            .keys()
+            .zip(ok)
+            .filter(|(_, ok)| !ok)
+            .map(|(n, _)| n.clone())
+            .collect())
     }
 }
 
