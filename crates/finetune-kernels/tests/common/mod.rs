@@ -75,7 +75,8 @@ fn weights(shape: &[usize], dtype: DType) -> Tensor {
 }
 
 fn weighted_sum(y: &Tensor) -> Result<Tensor> {
-    Ok(y.mul(&weights(y.dims(), y.dtype()))?.sum_all()?)
+    let w = weights(y.dims(), y.dtype()).to_device(y.device())?;
+    Ok(y.mul(&w)?.sum_all()?)
 }
 
 /// The analytic gradient (from candle's backward) of `Σ w·f(inputs)` with respect to each of
