@@ -12,29 +12,37 @@ BATCH SIZE (seq or image side) MODE (full, last2, frozen; the transformers also 
 lora-all, which need `pip install peft`) [STEPS]. Prints one JSON object with median_s and peak_rss_mb (the process's
 peak). BF16=1 runs the forward and loss under `torch.autocast("cpu", dtype=torch.bfloat16)`, as
 transformers' `bf16=True` does on the CPU (the comparison for `finetune bench train --bf16`).
+DEVICE=cuda runs on the GPU (each step waits for it; autocast then on "cuda"), the comparison
+for `finetune bench train --device cuda` (scripts/gpu-check.sh).
 """
 import contextlib, os, sys, time, statistics, json, torch
 torch.set_num_threads(2)
 BF16 = os.environ.get("BF16") == "1"
+DEVICE = os.environ.get("DEVICE", "cpu")
 def autocast():
-    return torch.autocast("cpu", dtype=torch.bfloat16) if BF16 else contextlib.nullcontext()
+    kind = DEVICE.split(":")[0]
+    return torch.autocast(kind, dtype=torch.bfloat16) if BF16 else contextlib.nullcontext()
+def sync():
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
 torch.manual_seed(0)
 def timeit(step, k):
-    step(); step()
+    step(); step(); sync()
     ts = []
     for _ in range(k):
-        t = time.perf_counter(); step(); ts.append(time.perf_counter() - t)
+        t = time.perf_counter(); step(); sync(); ts.append(time.perf_counter() - t)
     return statistics.median(ts)
 def resnet(name, batch, size, mode, k):
     import torchvision
-    m = getattr(torchvision.models, name)(num_classes=1000)
+    m = getattr(torchvision.models, name)(num_classes=1000).to(DEVICE)
     m.train()
     if mode == "frozen":
         for n, p in m.named_parameters():
             p.requires_grad = n.startswith("fc.")
     params = [p for p in m.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, size, size); y = torch.randint(0, 1000, (batch,))
+    x = torch.randn(batch, 3, size, size, device=DEVICE)
+    y = torch.randint(0, 1000, (batch,), device=DEVICE)
     def step():
         opt.zero_grad(set_to_none=True)
         with autocast():
@@ -78,6 +86,7 @@ def bert(cfg, batch, seq, mode, k):
                                          lora_alpha=16, lora_dropout=0.1, target_modules=target,
                                          modules_to_save=["classifier"] if vit else None))
         m.train()
+    m.to(DEVICE)
     params = [p for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=2e-5)
     if vit:
@@ -87,6 +96,8 @@ def bert(cfg, batch, seq, mode, k):
         inputs = {"input_ids": torch.randint(3, m.config.vocab_size, (batch, seq)),
                   "attention_mask": torch.ones(batch, seq, dtype=torch.long)}
         y = torch.randint(0, 2, (batch,))
+    inputs = {key: v.to(DEVICE) for key, v in inputs.items()}
+    y = y.to(DEVICE)
     def step():
         opt.zero_grad(set_to_none=True)
         with autocast():
@@ -103,4 +114,4 @@ else:
 import resource
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"torch": torch.__version__, "what": what, "batch": b, "size": s, "mode": mode,
-                  "bf16": BF16, "median_s": t, "peak_rss_mb": rss}))
+                  "bf16": BF16, "device": DEVICE, "median_s": t, "peak_rss_mb": rss}))

@@ -29,6 +29,8 @@ pub struct TrainBenchReport {
     pub config: String,
     /// Which parameters trained: `full`, `last2` or `frozen`.
     pub mode: String,
+    /// Where the step ran: `cpu`, `cuda:N` or `metal:N`.
+    pub device: String,
     /// Samples per step.
     pub batch: usize,
     /// Median seconds per step of the measured side.
@@ -149,6 +151,7 @@ fn measure(spec: &TrainBenchSpec, side: Side, baseline: bool) -> Result<TrainBen
     Ok(TrainBenchReport {
         config: spec.model.name().to_string(),
         mode: spec.mode.name().to_string(),
+        device: finetune_core::device::device_name(&spec.device),
         batch: spec.batch,
         median_s,
         samples_per_s: spec.batch as f64 / median_s,

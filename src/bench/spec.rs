@@ -1,6 +1,7 @@
 //! What one `finetune bench train` measurement is: the model configuration, the batch, which
 //! parameters train, the optimizer, how many steps.
 
+use candle_core::Device;
 use finetune_core::{Error, Result};
 
 /// A model configuration the bench can build with random weights.
@@ -187,11 +188,20 @@ pub struct TrainBenchSpec {
     /// Run the measured side's matrix products in bf16 and time the same step in f32 beside it
     /// (alternated, same model).
     pub bf16: bool,
+    /// Where the model, the batch and the optimizer state live (`--device`); off the CPU the
+    /// fused ops run their candle compositions, as a training run there does.
+    pub device: Device,
 }
 
 impl TrainBenchSpec {
     /// Checks the combination (tokens for BERT, images for ResNet, non-zero sizes).
     pub fn validate(&self) -> Result<()> {
+        if self.bf16 && !self.device.is_cpu() {
+            return Err(Error::config(
+                "bench train: --bf16 times the CPU's bf16 kernels (AMX-BF16 or AVX512-BF16); \
+                 bf16 on a GPU is not implemented",
+            ));
+        }
         if self.batch == 0 || self.steps == 0 {
             return Err(Error::config(
                 "bench train: --batch and --steps must be at least 1",

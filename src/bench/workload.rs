@@ -96,7 +96,7 @@ const SEED: u64 = 0x0062_656e_6368;
 /// Builds the step of `spec` for `side`. Both sides start from the same weights and batch.
 pub fn build(spec: &TrainBenchSpec, side: Side) -> Result<Box<dyn TrainStep>> {
     spec.validate()?;
-    let dev = Device::Cpu;
+    let dev = &spec.device;
     let mut rng = Rng::seed_from_u64(SEED ^ 1);
     match spec.input {
         Input::Tokens { seq } => {
@@ -115,7 +115,7 @@ pub fn build(spec: &TrainBenchSpec, side: Side) -> Result<Box<dyn TrainStep>> {
         Input::Images { size } => {
             let config = resnet_config(spec.model)?;
             let classes = config.num_classes;
-            let model = ResNet::init(config, DType::F32, &dev, SEED)?;
+            let model = ResNet::init(config, DType::F32, dev, SEED)?;
             model.set_kernels(match side {
                 Side::Ours => Kernels::Fused,
                 Side::Baseline => Kernels::Candle,
@@ -167,10 +167,9 @@ fn train_by_depth(store: &ParamStore, layout: &ParamLayout, mode: Mode) -> Resul
 /// The ViT step: a random ViT-B/16 at `size`, a random batch of images.
 fn vit_step(spec: &TrainBenchSpec, size: usize, side: Side) -> Result<Box<dyn TrainStep>> {
     let config = vit_config(size, spec.tiny)?;
-    let dev = Device::Cpu;
     let mut rng = Rng::seed_from_u64(SEED ^ 1);
     let classes = config.classifier.num_labels();
-    let mut model = ViT::init(config, DType::F32, &dev, SEED)?;
+    let mut model = ViT::init(config, DType::F32, &spec.device, SEED)?;
     model.set_op_set(match side {
         Side::Ours => OpSet::Fused,
         Side::Baseline => OpSet::Stock,
@@ -248,7 +247,8 @@ fn text_step<A: Architecture>(
     }
     let mut rng = Rng::seed_from_u64(SEED ^ 1);
     let vocab = config.vocab_size() as u64;
-    let mut model = SequenceClassifier::<A>::init(config, DType::F32, &Device::Cpu, SEED)?;
+    let dev = &spec.device;
+    let mut model = SequenceClassifier::<A>::init(config, DType::F32, dev, SEED)?;
     model.set_op_set(match side {
         Side::Ours => OpSet::Fused,
         Side::Baseline => OpSet::Stock,
@@ -261,13 +261,12 @@ fn text_step<A: Architecture>(
     let n = spec.batch * seq;
     // Ids past the special tokens (RoBERTa's padding id is 1).
     let ids: Vec<u32> = (0..n).map(|_| 3 + rng.below(vocab - 3) as u32).collect();
-    let dev = Device::Cpu;
     let batch = BertBatch {
-        input_ids: Tensor::from_vec(ids, (spec.batch, seq), &dev)?,
+        input_ids: Tensor::from_vec(ids, (spec.batch, seq), dev)?,
         token_type_ids: None,
-        attention_mask: Some(Tensor::ones((spec.batch, seq), DType::U32, &dev)?),
+        attention_mask: Some(Tensor::ones((spec.batch, seq), DType::U32, dev)?),
     };
-    let targets = random_labels(spec.batch, 2, &mut rng)?;
+    let targets = random_labels(spec.batch, 2, &mut rng, dev)?;
     let opt = StepOptimizer::new(model.store(), spec.optimizer, side)?;
     Ok(Box::new(TextStep {
         model,
@@ -285,9 +284,9 @@ fn freeze(store: &ParamStore, keep: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn random_labels(n: usize, classes: usize, rng: &mut Rng) -> Result<Tensor> {
+fn random_labels(n: usize, classes: usize, rng: &mut Rng, dev: &Device) -> Result<Tensor> {
     let v: Vec<u32> = (0..n).map(|_| rng.below(classes as u64) as u32).collect();
-    Ok(Tensor::from_vec(v, n, &Device::Cpu)?)
+    Ok(Tensor::from_vec(v, n, dev)?)
 }
 
 /// The optimizer of one side: this project's (param groups, in-place update) or candle_nn's
@@ -336,7 +335,7 @@ impl StepOptimizer {
     }
 
     /// Backward from `loss` (over the tape when the forward was recorded) and the update;
-    /// fills the backward and optimizer times.
+    /// fills the backward and optimizer times (each phase waits for the device to finish).
     fn step(
         &mut self,
         store: &ParamStore,
@@ -349,6 +348,7 @@ impl StepOptimizer {
             Some(r) => r.backward(loss)?,
             None => loss.backward()?,
         };
+        loss.device().synchronize()?;
         t.backward_s = start.elapsed().as_secs_f64();
         let start = Instant::now();
         match self {
@@ -356,6 +356,7 @@ impl StepOptimizer {
             Self::CandleAdamW(opt) => opt.step(&grads)?,
             Self::CandleSgd(opt) => opt.step(&grads)?,
         }
+        loss.device().synchronize()?;
         t.optimizer_s = start.elapsed().as_secs_f64();
         Ok(())
     }
@@ -404,8 +405,9 @@ fn image_step<M: TrainModel<Inputs = Tensor> + 'static>(
 ) -> Result<Box<dyn TrainStep>> {
     let n = spec.batch * 3 * size * size;
     let pixels: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
-    let images = Tensor::from_vec(pixels, (spec.batch, 3, size, size), &Device::Cpu)?;
-    let targets = random_labels(spec.batch, classes, rng)?;
+    let dev = &spec.device;
+    let images = Tensor::from_vec(pixels, (spec.batch, 3, size, size), dev)?;
+    let targets = random_labels(spec.batch, classes, rng, dev)?;
     let opt = StepOptimizer::new(model.store(), spec.optimizer, side)?;
     Ok(Box::new(ImageStep {
         model,

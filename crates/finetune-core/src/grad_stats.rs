@@ -69,7 +69,7 @@ fn device_norm_part(g: &Tensor, p: f64) -> Result<Tensor> {
 }
 
 /// For each of `gs`, whether every value is finite (no NaN, no infinity), in order: host
-/// `f32` tensors scanned in place; on any other device `g − g` (0 where finite, NaN at a NaN
+/// `f32` tensors scanned in place; on any other device `0·g` (0 where finite, NaN at a NaN
 /// or an infinity) summed per tensor on the device and read back once for all of them.
 pub(crate) fn all_finite_each(gs: &[&Tensor]) -> Result<Vec<bool>> {
     // Blocks checked whole (no early exit inside one) so the check vectorises.
@@ -84,7 +84,7 @@ pub(crate) fn all_finite_each(gs: &[&Tensor]) -> Result<Vec<bool>> {
         .filter(|(_, ok)| ok.is_none())
         .map(|(i, _)| {
             let g = gs[i].to_dtype(DType::F32)?;
-            Ok((i, (&g - &g)?.sum_all()?))
+            Ok((i, (g * 0.0)?.sum_all()?))
         })
         .collect::<Result<_>>()?;
     for (is, ts) in by_device(rest) {

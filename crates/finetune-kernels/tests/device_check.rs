@@ -35,7 +35,7 @@ type Op<'a> = dyn Fn(&[Tensor], bool) -> Result<Tensor> + 'a;
 /// the test device as a GPU runs it; compares outputs and every input's gradient.
 fn check(name: &str, inputs: &[Tensor], tol: f64, f: &Op<'_>) {
     let dev = device();
-    let cpu: Vec<Tensor> = inputs.iter().map(|t| f32(t)).collect();
+    let cpu: Vec<Tensor> = inputs.iter().map(f32).collect();
     let on_dev: Vec<Tensor> = cpu.iter().map(|t| t.to_device(&dev).unwrap()).collect();
     let composed = dev.is_cpu();
     let want = f(&cpu, false).unwrap_or_else(|e| panic!("{name}, fused on the CPU: {e}"));
@@ -190,14 +190,19 @@ fn convolution_batch_norm_and_pooling() {
 fn losses() {
     let logits = normal(&[6, 5], 19);
     let targets = [3u32, 0, 4, 1, 1, 2];
-    check("cross_entropy", &[logits.clone()], TOL, &|t, _| {
-        let y = Tensor::new(&targets, t[0].device())?;
-        ops::cross_entropy(&t[0], &y, 0.1, None)
-    });
+    check(
+        "cross_entropy",
+        std::slice::from_ref(&logits),
+        TOL,
+        &|t, _| {
+            let y = Tensor::new(&targets, t[0].device())?;
+            ops::cross_entropy(&t[0], &y, 0.1, None)
+        },
+    );
     let soft = ops::softmax_last_dim(&f32(&normal(&[6, 5], 20))).unwrap();
     check(
         "soft_target_cross_entropy",
-        &[logits.clone()],
+        std::slice::from_ref(&logits),
         TOL,
         &|t, _| ops::soft_target_cross_entropy(&t[0], &soft.to_device(t[0].device())?),
     );

@@ -93,6 +93,9 @@ pub struct TrainArgs {
     /// products beside it, alternated (CPUs with AMX-BF16 or AVX512-BF16).
     #[arg(long)]
     pub bf16: bool,
+    /// Where the step runs: `cpu`, `cuda`, `cuda:N` or `metal` (a build with that feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -217,6 +220,7 @@ fn train_spec(a: &TrainArgs) -> Result<TrainBenchSpec> {
         lora_r: a.lora_r,
         lora_target: a.lora_target.clone(),
         bf16: a.bf16,
+        device: finetune_core::device::select_device(&a.device)?,
     };
     spec.validate()?;
     Ok(spec)
