@@ -133,6 +133,7 @@ fn train_json_for_tiny_text_models_with_baseline() {
         ]);
         assert_eq!(obj["config"], config);
         assert_eq!(obj["mode"], "last2");
+        assert_eq!(obj["device"], "cpu");
         assert_eq!(obj["batch"], 2);
         let base = obj["baseline_median_s"].as_f64().expect("baseline timed");
         assert!(base > 0.0);
@@ -222,6 +223,33 @@ fn train_argument_errors_are_clear() {
         (
             vec!["--model-config", "minilm", "--batch", "0", "--seq", "8"],
             "--batch",
+        ),
+        (
+            vec![
+                "--model-config",
+                "minilm",
+                "--tiny",
+                "--batch",
+                "2",
+                "--seq",
+                "8",
+                "--device",
+                "cuda",
+            ],
+            "--features cuda",
+        ),
+        (
+            vec![
+                "--model-config",
+                "minilm",
+                "--batch",
+                "2",
+                "--seq",
+                "8",
+                "--device",
+                "tpu",
+            ],
+            "tpu",
         ),
     ] {
         let mut all = vec!["bench", "train"];
