@@ -1,0 +1,335 @@
+//! Multi-task fine-tuning (`--task-config`): two text tasks on the real all-MiniLM-L6-v2
+//! (`assets/minilm`) — the film reviews' sentiment, and a second labelling of the same kind of
+//! text (long or short review) from a small CSV with other column names — trained as one
+//! encoder with two heads. The export holds a transformers folder per task (each with its own
+//! labels, loading alone in `finetune predict` and `finetune eval`) whose encoder is exactly
+//! the shared one in `backbone/`; bad task files are one line each.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Complete rows (no quoted line break, not blank) of a review CSV, without its header.
+fn review_rows(file: &Path, skip: usize, take: usize) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty() && l.matches('"').count() % 2 == 0)
+        .skip(skip)
+        .take(take)
+        .map(String::from)
+        .collect()
+}
+
+/// The review text of a `text,label,movie_name` row.
+fn review_text(row: &str) -> String {
+    if let Some(rest) = row.strip_prefix('"') {
+        let end = rest.rfind("\",").unwrap();
+        rest[..end].replace("\"\"", "\"")
+    } else {
+        row.split(',').next().unwrap().to_string()
+    }
+}
+
+/// The sentiment task's CSV (the asset's columns) and the length task's (`review,kind`).
+fn write_tasks(dir: &Path) -> PathBuf {
+    let reviews = asset("rotten_tomatoes/train.csv");
+    let header = "text,label,movie_name\n";
+    for (name, skip, take) in [("sent-train.csv", 0, 48), ("sent-eval.csv", 48, 16)] {
+        let body = review_rows(&reviews, skip, take).join("\n");
+        std::fs::write(dir.join(name), format!("{header}{body}\n")).unwrap();
+    }
+    for (name, skip, take) in [("len-train.csv", 100, 40), ("len-test.csv", 140, 16)] {
+        let mut body = String::from("review,kind\n");
+        for row in review_rows(&reviews, skip, take) {
+            let text = review_text(&row);
+            let kind = if text.len() > 110 { "long" } else { "short" };
+            body += &format!("\"{}\",{kind}\n", text.replace('"', "\"\""));
+        }
+        std::fs::write(dir.join(name), body).unwrap();
+    }
+    let file = dir.join("tasks.toml");
+    std::fs::write(
+        &file,
+        r#"[[task]]
+name = "sentiment"
+train = "sent-train.csv"
+eval = "sent-eval.csv"
+
+[[task]]
+name = "length"
+train = "len-train.csv"
+test = "len-test.csv"
+text_column = "review"
+label_column = "kind"
+problem_type = "single_label_classification"
+weight = 0.5
+"#,
+    )
+    .unwrap();
+    file
+}
+
+fn names(t: &std::collections::HashMap<String, candle_core::Tensor>) -> BTreeSet<String> {
+    t.keys().cloned().collect()
+}
+
+#[test]
+fn two_text_tasks_train_one_minilm_and_export_a_folder_per_head() {
+    let model = asset("minilm");
+    let dir = tmpdir("multitask-minilm");
+    let tasks = write_tasks(&dir);
+    let out = dir.join("out");
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let report = finetune_ok(&[
+        "train",
+        "--task",
+        "text-classification",
+        "--task-config",
+        &p(&tasks),
+        "--model",
+        &p(&model),
+        "--output",
+        &p(&out),
+        "--max-steps",
+        "6",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "48",
+        "--lr",
+        "1e-4",
+        "--task-sampling",
+        "temperature",
+        "--task-temperature",
+        "3",
+        "--no-progress",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let listed = report["tasks"].as_array().expect("a tasks list");
+    assert_eq!(listed.len(), 2, "{report}");
+    assert_eq!(listed[0]["name"], "sentiment");
+    assert_eq!(listed[0]["labels"], serde_json::json!(["fresh", "rotten"]));
+    assert_eq!(listed[1]["name"], "length");
+    assert_eq!(listed[1]["labels"], serde_json::json!(["long", "short"]));
+    assert_eq!(listed[1]["weight"], 0.5);
+    // Temperature 3 over 48 and 40 rows.
+    let (a, b) = (48f64.powf(1.0 / 3.0), 40f64.powf(1.0 / 3.0));
+    let p0 = listed[0]["probability"].as_f64().unwrap();
+    assert!((p0 - a / (a + b)).abs() < 1e-9, "{p0}");
+    assert_eq!(
+        listed[0]["eval"]["samples"], 16,
+        "sentiment evaluated on its eval file"
+    );
+    assert!(listed[0]["eval"]["accuracy"].is_number());
+    assert!(listed[0]["test"].is_null());
+    assert_eq!(
+        listed[1]["test"]["samples"], 16,
+        "length tested on its test file"
+    );
+    let summary = read_json(&out.join("train_summary.json"));
+    assert_eq!(summary["global_step"], 6);
+    assert_eq!(summary["tasks"][1]["test"], listed[1]["test"]);
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("\"eval/sentiment/accuracy\"")),
+        "{metrics}"
+    );
+
+    // A folder per task: the shared encoder, its own head and labels.
+    let sent = load_tensors(&out.join("sentiment/model.safetensors"));
+    let len = load_tensors(&out.join("length/model.safetensors"));
+    let backbone = load_tensors(&out.join("backbone/model.safetensors"));
+    assert_eq!(names(&sent), names(&len));
+    let head = ["classifier.weight", "classifier.bias"];
+    for h in head {
+        assert!(sent.contains_key(h), "{h}");
+    }
+    assert!(
+        !same_bits(&sent["classifier.weight"], &len["classifier.weight"]),
+        "each task has its own head"
+    );
+    let encoder: BTreeSet<String> = names(&sent)
+        .into_iter()
+        .filter(|n| !head.contains(&n.as_str()))
+        .map(|n| n.strip_prefix("bert.").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names(&backbone),
+        encoder,
+        "backbone/ holds the encoder, and only it"
+    );
+    for n in &encoder {
+        let prefixed = format!("bert.{n}");
+        assert!(same_bits(&sent[&prefixed], &backbone[n]), "{n} (sentiment)");
+        assert!(same_bits(&len[&prefixed], &backbone[n]), "{n} (length)");
+    }
+    let pretrained = load_tensors(&model.join("model.safetensors"));
+    let w = "encoder.layer.5.output.dense.weight";
+    assert!(
+        !same_bits(&pretrained[w], &backbone[w]),
+        "the encoder trained"
+    );
+
+    for (task, labels) in [
+        ("sentiment", ["fresh", "rotten"]),
+        ("length", ["long", "short"]),
+    ] {
+        let c = read_json(&out.join(task).join("config.json"));
+        assert_eq!(c["architectures"][0], "BertForSequenceClassification");
+        assert_eq!(c["id2label"]["0"], labels[0], "{task}");
+        assert_eq!(c["id2label"]["1"], labels[1], "{task}");
+        assert_eq!(c["problem_type"], "single_label_classification");
+        assert!(
+            out.join(task).join("tokenizer.json").is_file()
+                || out.join(task).join("vocab.txt").is_file()
+        );
+    }
+    let c = read_json(&out.join("backbone/config.json"));
+    assert_eq!(c["architectures"][0], "BertModel");
+    assert!(c.get("id2label").is_none(), "{c}");
+
+    // Each task's folder works alone.
+    let pred = finetune_ok(&[
+        "predict",
+        "--model",
+        &p(&out.join("length")),
+        "--text",
+        "A quiet, patient film.",
+        "--json",
+    ]);
+    assert!(
+        pred.contains("\"long\"") || pred.contains("\"short\""),
+        "{pred}"
+    );
+    // `eval` reads each folder's recorded columns and length: the length task's file has
+    // its own column names.
+    for (task, data, split, i) in [
+        ("sentiment", "sent-eval.csv", "eval", 0),
+        ("length", "len-test.csv", "test", 1),
+    ] {
+        let eval = finetune_ok(&[
+            "eval",
+            "--model",
+            &p(&out.join(task)),
+            "--data",
+            &p(&dir.join(data)),
+            "--json",
+        ]);
+        let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
+        assert_eq!(eval["samples"], 16, "{task}: {eval}");
+        let acc = eval["accuracy"].as_f64().unwrap();
+        let during = listed[i][split]["accuracy"].as_f64().unwrap();
+        assert!(
+            (acc - during).abs() < 1e-9,
+            "{task}: eval {acc} vs the run's {during}"
+        );
+    }
+}
+
+/// `train` over a task file holding `text` (beside a valid `a.csv`), which must fail with one
+/// line containing every needle.
+fn refused(tag: &str, text: &str, extra: &[&str], needles: &[&str]) {
+    let dir = tmpdir(tag);
+    let model = dir.join("tiny-bert");
+    write_tiny_bert(&model, 4);
+    write_sentiment_csv(&dir.join("a.csv"), 16, 1);
+    let file = dir.join("tasks.toml");
+    std::fs::write(&file, text).unwrap();
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let mut args: Vec<String> = ["train", "--task", "text-classification", "--task-config"]
+        .map(String::from)
+        .into();
+    args.extend([p(&file), "--model".into(), p(&model), "--output".into()]);
+    args.push(p(&dir.join("out")));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let run = finetune(&args);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{tag}: accepted");
+    assert_eq!(err.trim_end().lines().count(), 1, "{tag}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{tag}: missing {n:?}: {err}");
+    }
+    assert!(
+        !dir.join("out").exists(),
+        "{tag}: refused before any output"
+    );
+}
+
+const GOOD: &str = "[[task]]\nname = \"a\"\ntrain = \"a.csv\"\n";
+
+#[test]
+fn bad_task_files_and_unsupported_flags_are_one_line_each() {
+    refused(
+        "mt-noname",
+        "[[task]]\ntrain = \"a.csv\"\n",
+        &[],
+        &["tasks.toml", "task #1 has no \"name\""],
+    );
+    refused(
+        "mt-dup",
+        &format!("{GOOD}{GOOD}"),
+        &[],
+        &["tasks.toml", "two tasks are named \"a\""],
+    );
+    refused(
+        "mt-unknown",
+        &format!("{GOOD}lables = [\"x\"]\n"),
+        &[],
+        &[
+            "tasks.toml",
+            "task \"a\"",
+            "unknown key \"lables\"",
+            "did you mean \"labels\"",
+        ],
+    );
+    refused(
+        "mt-weight",
+        &format!("{GOOD}weight = -1\n"),
+        &[],
+        &["tasks.toml", "task \"a\"", "\"weight\" must be"],
+    );
+    refused(
+        "mt-missing",
+        "[[task]]\nname = \"a\"\ntrain = \"nowhere.csv\"\n",
+        &[],
+        &["tasks.toml", "task \"a\"", "nowhere.csv", "does not exist"],
+    );
+    refused("mt-lora", GOOD, &["--lora"], &["--lora", "--task-config"]);
+    refused(
+        "mt-teacher",
+        GOOD,
+        &["--teacher", "x"],
+        &["--teacher", "--task-config"],
+    );
+    refused(
+        "mt-resume",
+        GOOD,
+        &["--resume"],
+        &["--resume", "--task-config"],
+    );
+    refused(
+        "mt-train",
+        GOOD,
+        &["--train", "x.csv"],
+        &["--task-config", "--train"],
+    );
+    refused(
+        "mt-temp",
+        GOOD,
+        &["--task-temperature", "2"],
+        &["--task-temperature applies to --task-sampling temperature"],
+    );
+    refused(
+        "mt-temp0",
+        GOOD,
+        &["--task-sampling", "temperature", "--task-temperature", "0"],
+        &["--task-temperature must be a number above 0"],
+    );
+}
