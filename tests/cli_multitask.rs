@@ -333,3 +333,102 @@ fn bad_task_files_and_unsupported_flags_are_one_line_each() {
         &["--task-temperature must be a number above 0"],
     );
 }
+
+/// A tiny BERT and two toy tasks (sentiment, and a regression on the text's word count),
+/// with their task file; returns the model and the task file.
+fn tiny_tasks(dir: &Path) -> (PathBuf, PathBuf) {
+    let model = dir.join("tiny-bert");
+    write_tiny_bert(&model, 4);
+    write_sentiment_csv(&dir.join("a.csv"), 24, 1);
+    let mut body = String::from("text,words\n");
+    for (text, _) in sentiment_rows(20, 2) {
+        body += &format!("{text},{:.1}\n", text.split(' ').count() as f64 / 10.0);
+    }
+    std::fs::write(dir.join("b.csv"), body).unwrap();
+    let file = dir.join("tasks.toml");
+    std::fs::write(
+        &file,
+        "[[task]]\nname = \"a\"\ntrain = \"a.csv\"\n\n[[task]]\nname = \"b\"\n\
+         train = \"b.csv\"\nlabel_column = \"words\"\nweight = 2\n",
+    )
+    .unwrap();
+    (model, file)
+}
+
+fn tiny_run(model: &Path, tasks: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let mut args: Vec<String> = ["train", "--task", "text-classification", "--task-config"]
+        .map(String::from)
+        .into();
+    args.extend([p(tasks), "--model".into(), p(model), "--output".into(), p(out)]);
+    for a in ["--max-steps", "4", "--batch-size", "4", "--lr", "1e-3", "--json"] {
+        args.push(a.into());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    serde_json::from_str(&finetune_ok(&args)).unwrap()
+}
+
+#[test]
+fn a_seed_repeats_a_run_and_freezing_names_the_shared_encoder() {
+    let dir = tmpdir("multitask-tiny");
+    let (model, tasks) = tiny_tasks(&dir);
+    let sampling = ["--task-sampling", "temperature", "--seed", "5"];
+    let report = tiny_run(&model, &tasks, &dir.join("one"), &sampling);
+    assert_eq!(report["tasks"][1]["problem_type"], "regression", "{report}");
+    assert_eq!(report["tasks"][1]["weight"], 2.0);
+    tiny_run(&model, &tasks, &dir.join("two"), &sampling);
+    for f in ["a", "b", "backbone"] {
+        let f = format!("{f}/model.safetensors");
+        assert_same_tensors(&dir.join("one").join(&f), &dir.join("two").join(&f));
+    }
+    let other = tiny_run(&model, &tasks, &dir.join("other"), &["--seed", "6"]);
+    assert_eq!(other["tasks"][0]["probability"].as_f64().unwrap(), 24.0 / 44.0);
+    let (x, y) = (
+        load_tensors(&dir.join("one/a/model.safetensors")),
+        load_tensors(&dir.join("other/a/model.safetensors")),
+    );
+    assert!(!same_bits(&x["classifier.weight"], &y["classifier.weight"]));
+
+    // The encoder frozen by its own names: exported as loaded, while both heads train.
+    let frozen = dir.join("frozen");
+    let report = tiny_run(&model, &tasks, &frozen, &["--freeze", "bert.*"]);
+    let frozen_names = report["frozen"].as_array().unwrap();
+    assert!(!frozen_names.is_empty(), "{report}");
+    assert!(frozen_names.iter().all(|n| n.as_str().unwrap().starts_with("bert.")));
+    let pretrained = load_tensors(&model.join("model.safetensors"));
+    let backbone = load_tensors(&frozen.join("backbone/model.safetensors"));
+    for (n, t) in &backbone {
+        assert!(same_bits(&pretrained[&format!("bert.{n}")], t), "{n} moved");
+    }
+    let a = load_tensors(&frozen.join("a/model.safetensors"));
+    assert!(!same_bits(&a["bert.pooler.dense.weight"], &x["bert.pooler.dense.weight"]));
+}
+
+#[test]
+fn the_settings_file_takes_the_multi_task_keys() {
+    let dir = tmpdir("multitask-keys");
+    let (model, tasks) = tiny_tasks(&dir);
+    let run = dir.join("run.toml");
+    let toml = format!(
+        "task_config = {:?}\ntask_sampling = \"temperature\"\ntask_temperature = 4.0\n",
+        tasks.to_str().unwrap()
+    );
+    std::fs::write(&run, toml).unwrap();
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let out = finetune_ok(&[
+        "train",
+        "--task",
+        "text-classification",
+        "--config",
+        &p(&run),
+        "--model",
+        &p(&model),
+        "--output",
+        &p(&dir.join("out")),
+        "--dry-run",
+    ]);
+    let resolved: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(resolved["task_config"], p(&tasks));
+    assert_eq!(resolved["task_sampling"], "temperature");
+    assert_eq!(resolved["task_temperature"], 4.0);
+}
