@@ -360,8 +360,22 @@ fn tiny_run(model: &Path, tasks: &Path, out: &Path, extra: &[&str]) -> serde_jso
     let mut args: Vec<String> = ["train", "--task", "text-classification", "--task-config"]
         .map(String::from)
         .into();
-    args.extend([p(tasks), "--model".into(), p(model), "--output".into(), p(out)]);
-    for a in ["--max-steps", "4", "--batch-size", "4", "--lr", "1e-3", "--json"] {
+    args.extend([
+        p(tasks),
+        "--model".into(),
+        p(model),
+        "--output".into(),
+        p(out),
+    ]);
+    for a in [
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-3",
+        "--json",
+    ] {
         args.push(a.into());
     }
     args.extend(extra.iter().map(|s| s.to_string()));
@@ -382,7 +396,10 @@ fn a_seed_repeats_a_run_and_freezing_names_the_shared_encoder() {
         assert_same_tensors(&dir.join("one").join(&f), &dir.join("two").join(&f));
     }
     let other = tiny_run(&model, &tasks, &dir.join("other"), &["--seed", "6"]);
-    assert_eq!(other["tasks"][0]["probability"].as_f64().unwrap(), 24.0 / 44.0);
+    assert_eq!(
+        other["tasks"][0]["probability"].as_f64().unwrap(),
+        24.0 / 44.0
+    );
     let (x, y) = (
         load_tensors(&dir.join("one/a/model.safetensors")),
         load_tensors(&dir.join("other/a/model.safetensors")),
@@ -394,14 +411,19 @@ fn a_seed_repeats_a_run_and_freezing_names_the_shared_encoder() {
     let report = tiny_run(&model, &tasks, &frozen, &["--freeze", "bert.*"]);
     let frozen_names = report["frozen"].as_array().unwrap();
     assert!(!frozen_names.is_empty(), "{report}");
-    assert!(frozen_names.iter().all(|n| n.as_str().unwrap().starts_with("bert.")));
+    assert!(frozen_names
+        .iter()
+        .all(|n| n.as_str().unwrap().starts_with("bert.")));
     let pretrained = load_tensors(&model.join("model.safetensors"));
     let backbone = load_tensors(&frozen.join("backbone/model.safetensors"));
     for (n, t) in &backbone {
         assert!(same_bits(&pretrained[&format!("bert.{n}")], t), "{n} moved");
     }
     let a = load_tensors(&frozen.join("a/model.safetensors"));
-    assert!(!same_bits(&a["bert.pooler.dense.weight"], &x["bert.pooler.dense.weight"]));
+    assert!(!same_bits(
+        &a["bert.pooler.dense.weight"],
+        &x["bert.pooler.dense.weight"]
+    ));
 }
 
 #[test]
@@ -431,4 +453,73 @@ fn the_settings_file_takes_the_multi_task_keys() {
     assert_eq!(resolved["task_config"], p(&tasks));
     assert_eq!(resolved["task_sampling"], "temperature");
     assert_eq!(resolved["task_temperature"], 4.0);
+}
+
+/// Two tasks on `family`'s test fixture: the export's per-task folders and `backbone/` follow
+/// the family's own naming (its prefix, its head, its base model).
+fn other_family_exports_its_base_model(family: &str, prefix: &str, base: &str) {
+    let dir = tmpdir(&format!("multitask-{family}"));
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(family);
+    let texts = [
+        "the movie was great",
+        "a terrible film",
+        "great music",
+        "weak dialogue",
+    ];
+    let (mut a, mut b) = (String::from("text,label\n"), String::from("text,label\n"));
+    for i in 0..16 {
+        let t = texts[i % 4];
+        a += &format!("{t},{}\n", if i % 2 == 0 { "pos" } else { "neg" });
+        b += &format!(
+            "{t},{}\n",
+            if t.split(' ').count() > 2 {
+                "long"
+            } else {
+                "short"
+            }
+        );
+    }
+    std::fs::write(dir.join("a.csv"), a).unwrap();
+    std::fs::write(dir.join("b.csv"), b).unwrap();
+    let tasks = dir.join("tasks.toml");
+    let toml =
+        "[[task]]\nname = \"a\"\ntrain = \"a.csv\"\n[[task]]\nname = \"b\"\ntrain = \"b.csv\"\n";
+    std::fs::write(&tasks, toml).unwrap();
+    let out = dir.join("out");
+    tiny_run(&model, &tasks, &out, &["--no-progress"]);
+    let backbone = load_tensors(&out.join("backbone/model.safetensors"));
+    assert_eq!(
+        read_json(&out.join("backbone/config.json"))["architectures"][0],
+        base
+    );
+    for task in ["a", "b"] {
+        let t = load_tensors(&out.join(task).join("model.safetensors"));
+        let encoder: BTreeSet<String> = names(&t)
+            .iter()
+            .filter_map(|n| n.strip_prefix(prefix).map(String::from))
+            .collect();
+        assert!(encoder.len() < t.len(), "{task}: a head beside the encoder");
+        assert_eq!(names(&backbone), encoder, "{family} {task}");
+        for n in &encoder {
+            assert!(same_bits(&t[&format!("{prefix}{n}")], &backbone[n]), "{n}");
+        }
+        let labels = read_json(&out.join(task).join("config.json"))["id2label"].clone();
+        let want = if task == "a" {
+            ["neg", "pos"]
+        } else {
+            ["long", "short"]
+        };
+        assert_eq!(
+            (labels["0"].clone(), labels["1"].clone()),
+            (want[0].into(), want[1].into())
+        );
+    }
+}
+
+#[test]
+fn distilbert_and_roberta_share_their_encoder_too() {
+    other_family_exports_its_base_model("distilbert", "distilbert.", "DistilBertModel");
+    other_family_exports_its_base_model("roberta", "roberta.", "RobertaModel");
 }
