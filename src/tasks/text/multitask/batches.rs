@@ -85,3 +85,37 @@ impl BatchSource<TaskInputs> for TaskBatches<'_> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::text::multitask::probabilities;
+
+    #[test]
+    fn the_learners_batches_fill_the_plans_slots_in_order() {
+        let (sizes, bs, seed) = (vec![30, 7, 12], 4, 9);
+        let sampler = TaskSampler::new(sizes.clone(), probabilities(&sizes, 2.0), bs, seed);
+        let batches = TaskBatches::new(Vec::new(), sampler.clone(), bs, seed);
+        // The learner's own order, as it cuts an epoch into batches.
+        let learner = StepOrder {
+            samples: 49,
+            batch_size: bs,
+            grad_accum: 3,
+            drop_last: false,
+            seed,
+        };
+        for epoch in 0..2 {
+            let plan = sampler.epoch(epoch);
+            let mut slot = 0;
+            for step in epoch * learner.steps_per_epoch()..(epoch + 1) * learner.steps_per_epoch() {
+                for indices in learner.plan(step).batches {
+                    let got = batches.slot_rows(indices[0], epoch, indices.len());
+                    assert_eq!(got, sampler.rows(&plan, slot, indices.len()), "slot {slot}");
+                    assert!(got.1.iter().all(|&r| r < sizes[got.0]), "one task's rows");
+                    slot += 1;
+                }
+            }
+            assert_eq!(slot, plan.slots(), "every slot once");
+        }
+    }
+}
