@@ -186,9 +186,20 @@ fn two_text_tasks_train_one_minilm_and_export_a_folder_per_head() {
         assert_eq!(c["id2label"]["0"], labels[0], "{task}");
         assert_eq!(c["id2label"]["1"], labels[1], "{task}");
         assert_eq!(c["problem_type"], "single_label_classification");
+        for f in ["vocab.txt", "run_config.json", "README.md"] {
+            assert!(out.join(task).join(f).is_file(), "{task}/{f}");
+        }
+        let card = std::fs::read_to_string(out.join(task).join("README.md")).unwrap();
+        // Its card is its own: its name, its results (the test split's, else the eval's).
+        let result = if task == "sentiment" {
+            &listed[0]["eval"]
+        } else {
+            &listed[1]["test"]
+        };
+        let acc = format!("- accuracy: {:.4}", result["accuracy"].as_f64().unwrap());
         assert!(
-            out.join(task).join("tokenizer.json").is_file()
-                || out.join(task).join("vocab.txt").is_file()
+            card.contains(&format!("# {task}\n")) && card.contains(&acc),
+            "{card}"
         );
     }
     let c = read_json(&out.join("backbone/config.json"));

@@ -141,28 +141,49 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
         },
     )?;
     if report.outcome != "interrupted" {
-        record_settings(&resolved, &tasks, &report.output)?;
         let bs = s.train.eval_batch_size;
         let reports =
             report::evaluate_tasks(&model, &tasks, &probs, bs, &report.summary, &report.output)?;
+        complete_task_folders(&resolved, &tasks, &reports, source, &report.output)?;
         report.tasks = Some(reports);
     }
     Ok(report)
 }
 
-/// Each task's folder gets the settings a single-task run of it would record (its data,
-/// columns, problem type), so `eval` and `predict` on the folder read its data as it was read.
-fn record_settings(
+/// Each task's folder gets what a single-task run's export holds besides the model: the
+/// settings a run of that task alone would record (its data, columns, problem type), so `eval`
+/// and `predict` read its data as it was read, and its model card with its own results.
+fn complete_task_folders(
     resolved: &RunSettings,
     tasks: &[prepare::TaskData],
+    reports: &[TaskReport],
+    source: &ModelSource,
     output: &std::path::Path,
 ) -> Result<()> {
-    for t in tasks {
+    let history: Vec<serde_json::Value> = std::fs::read_to_string(output.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for (t, r) in tasks.iter().zip(reports) {
         let mut ts = prepare::settings_for(resolved, &t.spec);
         ts.data.problem_type = Some(t.problem);
         let json = serde_json::to_vec_pretty(&ts.resolved_json(Task::TextClassification)?)?;
-        let path = output.join(&t.spec.name).join(RUN_CONFIG);
-        finetune_core::fsutil::write_bytes_atomically(&path, &json)?;
+        let dir = output.join(&t.spec.name);
+        finetune_core::fsutil::write_bytes_atomically(&dir.join(RUN_CONFIG), &json)?;
+        let facts = crate::tasks::model_card::CardFacts {
+            settings: &ts,
+            task: Task::TextClassification,
+            source,
+            results: r
+                .test
+                .as_ref()
+                .or(r.eval.as_ref())
+                .map(serde_json::to_value)
+                .transpose()?,
+            history: &history,
+        };
+        crate::tasks::model_card::write(&dir, &facts)?;
     }
     Ok(())
 }
