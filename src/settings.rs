@@ -8,6 +8,7 @@
 
 use crate::tasks::augment::Augment;
 use crate::tasks::image::ImageRecipes;
+pub use crate::tasks::text::multitask::TaskSampling;
 use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, Args, Command, FromArgMatches};
 use finetune_data::text::TextColumns;
@@ -192,6 +193,19 @@ pub struct TextSettings {
     /// the labels, in this order); replaces --label-column.
     #[arg(long, value_delimiter = ',', help_heading = TEXT_HEADING)]
     pub label_columns: Vec<String>,
+    /// Multi-task fine-tuning: a TOML file of `[[task]]` tables (name, data, labels, problem
+    /// type, loss weight), each trained as its own head on one shared encoder; replaces
+    /// --train/--eval/--test (see the guide's "Multi-task fine-tuning").
+    #[arg(long, help_heading = TEXT_HEADING)]
+    pub task_config: Option<PathBuf>,
+    /// Multi-task: how each batch's task is drawn: `proportional` to the tasks' training rows,
+    /// or `temperature` (probability ∝ rows^(1/T), T = --task-temperature).
+    #[arg(long, value_enum, default_value = "proportional", help_heading = TEXT_HEADING)]
+    pub task_sampling: TaskSampling,
+    /// Multi-task: the temperature T of `--task-sampling temperature` (T = 1 is
+    /// proportional; larger T draws small tasks more often) [default: 2].
+    #[arg(long, help_heading = TEXT_HEADING)]
+    pub task_temperature: Option<f64>,
 }
 
 impl TextSettings {
@@ -498,7 +512,8 @@ impl RunSettings {
     /// Every check a command line's settings must pass before any work: the task, model and
     /// output are given, no setting of the other task (`given`: the keys the user set), the
     /// training settings valid, a known `--device`, `--resume` and `--overwrite` not both,
-    /// training data named (`--train` or `--dataset`), evaluation data for early stopping and
+    /// training data named (`--train`, `--dataset`, or a `--task-config` that reads and whose
+    /// settings a multi-task run takes), evaluation data for early stopping and
     /// `--load-best-at-end`. Returns the task. Each failure is a usage error.
     pub fn check(&self, given: &BTreeSet<String>) -> Result<Task> {
         let (task, _, _) = self.required()?;
@@ -522,7 +537,9 @@ impl RunSettings {
         if self.job.resume.is_some() && self.job.overwrite {
             bail!("give --resume or --overwrite, not both");
         }
-        if self.data.train.is_empty() && self.data.dataset.is_none() {
+        crate::tasks::text::multitask::check_settings(self)?;
+        let tasks = self.text.task_config.is_some();
+        if !tasks && self.data.train.is_empty() && self.data.dataset.is_none() {
             bail!("no training data: give --train FILE or --dataset ID");
         }
         let t = &self.train;

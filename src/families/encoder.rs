@@ -112,6 +112,10 @@ impl<A: Architecture> TextModel for SequenceClassifier<A> {
     fn export_as(&self, dir: &Path, dtype: Option<DType>) -> finetune_core::Result<()> {
         SequenceClassifier::export_as(self, dir, dtype)
     }
+
+    fn export_encoder_as(&self, dir: &Path, dtype: Option<DType>) -> finetune_core::Result<()> {
+        SequenceClassifier::export_encoder_as(self, dir, dtype)
+    }
 }
 
 impl<A: Architecture> TokenModel for TokenClassifier<A> {

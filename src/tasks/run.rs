@@ -33,6 +33,10 @@ pub struct RunReport {
     /// ([`crate::tasks::push`]); absent when there was none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hub: Option<finetune_hub::upload::PushReport>,
+    /// A multi-task run's tasks (`--task-config`), each with its own metrics; absent for a
+    /// single task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<crate::tasks::text::multitask::TaskReport>>,
 }
 
 /// A task's model and the batch sources of its splits.
@@ -107,6 +111,7 @@ pub fn fit_and_test<M: TrainModel + ?Sized>(
         frozen,
         skipped_samples: run.skipped_samples,
         hub: None,
+        tasks: None,
     })
 }
 

@@ -230,7 +230,33 @@ impl ParamStore {
 
     /// Adds a tensor (copied into a fresh `Var`). Parameters start trainable; buffers never are.
     pub fn insert(&self, name: &str, value: &Tensor, kind: TensorKind) -> Result<Param> {
-        let var = Var::from_tensor(&value.detach())?;
+        self.push(name, Var::from_tensor(&value.detach())?, kind)
+    }
+
+    /// Adds `var` itself, not a copy: a tensor this store shares with another (an update
+    /// through either is seen by both, as one model's backbone shared by several heads).
+    pub fn insert_shared(&self, name: &str, var: &Var, kind: TensorKind) -> Result<Param> {
+        self.push(name, var.clone(), kind)
+    }
+
+    /// Makes `name` hold `var` itself (another store's tensor) instead of its own value;
+    /// handles stay valid and the trainable flag is kept. The shapes must match.
+    pub fn share(&self, name: &str, var: &Var) -> Result<()> {
+        let idx = self.index_of(name)?;
+        let mut inner = self.write();
+        let e = &mut inner.entries[idx];
+        if e.var.dims() != var.dims() {
+            return Err(Error::Shape {
+                name: name.to_string(),
+                expected: e.var.dims().to_vec(),
+                got: var.dims().to_vec(),
+            });
+        }
+        e.var = var.clone();
+        Ok(())
+    }
+
+    fn push(&self, name: &str, var: Var, kind: TensorKind) -> Result<Param> {
         let mut inner = self.write();
         if inner.index.contains_key(name) {
             return Err(Error::config(format!(
@@ -546,6 +572,37 @@ impl ParamStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_tensor_is_one_variable_in_both_stores() -> Result<()> {
+        let dev = Device::Cpu;
+        let (a, b) = (ParamStore::new(), ParamStore::new());
+        a.insert(
+            "w",
+            &Tensor::new(&[1f32, 2.0], &dev)?,
+            TensorKind::Parameter,
+        )?;
+        let h = b.insert(
+            "w",
+            &Tensor::new(&[5f32, 6.0], &dev)?,
+            TensorKind::Parameter,
+        )?;
+        b.share("w", &a.var("w")?)?;
+        let c = ParamStore::new();
+        c.insert_shared("enc.w", &a.var("w")?, TensorKind::Parameter)?;
+        // A handle built before the share reads the shared value; an update through any
+        // store is seen by the others; a gradient through one is the others' variable's.
+        assert_eq!(h.tensor().to_vec1::<f32>()?, [1.0, 2.0]);
+        c.set("enc.w", &Tensor::new(&[3f32, 4.0], &dev)?)?;
+        assert_eq!(b.get("w")?.to_vec1::<f32>()?, [3.0, 4.0]);
+        let grads = (h.tensor().sum_all()? * 2.0)?.backward()?;
+        assert!(grads.get(c.var("enc.w")?.as_tensor()).is_some());
+        let wrong = Tensor::new(&[1f32], &dev)?;
+        let other = ParamStore::new();
+        other.insert("v", &wrong, TensorKind::Parameter)?;
+        assert!(b.share("w", &other.var("v")?).is_err(), "shapes must match");
+        Ok(())
+    }
 
     #[test]
     fn frozen_params_get_no_gradient_and_unfreezing_takes_effect() -> Result<()> {

@@ -82,7 +82,7 @@ pub fn parse_text(path: &Path, text: &str, cmd: &Command) -> Result<Map<String, 
 
 /// A TOML parse error on one line: `not valid TOML at line L, column C: message` (the
 /// parser's own rendering quotes the source over several lines).
-fn toml_error(text: &str, e: &toml::de::Error) -> String {
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim().replace('\n', " ");
     let Some(span) = e.span() else {
         return format!("not valid TOML: {message}");
@@ -135,16 +135,22 @@ pub fn canonical_keys(
 /// "unknown key `x`", with the nearest known key when one is close, and the known keys.
 fn unknown_key(key: &str, keys: &BTreeMap<String, String>) -> String {
     let ids: BTreeSet<&str> = keys.values().map(String::as_str).collect();
-    let nearest = keys
-        .keys()
-        .map(|k| (edit_distance(key, k), k))
-        .min()
-        .filter(|(d, _)| *d <= 3);
-    let hint = nearest.map_or(String::new(), |(_, k)| format!(" (did you mean \"{k}\"?)"));
+    let nearest = nearest(key, keys.keys().map(String::as_str));
+    let hint = nearest.map_or(String::new(), |k| format!(" (did you mean \"{k}\"?)"));
     format!(
         "unknown key \"{key}\"{hint}; the known keys are {}",
         ids.into_iter().collect::<Vec<_>>().join(", ")
     )
+}
+
+/// The known key closest to a misspelt `key` (at most 3 edits away), for a "did you mean".
+pub fn nearest<'k>(key: &str, known: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
+    known
+        .into_iter()
+        .map(|k| (edit_distance(key, k), k))
+        .min()
+        .filter(|(d, _)| *d <= 3)
+        .map(|(_, k)| k)
 }
 
 /// Levenshtein distance.

@@ -1,8 +1,10 @@
 //! Text classification: files or a Hub dataset → records → tokenised batches → the learner →
-//! the exported folder, with test metrics; evaluation and export of a fine-tuned model.
+//! the exported folder, with test metrics; evaluation and export of a fine-tuned model; several
+//! tasks on one encoder ([`multitask`]).
 
 mod data;
 mod model;
+pub mod multitask;
 mod source;
 mod targets;
 mod teacher;
@@ -26,6 +28,9 @@ use std::path::{Path, PathBuf};
 
 /// Fine-tunes `source` as `s` says, evaluates on the test split, exports into the output.
 pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Result<RunReport> {
+    if s.text.task_config.is_some() {
+        return multitask::train(s, source, out);
+    }
     let mut splits = Splits::read(s)?;
     let problem = targets::problem_type(s, &splits.train);
     splits.require_labels(s, problem)?;

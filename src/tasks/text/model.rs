@@ -18,6 +18,9 @@ pub trait TextModel: TrainModel<Inputs = BertBatch> {
     /// Writes the model, and the tokenizer files it came with, for transformers into `dir`;
     /// floating tensors in `dtype` when given.
     fn export_as(&self, dir: &Path, dtype: Option<DType>) -> finetune_core::Result<()>;
+    /// Writes the encoder alone, without the head, as the family's base model for
+    /// transformers (`BertModel` for BERT), with the tokenizer files.
+    fn export_encoder_as(&self, dir: &Path, dtype: Option<DType>) -> finetune_core::Result<()>;
 }
 
 /// Tokens per input when nothing says otherwise.
