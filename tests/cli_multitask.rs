@@ -242,6 +242,7 @@ fn two_text_tasks_train_one_minilm_and_export_a_folder_per_head() {
             "{task}: eval {acc} vs the run's {during}"
         );
     }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `train` over a task file holding `text` (beside a valid `a.csv`), which must fail with one
@@ -271,6 +272,7 @@ fn refused(tag: &str, text: &str, extra: &[&str], needles: &[&str]) {
         !dir.join("out").exists(),
         "{tag}: refused before any output"
     );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 const GOOD: &str = "[[task]]\nname = \"a\"\ntrain = \"a.csv\"\n";
@@ -435,6 +437,7 @@ fn a_seed_repeats_a_run_and_freezing_names_the_shared_encoder() {
         &a["bert.pooler.dense.weight"],
         &x["bert.pooler.dense.weight"]
     ));
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -464,6 +467,7 @@ fn the_settings_file_takes_the_multi_task_keys() {
     assert_eq!(resolved["task_config"], p(&tasks));
     assert_eq!(resolved["task_sampling"], "temperature");
     assert_eq!(resolved["task_temperature"], 4.0);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Two tasks on `family`'s test fixture: the export's per-task folders and `backbone/` follow
@@ -527,6 +531,7 @@ fn other_family_exports_its_base_model(family: &str, prefix: &str, base: &str) {
             (want[0].into(), want[1].into())
         );
     }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
