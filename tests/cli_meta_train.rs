@@ -56,7 +56,14 @@ fn meta_args(base: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<String
     ]
     .map(String::from)
     .into();
-    a.extend(extra.iter().map(|x| x.to_string()));
+    // A flag given in `extra` replaces its value here.
+    let mut rest = extra.iter();
+    while let Some(flag) = rest.next() {
+        match a.iter().position(|x| x == flag) {
+            Some(i) if flag.starts_with("--") => a[i + 1] = rest.next().unwrap().to_string(),
+            _ => a.push(flag.to_string()),
+        }
+    }
     a
 }
 
@@ -83,14 +90,23 @@ fn a_meta_trained_folder_fine_tunes_on_new_classes() {
         load_tensors(&base.join("model.safetensors")),
         load_tensors(&out.join("model.safetensors")),
     );
-    assert!(meta.iter().any(|(n, t)| !n.starts_with("fc.") && !same_bits(t, &start[n])));
-    let fc = meta["fc.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(meta
+        .iter()
+        .any(|(n, t)| !n.starts_with("fc.") && !same_bits(t, &start[n])));
+    let fc = meta["fc.weight"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert_eq!(fc.len(), 2 * 8);
     assert!(fc.iter().all(|v| *v == 0.0));
     // The same seed gives the same bits.
     let again = dir.join("meta-again");
     finetune_ok(&meta_args(&base, &data, &again, &[]));
-    assert_same_tensors(&out.join("model.safetensors"), &again.join("model.safetensors"));
+    assert_same_tensors(
+        &out.join("model.safetensors"),
+        &again.join("model.safetensors"),
+    );
     // `finetune train` fine-tunes it on the held-out classes (a new head for them).
     let held_out = dir.join("held-out");
     for c in ["d", "e"] {
@@ -131,7 +147,10 @@ fn bad_values_are_one_line_each_before_any_work() {
         (&["--meta-lr=-1"], "--meta-lr must be in (0, 1]"),
         (&["--meta-batch", "0"], "--meta-batch must be at least 1"),
         (&["--inner-lr", "0"], "--inner-lr must be a positive number"),
-        (&["--shots", "4", "--query-shots", "3"], "class \"a\" has 6 examples"),
+        (
+            &["--shots", "4", "--query-shots", "3"],
+            "class \"a\" has 6 examples",
+        ),
         (&["--classes", "a,z"], "\"z\" is not a class of --train"),
         (&["--eval-classes", "c,d"], "class \"c\" is in both"),
     ];

@@ -5,8 +5,8 @@
 use candle_core::{DType, Device, Tensor};
 use finetune_core::{OptimizerKind, ParamStore, Result, Rng, TensorKind};
 use finetune_train::reptile::{
-    self, EpisodeSampler, FewShotAccuracy, InnerLoop, MetaLrSchedule, ReptileConfig,
-    TaskAverage, Weights,
+    self, EpisodeSampler, FewShotAccuracy, InnerLoop, MetaLrSchedule, ReptileConfig, TaskAverage,
+    Weights,
 };
 use finetune_train::{Batch, BatchSource, ParamLayout, Problem, TrainModel};
 use std::path::Path;
@@ -25,10 +25,18 @@ impl Quadratic {
         let store = ParamStore::new();
         let dev = Device::Cpu;
         store
-            .insert("body.w", &Tensor::new(w, &dev).unwrap(), TensorKind::Parameter)
+            .insert(
+                "body.w",
+                &Tensor::new(w, &dev).unwrap(),
+                TensorKind::Parameter,
+            )
             .unwrap();
         store
-            .insert("head.b", &Tensor::new(&[0.5f32, -0.5], &dev).unwrap(), TensorKind::Parameter)
+            .insert(
+                "head.b",
+                &Tensor::new(&[0.5f32, -0.5], &dev).unwrap(),
+                TensorKind::Parameter,
+            )
             .unwrap();
         Self { store }
     }
@@ -148,20 +156,36 @@ fn assert_close(got: &[f64], want: &[f64]) {
 fn the_outer_update_is_phi_plus_eps_times_the_mean_move() {
     let store = ParamStore::new();
     let t = |v: &[f32]| Tensor::new(v, &Device::Cpu).unwrap();
-    store.insert("w", &t(&[1.0, 2.0]), TensorKind::Parameter).unwrap();
+    store
+        .insert("w", &t(&[1.0, 2.0]), TensorKind::Parameter)
+        .unwrap();
+    let count = |n: u32| Tensor::new(&[n], &Device::Cpu).unwrap();
+    store.insert("n", &count(4), TensorKind::Buffer).unwrap();
     let all = |_: &str| true;
     let phi = Weights::capture(&store, &all).unwrap();
     let mut avg = TaskAverage::new();
-    for w in [[3.0f32, 2.0], [1.0, 6.0]] {
+    for (w, n) in [([3.0f32, 2.0], 7), ([1.0, 6.0], 9)] {
         store.set("w", &t(&w)).unwrap();
+        store.set("n", &count(n)).unwrap();
         avg.add(&Weights::capture(&store, &all).unwrap()).unwrap();
     }
     // The captures are copies: the store's later values do not reach them.
     assert_eq!(phi.tensors()[0].1.to_vec1::<f32>().unwrap(), [1.0, 2.0]);
-    let stepped = |eps| avg.step(&phi, eps).unwrap().tensors()[0].1.to_vec1::<f32>().unwrap();
+    let stepped = |eps| {
+        avg.step(&phi, eps).unwrap().tensors()[0]
+            .1
+            .to_vec1::<f32>()
+            .unwrap()
+    };
     // mean W = (2, 4): φ + ε((2, 4) − (1, 2)).
     assert_eq!(stepped(0.5), [1.5, 3.0]);
     assert_eq!(stepped(1.0), [2.0, 4.0]);
+    // An integer buffer keeps φ's value.
+    let n = avg.step(&phi, 1.0).unwrap().tensors()[1]
+        .1
+        .to_vec1::<u32>()
+        .unwrap();
+    assert_eq!(n, [4]);
     let mut one = TaskAverage::new();
     one.add(&Weights::capture(&store, &all).unwrap()).unwrap();
     let to_w = one.step(&phi, 1.0).unwrap();
@@ -230,11 +254,17 @@ fn episodes_hold_distinct_allowed_classes_disjoint_support_and_query() {
                 let of: Vec<_> = set.iter().filter(|(_, l)| *l == label).collect();
                 assert_eq!(of.len(), per_class);
                 // Task label j is the class drawn j-th.
-                assert!(of.iter().all(|(i, _)| labels[*i] == e.classes[label as usize]));
+                assert!(of
+                    .iter()
+                    .all(|(i, _)| labels[*i] == e.classes[label as usize]));
             }
         }
         let support: std::collections::BTreeSet<_> = e.support.iter().map(|s| s.0).collect();
-        assert_eq!(support.len(), e.support.len(), "no image twice in the support");
+        assert_eq!(
+            support.len(),
+            e.support.len(),
+            "no image twice in the support"
+        );
         assert!(e.query.iter().all(|(i, _)| !support.contains(i)));
     }
     // The labels are remapped in a random order: label 0 is not always the same class.
@@ -258,7 +288,10 @@ fn bad_episode_shapes_are_one_line_naming_the_setting() {
     assert!(err(3, 1, 1, &[0, 1]).contains("only 2 classes"));
     // Four examples per class: 3 shots and 2 query shots need five.
     let e = err(2, 3, 2, &[0, 1]);
-    assert!(e.contains("class \"a\" has 4 examples") && e.contains("5"), "{e}");
+    assert!(
+        e.contains("class \"a\" has 4 examples") && e.contains("5"),
+        "{e}"
+    );
     assert!(err(2, 1, 1, &[0, 1, 0]).contains("listed twice"));
     for e in [err(1, 1, 1, &[0, 1]), err(2, 3, 2, &[0, 1])] {
         assert!(!e.contains('\n'), "{e}");
@@ -273,7 +306,9 @@ fn bad_settings_are_refused_before_any_work() {
         ("`meta_lr` must be in (0, 1]", |c| c.meta_lr = 0.0),
         ("`meta_lr` must be in (0, 1]", |c| c.meta_lr = -0.1),
         ("`meta_lr` must be in (0, 1]", |c| c.meta_lr = 1.5),
-        ("`inner_lr` must be a positive number", |c| c.inner_lr = f64::NAN),
+        ("`inner_lr` must be a positive number", |c| {
+            c.inner_lr = f64::NAN
+        }),
         ("`meta_batch` must be at least 1", |c| c.meta_batch = 0),
         ("`inner_steps` must be at least 1", |c| c.inner_steps = 0),
         ("`query_shots` must be at least 1", |c| c.query_shots = 0),
@@ -308,8 +343,15 @@ fn few_shot_accuracy_is_a_mean_with_its_interval_and_leaves_the_weights() {
     let acc = reptile::few_shot_accuracy(&model, &Points, &sampler, &inner, 5, 3).unwrap();
     assert_eq!(acc.episodes, 5);
     assert!(acc.per_episode.iter().all(|a| (0.0..=1.0).contains(a)));
-    assert_eq!(acc, reptile::few_shot_accuracy(&model, &Points, &sampler, &inner, 5, 3).unwrap());
+    assert_eq!(
+        acc,
+        reptile::few_shot_accuracy(&model, &Points, &sampler, &inner, 5, 3).unwrap()
+    );
     assert_close(&model.w(), &[0.3, -0.2]);
     let head = model.store.get("head.b").unwrap().to_vec1::<f32>().unwrap();
-    assert_eq!(head, [0.5, -0.5], "the starting weights are restored, head included");
+    assert_eq!(
+        head,
+        [0.5, -0.5],
+        "the starting weights are restored, head included"
+    );
 }

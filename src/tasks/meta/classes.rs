@@ -39,11 +39,7 @@ impl MetaData {
             Some(c) => Some(ids(c, &names, "--eval-classes")?),
             None => None,
         };
-        if let Some(shared) = eval_ids
-            .iter()
-            .flatten()
-            .find(|c| train_ids.contains(c))
-        {
+        if let Some(shared) = eval_ids.iter().flatten().find(|c| train_ids.contains(c)) {
             bail!(
                 "class \"{}\" is in both --classes and --eval-classes: few-shot accuracy is \
                  measured on classes meta-training never saw",

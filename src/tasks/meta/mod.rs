@@ -13,10 +13,10 @@ pub mod settings;
 
 pub use settings::{MetaJob, MetaSettings, META_CONFIG};
 
+use crate::settings::Task;
 use crate::tasks::augment::Augment;
 use crate::tasks::image::{input_size, ImageClassifier, ImageModelOptions};
 use crate::tasks::output::write_folder_atomically;
-use crate::settings::Task;
 use anyhow::Result;
 use finetune_core::ProblemType;
 use finetune_data::{OnBadSample, SkipLog};

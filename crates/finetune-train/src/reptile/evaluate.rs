@@ -72,7 +72,11 @@ pub fn few_shot_accuracy<M: TrainModel<Inputs = Tensor> + ?Sized>(
             .argmax(1)?
             .to_dtype(candle_core::DType::U32)?
             .to_vec1::<u32>()?;
-        let right = predicted.iter().zip(&labels).filter(|(p, l)| p == l).count();
+        let right = predicted
+            .iter()
+            .zip(&labels)
+            .filter(|(p, l)| p == l)
+            .count();
         accuracies.push(right as f64 / labels.len() as f64);
     }
     start.restore(store)?;

@@ -6,9 +6,7 @@
 use super::config::ReptileConfig;
 use candle_core::{DType, Tensor};
 use finetune_core::optim::{Adam, OptimizerConfig};
-use finetune_core::{
-    GroupBuilder, OptimizerKind, ParamStore, PatternSet, Result, TrainModel,
-};
+use finetune_core::{GroupBuilder, OptimizerKind, ParamStore, PatternSet, Result, TrainModel};
 use finetune_kernels::tape::Recording;
 
 /// How one task is learned: the optimizer, its lr and the number of steps.
