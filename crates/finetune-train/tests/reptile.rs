@@ -298,11 +298,14 @@ fn bad_episode_shapes_are_one_line_naming_the_setting() {
     }
 }
 
+/// A change that makes settings invalid.
+type Spoil = fn(&mut ReptileConfig);
+
 #[test]
 fn bad_settings_are_refused_before_any_work() {
     let ok = config(1, 1, 1.0, MetaLrSchedule::Linear);
     ok.validate().unwrap();
-    let cases: [(&str, fn(&mut ReptileConfig)); 8] = [
+    let cases: [(&str, Spoil); 8] = [
         ("`meta_lr` must be in (0, 1]", |c| c.meta_lr = 0.0),
         ("`meta_lr` must be in (0, 1]", |c| c.meta_lr = -0.1),
         ("`meta_lr` must be in (0, 1]", |c| c.meta_lr = 1.5),
