@@ -11,6 +11,7 @@
 //! - [`distill`]: the `--teacher` a run distils from, resolved and checked;
 //! - [`labels`]: the run's classes and whether the checkpoint's head stays (both tasks);
 //! - [`lora`]: the run's LoRA adapters (new, or carried on from `--adapter`);
+//! - [`meta`]: `finetune meta-train`, Reptile meta-learning of a few-shot initialisation;
 //! - [`model_card`]: the `README.md` every export gets;
 //! - [`push`]: the final export pushed to the Hub (`--push-to-hub`);
 //! - [`splits`]: the files of each split, validation splits and seeded samples;
@@ -23,6 +24,7 @@ pub mod distill;
 pub mod image;
 pub mod labels;
 pub mod lora;
+pub mod meta;
 pub mod model_card;
 pub mod output;
 pub mod prediction;

@@ -5,6 +5,10 @@
 //! and the run summary. [`TrainConfig`] is the training settings' one schema (flags and file
 //! keys, [`settings`]).
 //!
+//! [`reptile`] meta-learns an initialisation for few-shot fine-tuning (Reptile's episodes, inner
+//! loop and outer update, and the few-shot accuracy that measures it) over the same
+//! [`TrainModel`] and [`BatchSource`].
+//!
 //! It knows no concrete model and no file format: a model implements [`TrainModel`] (and
 //! declares its head and layer depths there), data arrives through a [`BatchSource`] in the
 //! order of the step plan ([`order`]), and exporting is the model's business.
@@ -134,6 +138,7 @@ pub mod order;
 pub mod output_dir;
 pub mod plot;
 mod prefetch;
+pub mod reptile;
 pub mod sample_bar;
 pub mod schedule_args;
 pub mod settings;

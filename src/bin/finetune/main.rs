@@ -12,6 +12,7 @@ mod eval;
 mod export;
 mod inspect;
 mod lr_schedule;
+mod meta_train;
 mod predict;
 mod push;
 mod recorded;
@@ -36,6 +37,8 @@ enum Command {
     LrSchedule(Box<lr_schedule::Args>),
     /// Fine-tune a model: checkpoints, logs and the exported model go to --output.
     Train(Box<train::Args>),
+    /// Meta-learn a few-shot initialisation with Reptile over N-way K-shot image tasks.
+    MetaTrain(Box<meta_train::Args>),
     /// Metrics of a fine-tuned model on labelled data.
     Eval(eval::Args),
     /// Predictions of a fine-tuned model.
@@ -86,6 +89,12 @@ fn main() {
                 .subcommand_matches("train")
                 .expect("the train subcommand");
             train::run(*a, sub)
+        }
+        Command::MetaTrain(a) => {
+            let sub = matches
+                .subcommand_matches("meta-train")
+                .expect("the meta-train subcommand");
+            meta_train::run(*a, sub)
         }
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),

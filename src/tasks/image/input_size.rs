@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 /// The square size to ask the model for (`None`: its own) and the reason the run prints:
 /// `--image-size` when given, else a checkpoint's configured size, else — `fresh`, a network
 /// trained from scratch — the training images' size ([`from_images`]).
-pub(super) fn choose(
+pub(crate) fn choose(
     given: Option<usize>,
     fresh: bool,
     train: &ImageDataset,

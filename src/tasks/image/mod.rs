@@ -7,7 +7,7 @@
 //! randomly initialised network trained from scratch.
 
 mod data;
-mod input_size;
+pub(crate) mod input_size;
 mod model;
 mod recipes;
 mod source;
@@ -110,6 +110,11 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Re
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     Ok(report)
+}
+
+/// The images of `paths` (one dataset of any image format, or parquet shards), read with `o`.
+pub(crate) fn open_image_data(paths: &[PathBuf], o: &ImageOpenOptions) -> Result<ImageDataset> {
+    open_paths(paths, o)?.context("no images: give --train")
 }
 
 /// Where [`evaluate`] finds images and labels in tabular data.
