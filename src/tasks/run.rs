@@ -116,6 +116,16 @@ pub fn fit_and_test<M: TrainModel + ?Sized>(
 }
 
 /// The model card beside the export: the test results, else the last evaluation's.
+/// The rows of the run's `metrics.jsonl` in `output` (none when it is missing), for the model
+/// card's training results.
+pub(crate) fn metrics_history(output: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(output.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 fn write_card(
     output: &Path,
     settings: &RunSettings,
@@ -123,11 +133,7 @@ fn write_card(
     source: &ModelSource,
     test: Option<&EvalMetrics>,
 ) -> Result<()> {
-    let history: Vec<serde_json::Value> = std::fs::read_to_string(output.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let history = metrics_history(output);
     let results = match test {
         Some(m) => Some(serde_json::to_value(m)?),
         None => history

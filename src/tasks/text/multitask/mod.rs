@@ -160,11 +160,7 @@ fn complete_task_folders(
     source: &ModelSource,
     output: &std::path::Path,
 ) -> Result<()> {
-    let history: Vec<serde_json::Value> = std::fs::read_to_string(output.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let history = crate::tasks::run::metrics_history(output);
     for (t, r) in tasks.iter().zip(reports) {
         let mut ts = prepare::settings_for(resolved, &t.spec);
         ts.data.problem_type = Some(t.problem);
