@@ -11,10 +11,10 @@
 #        gradients on the GPU against the CPU kernels;
 #      - tests/generic_path.rs: short BERT and ResNet fine-tunes on the GPU whose losses fall
 #        and follow the CPU's, and whose exports predict the same logits on the CPU.
-#   3. `finetune bench train --device cuda` for BERT-base 32x128 and ResNet-50 32x224, f32
-#      (bf16 is refused on a GPU until it is implemented: the table says so), and the same
-#      shapes through scripts/bench-pytorch.py on the GPU (eager f32 and autocast bf16) when a
-#      Python with a CUDA PyTorch is found ($PYTHON, default python3).
+#   3. `finetune bench train --device cuda --bf16` for BERT-base 32x128 and ResNet-50 32x224
+#      (bf16 and f32 steps alternated on one model), and the same shapes through
+#      scripts/bench-pytorch.py on the GPU (eager f32 and autocast bf16) when a Python with a
+#      CUDA PyTorch is found ($PYTHON, default python3).
 #
 # Output: the tests' verdicts and one markdown table (also written to
 # ${GPU_CHECK_OUT:-target/gpu-check}/table.md, with each bench's JSON beside it).
@@ -60,22 +60,24 @@ unset FINETUNE_TEST_DEVICE
 has_torch=no
 "$python" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && has_torch=yes
 [ $has_torch = yes ] || say "no CUDA PyTorch for $python: the PyTorch columns stay empty"
-median() { sed -n 's/.*"median_s": *\([0-9.e-]*\).*/\1/p' "$1" | tail -n1 | xargs printf '%.3f'; }
+field() { sed -n "s/.*\"$1\": *\([0-9.e-]*\).*/\1/p" "$2" | tail -n1 | xargs printf '%.3f'; }
 rows=()
 bench() { # NAME, bench-pytorch.py's CONFIG BATCH SIZE, then bench train's shape flags
   local name=$1 torch_args=("$2" "$3" "$4"); shift 4
-  local key ours torch_f32=— torch_bf16=— ratio=—
+  local key f32 bf16 torch_f32=— torch_bf16=— ratios=—
   key=$(echo "$name" | tr -c 'a-zA-Z0-9\n' -)
-  "$finetune" bench train "$@" --device "$device" --steps "$steps" --json >"$out/$key.json"
-  ours=$(median "$out/$key.json")
+  "$finetune" bench train "$@" --device "$device" --bf16 --steps "$steps" --json >"$out/$key.json"
+  bf16=$(field median_s "$out/$key.json")
+  f32=$(field f32_median_s "$out/$key.json")
   if [ $has_torch = yes ]; then
     DEVICE=$device "$python" scripts/bench-pytorch.py "${torch_args[@]}" full "$steps" >"$out/$key-torch.json"
     DEVICE=$device BF16=1 "$python" scripts/bench-pytorch.py "${torch_args[@]}" full "$steps" >"$out/$key-torch-bf16.json"
-    torch_f32=$(median "$out/$key-torch.json")
-    torch_bf16=$(median "$out/$key-torch-bf16.json")
-    ratio=$(awk -v a="$torch_f32" -v b="$ours" 'BEGIN { printf "%.2f×", a / b }')
+    torch_f32=$(field median_s "$out/$key-torch.json")
+    torch_bf16=$(field median_s "$out/$key-torch-bf16.json")
+    ratios=$(awk -v a="$torch_f32" -v b="$f32" -v c="$torch_bf16" -v d="$bf16" \
+      'BEGIN { printf "%.2f× / %.2f×", a / b, c / d }')
   fi
-  rows+=("| $name | $ours | refused (not implemented) | $torch_f32 | $torch_bf16 | $ratio |")
+  rows+=("| $name | $f32 | $bf16 | $torch_f32 | $torch_bf16 | $ratios |")
 }
 bench "BERT-base 32×128" bert-base 32 128 --model-config bert-base --batch 32 --seq 128
 bench "ResNet-50 32×224²" resnet50 32 224 --model-config resnet50 --batch 32 --image 224
@@ -83,7 +85,7 @@ bench "ResNet-50 32×224²" resnet50 32 224 --model-config resnet50 --batch 32 -
 {
   echo "GPU: $gpu; finetune built with --features cuda; medians of $steps steps, seconds."
   echo
-  echo "| step | finetune f32 | finetune bf16 | PyTorch eager f32 | PyTorch autocast bf16 | PyTorch f32 / finetune f32 |"
+  echo "| step | finetune f32 | finetune bf16 | PyTorch eager f32 | PyTorch autocast bf16 | PyTorch / finetune, f32 / bf16 |"
   echo "|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
 } | tee "$out/table.md"

@@ -103,10 +103,10 @@ pub struct JobSettings {
     /// `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
     #[arg(long, default_value = "auto", help_heading = "Devices")]
     pub device: String,
-    /// Matrix products in bfloat16 with f32 accumulation (transformers' `bf16`, as PyTorch's
-    /// CPU autocast): linear layers (LoRA adapters included) and attention; convolutions,
-    /// weights, gradients and the optimizer stay f32. On CPUs with AMX-BF16 or AVX512-BF16;
-    /// refused elsewhere.
+    /// Matrix products in bfloat16 (transformers' `bf16`, as PyTorch's autocast): linear
+    /// layers (LoRA adapters included) and attention, and on a GPU convolutions too; weights,
+    /// gradients and the optimizer stay f32. On CUDA, Metal and CPUs with AMX-BF16 or
+    /// AVX512-BF16; refused on other CPUs.
     #[arg(long, help_heading = "Devices")]
     pub bf16: bool,
     /// Dropout probability replacing the checkpoint's.
@@ -409,36 +409,32 @@ pub const RUN_CONFIG: &str = "run_config.json";
 
 impl JobSettings {
     /// The training device, with `--bf16`'s matrix products switched on (for this process)
-    /// when asked for.
+    /// when asked for: the CPU's fused bf16 kernels, or off them (a GPU, or the CPU's generic
+    /// path) the composed products cast to bf16.
     pub fn open_device(&self) -> Result<candle_core::Device> {
+        use finetune_kernels::ops::{self, MatmulPrecision};
         let device = finetune_core::select_device(&self.device)?;
         if self.bf16 {
-            if !device.is_cpu() {
-                bail!(
-                    "--bf16 runs on the CPU (AMX-BF16 or AVX512-BF16); on {} training runs in \
-                     f32 for now",
-                    finetune_core::device::device_name(&device)
-                );
+            if device.is_cpu() && !ops::generic_requested() {
+                ops::set_matmul_precision(MatmulPrecision::Bf16)
+                    .map_err(|e| anyhow::anyhow!("--bf16: {e}"))?;
+            } else {
+                ops::set_composed_precision(MatmulPrecision::Bf16);
             }
-            finetune_kernels::ops::set_matmul_precision(
-                finetune_kernels::ops::MatmulPrecision::Bf16,
-            )
-            .map_err(|e| anyhow::anyhow!("--bf16: {e}"))?;
         }
         Ok(device)
     }
 
-    /// `--bf16`'s check before any work: refused on a CPU without bf16 products or with a GPU
-    /// named.
+    /// `--bf16`'s check before any work: on the CPU's fused kernels it needs AMX-BF16 or
+    /// AVX512-BF16 (a GPU, or `auto` in a build that may pick one, decides when it opens).
     fn check_bf16(&self) -> Result<()> {
         use finetune_core::DeviceSpec;
+        let gpu_build =
+            candle_core::utils::cuda_is_available() || candle_core::utils::metal_is_available();
         match self.device.parse::<DeviceSpec>()? {
-            _ if !self.bf16 => Ok(()),
-            DeviceSpec::Cuda(_) | DeviceSpec::Metal(_) => bail!(
-                "--bf16 runs on the CPU (AMX-BF16 or AVX512-BF16); on {} training runs in f32 \
-                 for now",
-                self.device
-            ),
+            _ if !self.bf16 || finetune_kernels::ops::generic_requested() => Ok(()),
+            DeviceSpec::Cuda(_) | DeviceSpec::Metal(_) => Ok(()),
+            DeviceSpec::Auto if gpu_build => Ok(()),
             DeviceSpec::Auto | DeviceSpec::Cpu => {
                 finetune_kernels::ops::bf16_kernel().map_err(|e| anyhow::anyhow!("--bf16: {e}"))?;
                 Ok(())

@@ -83,6 +83,12 @@ fn losses(out: &Path) -> Vec<f64> {
 /// The two runs' losses agree to `tol` (relative) step by step, and every exported tensor to
 /// `tol` of its largest magnitude.
 fn same_run(a: &Path, b: &Path, tol: f64) {
+    same_losses(a, b, tol);
+    same_weights(a, b, tol);
+}
+
+/// The two runs' losses agree to `tol` (relative) step by step, and the second run's fall.
+fn same_losses(a: &Path, b: &Path, tol: f64) {
     let (la, lb) = (losses(a), losses(b));
     assert!(la.len() >= 4 && la.len() == lb.len(), "{la:?} vs {lb:?}");
     for (x, y) in la.iter().zip(&lb) {
@@ -97,6 +103,11 @@ fn same_run(a: &Path, b: &Path, tol: f64) {
         mean(&lb[la.len() - third..]) < mean(&lb[..third]),
         "the loss did not fall: {lb:?}"
     );
+}
+
+/// Every exported tensor of the two runs agrees to `tol` of its largest magnitude, and some
+/// differ (bit-identical weights would mean the second run took the first one's path).
+fn same_weights(a: &Path, b: &Path, tol: f64) {
     let (ta, tb) = (
         load_tensors(&a.join("model.safetensors")),
         load_tensors(&b.join("model.safetensors")),
@@ -140,8 +151,10 @@ fn same_run(a: &Path, b: &Path, tol: f64) {
         );
         differs |= diff > 0.0;
     }
-    // Bit-identical weights would mean the generic path never ran.
-    assert!(differs, "FINETUNE_OPS=generic changed nothing");
+    assert!(
+        differs,
+        "the two runs ended at bit-identical weights: the second path never ran"
+    );
 }
 
 #[test]
@@ -175,6 +188,54 @@ fn a_text_run_on_the_generic_path_matches_the_fused_path() {
     // Composed layer norm, softmax and GELU round differently from the fused kernels.
     same_run(&dir.join("fused"), &dir.join("generic"), 1e-3);
     same_predictions(&dir.join("generic"), &["--text", "good fun film"], 1e-4);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--bf16` off the fused kernels: the composed products cast to bf16 (what a GPU runs). A
+/// short run follows the f32 run's falling losses to bf16's rounding. (Its weights are not
+/// compared tensor by tensor: a key bias, whose exact gradient is 0, takes Adam steps of
+/// full size on bf16's rounding noise.)
+#[test]
+fn bf16_on_the_generic_path_follows_the_f32_run() {
+    let dir = tmpdir("generic-bf16");
+    let (model, data) = (dir.join("model"), dir.join("train.csv"));
+    write_tiny_bert(&model, 3);
+    write_sentiment_csv(&data, 48, 5);
+    let args = |out: &Path, extra: &[&str]| {
+        let mut a = on_device(text_train_args(&model, &data, out));
+        a.extend(
+            [
+                "--epochs",
+                "6",
+                "--batch-size",
+                "8",
+                "--lr",
+                "3e-3",
+                "--logging-steps",
+                "1",
+            ]
+            .iter()
+            .chain(["--no-progress", "--report-to", "none"].iter())
+            .chain(extra)
+            .map(|s| s.to_string()),
+        );
+        a
+    };
+    run(&args(&dir.join("f32"), &[]), Some("generic"));
+    run(&args(&dir.join("bf16"), &["--bf16"]), Some("generic"));
+    let record: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("bf16").join("run_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["bf16"], true);
+    // bf16 keeps 8 bits of mantissa: the losses of 36 steps stay within 5e-2.
+    same_losses(&dir.join("f32"), &dir.join("bf16"), 5e-2);
+    let weights = |run: &str| load_tensors(&dir.join(run).join("model.safetensors"));
+    let (f32_run, bf16_run) = (weights("f32"), weights("bf16"));
+    let name = "bert.encoder.layer.0.attention.self.query.weight";
+    let diff = (&f32_run[name] - &bf16_run[name]).unwrap().abs().unwrap();
+    let diff = diff.max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff > 0.0, "--bf16 changed nothing on the generic path");
     std::fs::remove_dir_all(&dir).ok();
 }
 

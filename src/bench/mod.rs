@@ -57,7 +57,7 @@ pub struct TrainBenchReport {
     /// With `--bf16`: median seconds per step of the same step with f32 products, alternated
     /// with the bf16 steps on the same model.
     pub f32_median_s: Option<f64>,
-    /// With `--bf16`: the bf16 kernel (`amx`, `avx512-bf16`).
+    /// With `--bf16` on the CPU: the bf16 kernel (`amx`, `avx512-bf16`).
     pub bf16_kernel: Option<String>,
     /// Analytic GFLOP of one step.
     #[serde(skip)]
@@ -90,14 +90,20 @@ pub fn run_train_bench(
     if !spec.bf16 {
         return measure(spec, side, baseline);
     }
-    set_precision(MatmulPrecision::Bf16)?;
+    set_precision(spec, MatmulPrecision::Bf16)?;
     let report = measure(spec, side, baseline);
-    set_precision(MatmulPrecision::F32)?;
+    set_precision(spec, MatmulPrecision::F32)?;
     report
 }
 
-/// [`finetune_kernels::ops::set_matmul_precision`], its refusal as this crate's error.
-fn set_precision(p: MatmulPrecision) -> Result<()> {
+/// The products' precision for `spec`'s device: the CPU's fused kernels
+/// ([`finetune_kernels::ops::set_matmul_precision`], its refusal as this crate's error) or,
+/// off the CPU, the composed ops' casts.
+fn set_precision(spec: &TrainBenchSpec, p: MatmulPrecision) -> Result<()> {
+    if !spec.device.is_cpu() {
+        finetune_kernels::ops::set_composed_precision(p);
+        return Ok(());
+    }
     finetune_kernels::ops::set_matmul_precision(p)
         .map_err(|e| Error::config(format!("bench train --bf16: {e}")))
 }
@@ -123,9 +129,9 @@ fn measure(spec: &TrainBenchSpec, side: Side, baseline: bool) -> Result<TrainBen
         t_ours.push(s);
         p_ours.push(p);
         if spec.bf16 {
-            set_precision(MatmulPrecision::F32)?;
+            set_precision(spec, MatmulPrecision::F32)?;
             let f32_step = timed(ours.as_mut());
-            set_precision(MatmulPrecision::Bf16)?;
+            set_precision(spec, MatmulPrecision::Bf16)?;
             t_f32.push(f32_step?.0);
         }
         if let Some(b) = base.as_mut() {
@@ -164,8 +170,7 @@ fn measure(spec: &TrainBenchSpec, side: Side, baseline: bool) -> Result<TrainBen
         baseline_phases_s: base.is_some().then(|| phase_medians(&p_base)),
         bf16: spec.bf16,
         f32_median_s: spec.bf16.then(|| median(&t_f32)),
-        bf16_kernel: spec
-            .bf16
+        bf16_kernel: (spec.bf16 && spec.device.is_cpu())
             .then(|| finetune_kernels::ops::bf16_kernel().ok())
             .flatten()
             .map(|k| k.name().to_string()),

@@ -196,12 +196,6 @@ pub struct TrainBenchSpec {
 impl TrainBenchSpec {
     /// Checks the combination (tokens for BERT, images for ResNet, non-zero sizes).
     pub fn validate(&self) -> Result<()> {
-        if self.bf16 && !self.device.is_cpu() {
-            return Err(Error::config(
-                "bench train: --bf16 times the CPU's bf16 kernels (AMX-BF16 or AVX512-BF16); \
-                 bf16 on a GPU is not implemented",
-            ));
-        }
         if self.batch == 0 || self.steps == 0 {
             return Err(Error::config(
                 "bench train: --batch and --steps must be at least 1",

@@ -89,8 +89,8 @@ pub struct TrainArgs {
     /// Also time the step built from candle's stock ops and optimizer, interleaved.
     #[arg(long)]
     pub baseline: bool,
-    /// Run the matrix products in bf16 (f32 accumulation) and time the same step with f32
-    /// products beside it, alternated (CPUs with AMX-BF16 or AVX512-BF16).
+    /// Run the matrix products in bf16 and time the same step with f32 products beside it,
+    /// alternated (CPUs with AMX-BF16 or AVX512-BF16, and GPUs).
     #[arg(long)]
     pub bf16: bool,
     /// Where the step runs: `cpu`, `cuda`, `cuda:N` or `metal` (a build with that feature).

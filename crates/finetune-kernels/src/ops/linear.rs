@@ -50,13 +50,14 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     Ok(y.to_dtype(dtype)?)
 }
 
-/// The same layer from candle's differentiable `matmul` and `broadcast_add` (any device).
+/// The same layer from candle's differentiable `matmul` (at [`super::composed_precision()`])
+/// and `broadcast_add` (any device).
 pub fn linear_composed(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     check(x, w, b)?;
     let dims = x.dims();
     let (in_dim, out_dim) = (w.dim(1)?, w.dim(0)?);
     let n: usize = dims[..dims.len() - 1].iter().product();
-    let y = x.reshape((n, in_dim))?.matmul(&w.t()?)?;
+    let y = super::composed_matmul(&x.reshape((n, in_dim))?, &w.t()?)?;
     let y = match b {
         Some(b) => y.broadcast_add(b)?,
         None => y,

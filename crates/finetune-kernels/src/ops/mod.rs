@@ -17,6 +17,7 @@
 
 pub mod attention;
 pub mod batch_norm;
+pub mod composed_precision;
 pub mod conv2d;
 pub mod dropout;
 mod fast_math;
@@ -37,6 +38,9 @@ pub mod softmax;
 
 pub use attention::{attention, attention_composed};
 pub use batch_norm::{batch_norm_train, batch_norm_train_composed, BatchNormOutput};
+pub use composed_precision::{
+    composed_conv2d, composed_matmul, composed_precision, set_composed_precision,
+};
 pub use conv2d::{conv2d, conv2d_candle};
 pub use dropout::{dropout, dropout_composed};
 pub use gelu::{gelu, gelu_composed, gelu_new, gelu_new_composed};

@@ -120,13 +120,16 @@ impl OpSet {
                     Ok(x.reshape((b, t, heads, d))?.transpose(1, 2)?.contiguous()?)
                 };
                 let (q, k, v) = (split(q)?, split(k)?, split(v)?);
-                let mut scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?;
+                let mut scores =
+                    (super::composed_matmul(&q, &k.t()?)? * (1.0 / (d as f64).sqrt()))?;
                 if let Some(m) = mask {
                     scores = scores.broadcast_add(&m.reshape((b, 1, 1, t))?)?;
                 }
                 let probs = self.softmax_last_dim(&scores)?;
                 let probs = self.dropout(&probs, p, train, rng)?;
-                Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?)
+                Ok(super::composed_matmul(&probs, &v)?
+                    .transpose(1, 2)?
+                    .reshape((b, t, h))?)
             }
         }
     }

@@ -67,7 +67,8 @@ pub fn conv2d(
     Ok(y.to_dtype(dtype)?)
 }
 
-/// candle's own convolution with the same arguments (the baseline, and the fallback off CPU).
+/// candle's own convolution with the same arguments (the baseline, and the fallback off CPU),
+/// at [`super::composed_precision()`].
 pub fn conv2d_candle(
     x: &Tensor,
     w: &Tensor,
@@ -76,7 +77,7 @@ pub fn conv2d_candle(
     dilation: usize,
 ) -> Result<Tensor> {
     Geometry::new(x, w, stride, padding, dilation)?;
-    Ok(x.conv2d(w, padding, stride, dilation, 1)?)
+    super::composed_conv2d(x, w, padding, stride, dilation)
 }
 
 /// The algorithm a convolution runs with, the same for its forward and both gradients.
