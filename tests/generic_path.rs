@@ -157,30 +157,32 @@ fn same_weights(a: &Path, b: &Path, tol: f64) {
     );
 }
 
+/// The text runs' flags after the model, data and output: 36 AdamW steps, each logged.
+const TEXT_RUN: [&str; 13] = [
+    "--epochs",
+    "6",
+    "--batch-size",
+    "8",
+    "--lr",
+    "3e-3",
+    "--logging-steps",
+    "1",
+    "--optimizer",
+    "adamw",
+    "--no-progress",
+    "--report-to",
+    "none",
+];
+
 #[test]
 fn a_text_run_on_the_generic_path_matches_the_fused_path() {
     let dir = tmpdir("generic-text");
     let (model, data) = (dir.join("model"), dir.join("train.csv"));
     write_tiny_bert(&model, 3);
     write_sentiment_csv(&data, 48, 5);
-    let extra = [
-        "--epochs",
-        "6",
-        "--batch-size",
-        "8",
-        "--lr",
-        "3e-3",
-        "--logging-steps",
-        "1",
-        "--optimizer",
-        "adamw",
-        "--no-progress",
-        "--report-to",
-        "none",
-    ];
     let args = |out: &Path| {
         let mut a = text_train_args(&model, &data, out);
-        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(TEXT_RUN.iter().map(|s| s.to_string()));
         a
     };
     run(&args(&dir.join("fused")), None);
@@ -203,22 +205,7 @@ fn bf16_on_the_generic_path_follows_the_f32_run() {
     write_sentiment_csv(&data, 48, 5);
     let args = |out: &Path, extra: &[&str]| {
         let mut a = on_device(text_train_args(&model, &data, out));
-        a.extend(
-            [
-                "--epochs",
-                "6",
-                "--batch-size",
-                "8",
-                "--lr",
-                "3e-3",
-                "--logging-steps",
-                "1",
-            ]
-            .iter()
-            .chain(["--no-progress", "--report-to", "none"].iter())
-            .chain(extra)
-            .map(|s| s.to_string()),
-        );
+        a.extend(TEXT_RUN.iter().chain(extra).map(|s| s.to_string()));
         a
     };
     run(&args(&dir.join("f32"), &[]), Some("generic"));
