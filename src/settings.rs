@@ -109,6 +109,12 @@ pub struct JobSettings {
     /// AVX512-BF16; refused on other CPUs.
     #[arg(long, help_heading = "Devices")]
     pub bf16: bool,
+    /// Matrix products in float16 with dynamic loss scaling (transformers' `fp16`, as
+    /// PyTorch's autocast with `GradScaler`): the products of `--bf16` in f16, the loss
+    /// scaled from 65536 (halved and the step skipped on an overflow, doubled after 2000
+    /// finite steps). On CUDA and Metal (and the CPU's `FINETUNE_OPS=generic` path).
+    #[arg(long, help_heading = "Devices", conflicts_with = "bf16")]
+    pub fp16: bool,
     /// Dropout probability replacing the checkpoint's.
     #[arg(long, help_heading = "Model")]
     pub dropout: Option<f64>,
@@ -407,6 +413,10 @@ defaults_from_flags!(
 /// run's resolved settings ([`RunSettings::resolved_json`]).
 pub const RUN_CONFIG: &str = "run_config.json";
 
+/// Why `--fp16` is refused on the CPU's fused kernels.
+const FP16_ON_CPU: &str = "--fp16 runs on a GPU (CUDA, Metal): the CPU's fused kernels have no \
+     f16 products; on a CPU with AMX-BF16 or AVX512-BF16 use --bf16";
+
 impl JobSettings {
     /// The training device, with `--bf16`'s matrix products switched on (for this process)
     /// when asked for: the CPU's fused bf16 kernels, or off them (a GPU, or the CPU's generic
@@ -414,6 +424,12 @@ impl JobSettings {
     pub fn open_device(&self) -> Result<candle_core::Device> {
         use finetune_kernels::ops::{self, MatmulPrecision};
         let device = finetune_core::select_device(&self.device)?;
+        if self.fp16 {
+            if device.is_cpu() && !ops::generic_requested() {
+                bail!(FP16_ON_CPU);
+            }
+            ops::set_composed_precision(MatmulPrecision::F16);
+        }
         if self.bf16 {
             if device.is_cpu() && !ops::generic_requested() {
                 ops::set_matmul_precision(MatmulPrecision::Bf16)
@@ -425,13 +441,22 @@ impl JobSettings {
         Ok(device)
     }
 
-    /// `--bf16`'s check before any work: on the CPU's fused kernels it needs AMX-BF16 or
-    /// AVX512-BF16 (a GPU, or `auto` in a build that may pick one, decides when it opens).
+    /// `--bf16`'s and `--fp16`'s check before any work: on the CPU's fused kernels bf16 needs
+    /// AMX-BF16 or AVX512-BF16 and f16 is refused (a GPU, or `auto` in a build that may pick
+    /// one, decides when it opens).
     fn check_bf16(&self) -> Result<()> {
         use finetune_core::DeviceSpec;
         let gpu_build =
             candle_core::utils::cuda_is_available() || candle_core::utils::metal_is_available();
-        match self.device.parse::<DeviceSpec>()? {
+        let spec = self.device.parse::<DeviceSpec>()?;
+        if self.bf16 && self.fp16 {
+            bail!("--bf16 and --fp16 exclude each other");
+        }
+        let on_cpu = matches!(spec, DeviceSpec::Cpu) || (spec == DeviceSpec::Auto && !gpu_build);
+        if self.fp16 && on_cpu && !finetune_kernels::ops::generic_requested() {
+            bail!(FP16_ON_CPU);
+        }
+        match spec {
             _ if !self.bf16 || finetune_kernels::ops::generic_requested() => Ok(()),
             DeviceSpec::Cuda(_) | DeviceSpec::Metal(_) => Ok(()),
             DeviceSpec::Auto if gpu_build => Ok(()),

@@ -120,6 +120,17 @@ fn an_avx2_only_cpu_or_a_gpu_refuses_bf16_before_any_work() {
     ));
     assert_clean_failure(&run, &["--features cuda"]);
     assert!(!out.exists());
+    // --fp16 runs off the CPU's fused kernels only, and never with --bf16.
+    let run = finetune(&train_args(
+        &model,
+        &data,
+        &out,
+        &["--fp16", "--device", "cpu"],
+    ));
+    assert_clean_failure(&run, &["--fp16", "GPU", "--bf16"]);
+    let run = finetune(&train_args(&model, &data, &out, &["--fp16", "--bf16"]));
+    assert_clean_failure(&run, &["--fp16", "--bf16"]);
+    assert!(!out.exists());
 }
 
 #[test]

@@ -45,7 +45,7 @@ fn a_transformers_only_key_gets_a_pointed_one_line_error() {
             ][..],
         ),
         ("adam_beta1 = 0.8", &["\"adam_beta1\"", "use --betas"][..]),
-        ("fp16 = true", &["\"fp16\"", "--dtype f16"][..]),
+        ("tf32 = true", &["\"tf32\"", "training runs in f32"][..]),
     ] {
         let file = dir.join("run.toml");
         std::fs::write(&file, format!("{line}\n")).unwrap();

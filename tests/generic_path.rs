@@ -12,8 +12,8 @@ mod common;
 mod images;
 
 use common::{
-    finetune_cmd, json_logits, load_tensors, text_train_args, tmpdir, write_sentiment_csv,
-    write_tiny_bert,
+    assert_same_tensors, copy_dir, finetune_cmd, json_logits, load_tensors, read_json,
+    text_train_args, tmpdir, write_sentiment_csv, write_tiny_bert,
 };
 use images::{write_shapes, write_tiny_resnet};
 use serde_json::Value;
@@ -193,6 +193,24 @@ fn a_text_run_on_the_generic_path_matches_the_fused_path() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The first layer's query weights of two runs' exports differ (the half-precision products
+/// really ran).
+fn assert_query_differs(a: &Path, b: &Path) {
+    let name = "bert.encoder.layer.0.attention.self.query.weight";
+    let (ta, tb) = (
+        load_tensors(&a.join("model.safetensors")),
+        load_tensors(&b.join("model.safetensors")),
+    );
+    let diff = (&ta[name] - &tb[name]).unwrap().abs().unwrap();
+    let diff = diff.max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(
+        diff > 0.0,
+        "{} and {} trained the same weights",
+        a.display(),
+        b.display()
+    );
+}
+
 /// `--bf16` off the fused kernels: the composed products cast to bf16 (what a GPU runs). A
 /// short run follows the f32 run's falling losses to bf16's rounding. (Its weights are not
 /// compared tensor by tensor: a key bias, whose exact gradient is 0, takes Adam steps of
@@ -217,12 +235,47 @@ fn bf16_on_the_generic_path_follows_the_f32_run() {
     assert_eq!(record["bf16"], true);
     // bf16 keeps 8 bits of mantissa: the losses of 36 steps stay within 5e-2.
     same_losses(&dir.join("f32"), &dir.join("bf16"), 5e-2);
-    let weights = |run: &str| load_tensors(&dir.join(run).join("model.safetensors"));
-    let (f32_run, bf16_run) = (weights("f32"), weights("bf16"));
-    let name = "bert.encoder.layer.0.attention.self.query.weight";
-    let diff = (&f32_run[name] - &bf16_run[name]).unwrap().abs().unwrap();
-    let diff = diff.max_all().unwrap().to_scalar::<f32>().unwrap();
-    assert!(diff > 0.0, "--bf16 changed nothing on the generic path");
+    assert_query_differs(&dir.join("f32"), &dir.join("bf16"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--fp16`: the composed products in f16 and the loss scaled as PyTorch's `GradScaler`. A
+/// short run follows the f32 run's falling losses; its checkpoints hold the scaler (2¹⁶, one
+/// finite step counted per step: no overflow here); a run resumed from the first checkpoint
+/// ends bit-identical to the uninterrupted one.
+#[test]
+fn fp16_with_loss_scaling_follows_the_f32_run_and_resumes_exactly() {
+    let dir = tmpdir("generic-fp16");
+    let (model, data) = (dir.join("model"), dir.join("train.csv"));
+    write_tiny_bert(&model, 3);
+    write_sentiment_csv(&data, 48, 5);
+    let args = |out: &Path, extra: &[&str]| {
+        let mut a = on_device(text_train_args(&model, &data, out));
+        a.extend(TEXT_RUN.iter().chain(extra).map(|s| s.to_string()));
+        a
+    };
+    run(&args(&dir.join("f32"), &[]), Some("generic"));
+    let fp16 = ["--fp16", "--save-steps", "18"];
+    run(&args(&dir.join("fp16"), &fp16), Some("generic"));
+    same_losses(&dir.join("f32"), &dir.join("fp16"), 2e-2);
+    assert_query_differs(&dir.join("f32"), &dir.join("fp16"));
+    for (step, tracker) in [(18, 18), (36, 36)] {
+        let state = read_json(&dir.join(format!("fp16/checkpoint-{step}/trainer_state.json")));
+        assert_eq!(state["loss_scaler"]["scale"], 65536.0, "{state}");
+        assert_eq!(state["loss_scaler"]["growth_tracker"], tracker);
+    }
+    let resumed = dir.join("resumed");
+    copy_dir(
+        &dir.join("fp16/checkpoint-18"),
+        &resumed.join("checkpoint-18"),
+    );
+    let mut again = args(&resumed, &fp16);
+    again.extend(["--resume".to_string(), "latest".to_string()]);
+    run(&again, Some("generic"));
+    assert_same_tensors(
+        &dir.join("fp16/model.safetensors"),
+        &resumed.join("model.safetensors"),
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -51,6 +51,9 @@ pub struct TrainerState {
     /// The number of samples summed in `pending_loss`.
     #[serde(default)]
     pub pending_samples: u64,
+    /// `--fp16`'s loss scale and its count of finite steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<crate::grad_scaler::GradScaler>,
     /// The settings of the run that wrote the checkpoint.
     pub config: TrainConfig,
 }

@@ -8,7 +8,6 @@ const FOREIGN: &[(&str, &str)] = &[
     ("logging_strategy", "a training record is written every `logging_steps` steps"),
     ("save_strategy", "checkpoints are saved every `save_steps` steps and at the end"),
     ("save_safetensors", "checkpoints and exports are always safetensors"),
-    ("fp16", "training runs in f32 (`bf16`: bf16 matrix products on CPUs with AMX-BF16 or AVX512-BF16); `finetune export --dtype f16` writes a half-precision copy"),
     ("tf32", "training runs in f32"),
     ("half_precision_backend", "training runs in f32"),
     ("gradient_checkpointing", "activations are kept for the backward pass"),
@@ -57,7 +56,7 @@ mod tests {
 
     #[test]
     fn hints_are_found_by_key_and_listed_once() {
-        assert!(hint("fp16").is_some_and(|h| h.contains("--dtype f16")));
+        assert!(hint("tf32").is_some_and(|h| h.contains("f32")));
         assert!(hint("learning_rate").is_none());
         let mut keys: Vec<&str> = FOREIGN.iter().map(|(k, _)| *k).collect();
         keys.sort();

@@ -130,6 +130,7 @@ pub mod eval_strategy;
 pub mod evaluate;
 pub mod feature_cache;
 pub mod foreign_keys;
+pub mod grad_scaler;
 pub mod hf_log;
 pub mod learner;
 pub mod log;

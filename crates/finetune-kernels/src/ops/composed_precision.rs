@@ -1,5 +1,6 @@
-//! The precision of the composed ops' matrix products and convolutions: what `--bf16` means
-//! off the CPU's fused kernels — on CUDA and Metal, and on the CPU's generic path that stands
+//! The precision of the composed ops' matrix products and convolutions: what `--bf16` (and
+//! `--fp16`, the same with f16, whose loss scaling is the learner's) means off the CPU's
+//! fused kernels — on CUDA and Metal, and on the CPU's generic path that stands
 //! for them (`FINETUNE_OPS=generic`). Switched on, each product casts its two f32 operands to
 //! bf16, multiplies them there (tensor cores on a GPU) and casts the bf16 result back to f32,
 //! as PyTorch's autocast does for `matmul`, `linear` and `conv2d`; the backward runs through
@@ -14,26 +15,39 @@
 use super::MatmulPrecision;
 use crate::Result;
 use candle_core::{DType, Tensor};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
-static BF16: AtomicBool = AtomicBool::new(false);
+/// 0: f32, 1: bf16, 2: f16.
+static PRECISION: AtomicU8 = AtomicU8::new(0);
 
-/// Sets the composed products' precision for the whole process (any device can take bf16).
+/// Sets the composed products' precision for the whole process (any device takes bf16 and
+/// f16).
 pub fn set_composed_precision(precision: MatmulPrecision) {
-    BF16.store(precision == MatmulPrecision::Bf16, Ordering::Relaxed);
+    let code = match precision {
+        MatmulPrecision::F32 => 0,
+        MatmulPrecision::Bf16 => 1,
+        MatmulPrecision::F16 => 2,
+    };
+    PRECISION.store(code, Ordering::Relaxed);
 }
 
 /// The composed products' precision in effect (f32 unless switched).
 pub fn composed_precision() -> MatmulPrecision {
-    match BF16.load(Ordering::Relaxed) {
-        true => MatmulPrecision::Bf16,
-        false => MatmulPrecision::F32,
+    match PRECISION.load(Ordering::Relaxed) {
+        1 => MatmulPrecision::Bf16,
+        2 => MatmulPrecision::F16,
+        _ => MatmulPrecision::F32,
     }
 }
 
 /// The dtype the products of f32 operands run in now (`None`: as they are).
 fn product_dtype(a: &Tensor) -> Option<DType> {
-    (BF16.load(Ordering::Relaxed) && a.dtype() == DType::F32).then_some(DType::BF16)
+    let half = match composed_precision() {
+        MatmulPrecision::F32 => return None,
+        MatmulPrecision::Bf16 => DType::BF16,
+        MatmulPrecision::F16 => DType::F16,
+    };
+    (a.dtype() == DType::F32).then_some(half)
 }
 
 /// `a.matmul(b)` at the composed precision; the result has `a`'s dtype.

@@ -89,6 +89,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             log_history: Vec::new(),
             pending_loss: 0.0,
             pending_samples: 0,
+            loss_scaler: None,
             config: c.clone(),
         };
         match resume {
@@ -99,6 +100,13 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 .model
                 .set_rng_state(Rng::seed_from_u64(c.seed.wrapping_add(0x5eed))),
         }
+        // f16 products need the loss scaled (a checkpoint's scale carries on).
+        let fp16 = finetune_kernels::ops::composed_precision()
+            == finetune_kernels::ops::MatmulPrecision::F16;
+        state.loss_scaler = match fp16 {
+            true => Some(state.loss_scaler.unwrap_or_default()),
+            false => None,
+        };
         let (ema, ema_line) = self.start_ema(resume)?;
         checkpoint::remove_stale_temps(&self.output)?;
         let source = train;

@@ -39,10 +39,15 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         let step = run.state.global_step;
         run.scheduler.apply(run.optimizer.as_mut());
         let samples: usize = batches.iter().map(|b| b.len()).sum();
-        let (mut grads, loss, mut skipped) = self.gradients(batches, samples, step, epoch)?;
+        let scale = run.state.loss_scaler.map(|s| s.scale);
+        let (mut grads, loss, mut skipped) =
+            self.gradients(batches, samples, step, epoch, scale)?;
         let mut grad_norm = None;
         if skipped.is_none() {
-            (skipped, grad_norm) = self.clip_and_check(grads.as_mut(), step)?;
+            (skipped, grad_norm) = self.clip_and_check(grads.as_mut(), step, scale.is_some())?;
+        }
+        if let Some(scaler) = &mut run.state.loss_scaler {
+            scaler.update(skipped.is_some());
         }
         match (&skipped, grads) {
             (None, Some(grads)) => {
@@ -52,10 +57,22 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 }
             }
             (Some(why), _) => {
-                run.progress.say(format!(
-                    "{why}; skipped this optimizer step (--on-nan skip)"
-                ));
-                let rec = json!({"step": step + 1, "skipped": true, "reason": why});
+                let rec = match &run.state.loss_scaler {
+                    Some(s) => {
+                        run.progress.say(format!(
+                            "{why}; skipped this optimizer step (--fp16: loss scale now {})",
+                            s.scale
+                        ));
+                        json!({"step": step + 1, "skipped": true, "reason": why,
+                               "loss_scale": s.scale})
+                    }
+                    None => {
+                        run.progress.say(format!(
+                            "{why}; skipped this optimizer step (--on-nan skip)"
+                        ));
+                        json!({"step": step + 1, "skipped": true, "reason": why})
+                    }
+                };
                 run.log.write(&rec)?;
                 run.state.log_history.push(rec);
             }
@@ -103,13 +120,16 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
     }
 
     /// The step's accumulated gradients and mean loss; `None` gradients and a reason when a
-    /// micro-batch's loss is not finite under `--on-nan skip`.
+    /// micro-batch's loss is not finite under `--on-nan skip` or `--fp16` (an overflow). With
+    /// a loss `scale` (`--fp16`), each backward runs from the scaled loss and the gradients
+    /// come back divided by it.
     fn gradients(
         &self,
         batches: &[Batch<Fed<M::Inputs>>],
         samples: usize,
         step: u64,
         epoch: u64,
+        scale: Option<f64>,
     ) -> Result<(Option<Grads>, f64, Option<String>)> {
         let c = &self.config;
         let store = self.model.store();
@@ -133,6 +153,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                     step + 1
                 );
                 return match c.on_nan {
+                    _ if scale.is_some() => Ok((None, step_loss, Some(why))),
                     OnNan::Skip => Ok((None, step_loss, Some(why))),
                     OnNan::Stop => Err(self.stopping(why)),
                 };
@@ -147,12 +168,20 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                     }
                 }
             }
-            let grads = Grads::from_backward(store, &recording.backward(&loss)?);
+            let scaled = match scale {
+                Some(s) => (&loss * s)?,
+                None => loss,
+            };
+            let grads = Grads::from_backward(store, &recording.backward(&scaled)?);
             let share = batch.len() as f64 / samples as f64;
             acc.add(&grads, share)?;
             step_loss += value * share;
         }
-        Ok((Some(acc.take()), step_loss, None))
+        let mut grads = acc.take();
+        if let Some(s) = scale {
+            grads.scale(1.0 / s)?;
+        }
+        Ok((Some(grads), step_loss, None))
     }
 
     /// The teacher's logits of a training batch when the run distils (`--teacher`).
@@ -195,12 +224,14 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
     }
 
     /// Clips the gradients' global norm (`--max-grad-norm`), then checks them: a non-finite
-    /// gradient stops the run, or under `--on-nan skip` gives the reason to skip the step.
-    /// Also gives the global L2 norm before clipping (transformers' logged `grad_norm`).
+    /// gradient stops the run, or under `--on-nan skip` or `--fp16` (`loss_scaled`: an
+    /// overflow) gives the reason to skip the step. Also gives the global L2 norm before
+    /// clipping (transformers' logged `grad_norm`).
     fn clip_and_check(
         &self,
         grads: Option<&mut Grads>,
         step: u64,
+        loss_scaled: bool,
     ) -> Result<(Option<String>, Option<f64>)> {
         let Some(grads) = grads else {
             return Ok((None, None));
@@ -225,6 +256,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             bad.join(", ")
         );
         match self.config.on_nan {
+            _ if loss_scaled => Ok((Some(why), None)),
             OnNan::Skip => Ok((Some(why), None)),
             OnNan::Stop => Err(self.stopping(why)),
         }

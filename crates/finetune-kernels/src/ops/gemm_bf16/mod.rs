@@ -39,6 +39,9 @@ pub enum MatmulPrecision {
     F32,
     /// bf16 operands, f32 accumulation (`--bf16`).
     Bf16,
+    /// f16 operands (`--fp16`): the composed ops' products only
+    /// ([`super::set_composed_precision`]), off the CPU's fused kernels.
+    F16,
 }
 
 /// The bf16 micro-kernel a CPU runs.
@@ -92,6 +95,12 @@ pub(crate) fn active() -> bool {
 pub fn set_matmul_precision(precision: MatmulPrecision) -> Result<()> {
     let code = match precision {
         MatmulPrecision::F32 => 0,
+        MatmulPrecision::F16 => {
+            return Err(Error::config(
+                "f16 matrix products run off the CPU's fused kernels (on a GPU, or under \
+                 FINETUNE_OPS=generic); on the CPU use bf16",
+            ))
+        }
         MatmulPrecision::Bf16 => match bf16_kernel()? {
             Bf16Kernel::Amx => 1,
             Bf16Kernel::Avx512Bf16 => 2,
