@@ -10,7 +10,7 @@ use crate::tasks::augment::Augment;
 use crate::tasks::image::ImageRecipes;
 pub use crate::tasks::text::multitask::TaskSampling;
 use anyhow::{bail, Context, Result};
-use clap::{ArgMatches, Args, Command, FromArgMatches};
+use clap::{ArgMatches, Args, Command, FromArgMatches, ValueEnum};
 use finetune_data::text::TextColumns;
 use finetune_train::settings::{self as schema};
 use finetune_train::TrainConfig;
@@ -115,6 +115,9 @@ pub struct JobSettings {
     /// finite steps). On CUDA and Metal (and the CPU's `FINETUNE_OPS=generic` path).
     #[arg(long, help_heading = "Devices", conflicts_with = "bf16")]
     pub fp16: bool,
+    /// `bf16`, `fp16` or `no` (Accelerate's name): the same as --bf16 / --fp16 / neither.
+    #[arg(long, value_enum, help_heading = "Devices")]
+    pub mixed_precision: Option<MixedPrecision>,
     /// Dropout probability replacing the checkpoint's.
     #[arg(long, help_heading = "Model")]
     pub dropout: Option<f64>,
@@ -413,6 +416,18 @@ defaults_from_flags!(
 /// run's resolved settings ([`RunSettings::resolved_json`]).
 pub const RUN_CONFIG: &str = "run_config.json";
 
+/// `--mixed-precision`'s values (Accelerate's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MixedPrecision {
+    /// f32 products.
+    No,
+    /// As `--bf16`.
+    Bf16,
+    /// As `--fp16`.
+    Fp16,
+}
+
 /// Why `--fp16` is refused on the CPU's fused kernels.
 const FP16_ON_CPU: &str = "--fp16 runs on a GPU (CUDA, Metal): the CPU's fused kernels have no \
      f16 products; on a CPU with AMX-BF16 or AVX512-BF16 use --bf16";
@@ -424,13 +439,14 @@ impl JobSettings {
     pub fn open_device(&self) -> Result<candle_core::Device> {
         use finetune_kernels::ops::{self, MatmulPrecision};
         let device = finetune_core::select_device(&self.device)?;
-        if self.fp16 {
+        let (bf16, fp16) = self.half_precision()?;
+        if fp16 {
             if device.is_cpu() && !ops::generic_requested() {
                 bail!(FP16_ON_CPU);
             }
             ops::set_composed_precision(MatmulPrecision::F16);
         }
-        if self.bf16 {
+        if bf16 {
             if device.is_cpu() && !ops::generic_requested() {
                 ops::set_matmul_precision(MatmulPrecision::Bf16)
                     .map_err(|e| anyhow::anyhow!("--bf16: {e}"))?;
@@ -441,6 +457,29 @@ impl JobSettings {
         Ok(device)
     }
 
+    /// Whether the products run in bf16 and in f16: `--bf16`, `--fp16`, or `--mixed-precision`,
+    /// which must agree with them.
+    fn half_precision(&self) -> Result<(bool, bool)> {
+        if self.bf16 && self.fp16 {
+            bail!("--bf16 and --fp16 exclude each other");
+        }
+        let asked = match (self.bf16, self.fp16) {
+            (true, _) => MixedPrecision::Bf16,
+            (_, true) => MixedPrecision::Fp16,
+            _ => MixedPrecision::No,
+        };
+        match self.mixed_precision {
+            Some(m) if asked != MixedPrecision::No && m != asked => bail!(
+                "--mixed-precision {} contradicts --{}",
+                m.to_possible_value().expect("a named value").get_name(),
+                if self.bf16 { "bf16" } else { "fp16" }
+            ),
+            Some(MixedPrecision::Bf16) => Ok((true, false)),
+            Some(MixedPrecision::Fp16) => Ok((false, true)),
+            _ => Ok((self.bf16, self.fp16)),
+        }
+    }
+
     /// `--bf16`'s and `--fp16`'s check before any work: on the CPU's fused kernels bf16 needs
     /// AMX-BF16 or AVX512-BF16 and f16 is refused (a GPU, or `auto` in a build that may pick
     /// one, decides when it opens).
@@ -449,15 +488,13 @@ impl JobSettings {
         let gpu_build =
             candle_core::utils::cuda_is_available() || candle_core::utils::metal_is_available();
         let spec = self.device.parse::<DeviceSpec>()?;
-        if self.bf16 && self.fp16 {
-            bail!("--bf16 and --fp16 exclude each other");
-        }
+        let (bf16, fp16) = self.half_precision()?;
         let on_cpu = matches!(spec, DeviceSpec::Cpu) || (spec == DeviceSpec::Auto && !gpu_build);
-        if self.fp16 && on_cpu && !finetune_kernels::ops::generic_requested() {
+        if fp16 && on_cpu && !finetune_kernels::ops::generic_requested() {
             bail!(FP16_ON_CPU);
         }
         match spec {
-            _ if !self.bf16 || finetune_kernels::ops::generic_requested() => Ok(()),
+            _ if !bf16 || finetune_kernels::ops::generic_requested() => Ok(()),
             DeviceSpec::Cuda(_) | DeviceSpec::Metal(_) => Ok(()),
             DeviceSpec::Auto if gpu_build => Ok(()),
             DeviceSpec::Auto | DeviceSpec::Cpu => {

@@ -130,6 +130,16 @@ fn an_avx2_only_cpu_or_a_gpu_refuses_bf16_before_any_work() {
     assert_clean_failure(&run, &["--fp16", "GPU", "--bf16"]);
     let run = finetune(&train_args(&model, &data, &out, &["--fp16", "--bf16"]));
     assert_clean_failure(&run, &["--fp16", "--bf16"]);
+    let mp = ["--mixed-precision", "fp16", "--device", "cpu"];
+    let run = finetune(&train_args(&model, &data, &out, &mp));
+    assert_clean_failure(&run, &["--fp16", "GPU"]);
+    let run = finetune(&train_args(
+        &model,
+        &data,
+        &out,
+        &["--mixed-precision", "fp16", "--bf16"],
+    ));
+    assert_clean_failure(&run, &["--mixed-precision fp16 contradicts --bf16"]);
     assert!(!out.exists());
 }
 
