@@ -211,22 +211,27 @@ fn assert_query_differs(a: &Path, b: &Path) {
     );
 }
 
-/// `--bf16` (here as `--mixed-precision bf16`) off the fused kernels: the composed products
-/// cast to bf16 (what a GPU runs). A
-/// short run follows the f32 run's falling losses to bf16's rounding. (Its weights are not
-/// compared tensor by tensor: a key bias, whose exact gradient is 0, takes Adam steps of
-/// full size on bf16's rounding noise.)
-#[test]
-fn bf16_on_the_generic_path_follows_the_f32_run() {
-    let dir = tmpdir("generic-bf16");
+/// Writes a tiny BERT and 48 sentiment rows into `dir`; gives the arguments of a generic-path
+/// text run on the test device into an output folder, with extra flags.
+fn device_text_run(dir: &Path) -> impl Fn(&Path, &[&str]) -> Vec<String> {
     let (model, data) = (dir.join("model"), dir.join("train.csv"));
     write_tiny_bert(&model, 3);
     write_sentiment_csv(&data, 48, 5);
-    let args = |out: &Path, extra: &[&str]| {
+    move |out: &Path, extra: &[&str]| {
         let mut a = on_device(text_train_args(&model, &data, out));
         a.extend(TEXT_RUN.iter().chain(extra).map(|s| s.to_string()));
         a
-    };
+    }
+}
+
+/// `--bf16` (here as `--mixed-precision bf16`) off the fused kernels: the composed products
+/// cast to bf16 (what a GPU runs). A short run follows the f32 run's falling losses to
+/// bf16's rounding. (Its weights are not compared tensor by tensor: a key bias, whose exact
+/// gradient is 0, takes Adam steps of full size on bf16's rounding noise.)
+#[test]
+fn bf16_on_the_generic_path_follows_the_f32_run() {
+    let dir = tmpdir("generic-bf16");
+    let args = device_text_run(&dir);
     run(&args(&dir.join("f32"), &[]), Some("generic"));
     // Accelerate's spelling, `--mixed-precision bf16`, is `--bf16`.
     let bf16 = ["--mixed-precision", "bf16"];
@@ -246,14 +251,7 @@ fn bf16_on_the_generic_path_follows_the_f32_run() {
 #[test]
 fn fp16_with_loss_scaling_follows_the_f32_run_and_resumes_exactly() {
     let dir = tmpdir("generic-fp16");
-    let (model, data) = (dir.join("model"), dir.join("train.csv"));
-    write_tiny_bert(&model, 3);
-    write_sentiment_csv(&data, 48, 5);
-    let args = |out: &Path, extra: &[&str]| {
-        let mut a = on_device(text_train_args(&model, &data, out));
-        a.extend(TEXT_RUN.iter().chain(extra).map(|s| s.to_string()));
-        a
-    };
+    let args = device_text_run(&dir);
     run(&args(&dir.join("f32"), &[]), Some("generic"));
     let fp16 = ["--fp16", "--save-steps", "18"];
     run(&args(&dir.join("fp16"), &fp16), Some("generic"));
