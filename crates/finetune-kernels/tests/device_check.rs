@@ -5,7 +5,8 @@
 //! `metal` in a build with that feature (`scripts/gpu-check.sh` runs this file on a GPU). Off
 //! the CPU the fused ops fall back to their candle compositions, the path a GPU trains on; on
 //! the CPU the device side calls those compositions (`ops::*_composed`) itself, so the same
-//! pairing — fused kernels against what a GPU runs — is checked in CI every day.
+//! pairing — fused kernels against what a GPU runs — is checked in CI every day (for the
+//! losses, which have no separate composition, their formulas written with composed ops).
 
 mod common;
 
@@ -186,17 +187,34 @@ fn convolution_batch_norm_and_pooling() {
     });
 }
 
+/// `mean_n Σ_c −t_nc · log_softmax(x_n)_c` from candle's composed log-softmax: the formula the
+/// losses below reduce to (PyTorch's, with label smoothing folded into `t`).
+fn soft_ce_formula(x: &Tensor, t: &Tensor) -> Result<Tensor> {
+    let lp = ops::log_softmax_last_dim_composed(x)?;
+    Ok(((t * lp)?.sum_all()?.neg()? / x.dim(0)? as f64)?)
+}
+
+/// The losses on the device against, on the CPU, their formulas written with composed ops.
 #[test]
 fn losses() {
     let logits = normal(&[6, 5], 19);
     let targets = [3u32, 0, 4, 1, 1, 2];
+    // Label smoothing 0.1 over 5 classes: 0.02 off, 0.92 on (PyTorch's).
+    let mut smoothed = vec![0.02f32; 30];
+    for (n, &c) in targets.iter().enumerate() {
+        smoothed[n * 5 + c as usize] = 0.92;
+    }
+    let smoothed = Tensor::from_vec(smoothed, (6, 5), &Device::Cpu).unwrap();
     check(
         "cross_entropy",
         std::slice::from_ref(&logits),
         TOL,
-        &|t, _| {
-            let y = Tensor::new(&targets, t[0].device())?;
-            ops::cross_entropy(&t[0], &y, 0.1, None)
+        &|t, formula| match formula {
+            true => soft_ce_formula(&t[0], &smoothed),
+            false => {
+                let y = Tensor::new(&targets, t[0].device())?;
+                ops::cross_entropy(&t[0], &y, 0.1, None)
+            }
         },
     );
     let soft = ops::softmax_last_dim(&f32(&normal(&[6, 5], 20))).unwrap();
@@ -204,10 +222,22 @@ fn losses() {
         "soft_target_cross_entropy",
         std::slice::from_ref(&logits),
         TOL,
-        &|t, _| ops::soft_target_cross_entropy(&t[0], &soft.to_device(t[0].device())?),
+        &|t, formula| match formula {
+            true => soft_ce_formula(&t[0], &soft),
+            false => ops::soft_target_cross_entropy(&t[0], &soft.to_device(t[0].device())?),
+        },
     );
+    // T² · KL(softmax(teacher/T) ‖ softmax(student/T)), batch mean, T = 2.
     let teacher = f32(&normal(&[6, 5], 21));
-    check("distillation_kl", &[logits], TOL, &|t, _| {
-        ops::distillation_kl(&t[0], &teacher.to_device(t[0].device())?, 2.0)
-    });
+    let p_t = ops::softmax_last_dim_composed(&(&teacher / 2.0).unwrap()).unwrap();
+    let entropy = soft_ce_formula(&(&teacher / 2.0).unwrap(), &p_t).unwrap();
+    check(
+        "distillation_kl",
+        &[logits],
+        TOL,
+        &|t, formula| match formula {
+            true => Ok(((soft_ce_formula(&(&t[0] / 2.0)?, &p_t)? - &entropy)? * 4.0)?),
+            false => ops::distillation_kl(&t[0], &teacher.to_device(t[0].device())?, 2.0),
+        },
+    );
 }

@@ -174,14 +174,11 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             };
             let grads = Grads::from_backward(store, &recording.backward(&scaled)?);
             let share = batch.len() as f64 / samples as f64;
-            acc.add(&grads, share)?;
+            // The accumulator's weighting divides the loss scale out in the same pass.
+            acc.add(&grads, share / scale.unwrap_or(1.0))?;
             step_loss += value * share;
         }
-        let mut grads = acc.take();
-        if let Some(s) = scale {
-            grads.scale(1.0 / s)?;
-        }
-        Ok((Some(grads), step_loss, None))
+        Ok((Some(acc.take()), step_loss, None))
     }
 
     /// The teacher's logits of a training batch when the run distils (`--teacher`).
