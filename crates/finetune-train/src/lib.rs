@@ -123,6 +123,7 @@ pub mod checkpoint;
 pub mod class_weights;
 pub mod config;
 pub mod distill;
+pub mod distributed;
 pub mod early_stop;
 pub mod ema;
 pub mod entities;
