@@ -103,6 +103,11 @@ pub struct JobSettings {
     /// `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
     #[arg(long, default_value = "auto", help_heading = "Devices")]
     pub device: String,
+    /// Train data-parallel with the other processes of an MPI job (`mpirun -np N finetune
+    /// train ...`, a build with `--features mpi`): --batch-size is each process's, rank 0
+    /// writes the output. Implied when mpirun starts the program.
+    #[arg(long, help_heading = "Devices")]
+    pub distributed: bool,
     /// Matrix products in bfloat16 (transformers' `bf16`, as PyTorch's autocast): linear
     /// layers (LoRA adapters included) and attention, and on a GPU convolutions too; weights,
     /// gradients and the optimizer stay f32. On CUDA, Metal and CPUs with AMX-BF16 or

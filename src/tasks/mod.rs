@@ -5,6 +5,8 @@
 //! - [`train`]: the entry point; resolves the model once and hands over to its task;
 //! - [`text`], [`image`] and [`token`]: each task's model, data and batches;
 //! - [`run`]: the fit → test sequence both tasks end in, and the [`RunReport`];
+//! - [`launch`]: alone or one rank of a data-parallel job (`--distributed`), and the folder
+//!   each process writes into;
 //! - [`output`]: the output folder (locked; refusing to mix runs, `--overwrite`) and atomic
 //!   exports;
 //! - [`class_weights`]: `--class-weights` resolved from the training labels;
@@ -23,6 +25,7 @@ pub mod class_weights;
 pub mod distill;
 pub mod image;
 pub mod labels;
+pub mod launch;
 pub mod lora;
 pub mod meta;
 pub mod model_card;
@@ -45,13 +48,16 @@ use candle_core::DType;
 use std::path::Path;
 
 /// Fine-tunes as `settings` say: checks the settings and the output folder, resolves the model
-/// once, trains, evaluates on the test split and exports into the output folder.
+/// once, trains, evaluates on the test split and exports into the output folder. In a
+/// distributed run (see [`launch`]) every rank calls it; rank 0 alone writes and reports.
 pub fn train(settings: &RunSettings) -> Result<RunReport> {
     let (task, model, output) = settings.required()?;
     settings.train.validate()?;
-    let out = output::open_for_training(output, &settings.job)?;
-    let source = families::resolve(model, settings.job.allow_pickle, Some(task))?;
-    let source = families::with_adapter(source, settings.lora.adapter.as_deref())?;
+    let out = launch::open(output, &settings.job)?;
+    let source = launch::rank_zero_first(out.world.as_ref(), || {
+        let source = families::resolve(model, settings.job.allow_pickle, Some(task))?;
+        families::with_adapter(source, settings.lora.adapter.as_deref())
+    })?;
     source.check_task(task)?;
     match task {
         Task::TextClassification => text::train(settings, &source, out),

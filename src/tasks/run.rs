@@ -3,11 +3,12 @@
 
 use crate::families::ModelSource;
 use crate::settings::{RunSettings, Task, RUN_CONFIG};
+use crate::tasks::launch::RunOutput;
 use crate::tasks::model_card::{self, CardFacts};
 use anyhow::Result;
 use finetune_train::learner::describe;
 use finetune_train::{
-    BatchSource, EvalMetrics, Learner, Outcome, OutputDir, Teacher, TrainModel, TrainSummary,
+    BatchSource, EvalMetrics, Learner, Outcome, Teacher, TrainModel, TrainSummary,
 };
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,9 @@ pub struct RunReport {
     /// single task.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<crate::tasks::text::multitask::TaskReport>>,
+    /// This process's rank in a distributed run (0 alone): only rank 0 reports.
+    #[serde(skip)]
+    pub rank: usize,
 }
 
 /// A task's model and the batch sources of its splits.
@@ -65,17 +69,27 @@ pub struct Prepared<'a, M: TrainModel + ?Sized> {
 pub fn fit_and_test<M: TrainModel + ?Sized>(
     settings: &RunSettings,
     task: Task,
-    out: OutputDir,
+    out: RunOutput,
     run: Prepared<'_, M>,
 ) -> Result<RunReport> {
-    let output = out.path().to_path_buf();
+    let RunOutput {
+        dir,
+        path: output,
+        world,
+        scratch: _scratch,
+    } = out;
     let (_, model, _) = settings.required()?;
     let record = serde_json::to_vec_pretty(&settings.resolved_json(task)?)?;
-    let mut learner = Learner::with_output(run.model, settings.train.clone(), out)?
+    let (writer, rank) = (world.is_writer(), world.rank());
+    let mut learner = Learner::with_output(run.model, settings.train.clone(), dir)?
         .with_run_file(RUN_CONFIG, record)
-        .with_title(format!("{model} ({})", task.describe()));
+        .with_title(format!("{model} ({})", task.describe()))
+        .with_collective(world);
     if let Some(teacher) = run.teacher {
         learner = learner.with_teacher(teacher);
+    }
+    if !writer {
+        learner = learner.quiet();
     }
     learner.stop_on_ctrl_c().ok();
     let resume = match &settings.job.resume {
@@ -92,14 +106,14 @@ pub fn fit_and_test<M: TrainModel + ?Sized>(
         .map(|i| i.name)
         .collect();
     let test = match (run.test, outcome) {
-        (Some(t), Outcome::Completed | Outcome::StoppedEarly) => {
+        (Some(t), Outcome::Completed | Outcome::StoppedEarly) if writer => {
             let m = learner.evaluate(t)?;
             eprintln!("test: {}", describe(&m));
             Some(m)
         }
         _ => None,
     };
-    if outcome != Outcome::Interrupted {
+    if outcome != Outcome::Interrupted && writer {
         write_card(&output, settings, task, run.source, test.as_ref())?;
     }
     Ok(RunReport {
@@ -112,6 +126,7 @@ pub fn fit_and_test<M: TrainModel + ?Sized>(
         skipped_samples: run.skipped_samples,
         hub: None,
         tasks: None,
+        rank,
     })
 }
 

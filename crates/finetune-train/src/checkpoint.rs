@@ -54,6 +54,14 @@ pub struct TrainerState {
     /// `--fp16`'s loss scale and its count of finite steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_scaler: Option<crate::grad_scaler::GradScaler>,
+    /// The number of ranks of a distributed run (absent for one process): a checkpoint
+    /// resumes with the same number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world_size: Option<usize>,
+    /// Every rank's dropout RNG, in rank order, for a distributed run (`model_rng` is rank
+    /// 0's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rank_rngs: Vec<[u64; 4]>,
     /// The settings of the run that wrote the checkpoint.
     pub config: TrainConfig,
 }

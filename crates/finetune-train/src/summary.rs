@@ -49,6 +49,21 @@ pub struct TrainSummary {
     /// The run's distillation (`--teacher`), when it distilled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distillation: Option<crate::DistillReport>,
+    /// A data-parallel run's ranks (`--distributed`); absent for one process. Samples per
+    /// second count every rank's samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<DistributedReport>,
+}
+
+/// How a data-parallel run was spread.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DistributedReport {
+    /// The collective engine: `mpi`, `nccl`.
+    pub backend: String,
+    /// The number of ranks (processes).
+    pub world_size: usize,
+    /// Samples per micro-batch over every rank: `world_size` × `--batch-size`.
+    pub global_batch_size: usize,
 }
 
 /// The process's peak resident set size, from `/proc/self/status`.

@@ -57,6 +57,7 @@ enum Command {
 fn main() {
     // Before any thread starts: the allocator keeps freed memory for the next step and
     // candle's idle workers soon leave the cores to rayon's.
+    candle_finetune::tasks::launch::share_cores_between_ranks();
     candle_finetune::init();
     let parsed = Cli::command()
         .try_get_matches()
@@ -113,7 +114,7 @@ fn main() {
             Some(c) => flags_for_keys(&c, &msg),
             None => msg,
         };
-        eprintln!("error: {msg}");
+        candle_finetune::tasks::launch::print_error(&msg);
         std::process::exit(if is_usage(&e) { 2 } else { 1 });
     }
 }

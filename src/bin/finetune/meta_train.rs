@@ -24,6 +24,12 @@ pub struct Args {
 pub fn run(args: Args, matches: &ArgMatches) -> Result<()> {
     let settings = MetaSettings::from_matches(matches, args.config.as_deref()).map_err(usage)?;
     settings.check().map_err(usage)?;
+    if let Some((rank, size, _)) = candle_finetune::tasks::launch::launched_by_mpi() {
+        anyhow::bail!(
+            "meta-train does not run distributed: this process is rank {rank} of {size} of an \
+             MPI job; start it without mpirun"
+        );
+    }
     let report = meta::meta_train(&settings, &mut |line| eprintln!("{line}"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -48,6 +48,10 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<()> {
         hub.check_online()?;
     }
     let mut report = tasks::train(&settings)?;
+    if report.rank != 0 {
+        // A distributed run's other ranks: rank 0 reports (and pushes).
+        return Ok(());
+    }
     if let Some(hub) = hub.filter(|_| report.outcome != "interrupted") {
         report.hub = Some(push_output(&hub, &report)?);
     }

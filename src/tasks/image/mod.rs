@@ -20,6 +20,7 @@ pub use source::ImageBatches;
 use crate::families::ModelSource;
 use crate::settings::{RunSettings, Task};
 use crate::tasks::augment::Augment;
+use crate::tasks::launch::RunOutput;
 use crate::tasks::output::{write_export, ExportMode};
 use crate::tasks::run::{fit_and_test, Prepared, RunReport};
 use anyhow::{Context, Result};
@@ -29,12 +30,12 @@ use finetune_core::{Problem, ProblemType};
 use finetune_data::image::{ImageDataset, ImageOpenOptions};
 use finetune_data::target::TargetSpec;
 use finetune_data::{LabelMap, OnBadSample, SkipLog};
-use finetune_train::{BatchSource, EvalMetrics, OutputDir, Teacher, TeacherModel};
+use finetune_train::{BatchSource, EvalMetrics, Teacher, TeacherModel};
 use std::path::{Path, PathBuf};
 
 /// Trains (fine-tunes, or from scratch for an architecture name) as `s` says, evaluates on the
 /// test split, exports into the output.
-pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Result<RunReport> {
+pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: RunOutput) -> Result<RunReport> {
     let skipped = SkipLog::new();
     let splits = Splits::read(s, source, &skipped)?;
     let device = s.job.open_device()?;

@@ -14,6 +14,7 @@ pub use source::TextBatches;
 
 use crate::families::ModelSource;
 use crate::settings::{RunSettings, Task};
+use crate::tasks::launch::RunOutput;
 use crate::tasks::output::{write_export, ExportMode};
 use crate::tasks::run::{fit_and_test, Prepared, RunReport};
 use anyhow::{bail, Result};
@@ -23,11 +24,11 @@ use finetune_bert::BertBatch;
 use finetune_core::Problem;
 use finetune_data::text::{read_tables, Target, TargetSpec, TextColumns, TextReadOptions};
 use finetune_data::{LabelMap, OnBadSample};
-use finetune_train::{BatchSource, EvalMetrics, OutputDir, Teacher, TeacherModel};
+use finetune_train::{BatchSource, EvalMetrics, Teacher, TeacherModel};
 use std::path::{Path, PathBuf};
 
 /// Fine-tunes `source` as `s` says, evaluates on the test split, exports into the output.
-pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Result<RunReport> {
+pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: RunOutput) -> Result<RunReport> {
     if s.text.task_config.is_some() {
         return multitask::train(s, source, out);
     }

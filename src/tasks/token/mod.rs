@@ -21,6 +21,7 @@ pub use predict::{EntitySpan, TokenPrediction};
 
 use crate::families::ModelSource;
 use crate::settings::{RunSettings, Task};
+use crate::tasks::launch::RunOutput;
 use crate::tasks::output::{write_export, ExportMode};
 use crate::tasks::run::{fit_and_test, Prepared, RunReport};
 use crate::tasks::text::TextModelOptions;
@@ -30,12 +31,12 @@ use data::Splits;
 use finetune_bert::BertBatch;
 use finetune_data::tokens::TokenColumns;
 use finetune_data::LabelMap;
-use finetune_train::{BatchSource, EvalMetrics, OutputDir};
+use finetune_train::{BatchSource, EvalMetrics};
 use std::path::{Path, PathBuf};
 
 /// Fine-tunes `source` for token classification as `s` says, evaluates on the test split,
 /// exports into the output.
-pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Result<RunReport> {
+pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: RunOutput) -> Result<RunReport> {
     let splits = Splits::read(s)?;
     let resolved = splits.labels(s, source)?;
     resolved.announce();

@@ -3,18 +3,29 @@
 //! A [`Collective`] is the handful of operations data parallelism needs — this process's rank,
 //! the world size, an in-place sum of `f32` buffers over every rank, a broadcast of bytes from
 //! one rank, a barrier. [`Solo`] is the single-process one (every operation a no-op); the
-//! engines behind features implement the same trait: [`mpi`] (Open MPI through `rsmpi`,
-//! feature `mpi`) and `nccl` (NCCL through `cudarc`, feature `nccl`).
+//! engines behind features implement the same trait: `mpi` (Open MPI through `rsmpi`,
+//! feature `mpi`) and `nccl` (NCCL through `cudarc`, feature `nccl`). [`threads`] runs ranks as
+//! threads of one process, for tests.
 //!
 //! What the learner does with it (see [`crate::learner`]): every rank starts from rank 0's
-//! weights ([`sync::broadcast_weights`]), takes its shard of every global micro-batch
+//! weights ([`sync::broadcast_weights`], after [`sync::check_same_settings`]), takes its shard of every global micro-batch
 //! ([`shard`]), sums its gradients weighted by the *global* step's sample count, and the
 //! bucketed all-reduce ([`reduce`]) turns those into the gradient of the global mean loss,
 //! identical on every rank, so every rank's optimizer makes the same update. Rank 0 alone
 //! evaluates, logs, writes checkpoints and exports; the decisions it takes (stop early, stop on
-//! an interrupt) reach the others through [`sync::agree_to_stop`].
+//! an interrupt) reach the others: rank 0's evaluation metric is broadcast and every rank
+//! feeds it to the same early-stopping and plateau logic; an interrupt on any rank is
+//! [`sync::any`]'s.
 //!
 //! It knows no model, no file format and no command line.
+
+pub mod reduce;
+pub mod shard;
+pub mod sync;
+pub mod threads;
+
+#[cfg(feature = "mpi")]
+pub mod mpi;
 
 use finetune_core::Result;
 

@@ -46,7 +46,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         if let Some(eval) = eval {
             save |= self.evaluate_if_due(run, eval)?;
         }
-        if self.interrupt.load(Ordering::SeqCst) {
+        if self.any_interrupted(self.interrupt.load(Ordering::SeqCst))? {
             run.outcome = Outcome::Interrupted;
             save = true;
         }
@@ -96,14 +96,41 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
 
     /// Evaluates when `--eval-strategy` says so (and at the last step); returns
     /// whether a checkpoint is wanted (a new best under `--load-best-at-end`, early stopping).
+    /// Evaluates when the schedule says so (rank 0 alone; the others receive its metric) and
+    /// feeds the metric to the best-checkpoint tracker, the plateau schedule and early
+    /// stopping, the same on every rank. Gives whether to save a checkpoint.
     fn evaluate_if_due(&self, run: &mut Run, eval: &Feed<'_, M::Inputs>) -> Result<bool> {
         let c = &self.config;
-        let s = &run.state;
-        let done = s.global_step;
-        if !c.eval_due(done, s.steps_per_epoch, s.total_steps) {
+        let done = run.state.global_step;
+        if !c.eval_due(done, run.state.steps_per_epoch, run.state.total_steps) {
             return Ok(false);
         }
-        let epoch = done as f64 / s.steps_per_epoch as f64;
+        let value = match self.writes() {
+            true => Some(self.evaluate_and_log(run, eval)?),
+            false => None,
+        };
+        let value = self
+            .share_metric(value)?
+            .ok_or_else(|| Error::config("rank 0's evaluation did not reach this rank"))?;
+        let mut save = run.state.best.observe(value, done) && c.load_best_at_end;
+        run.scheduler.observe_metric(value);
+        if run.state.best.should_stop(c.early_stopping_patience) {
+            run.progress.say(format!(
+                "early stopping: no better {} in {} evaluations",
+                c.metric, run.state.best.bad_evals
+            ));
+            run.outcome = Outcome::StoppedEarly;
+            save = true;
+        }
+        Ok(save)
+    }
+
+    /// Evaluates the model (and its moving average), logs and prints the results, and gives
+    /// the value of `--metric`.
+    fn evaluate_and_log(&self, run: &mut Run, eval: &Feed<'_, M::Inputs>) -> Result<f64> {
+        let c = &self.config;
+        let done = run.state.global_step;
+        let epoch = done as f64 / run.state.steps_per_epoch as f64;
         let progress = &run.progress;
         let m = self.evaluate_feed(eval, &|at, n| {
             progress.message(format!("evaluating {at}/{n} samples"))
@@ -135,22 +162,10 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 describe(e)
             ));
         }
-        let mut save = run.state.best.observe(value, done) && c.load_best_at_end;
-        run.scheduler.observe_metric(value);
-        if run.state.best.should_stop(c.early_stopping_patience) {
-            run.progress.say(format!(
-                "early stopping: no better {} in {} evaluations",
-                c.metric, run.state.best.bad_evals
-            ));
-            run.outcome = Outcome::StoppedEarly;
-            save = true;
-        }
         run.final_eval = Some(m);
-        Ok(save)
+        Ok(value)
     }
 
-    /// The evaluation of the moving average (`--model-ema`), swapped into the model for it
-    /// and the live weights put back after.
     fn evaluate_ema(&self, run: &Run, eval: &Feed<'_, M::Inputs>) -> Result<Option<EvalMetrics>> {
         let Some(ema) = &run.ema else {
             return Ok(None);
@@ -166,7 +181,12 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
     }
 
     /// A checkpoint of the step just done (weights must be finite), then the rotation.
+    /// Saves a checkpoint (rank 0; every rank hands over its dropout stream).
     fn save_checkpoint(&self, run: &mut Run) -> Result<()> {
+        self.record_rngs(&mut run.state)?;
+        if !self.writes() {
+            return Ok(());
+        }
         let store = self.model.store();
         let done = run.state.global_step;
         let bad = non_finite_tensors(store)?;
@@ -178,7 +198,6 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 last_good_checkpoint(&self.output)
             )));
         }
-        run.state.model_rng = self.model.rng_state().map(|r| r.state());
         let dir = checkpoint::save(
             &self.output,
             &|d| {

@@ -17,7 +17,8 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         mut run: Run,
         eval: Option<&Feed<'_, M::Inputs>>,
     ) -> Result<(Outcome, TrainSummary)> {
-        if run.outcome != Outcome::Interrupted {
+        // A distributed run's other ranks leave the end's files to rank 0.
+        if run.outcome != Outcome::Interrupted && self.writes() {
             if self.config.load_best_at_end {
                 self.load_best(&mut run, eval)?;
             }
@@ -109,6 +110,13 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             total_params: run.counts.total,
             feature_cache: Some(run.cache_report.clone()),
             distillation: run.distill.clone(),
+            distributed: (self.collective.world_size() > 1).then(|| {
+                crate::summary::DistributedReport {
+                    backend: self.collective.backend().to_string(),
+                    world_size: self.collective.world_size(),
+                    global_batch_size: run.order.batch_size,
+                }
+            }),
         };
         let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::config(e.to_string()))?;
         finetune_core::fsutil::write_bytes_atomically(

@@ -22,11 +22,13 @@ mod finish;
 mod mask;
 mod optimizer;
 mod progress;
+mod ranks;
 mod run;
 mod step;
 
 pub use crate::evaluate::{describe, evaluate};
 
+use crate::distributed::{Collective, Solo};
 use crate::evaluate::evaluate_feed;
 use crate::output_dir::{OutputDir, OutputMode};
 use crate::source::BatchSource;
@@ -34,6 +36,7 @@ use crate::summary::TrainSummary;
 use crate::{TrainConfig, UnfreezeSchedule};
 use finetune_core::{Error, FreezeSpec, ParamLayout, Result, TrainModel};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -70,6 +73,7 @@ pub struct Learner<'m, M: TrainModel + ?Sized> {
     title: String,
     quiet: bool,
     teacher: Option<&'m dyn crate::Teacher<M::Inputs>>,
+    collective: Rc<dyn Collective>,
 }
 
 impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
@@ -99,6 +103,7 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
             title: "training curves".into(),
             quiet: false,
             teacher: None,
+            collective: Rc::new(Solo),
         })
     }
 
@@ -115,6 +120,21 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
     pub fn with_teacher(mut self, teacher: &'m dyn crate::Teacher<M::Inputs>) -> Self {
         self.teacher = Some(teacher);
         self
+    }
+
+    /// Trains data-parallel with the other ranks of `collective` ([`crate::distributed`]):
+    /// the config's `batch_size` is each rank's, the step plan's is `world_size` times it.
+    /// Only rank 0 evaluates, logs and writes checkpoints and the export into the output
+    /// folder; give the other ranks a folder of their own (a scratch one).
+    pub fn with_collective(mut self, collective: Rc<dyn Collective>) -> Self {
+        self.collective = collective;
+        self
+    }
+
+    /// Whether this process writes the run's results (always, but for ranks other than 0 of
+    /// a distributed run).
+    fn writes(&self) -> bool {
+        self.collective.is_writer()
     }
 
     /// A file describing the run (e.g. the application's resolved settings), written into the
@@ -201,11 +221,13 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
         // it was.
         self.write_run_files(&self.output)?;
         std::thread::scope(|scope| -> Result<()> {
-            let batches = crate::prefetch::spawn(scope, &feeds.train, run.order, run.steps_left());
+            let shard = (self.collective.rank(), self.collective.world_size());
+            let batches =
+                crate::prefetch::spawn(scope, &feeds.train, run.order, run.steps_left(), shard);
             while !run.done() {
-                let (epoch, batch) = batches.next()?;
-                self.enter_epoch(&mut run, epoch)?;
-                let step = self.train_step(&mut run, epoch, &batch)?;
+                let step = batches.next()?;
+                self.enter_epoch(&mut run, step.epoch)?;
+                let step = self.train_step(&mut run, &step)?;
                 self.after_step(&mut run, &step, feeds.eval.as_ref())?;
                 if run.outcome != Outcome::Completed {
                     break;

@@ -77,6 +77,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             u.check_patterns_match(&store.names())?;
         }
         self.apply_mask(0)?;
+        self.join_ranks()?;
         let mut optimizer = optimizer::build(c, &self.layout, store)?;
         let mut scheduler = optimizer::scheduler(c, total_steps, optimizer.as_ref())?;
         let mut state = TrainerState {
@@ -90,15 +91,15 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             pending_loss: 0.0,
             pending_samples: 0,
             loss_scaler: None,
+            world_size: None,
+            rank_rngs: Vec::new(),
             config: c.clone(),
         };
         match resume {
             Some(dir) => {
                 state = self.resume_from(dir, &mut optimizer, &mut scheduler, &state)?;
             }
-            None => self
-                .model
-                .set_rng_state(Rng::seed_from_u64(c.seed.wrapping_add(0x5eed))),
+            None => self.model.set_rng_state(self.rank_rng(c.seed)),
         }
         // f16 products need the loss scaled (a checkpoint's scale carries on).
         let fp16 = finetune_kernels::ops::composed_precision()
@@ -118,7 +119,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                 None => (None, None),
             };
         let mut log = MetricsLog::start(&self.output, &state.log_history)?;
-        if c.reports_to_tensorboard() {
+        if c.reports_to_tensorboard() && self.writes() {
             let dir = c
                 .logging_dir
                 .clone()
@@ -127,9 +128,13 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         }
         let counts = finetune_core::lora::counts(store);
         let progress = Progress::new(c.progress, self.quiet, total_steps, state.global_step);
+        let ranks = match self.collective.world_size() {
+            1 => String::new(),
+            n => format!(" x {n} ranks ({})", self.collective.backend()),
+        };
         progress.say(format!(
-            "training {total_steps} steps ({steps_per_epoch} per epoch, batch {} x accumulation \
-             {}); trainable params: {} || all params: {} || trainable%: {:.1}",
+            "training {total_steps} steps ({steps_per_epoch} per epoch, batch {}{ranks} x \
+             accumulation {}); trainable params: {} || all params: {} || trainable%: {:.1}",
             c.batch_size,
             c.grad_accum,
             finetune_core::params::thousands(counts.trainable),
@@ -174,6 +179,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
     ) -> Result<TrainerState> {
         let (total_steps, steps_per_epoch) = (fresh.total_steps, fresh.steps_per_epoch);
         let mut loaded = checkpoint::load(dir, self.model.store())?;
+        let rng = self.resumed_rng(dir, &loaded.state)?;
         check_same_plan(dir, &loaded.state, total_steps, steps_per_epoch)?;
         optimizer.load_state(loaded.optimizer)?;
         if loaded.state.total_steps != total_steps {
@@ -188,7 +194,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         let mut state = loaded.state;
         // Checkpoints from here on record the settings this run goes on with.
         state.config = fresh.config.clone();
-        if let Some(r) = state.model_rng {
+        if let Some(r) = rng {
             self.model.set_rng_state(Rng::from_state(r));
         }
         Ok(state)
@@ -221,7 +227,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         let c = &self.config;
         let order = StepOrder {
             samples,
-            batch_size: c.batch_size,
+            batch_size: c.batch_size * self.collective.world_size(),
             grad_accum: c.grad_accum,
             drop_last: c.drop_last,
             seed: c.seed,
@@ -229,7 +235,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         if order.batches_per_epoch() == 0 {
             return Err(Error::config(format!(
                 "the training set has {samples} samples: not one batch of {}",
-                c.batch_size
+                order.batch_size
             )));
         }
         if eval.is_some_and(|e| e.is_empty()) {

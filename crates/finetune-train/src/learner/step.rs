@@ -6,6 +6,7 @@ use super::run::Run;
 use super::Learner;
 use crate::config::OnNan;
 use crate::feature_cache::{self, Fed};
+use crate::prefetch::StepBatches;
 use crate::source::Batch;
 use candle_core::{DType, Tensor};
 use finetune_core::{
@@ -26,22 +27,25 @@ pub(super) struct StepResult {
     pub(super) grad_norm: Option<f64>,
 }
 
+/// A step's gradients (none when skipped), mean loss, and the reason for a skip.
+type LocalStep = (Option<Grads>, f64, Option<String>);
+
 type Penalty = fn(&ParamStore, &PatternSet, f64) -> finetune_core::Result<Option<Tensor>>;
 
 impl<M: TrainModel + ?Sized> Learner<'_, M> {
-    /// Trains on `batches`, the micro-batches of one step of `epoch`.
+    /// Trains on one step's micro-batches (this rank's share of them).
     pub(super) fn train_step(
         &self,
         run: &mut Run,
-        epoch: u64,
-        batches: &[Batch<Fed<M::Inputs>>],
+        planned: &StepBatches<M::Inputs>,
     ) -> Result<StepResult> {
         let step = run.state.global_step;
+        let (epoch, samples) = (planned.epoch, planned.samples);
         run.scheduler.apply(run.optimizer.as_mut());
-        let samples: usize = batches.iter().map(|b| b.len()).sum();
         let scale = run.state.loss_scaler.map(|s| s.scale);
+        let local = self.gradients(&planned.batches, samples, step, epoch, scale)?;
         let (mut grads, loss, mut skipped) =
-            self.gradients(batches, samples, step, epoch, scale)?;
+            self.reduce_over_ranks(local, step, scale.is_some())?;
         let mut grad_norm = None;
         if skipped.is_none() {
             (skipped, grad_norm) = self.clip_and_check(grads.as_mut(), step, scale.is_some())?;
@@ -130,7 +134,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         step: u64,
         epoch: u64,
         scale: Option<f64>,
-    ) -> Result<(Option<Grads>, f64, Option<String>)> {
+    ) -> Result<LocalStep> {
         let c = &self.config;
         let store = self.model.store();
         let every = PatternSet::new(&["*"])?;
@@ -152,10 +156,11 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
                     "the training loss became {value} at step {} (epoch {epoch})",
                     step + 1
                 );
+                // In a distributed run the ranks decide together (`reduce_over_ranks`).
+                let alone = self.collective.world_size() == 1;
                 return match c.on_nan {
-                    _ if scale.is_some() => Ok((None, step_loss, Some(why))),
-                    OnNan::Skip => Ok((None, step_loss, Some(why))),
-                    OnNan::Stop => Err(self.stopping(why)),
+                    OnNan::Stop if scale.is_none() && alone => Err(self.stopping(why)),
+                    _ => Ok((None, step_loss, Some(why))),
                 };
             }
             for (lambda, penalty) in [
@@ -179,6 +184,37 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             step_loss += value * share;
         }
         Ok((Some(acc.take()), step_loss, None))
+    }
+
+    /// A distributed step's gradients and loss summed over the ranks (each rank weighted its
+    /// micro-batches by the global step's samples, so the sums are the global means), and the
+    /// skip every rank takes when one rank's loss was not finite (`scaled`: an `--fp16`
+    /// overflow, always a skip). One process: as it is.
+    fn reduce_over_ranks(&self, local: LocalStep, step: u64, scaled: bool) -> Result<LocalStep> {
+        let coll = self.collective.as_ref();
+        if coll.world_size() == 1 {
+            return Ok(local);
+        }
+        let (grads, loss, skipped) = local;
+        let mut head = [loss as f32, f32::from(skipped.is_some())];
+        coll.all_reduce_sum(&mut head)?;
+        let loss = f64::from(head[0]);
+        if head[1] > 0.0 {
+            let why = skipped.unwrap_or_else(|| {
+                format!(
+                    "the training loss became non-finite on another rank at step {}",
+                    step + 1
+                )
+            });
+            return match self.config.on_nan {
+                OnNan::Stop if !scaled => Err(self.stopping(why)),
+                _ => Ok((None, loss, Some(why))),
+            };
+        }
+        let store = self.model.store();
+        let summed =
+            crate::distributed::reduce::all_reduce_grads(coll, store, &grads.unwrap_or_default())?;
+        Ok((Some(summed), loss, None))
     }
 
     /// The teacher's logits of a training batch when the run distils (`--teacher`).

@@ -27,10 +27,10 @@ pub use sampler::{probabilities, TaskSampler, TaskSampling, DEFAULT_TEMPERATURE}
 
 use crate::families::ModelSource;
 use crate::settings::{RunSettings, Task, RUN_CONFIG};
+use crate::tasks::launch::RunOutput;
 use crate::tasks::run::{fit_and_test, Prepared, RunReport};
 use anyhow::{bail, Result};
 use batches::TaskBatches;
-use finetune_train::OutputDir;
 
 /// Refuses what a multi-task run does not do (yet), and a task file that does not read; also,
 /// without `--task-config`, the multi-task flags. One line each.
@@ -58,6 +58,7 @@ pub(crate) fn check_settings(s: &RunSettings) -> Result<()> {
         (s.train.class_weights.is_some(), "--class-weights"),
         (s.train.pos_weight.is_some(), "--pos-weight"),
         (s.hub.push_to_hub, "--push-to-hub"),
+        (s.job.distributed, "--distributed"),
     ];
     if let Some((_, flag)) = refused.iter().find(|(on, _)| *on) {
         bail!("{flag} is not supported with --task-config yet");
@@ -96,7 +97,10 @@ fn temperature(s: &RunSettings) -> f64 {
 
 /// Fine-tunes `source` on the tasks of `--task-config`, evaluates each task, exports a
 /// folder per task and the shared encoder.
-pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: OutputDir) -> Result<RunReport> {
+pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: RunOutput) -> Result<RunReport> {
+    if out.world.world_size() > 1 {
+        bail!("--task-config is not supported in a distributed run (mpirun) yet");
+    }
     check_settings(s)?;
     let specs = config::read(s.text.task_config.as_deref().expect("checked"))?;
     let device = s.job.open_device()?;
