@@ -78,6 +78,10 @@ impl NcclCollective {
         let id = Id::uninit(id.map(|b| b as std::ffi::c_char));
         let op = format!("communicator creation ({world_size} ranks)");
         let comm = errors::no_panic(rank, &op, || {
+            // NCCL binds the communicator to the thread's current device: ours again, whatever
+            // `exchange` did.
+            let ctx = stream.context();
+            ctx.bind_to_thread().map_err(errors::cuda(rank, &on_gpu))?;
             Comm::from_rank(stream.clone(), rank, world_size, id).map_err(errors::nccl(rank, &op))
         })?;
         Ok(NcclCollective { comm, stream })
