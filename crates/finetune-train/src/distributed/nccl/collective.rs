@@ -32,7 +32,7 @@ impl NcclCollective {
     /// The launch from the environment ([`Launch::from_env`]: torchrun's or Open MPI's
     /// variables), GPU = local rank, and NCCL's id shared through the file named by
     /// `FINETUNE_NCCL_ID_FILE`: rank 0 writes it, the others wait for it up to 120 s, and rank
-    /// 0 removes it once every rank has joined.
+    /// 0 removes it once every rank has joined (or on a failure).
     pub fn from_env() -> Result<Self> {
         let launch = Launch::from_env()?;
         let path = id_file::id_file_from(std::env::var_os(ID_FILE_ENV))?;
@@ -43,11 +43,13 @@ impl NcclCollective {
                     Some(id) => id_file::write_id(&path, &id).map(|()| id),
                     None => id_file::wait_for_id(&path, launch.rank, &wait),
                 }
-            })?;
+            });
+        // Every rank has read the id once the communicator exists; on a failure, the file is
+        // of no use either.
         if launch.rank == 0 {
             id_file::remove_id(&path);
         }
-        Ok(nccl)
+        nccl
     }
 
     /// Rank `rank` of `world_size` on CUDA device `ordinal`. Rank 0 creates NCCL's unique id;
@@ -171,7 +173,7 @@ impl Collective for NcclCollective {
         self.broadcast_slice(root, &mut len, "broadcast of the length")?;
         let len = usize::try_from(len[0]).map_err(|_| {
             Error::config(format!(
-                "rank {}: broadcast of {} bytes",
+                "rank {}: broadcast of {} bytes: too large for this machine",
                 self.rank(),
                 len[0]
             ))
