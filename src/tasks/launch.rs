@@ -98,11 +98,19 @@ pub fn open(output: &Path, job: &JobSettings) -> Result<RunOutput> {
     })
 }
 
-/// The collective of a distributed run, or [`Solo`].
+/// The collective of a distributed run, or [`Solo`]: NCCL for a CUDA run in a build with the
+/// `nccl` feature, else MPI.
 fn join(job: &JobSettings) -> Result<Rc<dyn Collective>> {
     let launched = launched_by_mpi();
     if !job.distributed && launched.is_none() {
         return Ok(Rc::new(Solo));
+    }
+    #[cfg(feature = "nccl")]
+    if job.device.starts_with("cuda") {
+        use finetune_train::distributed::nccl::NcclCollective;
+        let nccl = NcclCollective::from_env()?;
+        finetune_core::device::set_default_ordinal(nccl.device_ordinal());
+        return Ok(Rc::new(nccl));
     }
     mpi_world(launched)
 }

@@ -30,7 +30,7 @@ impl std::str::FromStr for DeviceSpec {
         };
         let ordinal = |rest: &str| -> Result<usize> {
             if rest.is_empty() {
-                Ok(0)
+                Ok(default_ordinal())
             } else {
                 rest.strip_prefix(':')
                     .and_then(|n| n.parse().ok())
@@ -71,7 +71,7 @@ impl DeviceSpec {
             }
             Self::Auto => {
                 if cfg!(feature = "cuda") && candle_core::utils::cuda_is_available() {
-                    if let Ok(d) = Device::new_cuda(0) {
+                    if let Ok(d) = Device::new_cuda(default_ordinal()) {
                         return Ok(d);
                     }
                 }
@@ -89,6 +89,20 @@ impl DeviceSpec {
 /// Parses and opens a `--device` value.
 pub fn select_device(spec: &str) -> Result<Device> {
     spec.parse::<DeviceSpec>()?.open()
+}
+
+/// The GPU that `cuda`, `metal` and `auto` name without an ordinal: 0, unless a launcher set
+/// it ([`set_default_ordinal`]).
+static DEFAULT_ORDINAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Makes `cuda`, `metal` and `auto` mean GPU `n` from now on in this process (as PyTorch's
+/// `torch.cuda.set_device`): a data-parallel launcher gives each local rank its own GPU.
+pub fn set_default_ordinal(n: usize) {
+    DEFAULT_ORDINAL.store(n, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn default_ordinal() -> usize {
+    DEFAULT_ORDINAL.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// A short name for logs: `cpu`, `cuda:0`, `metal:0`.

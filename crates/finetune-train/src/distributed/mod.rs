@@ -29,6 +29,9 @@ pub mod mpi;
 
 use finetune_core::Result;
 
+#[cfg(any(test, feature = "nccl"))]
+pub mod nccl;
+
 /// The collective operations of data-parallel training over `world_size()` processes.
 /// Every rank must call the same operations in the same order with buffers of the same
 /// length; an operation returns only once every rank has joined it.
