@@ -13,7 +13,7 @@
 #   GPU arch     : ${CUDA_COMPUTE_CAP:-80} (there is no GPU to ask; 80 = Ampere; set your GPU's,
 #                  e.g. 90 for Hopper, for a build you will run)
 #
-# Usage: scripts/check-cuda-build.sh            cargo check --workspace --all-targets --features cuda
+# Usage: scripts/check-cuda-build.sh            cargo check --workspace --all-targets --features cuda,nccl
 #        scripts/check-cuda-build.sh --build    cargo build --release --workspace --all-targets --features cuda
 #        scripts/check-cuda-build.sh --env      print the environment to export (eval "$(...)")
 #        extra arguments after `--` go to cargo.
@@ -146,5 +146,5 @@ if [ "$mode" = build ]; then
   cargo build --release --workspace --all-targets --features cuda ${cargo_args[@]+"${cargo_args[@]}"}
 else
   set -x
-  cargo check --workspace --all-targets --features cuda ${cargo_args[@]+"${cargo_args[@]}"}
+  cargo check --workspace --all-targets --features cuda,nccl ${cargo_args[@]+"${cargo_args[@]}"}
 fi
