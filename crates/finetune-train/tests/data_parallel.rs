@@ -10,7 +10,7 @@ use finetune_core::Result;
 use finetune_train::checkpoint;
 use finetune_train::distributed::threads::{thread_world, ThreadRank};
 use finetune_train::distributed::Collective;
-use finetune_train::{Learner, Outcome, TrainConfig, TrainModel, TrainSummary};
+use finetune_train::{Learner, OnNan, Outcome, TrainConfig, TrainModel, TrainSummary};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -261,4 +261,42 @@ fn ranks_with_different_settings_refuse_to_train() {
     for e in errors {
         assert!(e.contains("rank 1 (lr)"), "{e}");
     }
+}
+
+/// Two ranks where rank 1's third training forward gives NaN logits, under `on_nan`: each
+/// rank's outcome (or error) and weights.
+fn nan_on_rank_one(on_nan: OnNan) -> Vec<std::result::Result<(u64, Weights), String>> {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig {
+        on_nan,
+        ..adamw(8, 1)
+    };
+    on_ranks(2, |rank| {
+        let r = rank.rank();
+        let mut model = Mlp::new(2, 0.0);
+        if r == 1 {
+            model.nan_at_forward = Some(3);
+        }
+        let learner = Learner::new(&model, cfg.clone(), &out_dir(root.path(), r))
+            .unwrap()
+            .with_collective(Rc::new(rank));
+        match learner.fit(&Blobs::new(60, 3), None, None) {
+            Ok((_, s)) => Ok((s.global_step, weights(model.store()))),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+}
+
+#[test]
+fn a_nan_loss_on_one_rank_is_every_ranks_decision() {
+    // Skip: both ranks skip step 3 and stay equal.
+    let skipped = nan_on_rank_one(OnNan::Skip);
+    let (a, b) = (skipped[0].as_ref().unwrap(), skipped[1].as_ref().unwrap());
+    assert_eq!((a.0, b.0), (8, 8));
+    assert_bits_eq(&a.1, &b.1, "ranks after a skipped step");
+    // Stop: both ranks stop at step 3, rank 0 naming the other rank.
+    let stopped = nan_on_rank_one(OnNan::Stop);
+    let (e0, e1) = (stopped[0].as_ref().unwrap_err(), stopped[1].as_ref().unwrap_err());
+    assert!(e0.contains("non-finite on another rank at step 3"), "{e0}");
+    assert!(e1.contains("the training loss became NaN at step 3"), "{e1}");
 }
