@@ -296,7 +296,13 @@ fn a_nan_loss_on_one_rank_is_every_ranks_decision() {
     assert_bits_eq(&a.1, &b.1, "ranks after a skipped step");
     // Stop: both ranks stop at step 3, rank 0 naming the other rank.
     let stopped = nan_on_rank_one(OnNan::Stop);
-    let (e0, e1) = (stopped[0].as_ref().unwrap_err(), stopped[1].as_ref().unwrap_err());
+    let (e0, e1) = (
+        stopped[0].as_ref().unwrap_err(),
+        stopped[1].as_ref().unwrap_err(),
+    );
     assert!(e0.contains("non-finite on another rank at step 3"), "{e0}");
-    assert!(e1.contains("the training loss became NaN at step 3"), "{e1}");
+    assert!(
+        e1.contains("the training loss became NaN at step 3"),
+        "{e1}"
+    );
 }

@@ -94,11 +94,10 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         Ok(())
     }
 
-    /// Evaluates when `--eval-strategy` says so (and at the last step); returns
-    /// whether a checkpoint is wanted (a new best under `--load-best-at-end`, early stopping).
-    /// Evaluates when the schedule says so (rank 0 alone; the others receive its metric) and
-    /// feeds the metric to the best-checkpoint tracker, the plateau schedule and early
-    /// stopping, the same on every rank. Gives whether to save a checkpoint.
+    /// Evaluates when `--eval-strategy` says so (and at the last step) — rank 0 alone, the
+    /// others receive its metric — and feeds the metric to the best-checkpoint tracker, the
+    /// plateau schedule and early stopping, the same on every rank. Returns whether a
+    /// checkpoint is wanted (a new best under `--load-best-at-end`, early stopping).
     fn evaluate_if_due(&self, run: &mut Run, eval: &Feed<'_, M::Inputs>) -> Result<bool> {
         let c = &self.config;
         let done = run.state.global_step;
@@ -166,6 +165,8 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         Ok(value)
     }
 
+    /// The evaluation of the moving average (`--model-ema`), swapped into the model for it
+    /// and the live weights put back after.
     fn evaluate_ema(&self, run: &Run, eval: &Feed<'_, M::Inputs>) -> Result<Option<EvalMetrics>> {
         let Some(ema) = &run.ema else {
             return Ok(None);
@@ -180,8 +181,8 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         Ok(Some(m?))
     }
 
-    /// A checkpoint of the step just done (weights must be finite), then the rotation.
-    /// Saves a checkpoint (rank 0; every rank hands over its dropout stream).
+    /// A checkpoint of the step just done (weights must be finite), then the rotation: rank 0
+    /// writes it, every rank hands over its dropout stream.
     fn save_checkpoint(&self, run: &mut Run) -> Result<()> {
         self.record_rngs(&mut run.state)?;
         if !self.writes() {
