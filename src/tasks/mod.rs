@@ -54,8 +54,18 @@ pub fn train(settings: &RunSettings) -> Result<RunReport> {
     let (task, model, output) = settings.required()?;
     settings.train.validate()?;
     let out = launch::open(output, &settings.job)?;
+    // Rank 0 downloads what the run reads from the Hub (the model; in a distributed run a
+    // teacher and a dataset too) while the others wait, then read it from the cache.
+    let distributed = out.world.world_size() > 1;
     let source = launch::rank_zero_first(out.world.as_ref(), || {
         let source = families::resolve(model, settings.job.allow_pickle, Some(task))?;
+        if let Some(teacher) = settings.train.teacher.as_ref().filter(|_| distributed) {
+            families::resolve(teacher, settings.job.allow_pickle, Some(task))?;
+        }
+        if let Some(ds) = settings.data.dataset.as_deref().filter(|_| distributed) {
+            let d = &settings.data;
+            splits::split_files(Some(ds), &d.train, &d.eval, &d.test)?;
+        }
         families::with_adapter(source, settings.lora.adapter.as_deref())
     })?;
     source.check_task(task)?;
