@@ -160,7 +160,19 @@ fn two_ranks_match_one_process_with_the_global_batch() {
     let (ddp, one, small) = (dir.join("ddp"), dir.join("one"), dir.join("small"));
     // Plain SGD: its update is linear in the gradient, so the reduction order shows as
     // float noise only (Adam's normalisation blows up the noise of near-zero gradients).
+    // An evaluation set of 41 reviews (batches of 8: 6 batches, 3 for each rank).
+    let eval = dir.join("eval.csv");
+    write_sentiment_csv(&eval, 41, 5);
+    let eval = eval.to_str().unwrap();
     let nodrop = [
+        "--eval",
+        eval,
+        "--eval-strategy",
+        "steps",
+        "--eval-steps",
+        "3",
+        "--eval-batch-size",
+        "8",
         "--dropout",
         "0",
         "--optimizer",
@@ -197,6 +209,15 @@ fn two_ranks_match_one_process_with_the_global_batch() {
     let m = |p: &Path| p.join("model.safetensors");
     let diff = max_diff(&m(&ddp), &m(&one));
     assert!(diff < 1e-5, "2 ranks x 4 vs 1 x 8: {diff}");
+    // The ranks shared the evaluation; rank 0 reports the whole set's.
+    let (ours, alone) = (
+        &report["summary"]["final_eval"],
+        read_json(&one.join("train_summary.json")),
+    );
+    assert_eq!(ours["samples"], 41);
+    let loss = |v: &serde_json::Value| v["loss"].as_f64().unwrap();
+    let gap = (loss(ours) - loss(&alone["final_eval"])).abs();
+    assert!(gap < 1e-5, "eval loss {ours} vs {}", alone["final_eval"]);
     // The comparison has teeth: the per-device batch alone ends elsewhere.
     let apart = max_diff(&m(&small), &m(&one));
     assert!(apart > 1e-4, "1 x 4 vs 1 x 8 differ by {apart} only");

@@ -3,6 +3,8 @@
 //! out; a single-label token model is scored on the tag sequences by entity, as seqeval does:
 //! [`crate::entities`]) — and the one-line account of it that runs print.
 
+use crate::distributed::shard::shard;
+use crate::distributed::{Collective, Solo};
 use crate::entities::EntityMetrics;
 use crate::feature_cache::{self, Feed};
 use crate::metrics::{ClassificationMetrics, EvalMetrics, MultiLabelMetrics, RegressionMetrics};
@@ -25,8 +27,8 @@ pub fn evaluate<M: TrainModel + ?Sized>(
     })
 }
 
-/// What a model predicted and what was true, over a data set.
-#[derive(Default)]
+/// What a model predicted and what was true, over a data set (or a rank's share of it).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Collected {
     classes: (Vec<usize>, Vec<usize>),
     values: (Vec<f64>, Vec<f64>),
@@ -42,11 +44,29 @@ pub(crate) fn evaluate_feed<M: TrainModel + ?Sized>(
     batch_size: usize,
     progress: &dyn Fn(usize, usize),
 ) -> Result<EvalMetrics> {
+    evaluate_feed_on(model, data, batch_size, progress, &Solo)
+}
+
+/// [`evaluate_feed`] shared by the ranks of `coll`: each evaluates a contiguous share of the
+/// batches ([`crate::distributed::shard`]) and every rank gets the metrics of the whole set,
+/// computed from every rank's predictions in order (the loss summed in another order).
+/// `progress` counts this rank's share.
+pub(crate) fn evaluate_feed_on<M: TrainModel + ?Sized>(
+    model: &M,
+    data: &Feed<'_, M::Inputs>,
+    batch_size: usize,
+    progress: &dyn Fn(usize, usize),
+    coll: &dyn Collective,
+) -> Result<EvalMetrics> {
     let n = data.len();
+    let starts: Vec<usize> = (0..n).step_by(batch_size.max(1)).collect();
+    let mine = shard(&starts, coll.rank(), coll.world_size());
+    let end = |start: usize| (start + batch_size).min(n);
+    let share: usize = mine.iter().map(|&s| end(s) - s).sum();
     let problem = model.problem();
-    let (mut loss_sum, mut got) = (0.0, Collected::default());
-    for start in (0..n).step_by(batch_size.max(1)) {
-        let idx: Vec<usize> = (start..(start + batch_size).min(n)).collect();
+    let (mut loss_sum, mut got, mut done) = (0.0, Collected::default(), 0);
+    for &start in mine {
+        let idx: Vec<usize> = (start..end(start)).collect();
         let batch = data.batch(&idx, 0, false)?;
         let logits = feature_cache::forward(model, &batch.inputs, false)?;
         let loss = model.loss(&logits, &batch.targets, 0.0)?;
@@ -61,11 +81,55 @@ pub(crate) fn evaluate_feed<M: TrainModel + ?Sized>(
             }
             (Output::PerSample, _) => collect(&problem, &logits, &batch.targets, &mut got)?,
         }
-        progress(start + idx.len(), n);
+        done += idx.len();
+        progress(done, share);
     }
+    let (loss_sum, got) = gather(coll, loss_sum, got)?;
+    Ok(metrics(model, n, loss_sum, got))
+}
+
+/// Every rank's loss sum and predictions, joined in rank order (one process: its own).
+fn gather(coll: &dyn Collective, loss_sum: f64, got: Collected) -> Result<(f64, Collected)> {
+    if coll.world_size() == 1 {
+        return Ok((loss_sum, got));
+    }
+    let bad =
+        |e: serde_json::Error| Error::config(format!("evaluation results between ranks: {e}"));
+    let mine = serde_json::to_vec(&(loss_sum, got)).map_err(bad)?;
+    let (mut total, mut all) = (0.0, Collected::default());
+    for bytes in coll.all_gather_bytes(&mine)? {
+        let (l, c): (f64, Collected) = serde_json::from_slice(&bytes).map_err(bad)?;
+        total += l;
+        all.append(c);
+    }
+    Ok((total, all))
+}
+
+impl Collected {
+    /// `other`'s samples after this one's.
+    fn append(&mut self, other: Collected) {
+        fn join<T>(a: &mut (Vec<T>, Vec<T>), b: (Vec<T>, Vec<T>)) {
+            a.0.extend(b.0);
+            a.1.extend(b.1);
+        }
+        join(&mut self.classes, other.classes);
+        join(&mut self.values, other.values);
+        join(&mut self.multi, other.multi);
+        join(&mut self.tags, other.tags);
+    }
+}
+
+/// The metrics of `n` samples from what was collected over them.
+fn metrics<M: TrainModel + ?Sized>(
+    model: &M,
+    n: usize,
+    loss_sum: f64,
+    got: Collected,
+) -> EvalMetrics {
+    let problem = model.problem();
     let (truth, pred) = got.classes;
     let tagged = model.output() == Output::PerToken;
-    Ok(EvalMetrics {
+    EvalMetrics {
         loss: loss_sum / n.max(1) as f64,
         samples: n,
         classification: match &problem {
@@ -92,7 +156,7 @@ pub(crate) fn evaluate_feed<M: TrainModel + ?Sized>(
             }
             _ => None,
         },
-    })
+    }
 }
 
 /// One batch of per-token logits `[N, S, L]` and targets `[N, S]` as tag sequences: each

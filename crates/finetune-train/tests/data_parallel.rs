@@ -306,3 +306,43 @@ fn a_nan_loss_on_one_rank_is_every_ranks_decision() {
         "{e1}"
     );
 }
+
+#[test]
+fn ranks_share_the_evaluation_and_get_one_processs_metrics() {
+    let cfg = TrainConfig {
+        eval_strategy: Some("steps".parse().unwrap()),
+        eval_steps: Some(2),
+        eval_batch_size: 4,
+        ..adamw(8, 1)
+    };
+    let root = tempfile::tempdir().unwrap();
+    // 30 samples in batches of 4: 8 batches, shared 3 + 3 + 2 by three ranks.
+    let (train, eval) = (Blobs::new(60, 3), Blobs::new(30, 4));
+    let out = on_ranks(3, |rank| {
+        let r = rank.rank();
+        let model = Mlp::new(2, 0.0);
+        let learner = Learner::new(&model, cfg.clone(), &out_dir(root.path(), r))
+            .unwrap()
+            .with_collective(Rc::new(rank));
+        let (_, summary) = learner.fit(&train, Some(&eval), None).unwrap();
+        // One process's evaluation of the same weights, on each rank.
+        let alone = learner.evaluate(&eval).unwrap();
+        (summary.final_eval.unwrap(), alone)
+    });
+    for (shared, alone) in &out {
+        assert_eq!(shared.samples, 30);
+        assert!(
+            (shared.loss - alone.loss).abs() < 1e-12,
+            "{} vs {}",
+            shared.loss,
+            alone.loss
+        );
+        let acc = |m: &finetune_train::EvalMetrics| m.classification.as_ref().unwrap().accuracy;
+        assert_eq!(acc(shared), acc(alone));
+        assert_eq!(
+            shared.loss.to_bits(),
+            out[0].0.loss.to_bits(),
+            "every rank the same"
+        );
+    }
+}

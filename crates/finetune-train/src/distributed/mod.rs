@@ -11,11 +11,10 @@
 //! weights ([`sync::broadcast_weights`], after [`sync::check_same_settings`]), takes its shard of every global micro-batch
 //! ([`shard`]), sums its gradients weighted by the *global* step's sample count, and the
 //! bucketed all-reduce ([`reduce`]) turns those into the gradient of the global mean loss,
-//! identical on every rank, so every rank's optimizer makes the same update. Rank 0 alone
-//! evaluates, logs, writes checkpoints and exports; the decisions it takes (stop early, stop on
-//! an interrupt) reach the others: rank 0's evaluation metric is broadcast and every rank
-//! feeds it to the same early-stopping and plateau logic; an interrupt on any rank is
-//! [`sync::any`]'s.
+//! identical on every rank, so every rank's optimizer makes the same update. Evaluation is
+//! shared the same way (each rank a contiguous share of the batches, the predictions gathered),
+//! so every rank feeds the same metrics to early stopping; an interrupt on any rank is
+//! [`sync::any`]'s. Rank 0 alone logs, writes checkpoints and exports.
 //!
 //! It knows no model, no file format and no command line.
 

@@ -94,9 +94,9 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         Ok(())
     }
 
-    /// Evaluates when `--eval-strategy` says so (and at the last step) — rank 0 alone, the
-    /// others receive its metric — and feeds the metric to the best-checkpoint tracker, the
-    /// plateau schedule and early stopping, the same on every rank. Returns whether a
+    /// Evaluates when `--eval-strategy` says so (and at the last step) — every rank of a
+    /// distributed run its share, all getting the same metrics — and feeds the metric to the
+    /// best-checkpoint tracker, the plateau schedule and early stopping. Returns whether a
     /// checkpoint is wanted (a new best under `--load-best-at-end`, early stopping).
     fn evaluate_if_due(&self, run: &mut Run, eval: &Feed<'_, M::Inputs>) -> Result<bool> {
         let c = &self.config;
@@ -104,13 +104,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         if !c.eval_due(done, run.state.steps_per_epoch, run.state.total_steps) {
             return Ok(false);
         }
-        let value = match self.writes() {
-            true => Some(self.evaluate_and_log(run, eval)?),
-            false => None,
-        };
-        let value = self
-            .share_metric(value)?
-            .ok_or_else(|| Error::config("rank 0's evaluation did not reach this rank"))?;
+        let value = self.evaluate_and_log(run, eval)?;
         let mut save = run.state.best.observe(value, done) && c.load_best_at_end;
         run.scheduler.observe_metric(value);
         if run.state.best.should_stop(c.early_stopping_patience) {
@@ -131,7 +125,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         let done = run.state.global_step;
         let epoch = done as f64 / run.state.steps_per_epoch as f64;
         let progress = &run.progress;
-        let m = self.evaluate_feed(eval, &|at, n| {
+        let m = self.evaluate_feed_together(eval, &|at, n| {
             progress.message(format!("evaluating {at}/{n} samples"))
         })?;
         let mut rec = json!({"step": done, "epoch": epoch});
@@ -174,7 +168,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         let store = self.model.store();
         let live = ema.swap_in(store)?;
         let progress = &run.progress;
-        let m = self.evaluate_feed(eval, &|at, n| {
+        let m = self.evaluate_feed_together(eval, &|at, n| {
             progress.message(format!("evaluating the EMA {at}/{n} samples"))
         });
         ModelEma::restore(store, &live)?;

@@ -124,8 +124,9 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
 
     /// Trains data-parallel with the other ranks of `collective` ([`crate::distributed`]):
     /// the config's `batch_size` is each rank's, the step plan's is `world_size` times it.
-    /// Only rank 0 evaluates, logs and writes checkpoints and the export into the output
-    /// folder; give the other ranks a folder of their own (a scratch one).
+    /// The evaluation during training is shared between the ranks; only rank 0 logs and writes
+    /// checkpoints and the export into the output folder: give the other ranks a folder of
+    /// their own (a scratch one).
     pub fn with_collective(mut self, collective: Rc<dyn Collective>) -> Self {
         self.collective = collective;
         self
@@ -237,6 +238,22 @@ impl<'m, M: TrainModel + ?Sized> Learner<'m, M> {
         })?;
         run.progress.finish();
         self.finish(run, feeds.eval.as_ref())
+    }
+
+    /// [`Learner::evaluate_feed`] shared by every rank of a distributed run, each evaluating
+    /// its share of the batches; every rank gets the metrics of the whole set.
+    fn evaluate_feed_together(
+        &self,
+        data: &crate::feature_cache::Feed<'_, M::Inputs>,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<crate::EvalMetrics> {
+        crate::evaluate::evaluate_feed_on(
+            self.model,
+            data,
+            self.config.eval_batch_size,
+            progress,
+            self.collective.as_ref(),
+        )
     }
 
     /// The mean loss and metrics of a (possibly cached) data set, in eval mode;

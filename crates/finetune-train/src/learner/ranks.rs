@@ -1,6 +1,6 @@
 //! A distributed run's part of the learner ([`crate::distributed`]): joining the other ranks
 //! at the start (the same settings, rank 0's weights), each rank's own dropout stream and its
-//! place in a checkpoint, and the decisions of a step taken together.
+//! place in a checkpoint, and an interrupt on any rank.
 
 use super::Learner;
 use crate::checkpoint::TrainerState;
@@ -60,19 +60,6 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             state.world_size = Some(world);
         }
         Ok(())
-    }
-
-    /// Rank 0's metric of an evaluation, on every rank (the others do not evaluate).
-    pub(super) fn share_metric(&self, value: Option<f64>) -> Result<Option<f64>> {
-        let coll = self.collective.as_ref();
-        if coll.world_size() == 1 {
-            return Ok(value);
-        }
-        let mut bytes = value.map(|v| v.to_le_bytes().to_vec()).unwrap_or_default();
-        coll.broadcast(0, &mut bytes)?;
-        Ok(<[u8; 8]>::try_from(bytes.as_slice())
-            .ok()
-            .map(f64::from_le_bytes))
     }
 
     /// Whether any rank was interrupted (Ctrl-C) by the end of this step.
