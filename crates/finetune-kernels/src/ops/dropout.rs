@@ -48,12 +48,14 @@ pub fn dropout_composed(x: &Tensor, p: f64, train: bool, rng: &mut Rng) -> Resul
 fn dropout_with_seed_composed(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
     let threshold = threshold(p);
     let scale = 1.0 / (1.0 - p);
-    let mask: Vec<f64> = (0..x.elem_count() as u64)
-        .map(|i| if keep(seed, i, threshold) { scale } else { 0.0 })
+    // One byte an element crosses to the device (a GPU's), not eight; scaled there.
+    let mask: Vec<u8> = (0..x.elem_count() as u64)
+        .map(|i| u8::from(keep(seed, i, threshold)))
         .collect();
     let mask = Tensor::from_vec(mask, x.shape(), &candle_core::Device::Cpu)?
         .to_device(x.device())?
-        .to_dtype(x.dtype())?;
+        .to_dtype(x.dtype())?
+        .affine(scale, 0.0)?;
     Ok(x.mul(&mask)?)
 }
 
