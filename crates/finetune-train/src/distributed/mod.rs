@@ -41,6 +41,12 @@ pub trait Collective {
     fn world_size(&self) -> usize;
     /// Replaces `buf` on every rank by the element-wise sum of every rank's `buf`.
     fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<()>;
+    /// The element-wise sum of every rank's `send` into `recv` (the same length), on every
+    /// rank; engines that can avoid the copy [`Collective::all_reduce_sum`] makes override it.
+    fn all_reduce_sum_into(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
+        recv.copy_from_slice(send);
+        self.all_reduce_sum(recv)
+    }
     /// Replaces `buf` on every rank by `root`'s (its length too).
     fn broadcast(&self, root: usize, buf: &mut Vec<u8>) -> Result<()>;
     /// Returns once every rank has called it.

@@ -57,13 +57,26 @@ impl Collective for MpiCollective {
     }
 
     fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<()> {
+        // (MPI_IN_PLACE is a macro the bindings do not carry.)
         let send = buf.to_vec();
-        let count = count_of(buf.len(), self.rank)?;
+        self.all_reduce_sum_into(&send, buf)
+    }
+
+    fn all_reduce_sum_into(&self, send: &[f32], recv: &mut [f32]) -> Result<()> {
+        if send.len() != recv.len() {
+            return Err(Error::config(format!(
+                "rank {}: all-reduce of {} values into {}",
+                self.rank,
+                send.len(),
+                recv.len()
+            )));
+        }
+        let count = count_of(send.len(), self.rank)?;
         // SAFETY: both buffers hold `count` f32s; every rank passes the same count.
         let rc = unsafe {
             ffi::MPI_Allreduce(
                 send.as_ptr() as *const c_void,
-                buf.as_mut_ptr() as *mut c_void,
+                recv.as_mut_ptr() as *mut c_void,
                 count,
                 ffi::RSMPI_FLOAT,
                 ffi::RSMPI_SUM,

@@ -42,9 +42,11 @@ pub fn all_reduce_grads(coll: &dyn Collective, store: &ParamStore, grads: &Grads
         .collect();
     coll.all_reduce_sum(&mut present)?;
     let mut out = Grads::new();
+    let mut flat = Vec::new();
     for bucket in buckets(&slots, BUCKET_BYTES / 4) {
-        let mut flat = flatten(&slots[bucket.clone()], grads)?;
-        coll.all_reduce_sum(&mut flat)?;
+        let send = flatten(&slots[bucket.clone()], grads)?;
+        flat.resize(send.len(), 0.0);
+        coll.all_reduce_sum_into(&send, &mut flat)?;
         let mut at = 0;
         for (slot, seen) in slots[bucket.clone()].iter().zip(&present[bucket]) {
             let n = slot.shape.elem_count();
@@ -83,11 +85,27 @@ fn flatten(slots: &[Slot], grads: &Grads) -> Result<Vec<f32>> {
     let mut flat = Vec::with_capacity(total);
     for slot in slots {
         match grads.get(&slot.name) {
-            Some(g) => flat.extend(g.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
+            Some(g) => extend_with(&mut flat, &g.to_dtype(DType::F32)?)?,
             None => flat.resize(flat.len() + slot.shape.elem_count(), 0.0),
         }
     }
     Ok(flat)
+}
+
+/// Appends an `f32` tensor's values in row-major order: straight from the storage when it is
+/// a contiguous CPU tensor (one copy), else through `to_vec1`.
+fn extend_with(flat: &mut Vec<f32>, t: &Tensor) -> Result<()> {
+    if t.is_contiguous() {
+        let (storage, layout) = t.storage_and_layout();
+        if let candle_core::Storage::Cpu(cpu) = &*storage {
+            let values = cpu.as_slice::<f32>()?;
+            let start = layout.start_offset();
+            flat.extend_from_slice(&values[start..start + t.elem_count()]);
+            return Ok(());
+        }
+    }
+    flat.extend(t.flatten_all()?.to_vec1::<f32>()?);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -110,5 +128,21 @@ mod tests {
         assert_eq!(buckets(&slots, 100), vec![0..6]);
         assert_eq!(buckets(&slots, 1).len(), 6);
         assert!(buckets(&[], 4).is_empty());
+    }
+
+    #[test]
+    fn flattening_reads_views_in_row_major_order() {
+        let t = Tensor::arange(0f32, 12.0, &Device::Cpu)
+            .unwrap()
+            .reshape((3, 4))
+            .unwrap();
+        let want = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // Contiguous with an offset (a narrowed row range), and a transposed (strided) view.
+        for view in [t.narrow(0, 1, 2).unwrap(), t.t().unwrap(), t.clone()] {
+            let mut flat = vec![-1.0];
+            extend_with(&mut flat, &view).unwrap();
+            assert_eq!(flat[1..], want(&view)[..]);
+            assert_eq!(flat[0], -1.0);
+        }
     }
 }
