@@ -44,7 +44,7 @@ pub fn share_cores_between_ranks() {
         return;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // SAFETY (edition 2021: safe fn): called before any other thread reads the environment.
+    // Sound here: no other thread exists yet to read the environment concurrently.
     std::env::set_var("RAYON_NUM_THREADS", (cores / local).max(1).to_string());
 }
 
