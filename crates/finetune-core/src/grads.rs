@@ -146,10 +146,11 @@ impl GradAccumulator {
     /// `grads` contributes nothing, as a zero gradient would.
     pub fn add(&mut self, grads: &Grads, weight: f64) -> Result<()> {
         for (name, g) in grads.iter() {
-            let g = g.affine(weight, 0.0)?;
             let next = match self.sum.map.remove(name) {
-                Some(acc) => (acc + g)?,
-                None => g,
+                Some(acc) => (acc + g.affine(weight, 0.0)?)?,
+                // A step of one micro-batch (weight 1): the gradient itself, not a copy.
+                None if weight == 1.0 => g.clone(),
+                None => g.affine(weight, 0.0)?,
             };
             self.sum.map.insert(name.clone(), next);
         }
