@@ -42,9 +42,9 @@ pub fn all_reduce_grads(coll: &dyn Collective, store: &ParamStore, grads: &Grads
         .collect();
     coll.all_reduce_sum(&mut present)?;
     let mut out = Grads::new();
-    let mut flat = Vec::new();
+    let (mut send, mut flat) = (Vec::new(), Vec::new());
     for bucket in buckets(&slots, BUCKET_BYTES / 4) {
-        let send = flatten(&slots[bucket.clone()], grads)?;
+        flatten_into(&mut send, &slots[bucket.clone()], grads)?;
         flat.resize(send.len(), 0.0);
         coll.all_reduce_sum_into(&send, &mut flat)?;
         let mut at = 0;
@@ -79,17 +79,17 @@ fn buckets(slots: &[Slot], elems: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// The slots' gradients end to end as `f32`, zeros where a slot has none.
-fn flatten(slots: &[Slot], grads: &Grads) -> Result<Vec<f32>> {
-    let total = slots.iter().map(|s| s.shape.elem_count()).sum();
-    let mut flat = Vec::with_capacity(total);
+/// `flat` becomes the slots' gradients end to end as `f32`, zeros where a slot has none (one
+/// buffer reused for every bucket).
+fn flatten_into(flat: &mut Vec<f32>, slots: &[Slot], grads: &Grads) -> Result<()> {
+    flat.clear();
     for slot in slots {
         match grads.get(&slot.name) {
-            Some(g) => extend_with(&mut flat, &g.to_dtype(DType::F32)?)?,
+            Some(g) => extend_with(flat, &g.to_dtype(DType::F32)?)?,
             None => flat.resize(flat.len() + slot.shape.elem_count(), 0.0),
         }
     }
-    Ok(flat)
+    Ok(())
 }
 
 /// Appends an `f32` tensor's values in row-major order: straight from the storage when it is

@@ -101,9 +101,7 @@ pub fn gather_rngs(coll: &dyn Collective, mine: Option<[u64; 4]>) -> Result<Vec<
     Ok(all
         .iter()
         .filter(|b| b.len() == 32)
-        .map(|b| {
-            std::array::from_fn(|i| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap()))
-        })
+        .map(|b| std::array::from_fn(|i| u64::from_le_bytes(std::array::from_fn(|j| b[i * 8 + j]))))
         .collect())
 }
 

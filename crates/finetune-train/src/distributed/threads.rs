@@ -46,12 +46,14 @@ impl Collective for ThreadRank {
     }
 
     fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<()> {
-        let lock = |m: &Mutex<Vec<Vec<f32>>>| m.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.shared.floats.lock().unwrap_or_else(|e| e.into_inner())[self.rank] = buf.to_vec();
+        let floats = || self.shared.floats.lock().unwrap_or_else(|e| e.into_inner());
+        floats()[self.rank] = buf.to_vec();
         self.shared.barrier.wait();
-        let slots = lock(&self.shared.floats);
-        for (i, v) in buf.iter_mut().enumerate() {
-            *v = slots.iter().fold(0.0, |acc, s| acc + s[i]);
+        {
+            let slots = floats();
+            for (i, v) in buf.iter_mut().enumerate() {
+                *v = slots.iter().fold(0.0, |acc, s| acc + s[i]);
+            }
         }
         self.shared.barrier.wait();
         Ok(())

@@ -47,14 +47,16 @@ impl<'a> TaskBatches<'a> {
     /// and rows the plan gives it.
     fn slot_rows(&self, first: usize, epoch: u64, count: usize) -> (usize, Vec<usize>) {
         let mut cache = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.as_ref().is_none_or(|(p, _)| p.epoch() != epoch) {
+        if cache.as_ref().is_some_and(|(p, _)| p.epoch() != epoch) {
+            *cache = None;
+        }
+        let (plan, position) = cache.get_or_insert_with(|| {
             let mut position = vec![0; self.order.samples];
             for (at, i) in self.order.epoch_order(epoch).into_iter().enumerate() {
                 position[i] = at;
             }
-            *cache = Some((self.sampler.epoch(epoch), position));
-        }
-        let (plan, position) = cache.as_ref().expect("set above");
+            (self.sampler.epoch(epoch), position)
+        });
         let slot = position[first] / self.order.batch_size;
         self.sampler.rows(plan, slot, count)
     }

@@ -102,7 +102,10 @@ pub(crate) fn train(s: &RunSettings, source: &ModelSource, out: RunOutput) -> Re
         bail!("--task-config is not supported in a distributed run (mpirun) yet");
     }
     check_settings(s)?;
-    let specs = config::read(s.text.task_config.as_deref().expect("checked"))?;
+    let Some(path) = s.text.task_config.as_deref() else {
+        bail!("a multi-task run needs --task-config");
+    };
+    let specs = config::read(path)?;
     let device = s.job.open_device()?;
     let (mut tasks, mut heads) = (Vec::new(), Vec::new());
     for (i, spec) in specs.iter().enumerate() {
