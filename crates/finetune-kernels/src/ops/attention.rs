@@ -14,6 +14,8 @@
 //! `dq = dS k / √d`, `dk = dSᵀ q / √d`, where `P̃ = P ⊙ M` and `M` is the dropout mask
 //! (scaled by `1/(1-p)`), regenerated from its seed.
 //!
+//! The outputs are not zeroed before the products that write them whole.
+//!
 //! Dropout on the probabilities draws its seed from the [`Rng`] exactly as
 //! [`super::dropout()`] would on the `[B, heads, T, T]` probability tensor (one `u64` per
 //! training call with `p > 0`) and keeps the same elements, so a model switching between
@@ -268,11 +270,9 @@ impl AttentionOp {
         mask: Option<&[T]>,
     ) -> Vec<T> {
         let (t, h) = (dims.t, dims.h());
-        let mut out = vec![T::ZERO; q.len()];
-        let out_ptr = SendPtr(out.as_mut_ptr());
         let drop = DropMask::<T>::new(self.dropout);
         let scale = T::c(self.scale);
-        (0..dims.b * dims.heads).into_par_iter().for_each(|bh| {
+        let head = |out: SendPtr<T>, bh: usize| {
             let mut p = vec![T::ZERO; t * t];
             probabilities(dims, bh, q, k, mask, scale, &mut p);
             if let Some(drop) = drop {
@@ -288,7 +288,7 @@ impl AttentionOp {
                     t,
                     dims.d,
                     t,
-                    MatMut::rows(out_ptr.get().add(base), h),
+                    MatMut::rows(out.get().add(base), h),
                     false,
                     Mat::rows(p.as_ptr(), t),
                     Mat::rows(v[base..].as_ptr(), h),
@@ -296,8 +296,17 @@ impl AttentionOp {
                     Threads::One,
                 )
             };
-        });
-        out
+        };
+        // SAFETY: the heads' [t, d] blocks tile the whole [b, t, h] output, and each task's
+        // product writes its block in full (accumulate off).
+        unsafe {
+            gemm::written_by(q.len(), |out| {
+                let out = SendPtr(out);
+                (0..dims.b * dims.heads)
+                    .into_par_iter()
+                    .for_each(|bh| head(out, bh));
+            })
+        }
     }
 
     /// `[dq, dk, dv]`, each shaped like `q`.
@@ -312,11 +321,10 @@ impl AttentionOp {
         dctx: &[T],
     ) -> [Vec<T>; 3] {
         let (t, h) = (dims.t, dims.h());
-        let mut grads = [
-            vec![T::ZERO; q.len()],
-            vec![T::ZERO; q.len()],
-            vec![T::ZERO; q.len()],
-        ];
+        // Written before they are read: every (batch, head) task writes its [t, d] block of
+        // each in full (the products below run with accumulate off), and the blocks tile
+        // the buffers; their lengths are set once all tasks are done.
+        let mut grads: [Vec<T>; 3] = std::array::from_fn(|_| Vec::with_capacity(q.len()));
         let [dq, dk, dv] = grads.each_mut().map(|g| SendPtr(g.as_mut_ptr()));
         let drop = DropMask::<T>::new(self.dropout);
         let scale = T::c(self.scale);
@@ -402,6 +410,10 @@ impl AttentionOp {
                 );
             }
         });
+        for g in &mut grads {
+            // SAFETY: the tasks above initialised every element (see where they were made).
+            unsafe { g.set_len(q.len()) };
+        }
         grads
     }
 }

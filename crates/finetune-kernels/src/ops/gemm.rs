@@ -188,6 +188,21 @@ pub(crate) unsafe fn gemm_full_precision<T: 'static + Copy + super::kernel::Real
     )
 }
 
+/// A fresh `len`-element buffer that `write` fills through the pointer it is given, with no
+/// zeroing pass first: a product with `accumulate` off writes its whole destination and
+/// never reads it, so zeroing a gradient-sized buffer only to overwrite it cost a memory
+/// pass (and evicted the operands from the cache) before every such product.
+///
+/// # Safety
+/// `write` must initialise all `len` elements (and write nothing beyond them).
+pub(crate) unsafe fn written_by<T: Copy>(len: usize, write: impl FnOnce(*mut T)) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    write(v.as_mut_ptr());
+    // SAFETY: the caller's `write` initialised all `len` elements.
+    v.set_len(len);
+    v
+}
+
 /// A raw pointer that may cross threads: each parallel task of a kernel writes a disjoint
 /// block of the buffer it points into (the kernel's own proof obligation).
 #[derive(Clone, Copy)]

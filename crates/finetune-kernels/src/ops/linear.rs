@@ -149,42 +149,38 @@ type LinearGrads<T> = (Option<Vec<T>>, Option<Vec<T>>, Option<Vec<T>>);
 fn backward<T: Real>(x: &[T], w: &[T], dy: &[T], out_dim: usize, want: Wanted) -> LinearGrads<T> {
     let in_dim = w.len() / out_dim.max(1);
     let n = x.len() / in_dim.max(1);
-    let dx = want.x.then(|| {
-        let mut dx = vec![T::ZERO; n * in_dim];
-        // SAFETY: dy is [n, out], w is [out, in], dx is a fresh [n, in] buffer.
-        unsafe {
+    // SAFETY (both products): dy is [n, out], w is [out, in], x is [n, in]; each product
+    // writes the whole fresh buffer it is given (accumulate off), which overlaps no input.
+    let dx = want.x.then(|| unsafe {
+        gemm::written_by(n * in_dim, |dx| {
             gemm::gemm(
                 n,
                 in_dim,
                 out_dim,
-                MatMut::rows(dx.as_mut_ptr(), in_dim),
+                MatMut::rows(dx, in_dim),
                 false,
                 Mat::rows(dy.as_ptr(), out_dim),
                 Mat::rows(w.as_ptr(), in_dim),
                 T::ONE,
                 Threads::Pool,
             )
-        };
-        dx
+        })
     });
-    let dw = want.w.then(|| {
-        let mut dw = vec![T::ZERO; out_dim * in_dim];
-        // SAFETY: dyᵀ is read transposed from [n, out] (element (o, r) = dy[r·out + o]),
-        // x is [n, in], dw is a fresh [out, in] buffer.
-        unsafe {
+    // dyᵀ is read transposed from [n, out] (element (o, r) = dy[r·out + o]).
+    let dw = want.w.then(|| unsafe {
+        gemm::written_by(out_dim * in_dim, |dw| {
             gemm::gemm(
                 out_dim,
                 in_dim,
                 n,
-                MatMut::rows(dw.as_mut_ptr(), in_dim),
+                MatMut::rows(dw, in_dim),
                 false,
                 Mat::rows_t(dy.as_ptr(), out_dim),
                 Mat::rows(x.as_ptr(), in_dim),
                 T::ONE,
                 Threads::Pool,
             )
-        };
-        dw
+        })
     });
     let db = want.b.then(|| {
         // Row after row into one accumulator (vectorises over the columns); fixed order.

@@ -194,6 +194,28 @@ fn product<T: Real>(
     }
 }
 
+/// [`product`] into a fresh `[m, n]` buffer (no zeroing pass: the product writes it whole).
+fn new_product<T: Real>(dims: (usize, usize, usize), lhs: Mat<T>, rhs: Mat<T>, scale: T) -> Vec<T> {
+    let (m, n, k) = dims;
+    // SAFETY: as `product`'s callers state for their views; with accumulate off the product
+    // writes every element of the fresh [m, n] buffer and reads none.
+    unsafe {
+        gemm::written_by(m * n, |dst| {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                MatMut::rows(dst, n),
+                false,
+                lhs,
+                rhs,
+                scale,
+                Threads::Pool,
+            )
+        })
+    }
+}
+
 impl LoraLinearOp {
     /// `x` through the dropout mask (a copy), or `x` itself without dropout.
     fn dropped<'a, T: Real>(&self, x: &'a [T]) -> std::borrow::Cow<'a, [T]> {
@@ -207,17 +229,13 @@ impl LoraLinearOp {
     /// `h = dropout(x) Aᵀ`, `[n, r]`.
     fn h<T: Real>(&self, xd: &[T], a: &[T], in_dim: usize) -> Vec<T> {
         let n = xd.len() / in_dim.max(1);
-        let mut h = vec![T::ZERO; n * self.r];
         // xd is [n, in]; A [r, in] read transposed (element (k, j) = a[j·in + k]).
-        product(
+        new_product(
             (n, self.r, in_dim),
-            &mut h,
-            false,
             Mat::rows(xd.as_ptr(), in_dim),
             Mat::rows_t(a.as_ptr(), in_dim),
             T::ONE,
-        );
-        h
+        )
     }
 
     fn forward<T: Real>(&self, x: &[T], w: &[T], packed: &[T]) -> Vec<T> {
@@ -270,28 +288,21 @@ impl LoraLinearOp {
         let in_dim = a.len() / r;
         let n = x.len() / in_dim.max(1);
         // g = s · dy B: dy [n, out], B [out, r].
-        let mut g = vec![T::ZERO; n * r];
-        product(
+        let g = new_product(
             (n, r, out_dim),
-            &mut g,
-            false,
             Mat::rows(dy.as_ptr(), out_dim),
             Mat::rows(b.as_ptr(), r),
             T::c(self.scale),
         );
         let dx = want.x.then(|| self.dx(w, a, dy, &g));
+        // dyᵀ x: dy [n, out] read transposed, x [n, in].
         let dw = want.w.then(|| {
-            let mut dw = vec![T::ZERO; out_dim * in_dim];
-            // dyᵀ x: dy [n, out] read transposed, x [n, in].
-            product(
+            new_product(
                 (out_dim, in_dim, n),
-                &mut dw,
-                false,
                 Mat::rows_t(dy.as_ptr(), out_dim),
                 Mat::rows(x.as_ptr(), in_dim),
                 T::ONE,
-            );
-            dw
+            )
         });
         let dpacked = want.packed.then(|| self.dpacked(x, packed, dy, &g));
         (dx, dw, dpacked)
@@ -302,12 +313,9 @@ impl LoraLinearOp {
         let (out_dim, r) = (self.out_dim, self.r);
         let in_dim = a.len() / r;
         let n = dy.len() / out_dim.max(1);
-        let mut dx = vec![T::ZERO; n * in_dim];
         let (g, a) = (Mat::rows(g.as_ptr(), r), Mat::rows(a.as_ptr(), in_dim));
-        product(
+        let mut dx = new_product(
             (n, in_dim, out_dim),
-            &mut dx,
-            false,
             Mat::rows(dy.as_ptr(), out_dim),
             Mat::rows(w.as_ptr(), in_dim),
             T::ONE,
@@ -316,8 +324,7 @@ impl LoraLinearOp {
             product((n, in_dim, r), &mut dx, true, g, a, T::ONE);
             return dx;
         }
-        let mut ga = vec![T::ZERO; n * in_dim];
-        product((n, in_dim, r), &mut ga, false, g, a, T::ONE);
+        let ga = new_product((n, in_dim, r), g, a, T::ONE);
         for (d, m) in dx.iter_mut().zip(masked(&ga, self.p, self.seed)) {
             *d += m;
         }
