@@ -668,6 +668,50 @@ fn on_nan_skip_drops_exactly_the_bad_steps_and_logs_them() {
 }
 
 #[test]
+fn on_nan_skip_with_accumulation_skips_each_step_holding_a_bad_micro_batch() {
+    // The micro-batches' losses are read together at the step's end: a non-finite loss in
+    // either micro-batch (the first or the second) still skips exactly its step.
+    let dir = tmpdir("robust-on-nan-accum");
+    let model = Poisonable::new();
+    let data = poison_data();
+    let config = TrainConfig {
+        grad_accum: 2,
+        ..poison_config(OnNan::Skip)
+    };
+    let (_, summary) = Learner::new(&model, config, &dir)
+        .unwrap()
+        .fit(&data, None, None)
+        .unwrap();
+    assert_eq!(summary.global_step, 8);
+    let built = data.built.lock().unwrap().clone();
+    assert_eq!(built.len(), 16, "{built:?}");
+    let bad: Vec<u64> = built
+        .chunks(2)
+        .enumerate()
+        .filter(|(_, pair)| pair.iter().any(Option::is_some))
+        .map(|(i, _)| i as u64 + 1)
+        .collect();
+    assert_eq!(bad.len(), 4, "{built:?}");
+    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let skipped: Vec<u64> = records
+        .iter()
+        .filter(|r| r["skipped"] == true)
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(skipped, bad);
+    for r in &records {
+        if let Some(l) = r.get("loss") {
+            assert!(l.as_f64().is_some_and(f64::is_finite), "{r}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn an_interrupted_run_says_it_saved_a_checkpoint_and_exported_nothing() {
     let f = Fixture::new("interrupt");
     let out = f.dir.join("x");

@@ -139,7 +139,11 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
         let store = self.model.store();
         let every = PatternSet::new(&["*"])?;
         let mut acc = GradAccumulator::new();
-        let mut step_loss = 0.0;
+        // Each micro-batch's loss stays where it was computed until the step's end: one read
+        // for all of them (on a GPU, one synchronisation a step rather than one a
+        // micro-batch). A micro-batch whose loss is not finite still runs its backward; the
+        // step is then skipped (or stopped) as a whole, as before.
+        let mut losses = Vec::with_capacity(batches.len());
         let class_weights = self.class_weights()?;
         for batch in batches {
             // The teacher runs before the recording starts: none of its ops joins the tape.
@@ -150,19 +154,7 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             if let Some(t) = &teacher {
                 loss = crate::distill::loss(c, &loss, &logits, t)?;
             }
-            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !value.is_finite() {
-                let why = format!(
-                    "the training loss became {value} at step {} (epoch {epoch})",
-                    step + 1
-                );
-                // In a distributed run the ranks decide together (`reduce_over_ranks`).
-                let alone = self.collective.world_size() == 1;
-                return match c.on_nan {
-                    OnNan::Stop if scale.is_none() && alone => Err(self.stopping(why)),
-                    _ => Ok((None, step_loss, Some(why))),
-                };
-            }
+            losses.push(loss.detach());
             for (lambda, penalty) in [
                 (c.l1, finetune_core::regularize::l1_penalty as Penalty),
                 (c.l2, finetune_core::regularize::l2_penalty as Penalty),
@@ -181,7 +173,22 @@ impl<M: TrainModel + ?Sized> Learner<'_, M> {
             let share = batch.len() as f64 / samples as f64;
             // The accumulator's weighting divides the loss scale out in the same pass.
             acc.add(&grads, share / scale.unwrap_or(1.0))?;
-            step_loss += value * share;
+        }
+        let mut step_loss = 0.0;
+        for (batch, value) in batches.iter().zip(read_losses(&losses)?) {
+            if !value.is_finite() {
+                let why = format!(
+                    "the training loss became {value} at step {} (epoch {epoch})",
+                    step + 1
+                );
+                // In a distributed run the ranks decide together (`reduce_over_ranks`).
+                let alone = self.collective.world_size() == 1;
+                return match c.on_nan {
+                    OnNan::Stop if scale.is_none() && alone => Err(self.stopping(why)),
+                    _ => Ok((None, step_loss, Some(why))),
+                };
+            }
+            step_loss += value * batch.len() as f64 / samples as f64;
         }
         Ok((Some(acc.take()), step_loss, None))
     }
@@ -310,4 +317,20 @@ pub(super) fn last_good_checkpoint(output: &std::path::Path) -> String {
         Some((_, p)) => format!("The last good checkpoint is {}", p.display()),
         None => "No checkpoint was saved yet".to_string(),
     }
+}
+
+/// The micro-batches' losses (0-d tensors of one dtype, on one device) read back together:
+/// f64 losses as they are, any other float through f32 (exact for f32, bf16 and f16; Metal
+/// has no f64).
+fn read_losses(losses: &[Tensor]) -> Result<Vec<f64>> {
+    if losses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all = Tensor::stack(losses, 0)?;
+    Ok(if all.dtype() == DType::F64 {
+        all.to_vec1::<f64>()?
+    } else {
+        let v = all.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        v.into_iter().map(f64::from).collect()
+    })
 }
