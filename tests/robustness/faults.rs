@@ -579,6 +579,21 @@ fn poison_data() -> PoisonData {
     }
 }
 
+/// The run's `metrics.jsonl` records and the steps they mark skipped, in order.
+fn metrics_and_skipped_steps(dir: &Path) -> (Vec<serde_json::Value>, Vec<u64>) {
+    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let skipped = records
+        .iter()
+        .filter(|r| r["skipped"] == true)
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
+    (records, skipped)
+}
+
 #[test]
 fn on_nan_stop_stops_at_the_first_bad_step() {
     let dir = tmpdir("robust-on-nan-stop");
@@ -626,16 +641,7 @@ fn on_nan_skip_drops_exactly_the_bad_steps_and_logs_them() {
     assert_eq!(bad.len(), 4, "{built:?}");
     assert!(bad.iter().any(|b| b.1 == Poison::Grad) && bad.iter().any(|b| b.1 == Poison::Loss));
 
-    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-    let records: Vec<serde_json::Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let skipped: Vec<u64> = records
-        .iter()
-        .filter(|r| r["skipped"] == true)
-        .map(|r| r["step"].as_u64().unwrap())
-        .collect();
+    let (records, skipped) = metrics_and_skipped_steps(&dir);
     assert_eq!(skipped, bad.iter().map(|b| b.0).collect::<Vec<_>>());
     for r in records.iter().filter(|r| r["skipped"] == true) {
         let why = r["reason"].as_str().unwrap();
@@ -692,16 +698,7 @@ fn on_nan_skip_with_accumulation_skips_each_step_holding_a_bad_micro_batch() {
         .map(|(i, _)| i as u64 + 1)
         .collect();
     assert_eq!(bad.len(), 4, "{built:?}");
-    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-    let records: Vec<serde_json::Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let skipped: Vec<u64> = records
-        .iter()
-        .filter(|r| r["skipped"] == true)
-        .map(|r| r["step"].as_u64().unwrap())
-        .collect();
+    let (records, skipped) = metrics_and_skipped_steps(&dir);
     assert_eq!(skipped, bad);
     for r in &records {
         if let Some(l) = r.get("loss") {
