@@ -8,8 +8,9 @@
 use crate::error::Result;
 use candle_core::{CpuStorage, DType, Storage, Tensor};
 
-/// Runs `f` on the values of `t` when it is a contiguous `f32` tensor in host memory.
-fn with_host_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+/// Runs `f` on the values of `t` when it is a contiguous `f32` tensor in host memory (read
+/// where they lie, no copy); `None` for any other tensor.
+pub fn with_host_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     let (storage, layout) = t.storage_and_layout();
     match (&*storage, layout.contiguous_offsets()) {
         (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => Some(f(&v[start..end])),

@@ -94,6 +94,7 @@ pub use device::{select_device, DeviceSpec};
 pub use error::{Error, Result};
 pub use finetune_kernels::rng::{self, Rng};
 pub use freeze::FreezeSpec;
+pub use grad_stats::with_host_f32;
 pub use grads::{GradAccumulator, Grads};
 pub use groups::{GroupBuilder, GroupSpec, LrSpec, ParamGroup};
 pub use model::{HeadSplit, Output, ParamLayout, Problem, TrainModel};

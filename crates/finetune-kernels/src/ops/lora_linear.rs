@@ -167,53 +167,54 @@ fn split<T>(packed: &[T], out_dim: usize, r: usize) -> (&[T], &[T], &[T]) {
 }
 
 /// `dst [+]= scale · lhs · rhs` over whole row-major buffers (see [`gemm::gemm`]).
-#[allow(clippy::too_many_arguments)]
 fn product<T: Real>(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     dst: &mut [T],
     accumulate: bool,
     lhs: Mat<T>,
     rhs: Mat<T>,
     scale: T,
 ) {
-    debug_assert_eq!(dst.len(), m * n);
-    // SAFETY: every caller passes views that cover exactly its buffers' [m, k] and [k, n]
-    // extents (their layouts are stated there), and `dst` is a distinct [m, n] buffer.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            MatMut::rows(dst.as_mut_ptr(), n),
-            accumulate,
-            lhs,
-            rhs,
-            scale,
-            Threads::Pool,
-        )
-    }
+    debug_assert_eq!(dst.len(), dims.0 * dims.1);
+    // SAFETY: dst is a distinct [m, n] buffer, the views are the callers' (see `product_at`).
+    unsafe { product_at(dims, dst.as_mut_ptr(), accumulate, lhs, rhs, scale) }
 }
 
 /// [`product`] into a fresh `[m, n]` buffer (no zeroing pass: the product writes it whole).
 fn new_product<T: Real>(dims: (usize, usize, usize), lhs: Mat<T>, rhs: Mat<T>, scale: T) -> Vec<T> {
-    let (m, n, k) = dims;
-    // SAFETY: as `product`'s callers state for their views; with accumulate off the product
-    // writes every element of the fresh [m, n] buffer and reads none.
+    // SAFETY: with accumulate off the product writes every element of the fresh [m, n]
+    // buffer and reads none.
     unsafe {
-        gemm::written_by(m * n, |dst| {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                MatMut::rows(dst, n),
-                false,
-                lhs,
-                rhs,
-                scale,
-                Threads::Pool,
-            )
+        gemm::written_by(dims.0 * dims.1, |dst| {
+            product_at(dims, dst, false, lhs, rhs, scale)
         })
     }
+}
+
+/// The product behind [`product`] and [`new_product`], into `[m, n]` row-major at `dst`.
+///
+/// # Safety
+/// Every caller passes views that cover exactly its buffers' `[m, k]` and `[k, n]` extents
+/// (their layouts are stated there), and `dst` addresses a distinct `[m, n]` buffer.
+unsafe fn product_at<T: Real>(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut T,
+    accumulate: bool,
+    lhs: Mat<T>,
+    rhs: Mat<T>,
+    scale: T,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        MatMut::rows(dst, n),
+        accumulate,
+        lhs,
+        rhs,
+        scale,
+        Threads::Pool,
+    )
 }
 
 impl LoraLinearOp {

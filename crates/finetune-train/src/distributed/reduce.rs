@@ -95,16 +95,9 @@ fn flatten_into(flat: &mut Vec<f32>, slots: &[Slot], grads: &Grads) -> Result<()
 /// Appends an `f32` tensor's values in row-major order: straight from the storage when it is
 /// a contiguous CPU tensor (one copy), else through `to_vec1`.
 fn extend_with(flat: &mut Vec<f32>, t: &Tensor) -> Result<()> {
-    if t.is_contiguous() {
-        let (storage, layout) = t.storage_and_layout();
-        if let candle_core::Storage::Cpu(cpu) = &*storage {
-            let values = cpu.as_slice::<f32>()?;
-            let start = layout.start_offset();
-            flat.extend_from_slice(&values[start..start + t.elem_count()]);
-            return Ok(());
-        }
+    if finetune_core::with_host_f32(t, |v| flat.extend_from_slice(v)).is_none() {
+        flat.extend(t.flatten_all()?.to_vec1::<f32>()?);
     }
-    flat.extend(t.flatten_all()?.to_vec1::<f32>()?);
     Ok(())
 }
 
